@@ -1,0 +1,173 @@
+import type { Database } from '../database.js';
+import type { Config, ExecutionsConfig } from '../config.js';
+import type { ItemOutcome, Remedy } from '../remediation.js';
+import { writeAudit } from '../audit.js';
+import { formatDuration } from '../durations.js';
+import { qualifiedName, quoteIdent } from '../identifiers.js';
+
+/** A row stuck in a non-terminal status past the threshold. */
+export interface StuckExecution {
+  id: string;
+  status: string;
+  updatedAt: Date;
+  /** Real age on the database clock, beside the threshold: rescuing by age can run work twice. */
+  ageSeconds: number;
+}
+
+export interface StuckQuery {
+  thresholdMs: number;
+  statuses: string[];
+  /** 0 = no limit */
+  limit: number;
+}
+
+export interface PlannedReap extends StuckExecution {
+  reason: string;
+  refusal?: string | null;
+}
+
+function names(cfg: ExecutionsConfig) {
+  return {
+    table: qualifiedName(cfg.table, cfg.schema),
+    key: quoteIdent(cfg.key),
+    status: quoteIdent(cfg.status),
+    updatedAt: quoteIdent(cfg.updatedAt),
+    error: quoteIdent(cfg.error),
+    transitionedAt: cfg.transitionedAt ? quoteIdent(cfg.transitionedAt) : null,
+  };
+}
+
+/** Fails with a sentence naming the config key when the table or a column is missing. */
+export async function assertExecutionsSchema(db: Database, cfg: ExecutionsConfig): Promise<void> {
+  await db.assertColumns('executions', cfg.table, cfg.schema, {
+    key: cfg.key,
+    status: cfg.status,
+    updatedAt: cfg.updatedAt,
+    error: cfg.error,
+    transitionedAt: cfg.transitionedAt,
+  });
+}
+
+/**
+ * Stuck = status in the stuck set and updated_at older than the threshold on the database
+ * clock, oldest first. Filters on status first (the reference table indexes status only).
+ */
+function stuckSql(cfg: ExecutionsConfig, limit: number): string {
+  const n = names(cfg);
+  return `SELECT ${n.key}::text AS id, ${n.status}::text AS status, ${n.updatedAt} AS updated_at,
+                 extract(epoch FROM now() - ${n.updatedAt})::float8 AS age_seconds
+            FROM ${n.table}
+           WHERE ${n.status} = ANY($1::text[]) AND ${n.updatedAt} < now() - make_interval(secs => $2::float8)
+           ORDER BY ${n.updatedAt}, ${n.key}${limit > 0 ? ` LIMIT ${Math.floor(limit)}` : ''}`;
+}
+
+const toStuck = (r: { id: string; status: string; updated_at: Date; age_seconds: number }): StuckExecution => ({
+  id: r.id,
+  status: r.status,
+  updatedAt: r.updated_at,
+  ageSeconds: Math.floor(r.age_seconds),
+});
+
+/** Streams stuck rows (call inside db.readOnly). */
+export async function* streamStuck(db: Database, cfg: ExecutionsConfig, q: StuckQuery): AsyncGenerator<StuckExecution> {
+  for await (const r of db.stream<{ id: string; status: string; updated_at: Date; age_seconds: number }>(stuckSql(cfg, q.limit), [
+    q.statuses,
+    q.thresholdMs / 1000,
+  ])) {
+    yield toStuck(r);
+  }
+}
+
+export async function findStuck(db: Database, cfg: ExecutionsConfig, q: StuckQuery): Promise<StuckExecution[]> {
+  const rows = await db.query<{ id: string; status: string; updated_at: Date; age_seconds: number }>(stuckSql(cfg, q.limit), [
+    q.statuses,
+    q.thresholdMs / 1000,
+  ]);
+  return rows.map(toStuck);
+}
+
+/** The canonical reason, e.g. "reaped after 10m in running state — executor did not complete". */
+export function reapReason(template: string, vars: { threshold: string; status: string; reason?: string; actor: string }): string {
+  let out = template
+    .replaceAll('{threshold}', vars.threshold)
+    .replaceAll('{status}', vars.status)
+    .replaceAll('{actor}', vars.actor)
+    .replaceAll('{reason}', vars.reason ?? '');
+  if (vars.reason && !template.includes('{reason}')) out += ` (operator: ${vars.reason})`;
+  return out;
+}
+
+export interface ReapOptions extends StuckQuery {
+  reason?: string;
+  actor: string;
+  audit: Config['audit'];
+}
+
+/** Reap: move stuck rows to the failed status with a compare-and-set that re-checks status and age. */
+export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<PlannedReap> {
+  const n = names(cfg);
+  const threshold = formatDuration(opts.thresholdMs);
+  const reasonFor = (status: string) => reapReason(cfg.reasonTemplate, { threshold, status, reason: opts.reason, actor: opts.actor });
+  return {
+    action: 'reap',
+    table: cfg.table,
+    schema: cfg.schema,
+    labels: { applied: 'reaped', lost: 'race-lost' },
+    async plan(db, limit) {
+      const rows = await findStuck(db, cfg, { ...opts, limit });
+      return rows.map((r) => ({ ...r, reason: reasonFor(r.status) }));
+    },
+    async applyBatch(tx, batch): Promise<ItemOutcome[]> {
+      const ids = batch.map((b) => b.id);
+      // Never wait on a row a live worker holds: those are reported as skipped.
+      const locked = await tx.queryRaw<{ id: string; status: string }>(
+        `SELECT ${n.key}::text AS id, ${n.status}::text AS status FROM ${n.table} WHERE ${n.key} = ANY($1) FOR UPDATE SKIP LOCKED`,
+        [ids],
+      );
+      const lockedIds = locked.map((r) => r.id);
+      const lockedStatus = new Map(locked.map((r) => [r.id, r.status]));
+      // The compare-and-set: only rows still in a stuck status and still older than the threshold.
+      const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
+      const updated = lockedIds.length
+        ? await tx.queryRaw<{ id: string }>(
+            `UPDATE ${n.table}
+                SET ${n.status} = $2, ${n.error} = replace($3::text, '{status}', ${n.status}::text),
+                    ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}
+              WHERE ${n.key} = ANY($1) AND ${n.status} = ANY($4::text[])
+                AND ${n.updatedAt} < now() - make_interval(secs => $5::float8)
+          RETURNING ${n.key}::text AS id`,
+            [lockedIds, cfg.failedStatus, template, opts.statuses, opts.thresholdMs / 1000],
+          )
+        : [];
+      const updatedIds = new Set(updated.map((r) => r.id));
+      const notLocked = ids.filter((id) => !lockedStatus.has(id));
+      const stillThere = notLocked.length
+        ? new Set(
+            (await tx.queryRaw<{ id: string }>(`SELECT ${n.key}::text AS id FROM ${n.table} WHERE ${n.key} = ANY($1)`, [notLocked])).map(
+              (r) => r.id,
+            ),
+          )
+        : new Set<string>();
+      await writeAudit(
+        tx,
+        opts.audit,
+        opts.actor,
+        batch
+          .filter((b) => updatedIds.has(b.id))
+          .map((b) => ({
+            kind: 'execution.reaped',
+            resourceType: cfg.table,
+            resourceId: b.id,
+            summary: reasonFor(lockedStatus.get(b.id) ?? b.status),
+            metadata: { execution_id: b.id, from_status: lockedStatus.get(b.id) ?? b.status, to_status: cfg.failedStatus, threshold, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
+          })),
+      );
+      return batch.map((b): ItemOutcome => {
+        if (updatedIds.has(b.id)) return { id: b.id, outcome: 'applied' };
+        if (lockedStatus.has(b.id)) return { id: b.id, outcome: 'lost', detail: `changed since the plan (now ${lockedStatus.get(b.id)}): the worker wins` };
+        if (stillThere.has(b.id)) return { id: b.id, outcome: 'skipped', detail: 'locked by another transaction; left alone' };
+        return { id: b.id, outcome: 'lost', detail: 'row no longer exists' };
+      });
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import { Command, CommanderError, Option } from 'commander';
+import { CommandContext, type Io, type GlobalOptions } from './context.js';
+import { ExitCode } from './errors.js';
+import { registerConfigCommands } from './commands/config.js';
+import { registerExecutionCommands } from './commands/executions.js';
+
+export const VERSION = '0.1.0';
+
+/** A command action: gets the context, returns an exit code. */
+export type Action = (ctx: CommandContext, ...args: any[]) => Promise<number>;
+
+export interface Registrar {
+  /** Wraps an action with context creation, error translation and the exit code. */
+  wrap(action: Action): (...args: any[]) => Promise<void>;
+}
+
+export function buildProgram(io: Io, setExit: (code: number) => void): Command {
+  const program = new Command();
+  program
+    .name('opsctl')
+    .description('Triage drift and stuck work in PostgreSQL-backed systems and AWS EventBridge Scheduler.\nEvery command that changes anything is a dry run unless --apply is given.')
+    .version(VERSION, '-V, --version')
+    .option('-c, --config <file>', 'config file (default: $OPSCTL_CONFIG, else ./opsctl.config.json)')
+    .option('--database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL, else the PG* variables)')
+    .addOption(new Option('-o, --output <format>', 'output format: table, json, ndjson (check also: markdown, prometheus)').default('table'))
+    .option('-y, --yes', 'do not ask for confirmation on a TTY before --apply')
+    .option('--no-color', 'never colour output (NO_COLOR is honoured too)')
+    .option('--debug', 'show stack traces for errors')
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .showSuggestionAfterError(true)
+    .exitOverride();
+
+  const registrar: Registrar = {
+    wrap(action) {
+      return async (...args: any[]) => {
+        const command = args[args.length - 1] as Command;
+        const globals = command.optsWithGlobals() as GlobalOptions;
+        const ctx = new CommandContext(io, globals);
+        try {
+          setExit(await action(ctx, ...args));
+        } catch (e) {
+          setExit(ctx.fail(e));
+        }
+      };
+    },
+  };
+  registerExecutionCommands(program, registrar);
+  registerConfigCommands(program, registrar);
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit code instead of exiting, so tests can call it in-process. */
+export async function runCli(argv: string[], io: Io): Promise<number> {
+  let code: number = ExitCode.OK;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return ExitCode.OK;
+      // Commander already printed its one-line message.
+      return ExitCode.USAGE;
+    }
+    throw e;
+  }
+  return code;
+}

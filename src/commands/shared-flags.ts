@@ -1,0 +1,32 @@
+import { Option, type Command } from 'commander';
+import { usageError } from '../errors.js';
+
+/** --limit / --max style non-negative integers; 0 means "no limit". */
+export function parseCount(value: string, flag: string): number {
+  if (!/^\d+$/.test(value.trim())) throw usageError(`${flag} must be a whole number (0 means no limit), got "${value}".`);
+  return Number(value);
+}
+
+export function parsePositive(value: string, flag: string): number {
+  const n = parseCount(value, flag);
+  if (n <= 0) throw usageError(`${flag} must be at least 1, got "${value}".`);
+  return n;
+}
+
+export function splitList(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw usageError('a list flag was given an empty value.');
+  return items;
+}
+
+/** The flags every remediation shares, so reap, retry, purge, adopt and reconcile read alike. */
+export function addApplyFlags(cmd: Command, defaults: { max: string; batch?: boolean }): Command {
+  cmd
+    .option('--apply', 'make the changes (without it: dry run, print the plan, change nothing)')
+    .option('--max <n>', `refuse to change more than this many items (0 = no cap; default from config, ${defaults.max})`)
+    .option('--reason <text>', 'why: recorded in the change and the audit row')
+    .option('--wait', 'wait for another opsctl working on the same target instead of exiting 3');
+  if (defaults.batch !== false) cmd.addOption(new Option('--batch-size <n>', 'rows per short transaction (default from config, 500)'));
+  return cmd;
+}

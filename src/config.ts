@@ -1,0 +1,322 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { userInfo } from 'node:os';
+import { z } from 'zod';
+import { parseDuration } from './durations.js';
+import { usageError } from './errors.js';
+import { maskConnectionString } from './masking.js';
+
+/** A duration string in config, checked with the same parser as the flags. */
+const duration = z.string().superRefine((v, ctx) => {
+  try {
+    parseDuration(v, 'value');
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message.replace(/^value /, '') });
+  }
+});
+const ident = z
+  .string()
+  .min(1, 'must be a non-empty name')
+  .max(63, 'must be at most 63 characters (PostgreSQL truncates longer names)')
+  .refine((s) => !s.includes('\u0000'), 'must not contain NUL');
+const positiveInt = z.number().int().positive();
+
+const auditSchema = z
+  .object({
+    /** Where audit rows go; null disables auditing. Shape of the reference `audit_log`. */
+    table: ident.nullable(),
+    schema: ident.nullable(),
+  })
+  .strict();
+
+const databaseSchema = z
+  .object({
+    url: z.string().nullable(),
+    applicationName: z.string().min(1).max(63),
+    statementTimeout: duration,
+    lockTimeout: duration,
+    connectTimeout: duration,
+  })
+  .strict();
+
+const executionsSchema = z
+  .object({
+    schema: ident.nullable(),
+    table: ident,
+    key: ident,
+    status: ident,
+    updatedAt: ident,
+    error: ident,
+    /** Optional reference columns; null when the table has no such column. */
+    transitionedAt: ident.nullable(),
+    stuckStatuses: z.array(z.string().min(1)).min(1),
+    failedStatus: z.string().min(1),
+    threshold: duration,
+    reasonTemplate: z
+      .string()
+      .min(1)
+      .refine((s) => s.includes('{status}') || s.includes('{threshold}') || s.length > 0),
+    batchSize: positiveInt.max(10_000),
+    max: z.number().int().min(0),
+  })
+  .strict();
+
+const propagationsSchema = z
+  .object({
+    schema: ident.nullable(),
+    table: ident,
+    columns: z
+      .object({
+        id: ident,
+        kind: ident,
+        attempts: ident,
+        lastAttemptAt: ident,
+        lastError: ident,
+        nextAttemptAt: ident,
+        appliedAt: ident,
+        failedAt: ident,
+        createdAt: ident,
+        teamId: ident.nullable(),
+      })
+      .strict(),
+    maxAttempts: positiveInt,
+    backoff: z.array(duration).min(1),
+    knownKinds: z.array(z.string().min(1)).nullable(),
+    overdue: duration,
+    batchSize: positiveInt.max(10_000),
+    max: z.number().int().min(0),
+  })
+  .strict();
+
+const scheduleGroupsSchema = z
+  .object({
+    ownerTags: z.record(z.string().min(1).max(128), z.string().min(1).max(256)),
+    ownerKeyPrefix: z.string().min(1).nullable(),
+    desiredTags: z.record(z.string().min(1).max(128), z.string().min(1).max(256)),
+    expected: z.array(z.string().regex(/^[0-9a-zA-Z\-_.]{1,64}$/, 'must be a valid schedule group name')).nullable(),
+    expectedQuery: z.string().min(1).nullable(),
+    ignore: z.array(z.string().min(1)),
+    deletingThreshold: duration,
+    conflictRetries: positiveInt.max(100),
+    conflictDelay: duration,
+    concurrency: positiveInt.max(64),
+    region: z.string().min(1).nullable(),
+    endpoint: z.string().url().nullable(),
+  })
+  .strict();
+
+const checkSchema = z
+  .object({
+    /** A check is a finding when its count is at least this. */
+    thresholds: z
+      .object({
+        stuckExecutions: positiveInt,
+        deadLetters: positiveInt,
+        pendingPropagations: positiveInt,
+        scheduleGroups: positiveInt,
+      })
+      .strict(),
+    scheduleGroupClasses: z.array(z.enum(['unowned', 'foreign', 'drifted', 'missing'])),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    $schema: z.string().optional(),
+    actor: z.string().min(1).max(200),
+    database: databaseSchema,
+    audit: auditSchema,
+    executions: executionsSchema,
+    propagations: propagationsSchema,
+    scheduleGroups: scheduleGroupsSchema,
+    check: checkSchema,
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ExecutionsConfig = Config['executions'];
+export type PropagationsConfig = Config['propagations'];
+export type ScheduleGroupsConfig = Config['scheduleGroups'];
+
+function defaultActor(): string {
+  try {
+    return `opsctl:${userInfo().username}`;
+  } catch {
+    return 'opsctl';
+  }
+}
+
+/** Built-in defaults: the reference systems in shared/reference/source-systems.md. */
+export function defaultConfig(): Config {
+  return {
+    actor: defaultActor(),
+    database: {
+      url: null,
+      applicationName: 'opsctl',
+      statementTimeout: '30s',
+      lockTimeout: '5s',
+      connectTimeout: '10s',
+    },
+    audit: { table: null, schema: null },
+    executions: {
+      schema: null,
+      table: 'purchase_executions',
+      key: 'id',
+      status: 'status',
+      updatedAt: 'updated_at',
+      error: 'error',
+      transitionedAt: 'transitioned_at',
+      stuckStatuses: ['approved', 'running'],
+      failedStatus: 'failed',
+      threshold: '10m',
+      reasonTemplate: 'reaped after {threshold} in {status} state — executor did not complete',
+      batchSize: 500,
+      max: 1000,
+    },
+    propagations: {
+      schema: null,
+      table: 'pending_propagations',
+      columns: {
+        id: 'id',
+        kind: 'kind',
+        attempts: 'attempts',
+        lastAttemptAt: 'last_attempt_at',
+        lastError: 'last_error',
+        nextAttemptAt: 'next_attempt_at',
+        appliedAt: 'applied_at',
+        failedAt: 'failed_at',
+        createdAt: 'created_at',
+        teamId: 'team_id',
+      },
+      maxAttempts: 10,
+      backoff: ['1m', '5m', '15m', '30m', '1h', '2h', '4h', '8h', '16h', '24h'],
+      knownKinds: null,
+      overdue: '15m',
+      batchSize: 500,
+      max: 1000,
+    },
+    scheduleGroups: {
+      ownerTags: {},
+      ownerKeyPrefix: null,
+      desiredTags: {},
+      expected: null,
+      expectedQuery: null,
+      ignore: [],
+      deletingThreshold: '1h',
+      conflictRetries: 15,
+      conflictDelay: '2s',
+      concurrency: 8,
+      region: null,
+      endpoint: null,
+    },
+    check: {
+      thresholds: { stuckExecutions: 1, deadLetters: 1, pendingPropagations: 1, scheduleGroups: 1 },
+      scheduleGroupClasses: ['unowned', 'foreign', 'drifted', 'missing'],
+    },
+  };
+}
+
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Deep merge where arrays and scalars replace, objects merge; records like ownerTags replace whole. */
+function merge(base: Plain, over: Plain, path: string[] = []): Plain {
+  const out: Plain = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const here = [...path, k].join('.');
+    const replaceWhole = here === 'scheduleGroups.ownerTags' || here === 'scheduleGroups.desiredTags';
+    out[k] = isPlain(v) && isPlain(base[k]) && !replaceWhole ? merge(base[k] as Plain, v, [...path, k]) : v;
+  }
+  return out;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** The file it came from, or null when only defaults apply. */
+  file: string | null;
+}
+
+export interface ConfigSources {
+  /** --config */
+  configPath?: string;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Flag values that override config keys (flags > env > file > defaults). */
+  overrides?: Plain;
+}
+
+/** The environment layer: a small, documented set of variables. */
+function envOverrides(env: NodeJS.ProcessEnv): Plain {
+  const db: Plain = {};
+  if (env.DATABASE_URL) db.url = env.DATABASE_URL;
+  if (env.OPSCTL_STATEMENT_TIMEOUT) db.statementTimeout = env.OPSCTL_STATEMENT_TIMEOUT;
+  if (env.OPSCTL_LOCK_TIMEOUT) db.lockTimeout = env.OPSCTL_LOCK_TIMEOUT;
+  if (env.OPSCTL_CONNECT_TIMEOUT) db.connectTimeout = env.OPSCTL_CONNECT_TIMEOUT;
+  const out: Plain = {};
+  if (Object.keys(db).length) out.database = db;
+  if (env.OPSCTL_ACTOR) out.actor = env.OPSCTL_ACTOR;
+  return out;
+}
+
+function formatPath(path: PropertyKey[]): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+}
+
+export function validateConfig(raw: unknown, source: string): Config {
+  const parsed = configSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  let key = formatPath(issue.path);
+  let what = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    key = formatPath([...issue.path, issue.keys[0]]);
+    what = 'unknown key (check the spelling against the config reference in the README)';
+  } else if (issue.code === 'invalid_type') {
+    what = issue.message.replace(/^Invalid input: /, '');
+  }
+  const more = parsed.error.issues.length > 1 ? ` (and ${parsed.error.issues.length - 1} more problem(s))` : '';
+  throw usageError(`${source}: ${key || '(top level)'}: ${what}${more}.`);
+}
+
+export function loadConfig(src: ConfigSources): LoadedConfig {
+  let file: string | null = null;
+  let fromFile: Plain = {};
+  const candidate = src.configPath ?? src.env.OPSCTL_CONFIG;
+  if (candidate) {
+    file = resolve(src.cwd, candidate);
+    if (!existsSync(file)) {
+      const via = src.configPath ? '--config' : 'OPSCTL_CONFIG';
+      throw usageError(`config file ${file} (from ${via}) does not exist.`);
+    }
+  } else if (existsSync(resolve(src.cwd, 'opsctl.config.json'))) {
+    file = resolve(src.cwd, 'opsctl.config.json');
+  }
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw usageError(`config file ${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`);
+    }
+    try {
+      fromFile = JSON.parse(text);
+    } catch (e) {
+      throw usageError(`${file}: not valid JSON: ${(e as Error).message}.`);
+    }
+    if (!isPlain(fromFile)) throw usageError(`${file}: (top level): expected a JSON object.`);
+    // Validate the file on its own first so errors name the file, not the merged result.
+    validateConfig(merge(defaultConfig() as unknown as Plain, fromFile), file);
+  }
+  let merged = merge(defaultConfig() as unknown as Plain, fromFile);
+  merged = merge(merged, envOverrides(src.env));
+  validateConfig(merged, 'environment');
+  merged = merge(merged, src.overrides ?? {});
+  return { config: validateConfig(merged, 'command line'), file };
+}
+
+/** The effective config with every secret masked, for `opsctl config show`. */
+export function maskedConfig(config: Config): Config {
+  const copy = structuredClone(config);
+  if (copy.database.url) copy.database.url = maskConnectionString(copy.database.url);
+  return copy;
+}

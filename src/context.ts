@@ -1,0 +1,131 @@
+import type { Readable, Writable } from 'node:stream';
+import type { Config } from './config.js';
+import type { Database } from './database.js';
+import type { CommandResult, OutputFormat } from './output.js';
+import { ExitCode, OpsctlError } from './errors.js';
+import { maskSecrets } from './masking.js';
+
+/** The process surroundings a command needs; tests pass their own. */
+export interface Io {
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & { isTTY?: boolean };
+  stdin: Readable & { isTTY?: boolean };
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+/** Flags every command understands (program-level options). */
+export interface GlobalOptions {
+  config?: string;
+  databaseUrl?: string;
+  output: string;
+  debug?: boolean;
+  yes?: boolean;
+  color?: boolean;
+  region?: string;
+  profile?: string;
+  endpointUrl?: string;
+}
+
+/**
+ * What a command's run function receives: its dependencies, not globals. Tests build one
+ * around a real PostgreSQL and the Scheduler emulator and call the run function directly.
+ */
+export class CommandContext {
+  constructor(
+    readonly io: Io,
+    readonly globals: GlobalOptions,
+  ) {}
+
+  private loaded?: Config;
+
+  /** Loads config once: --config > OPSCTL_CONFIG > ./opsctl.config.json, then env and flags on top. */
+  async config(overrides: Record<string, unknown> = {}): Promise<Config> {
+    if (this.loaded) return this.loaded;
+    const { loadConfig } = await import('./config.js');
+    const flagLayer: Record<string, unknown> = { ...overrides };
+    if (this.globals.databaseUrl) flagLayer.database = { ...((flagLayer.database as object) ?? {}), url: this.globals.databaseUrl };
+    this.loaded = loadConfig({ configPath: this.globals.config, env: this.io.env, cwd: this.io.cwd, overrides: flagLayer }).config;
+    return this.loaded;
+  }
+
+  /** Opens a session, runs fn, always closes it. */
+  async withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+    const cfg = await this.config();
+    const { Database } = await import('./database.js');
+    const db = await Database.connect({ settings: cfg.database, env: this.io.env });
+    try {
+      return await fn(db);
+    } finally {
+      await db.close();
+    }
+  }
+
+  get format(): OutputFormat {
+    return this.globals.output as OutputFormat;
+  }
+
+  async emit<T>(result: CommandResult<T>): Promise<number> {
+    const { render } = await import('./output.js');
+    return render(result, this.format, { stream: this.io.stdout, env: this.io.env, noColor: this.globals.color === false });
+  }
+
+  /** Secrets that must never be printed: masked out of every message opsctl writes to stderr. */
+  secrets(): string[] {
+    const env = this.io.env;
+    const out = [env.PGPASSWORD, env.AWS_SECRET_ACCESS_KEY, env.AWS_SESSION_TOKEN];
+    for (const url of [this.globals.databaseUrl, env.DATABASE_URL, this.loaded?.database.url]) {
+      if (!url) continue;
+      try {
+        const p = decodeURIComponent(new URL(url).password);
+        if (p) out.push(p, new URL(url).password);
+      } catch {
+        /* not a URL */
+      }
+    }
+    return out.filter((s): s is string => Boolean(s));
+  }
+
+  /** A message for humans on stderr (masked). */
+  say(message: string): void {
+    this.io.stderr.write(`${maskSecrets(message, this.secrets())}\n`);
+  }
+
+  /** Progress for long runs: stderr, and only when someone is watching. */
+  progress(message: string): void {
+    if (this.io.stderr.isTTY) this.io.stderr.write(`\r\x1b[K${message}`);
+  }
+  progressDone(): void {
+    if (this.io.stderr.isTTY) this.io.stderr.write('\r\x1b[K');
+  }
+
+  /**
+   * On a TTY, --apply shows the count and asks before acting unless --yes. Without a TTY
+   * (cron, CI) there is nobody to ask: the flags are the consent.
+   */
+  async confirm(question: string): Promise<boolean> {
+    if (this.globals.yes) return true;
+    if (!this.io.stdin.isTTY || !this.io.stderr.isTTY) return true;
+    const { createInterface } = await import('node:readline/promises');
+    const rl = createInterface({ input: this.io.stdin, output: this.io.stderr });
+    try {
+      const answer = await rl.question(`${question} [y/N] `);
+      return /^y(es)?$/i.test(answer.trim());
+    } finally {
+      rl.close();
+    }
+  }
+
+  /** One sentence on stderr and the documented exit code; a stack only with --debug. */
+  fail(e: unknown): number {
+    if (e instanceof OpsctlError) {
+      this.say(`opsctl: ${e.message}`);
+      if (this.globals.debug && e.cause instanceof Error && e.cause.stack) this.say(e.cause.stack);
+      return e.exitCode;
+    }
+    const err = e as Error;
+    this.say(`opsctl: unexpected error: ${err?.message ?? String(e)}${this.globals.debug ? '' : ' (re-run with --debug for details)'}`);
+    if (this.globals.debug && err?.stack) this.say(err.stack);
+    return ExitCode.DEPENDENCY;
+  }
+}

@@ -1,0 +1,224 @@
+import type { Client, ClientConfig, QueryResultRow } from 'pg';
+import type { Config } from './config.js';
+import { parseDuration, formatDuration } from './durations.js';
+import { dependencyError, usageError, OpsctlError } from './errors.js';
+import { maskConnectionString } from './masking.js';
+import { qualifiedName, displayName } from './identifiers.js';
+
+export interface ConnectOptions {
+  settings: Config['database'];
+  env: NodeJS.ProcessEnv;
+}
+
+/** Where we connect, for messages: never with a password. */
+export function describeTarget(settings: Config['database'], env: NodeJS.ProcessEnv): string {
+  if (settings.url) return maskConnectionString(settings.url);
+  const user = env.PGUSER ?? env.USER ?? 'postgres';
+  const host = env.PGHOST ?? 'localhost';
+  const port = env.PGPORT ?? '5432';
+  const db = env.PGDATABASE ?? user;
+  return `postgres://${user}@${host}:${port}/${db}`;
+}
+
+/** pg errors that mean "the server is gone or refused us": exit 3, not a row-level error. */
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
+export function isConnectionError(e: unknown): boolean {
+  const err = e as { code?: string; message?: string };
+  if (!err) return false;
+  if (err.code && CONNECTION_CODES.has(err.code)) return true;
+  if (err.code && /^(08|57P0)/.test(err.code)) return true; // connection_exception, admin/crash shutdown
+  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(err.message ?? '');
+}
+
+/** Turns a driver error into one clear sentence with the documented exit code. */
+export function translatePgError(e: unknown, target: string, timeouts?: Config['database']): OpsctlError {
+  if (e instanceof OpsctlError) return e;
+  const err = e as { code?: string; message?: string; column?: string; table?: string };
+  const code = err?.code ?? '';
+  const msg = err?.message ?? String(e);
+  switch (code) {
+    case 'ECONNREFUSED':
+      return dependencyError(`cannot connect to PostgreSQL at ${target}: connection refused (is the server running and the port right?).`, e);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return dependencyError(`cannot connect to PostgreSQL at ${target}: host not found.`, e);
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return dependencyError(`cannot connect to PostgreSQL at ${target}: host unreachable.`, e);
+    case '28P01':
+    case '28000':
+      return dependencyError(`PostgreSQL at ${target} refused the login: ${msg.replace(/"[^"]*"/, (m) => m)}.`, e);
+    case '3D000':
+      return dependencyError(`PostgreSQL at ${target}: ${msg}.`, e);
+    case '57014':
+      return dependencyError(
+        `a query was cancelled after the statement_timeout${timeouts ? ` of ${timeouts.statementTimeout}` : ''} (database.statementTimeout); nothing from the unfinished statement was written.`,
+        e,
+      );
+    case '55P03':
+      return dependencyError(
+        `a lock could not be taken within the lock_timeout${timeouts ? ` of ${timeouts.lockTimeout}` : ''} (database.lockTimeout): another session holds it.`,
+        e,
+      );
+    case '25P03':
+      return dependencyError('the database ended an idle transaction (idle_in_transaction_session_timeout).', e);
+    case '42P01':
+      return usageError(`${msg} in ${target}: check the table names in the config.`);
+    case '42703':
+      return usageError(`${msg}: check the column names in the config.`);
+    case '42501':
+      return dependencyError(`PostgreSQL refused the operation: ${msg} (see the README for the privileges each command needs).`, e);
+  }
+  if (/^57P0/.test(code) || /terminat/i.test(msg)) {
+    return dependencyError(`the connection to PostgreSQL at ${target} was terminated (${msg}).`, e);
+  }
+  if (/connection timeout|timeout expired/i.test(msg)) {
+    return dependencyError(`cannot connect to PostgreSQL at ${target}: no answer within the connect timeout.`, e);
+  }
+  if (isConnectionError(e)) return dependencyError(`lost the connection to PostgreSQL at ${target}: ${msg}.`, e);
+  return dependencyError(`PostgreSQL at ${target} returned an error: ${msg}${code ? ` (SQLSTATE ${code})` : ''}.`, e);
+}
+
+/**
+ * One PostgreSQL session with opsctl's settings. Everything goes through it so the
+ * session settings, READ ONLY transactions and error translation cannot be forgotten.
+ */
+export class Database {
+  private constructor(
+    private readonly client: Client,
+    readonly target: string,
+    private readonly settings: Config['database'],
+  ) {}
+
+  static async connect({ settings, env }: ConnectOptions): Promise<Database> {
+    const target = describeTarget(settings, env);
+    // pg is imported here, not at the top: `opsctl --help` must not pay for it.
+    const pg = (await import('pg')).default;
+    const config: ClientConfig = {
+      application_name: settings.applicationName,
+      statement_timeout: parseDuration(settings.statementTimeout, 'database.statementTimeout'),
+      lock_timeout: parseDuration(settings.lockTimeout, 'database.lockTimeout'),
+      // A crashed or stuck opsctl must never sit on row locks.
+      idle_in_transaction_session_timeout: Math.max(60_000, parseDuration(settings.statementTimeout) * 2),
+      connectionTimeoutMillis: parseDuration(settings.connectTimeout, 'database.connectTimeout'),
+    };
+    if (settings.url) {
+      config.connectionString = settings.url;
+    } else {
+      // The standard libpq variables, read from our io.env (pg itself would read process.env).
+      if (env.PGHOST) config.host = env.PGHOST;
+      if (env.PGPORT) config.port = Number(env.PGPORT);
+      if (env.PGUSER) config.user = env.PGUSER;
+      if (env.PGPASSWORD) config.password = env.PGPASSWORD;
+      if (env.PGDATABASE) config.database = env.PGDATABASE;
+      if (env.PGSSLMODE && env.PGSSLMODE !== 'disable' && env.PGSSLMODE !== 'prefer' && env.PGSSLMODE !== 'allow') {
+        config.ssl = env.PGSSLMODE.startsWith('verify') ? { rejectUnauthorized: true } : { rejectUnauthorized: false };
+      }
+    }
+    const client = new pg.Client(config);
+    // An error on an idle client (server restart) must not crash the process with a stack trace.
+    client.on('error', () => {});
+    try {
+      await client.connect();
+    } catch (e) {
+      await client.end().catch(() => {});
+      throw translatePgError(e, target, settings);
+    }
+    return new Database(client, target, settings);
+  }
+
+  async query<R extends QueryResultRow = QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
+    try {
+      const res = await this.client.query<R>(sql, params);
+      return res.rows;
+    } catch (e) {
+      throw this.translate(e);
+    }
+  }
+
+  /** Raw driver errors, untranslated: for per-row error capture inside a remediation batch. */
+  async queryRaw<R extends QueryResultRow = QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
+    return (await this.client.query<R>(sql, params)).rows;
+  }
+
+  translate(e: unknown): OpsctlError {
+    return translatePgError(e, this.target, this.settings);
+  }
+
+  /** Reads and dry runs: the server itself refuses any write inside. */
+  async readOnly<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+    await this.query('BEGIN TRANSACTION READ ONLY');
+    try {
+      return await fn(this);
+    } finally {
+      await this.client.query('ROLLBACK').catch(() => {});
+    }
+  }
+
+  /** A short read-write transaction; rolled back on any error. */
+  async transaction<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+    await this.client.query('BEGIN');
+    try {
+      const out = await fn(this);
+      await this.client.query('COMMIT');
+      return out;
+    } catch (e) {
+      await this.client.query('ROLLBACK').catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
+   * Streams a query's rows through a server-side cursor so memory stays flat however many
+   * rows match. Must run inside a transaction (readOnly).
+   */
+  async *stream<R extends QueryResultRow = QueryResultRow>(sql: string, params: unknown[] = [], fetchSize = 2000): AsyncGenerator<R> {
+    const name = `opsctl_cursor_${Math.random().toString(36).slice(2, 10)}`;
+    await this.query(`DECLARE ${name} NO SCROLL CURSOR FOR ${sql}`, params);
+    try {
+      for (;;) {
+        const rows = await this.query<R>(`FETCH ${fetchSize} FROM ${name}`);
+        for (const r of rows) yield r;
+        if (rows.length < fetchSize) break;
+      }
+    } finally {
+      await this.client.query(`CLOSE ${name}`).catch(() => {});
+    }
+  }
+
+  /** Fails with a config-naming sentence when the table or a configured column is absent. */
+  async assertColumns(section: string, table: string, schema: string | null, columns: Record<string, string | null>): Promise<void> {
+    const rows = await this.query<{ attname: string; exists: boolean }>(
+      `SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
+      [qualifiedName(table, schema)],
+    );
+    if (rows.length === 0) {
+      const found = await this.query<{ ok: boolean }>('SELECT to_regclass($1) IS NOT NULL AS ok', [qualifiedName(table, schema)]);
+      if (!found[0]?.ok) {
+        throw usageError(`table ${displayName(table, schema)} (config ${section}.table) does not exist in ${this.target}.`);
+      }
+    }
+    const have = new Set(rows.map((r) => r.attname));
+    for (const [key, column] of Object.entries(columns)) {
+      if (column && !have.has(column)) {
+        throw usageError(`column "${column}" (config ${section}.${key}) does not exist in table ${displayName(table, schema)}.`);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.end().catch(() => {});
+  }
+
+  /** The backend pid, for tests that terminate our session on purpose. */
+  async backendPid(): Promise<number> {
+    const rows = await this.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    return rows[0].pid;
+  }
+
+  describeTimeouts(): string {
+    return `statement_timeout ${formatDuration(parseDuration(this.settings.statementTimeout))}, lock_timeout ${formatDuration(parseDuration(this.settings.lockTimeout))}`;
+  }
+}

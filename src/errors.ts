@@ -1,0 +1,27 @@
+/** Exit codes are part of opsctl's contract with cron jobs and CI: documented in the README. */
+export const ExitCode = {
+  OK: 0,
+  /** `check` found something, or some items of an `--apply` failed. */
+  FINDINGS: 1,
+  /** Bad flags, bad config, config that does not match the database. */
+  USAGE: 2,
+  /** A dependency (PostgreSQL, AWS) cannot be reached, refused us, or is busy (lock held). */
+  DEPENDENCY: 3,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** An expected failure: printed as one sentence, never with a stack trace (unless --debug). */
+export class OpsctlError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCodeValue,
+    readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'OpsctlError';
+  }
+}
+
+export const usageError = (message: string) => new OpsctlError(message, ExitCode.USAGE);
+export const dependencyError = (message: string, cause?: unknown) =>
+  new OpsctlError(message, ExitCode.DEPENDENCY, cause);

@@ -1,0 +1,179 @@
+import type { Writable } from 'node:stream';
+import { usageError } from './errors.js';
+
+export type OutputFormat = 'table' | 'json' | 'ndjson' | 'markdown' | 'prometheus';
+export const BASIC_FORMATS: OutputFormat[] = ['table', 'json', 'ndjson'];
+
+export type Tone = 'good' | 'bad' | 'warn' | 'dim' | 'info' | undefined;
+
+export interface Column<T = any> {
+  header: string;
+  /** Cell value for tables. */
+  value: (row: T) => unknown;
+  tone?: (row: T) => Tone;
+  /** Longest cell before it is cut with "…" (tables only: json keeps the whole value). */
+  maxWidth?: number;
+}
+
+export interface Section {
+  title: string;
+  columns: Column[];
+  rows: unknown[];
+}
+
+/** The one result shape every command hands to the output layer. */
+export interface CommandResult<T = Record<string, unknown>> {
+  command: string;
+  dryRun: boolean;
+  /** An array, or a stream for listings that must not hold every row in memory. */
+  items: T[] | AsyncIterable<T>;
+  columns: Column<T>[];
+  /** Computed after the items are consumed (streams count as they go). */
+  summary: () => Record<string, unknown>;
+  /** Table-mode only: a line above the table. */
+  headline?: string;
+  /** Table-mode only: extra tables below (e.g. grouping); json carries them in summary. */
+  sections?: () => Section[];
+  /** Table-mode only: lines below everything. */
+  notes?: () => string[];
+  emptyMessage?: string;
+  exitCode?: () => number;
+}
+
+export interface OutputTarget {
+  stream: Writable & { isTTY?: boolean };
+  env: NodeJS.ProcessEnv;
+  noColor?: boolean;
+}
+
+/** Colour only on a TTY, never with NO_COLOR (any non-empty value) or --no-color. */
+export function useColor(t: OutputTarget): boolean {
+  if (t.noColor) return false;
+  if (t.env.NO_COLOR !== undefined && t.env.NO_COLOR !== '') return false;
+  return Boolean(t.stream.isTTY);
+}
+
+export function parseFormat(value: string, allowed: OutputFormat[] = BASIC_FORMATS): OutputFormat {
+  if (!(allowed as string[]).includes(value)) {
+    throw usageError(`-o ${value} is not a known output format: use one of ${allowed.join(', ')}.`);
+  }
+  return value as OutputFormat;
+}
+
+/** Dates as ISO strings, bigint as strings: JSON that every consumer can read. */
+function jsonReplacer(_k: string, v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  return v;
+}
+export const toJson = (v: unknown) => JSON.stringify(v, jsonReplacer);
+
+/** Writes with back-pressure so a million-row ndjson listing does not buffer in memory. */
+async function write(stream: Writable, chunk: string): Promise<void> {
+  if (!stream.write(chunk)) {
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        stream.off('drain', done);
+        stream.off('error', fail);
+        resolve();
+      };
+      const fail = (e: Error) => {
+        stream.off('drain', done);
+        reject(e);
+      };
+      stream.once('drain', done);
+      stream.once('error', fail);
+    });
+  }
+}
+
+async function* iterate<T>(items: T[] | AsyncIterable<T>): AsyncGenerator<T> {
+  if (Array.isArray(items)) yield* items;
+  else yield* items;
+}
+
+export function cellText(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (v instanceof Date) return v.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  if (Array.isArray(v)) return v.join(', ');
+  if (typeof v === 'object') return toJson(v);
+  return String(v);
+}
+
+export function truncate(s: string, max?: number): string {
+  if (!max || s.length <= max) return s;
+  return `${s.slice(0, Math.max(1, max - 1))}…`;
+}
+
+/** Renders a result; returns its exit code. */
+export async function render<T>(result: CommandResult<T>, format: OutputFormat, target: OutputTarget): Promise<number> {
+  const out = target.stream;
+  if (format === 'json') {
+    // Streamed as it goes, but always one valid JSON object in the end.
+    await write(out, `{"command":${toJson(result.command)},"dryRun":${result.dryRun},"items":[`);
+    let first = true;
+    for await (const item of iterate(result.items)) {
+      await write(out, `${first ? '' : ','}\n${toJson(item)}`);
+      first = false;
+    }
+    await write(out, `${first ? '' : '\n'}],"summary":${toJson(result.summary())}}\n`);
+  } else if (format === 'ndjson') {
+    for await (const item of iterate(result.items)) await write(out, `${toJson(item)}\n`);
+    await write(out, `${toJson({ type: 'summary', command: result.command, dryRun: result.dryRun, summary: result.summary() })}\n`);
+  } else if (format === 'table') {
+    await renderTable(result, target);
+  } else {
+    throw usageError(`-o ${format} is only available for opsctl check.`);
+  }
+  return result.exitCode ? result.exitCode() : 0;
+}
+
+async function renderTable<T>(result: CommandResult<T>, target: OutputTarget): Promise<void> {
+  const { Chalk } = await import('chalk');
+  const Table = (await import('cli-table3')).default;
+  const color = useColor(target);
+  const chalk = new Chalk({ level: color ? 1 : 0 });
+  const paint = (tone: Tone, s: string) => {
+    switch (tone) {
+      case 'good':
+        return chalk.green(s);
+      case 'bad':
+        return chalk.red(s);
+      case 'warn':
+        return chalk.yellow(s);
+      case 'dim':
+        return chalk.dim(s);
+      case 'info':
+        return chalk.cyan(s);
+      default:
+        return s;
+    }
+  };
+  const makeTable = (columns: Column[], rows: unknown[]) => {
+    const table = new Table({
+      head: columns.map((c) => (color ? chalk.bold(c.header) : c.header)),
+      style: { head: [], border: [], compact: true },
+      wordWrap: false,
+    });
+    for (const row of rows) {
+      table.push(columns.map((c) => paint(c.tone?.(row), truncate(cellText(c.value(row)), c.maxWidth))));
+    }
+    return table.toString();
+  };
+  const lines: string[] = [];
+  if (result.headline) lines.push(color ? chalk.bold(result.headline) : result.headline);
+  const rows: T[] = [];
+  for await (const item of iterate(result.items)) rows.push(item);
+  if (rows.length === 0) lines.push(result.emptyMessage ?? 'Nothing found.');
+  else lines.push(makeTable(result.columns, rows));
+  for (const s of result.sections?.() ?? []) {
+    if (s.rows.length === 0) continue;
+    lines.push('', color ? chalk.bold(s.title) : s.title, makeTable(s.columns, s.rows));
+  }
+  const summary = result.summary();
+  const parts = Object.entries(summary)
+    .filter(([, v]) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')
+    .map(([k, v]) => `${k}: ${v}`);
+  if (parts.length) lines.push('', parts.join('  '));
+  for (const n of result.notes?.() ?? []) lines.push(color ? chalk.dim(n) : n);
+  await write(target.stream, `${lines.join('\n')}\n`);
+}

@@ -1,0 +1,339 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { freshDatabase, tableChecksum, serverPassword } from '../support/db.js';
+import { cli } from '../support/cli.js';
+import { Database } from '../../src/database.js';
+import { defaultConfig } from '../../src/config.js';
+import { reapRemedy } from '../../src/checks/stuck-executions.js';
+import { remediate } from '../../src/remediation.js';
+
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let env: NodeJS.ProcessEnv;
+let cwd: string;
+
+beforeAll(async () => {
+  db = await freshDatabase('reap');
+  env = { DATABASE_URL: db.url };
+  cwd = mkdtempSync(join(tmpdir(), 'opsctl-reap-'));
+});
+afterAll(async () => {
+  await db.drop();
+});
+
+/** Seeds stuck, fresh and terminal rows; returns the ids by kind. */
+async function seed(c: pg.Client = db.client, table = 'purchase_executions') {
+  await c.query(`TRUNCATE "${table}"`);
+  const ins = async (status: string, ageMinutes: number) =>
+    (
+      await c.query(`INSERT INTO "${table}" (status, updated_at, created_at) VALUES ($1, now() - make_interval(mins => $2), now() - make_interval(mins => $2)) RETURNING id::text`, [
+        status,
+        ageMinutes,
+      ])
+    ).rows[0].id as string;
+  const stuck = [await ins('approved', 60), await ins('running', 30), await ins('running', 11), await ins('approved', 240)];
+  const fresh = [await ins('running', 2), await ins('approved', 9)];
+  const terminal = [await ins('completed', 120), await ins('failed', 120), await ins('pending', 120), await ins('cancelled', 500)];
+  return { stuck, fresh, terminal };
+}
+
+const statusOf = async (id: string) => (await db.client.query('SELECT status, error, transitioned_at FROM purchase_executions WHERE id = $1', [id])).rows[0];
+
+describe('executions stuck', () => {
+  beforeEach(async () => {
+    await db.client.query('TRUNCATE audit_log');
+  });
+
+  it('lists exactly the stuck rows, oldest first, with their age', async () => {
+    const { stuck } = await seed();
+    const r = await cli(['executions', 'stuck', '--older-than', '10m', '-o', 'json'], env);
+    expect(r.code).toBe(0);
+    const out = r.json();
+    expect(out.command).toBe('executions stuck');
+    expect(out.dryRun).toBe(true);
+    expect(out.items.map((i: any) => i.id)).toEqual([stuck[3], stuck[0], stuck[1], stuck[2]]);
+    expect(out.items[0].ageSeconds).toBeGreaterThanOrEqual(240 * 60 - 5);
+    expect(out.summary.stuck).toBe(4);
+  });
+
+  it('filters by status and threshold, and ndjson ends with one summary line', async () => {
+    const { stuck } = await seed();
+    const r = await cli(['executions', 'stuck', '--older-than', '20m', '--status', 'running', '-o', 'ndjson'], env);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    expect(lines[0].id).toBe(stuck[1]);
+    expect(lines[1]).toMatchObject({ type: 'summary', command: 'executions stuck', summary: { stuck: 1 } });
+  });
+
+  it('prints a table without colour when not a TTY', async () => {
+    await seed();
+    const r = await cli(['executions', 'stuck'], env);
+    expect(r.stdout).toContain('approved');
+    expect(r.stdout).not.toMatch(/\u001b\[/);
+  });
+});
+
+describe('reap', () => {
+  beforeEach(async () => {
+    await db.client.query('TRUNCATE audit_log');
+  });
+
+  it('dry run prints the plan and changes nothing', async () => {
+    const { stuck } = await seed();
+    const before = await tableChecksum(db.client, 'purchase_executions');
+    const r = await cli(['reap', '--older-than', '10m', '-o', 'json'], env);
+    expect(r.code).toBe(0);
+    const out = r.json();
+    expect(out.dryRun).toBe(true);
+    expect(out.items.map((i: any) => i.id).sort()).toEqual([...stuck].sort());
+    const running = out.items.find((i: any) => i.id === stuck[1]);
+    expect(running.reason).toBe('reaped after 10m in running state — executor did not complete');
+    expect(running.outcome).toBe('planned');
+    expect(await tableChecksum(db.client, 'purchase_executions')).toBe(before);
+  });
+
+  it('dry runs execute in a READ ONLY transaction: a write inside one fails', async () => {
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    try {
+      await expect(conn.readOnly((ro) => ro.query("UPDATE purchase_executions SET status = 'failed'"))).rejects.toThrow(/read-only transaction/);
+      const settings = await conn.query<{ app: string; st: string; lt: string }>(
+        "SELECT current_setting('application_name') AS app, current_setting('statement_timeout') AS st, current_setting('lock_timeout') AS lt",
+      );
+      expect(settings[0]).toEqual({ app: 'opsctl', st: '30s', lt: '5s' });
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('--apply reaps exactly the stuck rows, writes the reason, audits, and a re-run finds nothing', async () => {
+    const { stuck, fresh, terminal } = await seed();
+    const untouched = [...fresh, ...terminal];
+    const before = await Promise.all(untouched.map(statusOf));
+    const cfgFile = join(cwd, 'audit.json');
+    writeFileSync(cfgFile, JSON.stringify({ audit: { table: 'audit_log' }, actor: 'test-operator' }));
+    const r = await cli(['--config', cfgFile, 'reap', '--older-than', '10m', '--apply', '--reason', 'INC-42', '-o', 'json'], env);
+    expect(r.code).toBe(0);
+    const out = r.json();
+    expect(out.dryRun).toBe(false);
+    expect(out.summary).toMatchObject({ planned: 4, reaped: 4, 'race-lost': 0, errored: 0 });
+    for (const id of stuck) {
+      const row = await statusOf(id);
+      expect(row.status).toBe('failed');
+      expect(row.error).toMatch(/^reaped after 10m in (approved|running) state — executor did not complete \(operator: INC-42\)$/);
+      expect(row.transitioned_at).not.toBeNull();
+    }
+    expect(await statusOf(stuck[1]).then((r) => r.error)).toContain('in running state');
+    expect(await Promise.all(untouched.map(statusOf))).toEqual(before);
+    const audit = await db.client.query('SELECT actor, kind, resource_id, metadata FROM audit_log ORDER BY resource_id');
+    expect(audit.rows.map((a) => a.resource_id).sort()).toEqual([...stuck].sort());
+    expect(audit.rows[0]).toMatchObject({ actor: 'test-operator', kind: 'execution.reaped' });
+    expect(audit.rows[0].metadata).toMatchObject({ to_status: 'failed', threshold: '10m', reason: 'INC-42' });
+
+    const again = await cli(['reap', '--older-than', '10m', '--apply', '-o', 'json'], env);
+    expect(again.code).toBe(0);
+    expect(again.json().summary.planned).toBe(0);
+  });
+
+  it('rows completed by the worker between plan and apply are race-lost, not overwritten', async () => {
+    const { stuck } = await seed();
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    try {
+      const cfg = defaultConfig();
+      const report = await remediate(conn, reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit }), {
+        apply: true,
+        max: 1000,
+        batchSize: 500,
+        wait: false,
+        // The plan has been made and shown; the real worker finishes two rows now.
+        confirm: async (plan) => {
+          expect(plan.map((p) => p.id).sort()).toEqual([...stuck].sort());
+          await db.client.query("UPDATE purchase_executions SET status = 'completed' WHERE id = ANY($1)", [[stuck[0], stuck[1]]]);
+          return true;
+        },
+      });
+      const byId = Object.fromEntries(report.items.map((i) => [i.id, i.outcome]));
+      expect(byId[stuck[0]]).toBe('race-lost');
+      expect(byId[stuck[1]]).toBe('race-lost');
+      expect(byId[stuck[2]]).toBe('reaped');
+      expect(byId[stuck[3]]).toBe('reaped');
+      expect(report.summary).toMatchObject({ planned: 4, reaped: 2, 'race-lost': 2, errored: 0 });
+      expect((await statusOf(stuck[0])).status).toBe('completed');
+      expect((await statusOf(stuck[0])).error).toBeNull();
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('a row locked by an open transaction is skipped, not waited on', async () => {
+    const { stuck } = await seed();
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT * FROM purchase_executions WHERE id = $1 FOR UPDATE', [stuck[0]]);
+      // lock_timeout 1s: had opsctl waited on the row, the run would fail instead of finishing.
+      const r = await cli(['reap', '--older-than', '10m', '--apply', '-o', 'json'], { ...env, OPSCTL_LOCK_TIMEOUT: '1s' });
+      expect(r.code).toBe(0);
+      const out = r.json();
+      expect(out.summary).toMatchObject({ reaped: 3, 'skipped-locked': 1 });
+      expect(out.items.find((i: any) => i.id === stuck[0]).outcome).toBe('skipped-locked');
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    expect((await statusOf(stuck[0])).status).toBe('approved');
+  });
+
+  it('two --apply runs started together reap each row exactly once', async () => {
+    await db.client.query('TRUNCATE purchase_executions');
+    await db.client.query(
+      "INSERT INTO purchase_executions (status, updated_at) SELECT (ARRAY['approved','running'])[1 + i % 2], now() - interval '1 hour' FROM generate_series(1, 1200) i",
+    );
+    const cfgFile = join(cwd, 'audit2.json');
+    writeFileSync(cfgFile, JSON.stringify({ audit: { table: 'audit_log' } }));
+    const args = ['--config', cfgFile, 'reap', '--older-than', '10m', '--apply', '--max', '0', '--batch-size', '100', '-o', 'json'];
+    const [a, b] = await Promise.all([cli(args, env), cli([...args, '--wait'], env)]);
+    const outs = [a, b].filter((x) => x.code === 0).map((x) => x.json());
+    const reaped = outs.reduce((n, o) => n + o.summary.reaped, 0);
+    // Either both ran (one waited, then found nothing) or one was turned away with exit 3.
+    for (const x of [a, b]) expect([0, 3]).toContain(x.code);
+    expect(reaped).toBe(1200);
+    const dup = await db.client.query('SELECT resource_id, count(*) FROM audit_log GROUP BY 1 HAVING count(*) > 1');
+    expect(dup.rowCount).toBe(0);
+    expect((await db.client.query('SELECT count(*)::int AS n FROM audit_log')).rows[0].n).toBe(1200);
+  });
+
+  it('a second reaper without --wait is turned away with exit 3 while the lock is held', async () => {
+    await seed();
+    const holder = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    const { acquireTableLock } = await import('../../src/advisory-lock.js');
+    const lock = await acquireTableLock(holder, 'purchase_executions', null, { wait: false });
+    try {
+      const r = await cli(['reap', '--apply'], env);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/another opsctl run is already remediating purchase_executions \(backend pid \d+/);
+      // The dry run needs no lock.
+      expect((await cli(['reap'], env)).code).toBe(0);
+    } finally {
+      await lock.release();
+      await holder.close();
+    }
+  });
+
+  it('refuses more rows than --max with exit 2 and changes nothing', async () => {
+    await seed();
+    const before = await tableChecksum(db.client, 'purchase_executions');
+    const r = await cli(['reap', '--older-than', '10m', '--apply', '--max', '3'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/more than 3 rows .* --max cap/);
+    expect(await tableChecksum(db.client, 'purchase_executions')).toBe(before);
+    const dry = await cli(['reap', '--older-than', '10m', '--max', '3', '-o', 'json'], env);
+    expect(dry.json().summary).toMatchObject({ exceedsMax: true, planned: 3 });
+  });
+
+  it('a row the database refuses is errored; its neighbours are still reaped; exit 1', async () => {
+    const { stuck } = await seed();
+    await db.client.query(`CREATE OR REPLACE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF OLD.error = 'poison' THEN RAISE EXCEPTION 'row % is poisoned', OLD.id; END IF; RETURN NEW; END $$;
+      CREATE TRIGGER poison BEFORE UPDATE ON purchase_executions FOR EACH ROW EXECUTE FUNCTION poison();`);
+    try {
+      await db.client.query("ALTER TABLE purchase_executions DISABLE TRIGGER purchase_executions_touch");
+      await db.client.query("UPDATE purchase_executions SET error = 'poison' WHERE id = $1", [stuck[2]]);
+      await db.client.query("ALTER TABLE purchase_executions ENABLE TRIGGER purchase_executions_touch");
+      const r = await cli(['reap', '--older-than', '10m', '--apply', '-o', 'json'], env);
+      expect(r.code).toBe(1);
+      const out = r.json();
+      expect(out.summary).toMatchObject({ reaped: 3, errored: 1 });
+      const bad = out.items.find((i: any) => i.id === stuck[2]);
+      expect(bad.outcome).toBe('errored');
+      expect(bad.detail).toMatch(/is poisoned/);
+    } finally {
+      await db.client.query('DROP TRIGGER poison ON purchase_executions');
+    }
+  });
+
+  it('works on a table and columns whose names need quoting (never executed as SQL)', async () => {
+    await db.client.query(`CREATE TABLE "jobs; DROP TABLE audit_log; --" ("job id" uuid PRIMARY KEY DEFAULT gen_random_uuid(), "State" text NOT NULL, "touched ""at""" timestamptz NOT NULL, err text)`);
+    await db.client.query(`INSERT INTO "jobs; DROP TABLE audit_log; --" ("State", "touched ""at""") VALUES ('running', now() - interval '1 day'), ('done', now() - interval '1 day')`);
+    const f = join(cwd, 'weird.json');
+    writeFileSync(
+      f,
+      JSON.stringify({
+        executions: { table: 'jobs; DROP TABLE audit_log; --', key: 'job id', status: 'State', updatedAt: 'touched "at"', error: 'err', transitionedAt: null, stuckStatuses: ['running'], failedStatus: 'dead' },
+      }),
+    );
+    const r = await cli(['--config', f, 'reap', '--apply', '-o', 'json'], env);
+    expect(r.stderr).toBe('');
+    expect(r.json().summary.reaped).toBe(1);
+    const rows = await db.client.query(`SELECT "State" FROM "jobs; DROP TABLE audit_log; --" ORDER BY 1`);
+    expect(rows.rows.map((x) => x.State)).toEqual(['dead', 'done']);
+    expect((await db.client.query("SELECT to_regclass('audit_log') IS NOT NULL AS ok")).rows[0].ok).toBe(true);
+  });
+});
+
+describe('bad input', () => {
+  it.each([['0s'], ['-5m'], ['garbage'], ['']])('refuses --older-than %j with exit 2 and one sentence', async (d) => {
+    const r = await cli(['reap', '--older-than', d], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^opsctl: --older-than/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('an unknown column in config is named with its config key, exit 2', async () => {
+    const f = join(cwd, 'typo.json');
+    writeFileSync(f, JSON.stringify({ executions: { updatedAt: 'updatd_at' } }));
+    const r = await cli(['--config', f, 'reap'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('column "updatd_at" (config executions.updatedAt) does not exist in table purchase_executions');
+  });
+
+  it('a missing table is named, exit 2', async () => {
+    const f = join(cwd, 'notable.json');
+    writeFileSync(f, JSON.stringify({ executions: { table: 'no_such_table' } }));
+    const r = await cli(['--config', f, 'executions', 'stuck'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/table no_such_table \(config executions\.table\) does not exist/);
+  });
+
+  it('an unreachable database: exit 3, one sentence, the password never printed', async () => {
+    const r = await cli(['reap'], { DATABASE_URL: 'postgres://ops:TopSecret-123@127.0.0.1:1/app' });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/cannot connect to PostgreSQL at postgres:\/\/ops:\*\*\*@127\.0\.0\.1:1\/app: connection refused/);
+    expect(r.stderr + r.stdout).not.toContain('TopSecret-123');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a wrong password: exit 3, neither password printed', async () => {
+    const u = new URL(db.url);
+    u.password = 'Wrong-Pass-987';
+    const r = await cli(['reap'], { DATABASE_URL: u.toString() });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/refused the login/);
+    expect(r.stderr).not.toContain('Wrong-Pass-987');
+    expect(r.stderr).not.toContain(serverPassword());
+  });
+
+  it('PG* variables are used when no URL is given', async () => {
+    const u = new URL(db.url);
+    const r = await cli(['executions', 'stuck', '-o', 'json'], {
+      PGHOST: u.hostname,
+      PGPORT: u.port,
+      PGUSER: decodeURIComponent(u.username),
+      PGPASSWORD: serverPassword(),
+      PGDATABASE: u.pathname.slice(1),
+    });
+    expect(r.code).toBe(0);
+    expect(r.json().command).toBe('executions stuck');
+  });
+
+  it('unknown flags and output formats are usage errors (exit 2)', async () => {
+    expect((await cli(['reap', '--bogus'], env)).code).toBe(2);
+    const r = await cli(['reap', '-o', 'yaml'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/-o yaml is not a known output format/);
+    expect((await cli(['reap', '--max', 'lots'], env)).code).toBe(2);
+  });
+});

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, defaultConfig } from '../src/config.js';
+import { OpsctlError } from '../src/errors.js';
+import { cli } from './support/cli.js';
+
+const dir = () => mkdtempSync(join(tmpdir(), 'opsctl-cfg-'));
+const write = (d: string, name: string, body: unknown) => {
+  const f = join(d, name);
+  writeFileSync(f, typeof body === 'string' ? body : JSON.stringify(body));
+  return f;
+};
+
+function loadError(fn: () => unknown): OpsctlError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(OpsctlError);
+    return e as OpsctlError;
+  }
+  throw new Error('expected an error');
+}
+
+describe('config loading', () => {
+  it('defaults to the reference schemas', () => {
+    const { config, file } = loadConfig({ env: {}, cwd: dir() });
+    expect(file).toBeNull();
+    expect(config.executions).toMatchObject({ table: 'purchase_executions', key: 'id', stuckStatuses: ['approved', 'running'], failedStatus: 'failed', threshold: '10m' });
+    expect(config.propagations.table).toBe('pending_propagations');
+    expect(config.database.applicationName).toBe('opsctl');
+  });
+
+  it('finds ./opsctl.config.json, then OPSCTL_CONFIG, then --config, and layers flags > env > file > defaults', () => {
+    const d = dir();
+    write(d, 'opsctl.config.json', { executions: { threshold: '20m' }, database: { statementTimeout: '11s', url: 'postgres://file@h/db' } });
+    const other = write(d, 'other.json', { executions: { threshold: '30m' } });
+    const third = write(d, 'third.json', { executions: { threshold: '40m' } });
+    expect(loadConfig({ env: {}, cwd: d }).config.executions.threshold).toBe('20m');
+    expect(loadConfig({ env: { OPSCTL_CONFIG: other }, cwd: d }).config.executions.threshold).toBe('30m');
+    expect(loadConfig({ env: { OPSCTL_CONFIG: other }, cwd: d, configPath: third }).config.executions.threshold).toBe('40m');
+    const layered = loadConfig({
+      env: { DATABASE_URL: 'postgres://env@h/db', OPSCTL_STATEMENT_TIMEOUT: '12s' },
+      cwd: d,
+      overrides: { database: { url: 'postgres://flag@h/db' } },
+    }).config;
+    expect(layered.database.url).toBe('postgres://flag@h/db');
+    expect(layered.database.statementTimeout).toBe('12s');
+    expect(layered.executions.key).toBe(defaultConfig().executions.key);
+  });
+
+  it('names the file, the key path and the problem for an unknown key', () => {
+    const d = dir();
+    const f = write(d, 'bad.json', { executions: { tabel: 'x' } });
+    const e = loadError(() => loadConfig({ env: {}, cwd: d, configPath: f }));
+    expect(e.exitCode).toBe(2);
+    expect(e.message).toContain(f);
+    expect(e.message).toContain('executions.tabel');
+    expect(e.message).toMatch(/unknown key/);
+  });
+
+  it('names the key path for a wrong type and for a bad duration', () => {
+    const d = dir();
+    let e = loadError(() => loadConfig({ env: {}, cwd: d, configPath: write(d, 'a.json', { executions: { batchSize: 'many' } }) }));
+    expect(e.message).toMatch(/executions\.batchSize: expected number/);
+    e = loadError(() => loadConfig({ env: {}, cwd: d, configPath: write(d, 'b.json', { executions: { threshold: '-5m' } }) }));
+    expect(e.message).toMatch(/executions\.threshold: must be positive/);
+    e = loadError(() => loadConfig({ env: {}, cwd: d, configPath: write(d, 'c.json', { executions: { stuckStatuses: [] } }) }));
+    expect(e.message).toMatch(/executions\.stuckStatuses/);
+    e = loadError(() => loadConfig({ env: {}, cwd: d, configPath: write(d, 'd.json', '{ not json') }));
+    expect(e.message).toMatch(/not valid JSON/);
+    e = loadError(() => loadConfig({ env: {}, cwd: d, configPath: join(d, 'missing.json') }));
+    expect(e.message).toMatch(/does not exist/);
+  });
+
+  it('config show masks the password and exits 0; a bad file exits 2 with one line', async () => {
+    const d = dir();
+    write(d, 'opsctl.config.json', { database: { url: 'postgres://app:s3cr3t-pw@db.internal:5432/app' } });
+    const ok = await cli(['config', 'show', '-o', 'json'], {}, { cwd: d });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).not.toContain('s3cr3t-pw');
+    expect(ok.json().config.database.url).toBe('postgres://app:***@db.internal:5432/app');
+    const flagged = await cli(['config', 'show', '--database-url', 'postgres://u:flagpw123@h/db'], {}, { cwd: d });
+    expect(flagged.stdout).not.toContain('flagpw123');
+    write(d, 'opsctl.config.json', { executions: { threshold: 5 } });
+    const bad = await cli(['config', 'show'], {}, { cwd: d });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/executions\.threshold: expected string/);
+  });
+});
