@@ -3,6 +3,9 @@ import { CommandContext, type Io, type GlobalOptions } from './context.js';
 import { ExitCode } from './errors.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerExecutionCommands } from './commands/executions.js';
+import { registerPropagationCommands } from './commands/propagations.js';
+import { registerScheduleGroupCommands } from './commands/schedule-groups.js';
+import { registerEmulatorCommands } from './commands/emulator.js';
 
 export const VERSION = '0.1.0';
 
@@ -48,7 +51,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     },
   };
   registerExecutionCommands(program, registrar);
+  registerPropagationCommands(program, registrar);
+  registerScheduleGroupCommands(program, registrar);
   registerConfigCommands(program, registrar);
+  registerEmulatorCommands(program, registrar);
   return program;
 }
 

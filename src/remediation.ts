@@ -27,24 +27,55 @@ export interface PlannedItem {
   id: string;
   /** Set at plan time when the item must not be acted on (e.g. an unknown kind): reported, never applied. */
   refusal?: string | null;
+  /** Set at plan time when there is nothing to do (e.g. already owned): reported with the `lost` label. */
+  settled?: string | null;
 }
 
 export interface ItemOutcome {
   id: string;
   outcome: OutcomeClass;
   detail?: string;
+  /** A more precise word than the class label, e.g. "created" for an applied create. */
+  label?: string;
 }
 
-export interface Remedy<P extends PlannedItem> {
-  /** A verb for messages: "reap", "retry", "purge". */
+/**
+ * A remedy over some target C (a Database session, a Scheduler API client). For database
+ * remedies `table`/`schema` name what the advisory lock is keyed by.
+ */
+export interface Remedy<P extends PlannedItem, C = Database> {
+  /** A verb for messages: "reap", "retry", "purge", "adopt". */
   action: string;
+  /** What it works on, for messages (and, for database remedies, the lock key). */
   table: string;
   schema: string | null;
   labels: OutcomeLabels;
-  /** Read-only; runs inside a READ ONLY transaction. `limit` 0 means no limit. */
-  plan(db: Database, limit: number): Promise<P[]>;
-  /** Applies one batch inside an open transaction and returns an outcome for every item. */
-  applyBatch(tx: Database, batch: P[]): Promise<ItemOutcome[]>;
+  /** Read-only (inside a READ ONLY transaction for databases). `limit` 0 means no limit. */
+  plan(target: C, limit: number): Promise<P[]>;
+  /** Applies one batch (inside one short transaction for databases); an outcome for every item. */
+  applyBatch(target: C, batch: P[]): Promise<ItemOutcome[]>;
+}
+
+/** How the engine reaches a target: locking, read-only scope, the unit of one batch, fatal errors. */
+export interface RemedyHost<C> {
+  target: C;
+  lock(wait: boolean): Promise<{ release(): Promise<void> }>;
+  readOnly<T>(fn: (t: C) => Promise<T>): Promise<T>;
+  batch<T>(fn: (t: C) => Promise<T>): Promise<T>;
+  /** An error after which nothing more can be done (connection lost, credentials gone). */
+  isFatal(e: unknown): boolean;
+  describeError(e: unknown): string;
+}
+
+export function databaseHost(db: Database, table: string, schema: string | null): RemedyHost<Database> {
+  return {
+    target: db,
+    lock: (wait) => acquireTableLock(db, table, schema, { wait }),
+    readOnly: (fn) => db.readOnly(fn),
+    batch: (fn) => db.transaction(fn),
+    isFatal: isConnectionError,
+    describeError: (e) => errorText(e),
+  };
 }
 
 export interface RemediationOptions<P extends PlannedItem> {
@@ -67,21 +98,28 @@ export interface RemediationReport<P extends PlannedItem> {
   exitCode: number;
 }
 
+const isActionable = (p: PlannedItem) => !p.refusal && !p.settled;
+
 function chunk<T>(xs: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
   return out;
 }
 
-function errorText(e: unknown, db: Database): string {
+function errorText(e: unknown): string {
   if (e instanceof OpsctlError) return e.message;
   const err = e as { message?: string; code?: string };
   return `${err?.message ?? String(e)}${err?.code ? ` (SQLSTATE ${err.code})` : ''}`;
 }
 
-export async function remediate<P extends PlannedItem>(
-  db: Database,
-  remedy: Remedy<P>,
+/** The database form: advisory lock keyed by the remedy's table, one transaction per batch. */
+export function remediate<P extends PlannedItem>(db: Database, remedy: Remedy<P>, opts: RemediationOptions<P>): Promise<RemediationReport<P>> {
+  return runRemediation(databaseHost(db, remedy.table, remedy.schema), remedy, opts);
+}
+
+export async function runRemediation<P extends PlannedItem, C>(
+  host: RemedyHost<C>,
+  remedy: Remedy<P, C>,
   opts: RemediationOptions<P>,
 ): Promise<RemediationReport<P>> {
   const label = (o: OutcomeClass | 'planned'): string =>
@@ -90,35 +128,43 @@ export async function remediate<P extends PlannedItem>(
   const where = displayName(remedy.table, remedy.schema);
 
   if (!opts.apply) {
-    const plan = await db.readOnly((ro) => remedy.plan(ro, limit));
-    const exceedsMax = opts.max > 0 && plan.length > opts.max;
+    const plan = await host.readOnly((ro) => remedy.plan(ro, limit));
+    const exceedsMax = opts.max > 0 && plan.filter(isActionable).length > opts.max;
     const shown = exceedsMax ? plan.slice(0, opts.max) : plan;
-    const items = shown.map((p) => ({ ...p, outcome: label(p.refusal ? 'refused' : 'planned') }));
-    const actionable = items.filter((i) => !i.refusal).length;
+    const items = shown.map((p) => ({
+      ...p,
+      outcome: label(p.refusal ? 'refused' : p.settled ? 'lost' : 'planned'),
+      ...(p.refusal || p.settled ? { detail: p.refusal ?? p.settled ?? undefined } : {}),
+    }));
+    const actionable = items.filter(isActionable).length;
     return {
       dryRun: true,
       items,
       summary: {
         planned: actionable,
-        refused: items.length - actionable,
+        refused: items.filter((i) => i.refusal).length,
+        [remedy.labels.lost]: items.filter((i) => !i.refusal && i.settled).length,
         ...(exceedsMax ? { exceedsMax: true, max: opts.max } : {}),
       },
       exitCode: ExitCode.OK,
     };
   }
 
-  const lock = await acquireTableLock(db, remedy.table, remedy.schema, { wait: opts.wait });
+  const lock = await host.lock(opts.wait);
   try {
     // Planned under the lock: a second opsctl cannot plan the same rows meanwhile.
-    const plan = await db.readOnly((ro) => remedy.plan(ro, limit));
-    const actionable = plan.filter((p) => !p.refusal);
+    const plan = await host.readOnly((ro) => remedy.plan(ro, limit));
+    const actionable = plan.filter(isActionable);
     if (opts.max > 0 && actionable.length > opts.max) {
       throw usageError(
         `more than ${opts.max} rows of ${where} would be changed by ${remedy.action}, above the --max cap; narrow the selection or raise --max (0 means no cap). Nothing was changed.`,
       );
     }
     const outcomes = new Map<string, ItemOutcome>();
-    for (const p of plan) if (p.refusal) outcomes.set(p.id, { id: p.id, outcome: 'refused', detail: p.refusal });
+    for (const p of plan) {
+      if (p.refusal) outcomes.set(p.id, { id: p.id, outcome: 'refused', detail: p.refusal });
+      else if (p.settled) outcomes.set(p.id, { id: p.id, outcome: 'lost', detail: p.settled });
+    }
 
     let cancelled = false;
     if (actionable.length > 0 && opts.confirm && !(await opts.confirm(plan))) cancelled = true;
@@ -135,26 +181,26 @@ export async function remediate<P extends PlannedItem>(
         }
         const started = performance.now();
         try {
-          const result = await db.transaction((tx) => remedy.applyBatch(tx, batch));
+          const result = await host.batch((tx) => remedy.applyBatch(tx, batch));
           for (const r of result) outcomes.set(r.id, r);
         } catch (e) {
-          if (isConnectionError(e)) {
-            aborted = `connection lost during batch ${batches + 1}: ${errorText(e, db)}`;
+          if (host.isFatal(e)) {
+            aborted = `stopped during batch ${batches + 1}: ${host.describeError(e)}`;
             for (const p of batch)
               outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: 'unknown: the connection was lost during this batch; re-run to converge' });
           } else {
             // Isolate the failing rows: each item on its own, so one bad row does not fail its neighbours.
             for (const p of batch) {
               try {
-                const [r] = await db.transaction((tx) => remedy.applyBatch(tx, [p]));
+                const [r] = await host.batch((tx) => remedy.applyBatch(tx, [p]));
                 outcomes.set(p.id, r ?? { id: p.id, outcome: 'errored', detail: 'no outcome reported' });
               } catch (e2) {
-                if (isConnectionError(e2)) {
-                  aborted = `connection lost: ${errorText(e2, db)}`;
+                if (host.isFatal(e2)) {
+                  aborted = `stopped: ${host.describeError(e2)}`;
                   outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: 'unknown: the connection was lost; re-run to converge' });
                   break;
                 }
-                outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: errorText(e2, db) });
+                outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: host.describeError(e2) });
               }
             }
             for (const p of batch) if (!outcomes.has(p.id)) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: 'not attempted: the run stopped early' });
@@ -168,11 +214,15 @@ export async function remediate<P extends PlannedItem>(
     }
 
     const items: ReportedItem<P>[] = plan.map((p) => {
-      if (cancelled && !p.refusal) return { ...p, outcome: 'cancelled' };
+      if (cancelled && isActionable(p)) return { ...p, outcome: 'cancelled' };
       const o = outcomes.get(p.id) ?? { id: p.id, outcome: 'errored' as const, detail: 'no outcome reported' };
-      return { ...p, outcome: label(o.outcome), ...(o.detail ? { detail: o.detail } : {}) };
+      return { ...p, outcome: o.label ?? label(o.outcome), ...(o.detail ? { detail: o.detail } : {}) };
     });
-    const count = (o: OutcomeClass) => [...outcomes.values()].filter((x) => x.outcome === o).length;
+    // Items with their own label are counted under it, not twice.
+    const count = (o: OutcomeClass) => [...outcomes.values()].filter((x) => x.outcome === o && !x.label).length;
+    const errored = [...outcomes.values()].filter((x) => x.outcome === 'errored').length;
+    const extraLabels: Record<string, number> = {};
+    for (const o of outcomes.values()) if (o.label) extraLabels[o.label] = (extraLabels[o.label] ?? 0) + 1;
     const summary: Record<string, number | string | boolean> = {
       planned: actionable.length,
       [remedy.labels.applied]: count('applied'),
@@ -180,12 +230,13 @@ export async function remediate<P extends PlannedItem>(
       [DEFAULT_LABELS.skipped]: count('skipped'),
       [DEFAULT_LABELS.refused]: count('refused'),
       [DEFAULT_LABELS.errored]: count('errored'),
+      ...extraLabels,
       batches,
       longestBatchMs: Math.round(longestBatchMs),
     };
     if (cancelled) summary.cancelled = true;
     if (aborted) summary.aborted = aborted;
-    const exitCode = aborted ? ExitCode.DEPENDENCY : count('errored') > 0 ? ExitCode.FINDINGS : ExitCode.OK;
+    const exitCode = aborted ? ExitCode.DEPENDENCY : errored > 0 ? ExitCode.FINDINGS : ExitCode.OK;
     return { dryRun: false, items, summary, exitCode };
   } finally {
     await lock.release();

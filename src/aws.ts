@@ -1,0 +1,161 @@
+import type { SchedulerClient } from '@aws-sdk/client-scheduler';
+import { dependencyError, OpsctlError } from './errors.js';
+import { delay } from './concurrency.js';
+
+/** Regions where EventBridge Scheduler is offered; anything else is refused unless an endpoint is set. */
+const KNOWN_REGIONS = new Set([
+  'us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'af-south-1', 'ap-east-1', 'ap-east-2', 'ap-south-1', 'ap-south-2',
+  'ap-southeast-1', 'ap-southeast-2', 'ap-southeast-3', 'ap-southeast-4', 'ap-southeast-5', 'ap-southeast-7',
+  'ap-northeast-1', 'ap-northeast-2', 'ap-northeast-3', 'ca-central-1', 'ca-west-1', 'eu-central-1', 'eu-central-2',
+  'eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-south-1', 'eu-south-2', 'eu-north-1', 'il-central-1', 'me-south-1',
+  'me-central-1', 'mx-central-1', 'sa-east-1', 'us-gov-east-1', 'us-gov-west-1', 'cn-north-1', 'cn-northwest-1',
+]);
+
+export interface SchedulerAccess {
+  env: NodeJS.ProcessEnv;
+  region?: string | null;
+  profile?: string | null;
+  /** --endpoint-url, else config, else AWS_ENDPOINT_URL_SCHEDULER, else AWS_ENDPOINT_URL. */
+  endpoint?: string | null;
+  requestTimeoutMs?: number;
+}
+
+export interface ApiStats {
+  /** HTTP requests sent, retries included. */
+  calls: number;
+  byOperation: Record<string, number>;
+  /** Throttling answers absorbed by the SDK's adaptive retry. */
+  throttled: number;
+  /** ConflictException answers absorbed by opsctl's bounded retry. */
+  conflictsRetried: number;
+}
+
+/** A Scheduler client with opsctl's settings and call accounting. */
+export interface SchedulerApi {
+  client: SchedulerClient;
+  sdk: typeof import('@aws-sdk/client-scheduler');
+  region: string;
+  endpoint: string | null;
+  stats: ApiStats;
+}
+
+export function resolveEndpoint(access: SchedulerAccess): string | null {
+  if (access.endpoint) return access.endpoint;
+  const env = access.env;
+  if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === 'true') return null;
+  return env.AWS_ENDPOINT_URL_SCHEDULER || env.AWS_ENDPOINT_URL || null;
+}
+
+/** Loads the SDK (only now: `opsctl --help` must not pay for it) and builds a client. */
+export async function createSchedulerApi(access: SchedulerAccess): Promise<SchedulerApi> {
+  const env = access.env;
+  const endpoint = resolveEndpoint(access);
+  const region = access.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || null;
+  if (!region) {
+    throw dependencyError('no AWS region is set: pass --region, set AWS_REGION, or set scheduleGroups.region in the config.');
+  }
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) throw dependencyError(`"${region}" is not an AWS region name (like us-east-1).`);
+  if (!endpoint && !KNOWN_REGIONS.has(region)) {
+    throw dependencyError(`unknown AWS region "${region}": EventBridge Scheduler is not offered there (pass --endpoint-url to use a custom endpoint).`);
+  }
+  // The SDK warns on Node 20 about releases after early 2027; keep it out of opsctl's output (engines says >=20.19).
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const sdk = await import('@aws-sdk/client-scheduler');
+  const credentials =
+    env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+      ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN }
+      : undefined;
+  const client = new sdk.SchedulerClient({
+    region,
+    ...(endpoint ? { endpoint } : {}),
+    ...(credentials ? { credentials } : {}),
+    ...(access.profile ? { profile: access.profile } : {}),
+    // Throttling and 5xx are absorbed by the SDK; adaptive mode also slows the client down.
+    retryMode: 'adaptive',
+    maxAttempts: 6,
+    requestHandler: { requestTimeout: access.requestTimeoutMs ?? 30_000, connectionTimeout: 5_000 },
+  });
+  const stats: ApiStats = { calls: 0, byOperation: {}, throttled: 0, conflictsRetried: 0 };
+  // Inside the retry loop, so every attempt is counted.
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      stats.calls += 1;
+      const op = String(context.commandName ?? 'unknown').replace(/Command$/, '');
+      stats.byOperation[op] = (stats.byOperation[op] ?? 0) + 1;
+      try {
+        const out = await next(args);
+        if ((out.response as { statusCode?: number } | undefined)?.statusCode === 429) stats.throttled += 1;
+        return out;
+      } catch (e) {
+        if ((e as { name?: string }).name === 'ThrottlingException') stats.throttled += 1;
+        throw e;
+      }
+    },
+    // Below the retry middleware and right around the HTTP exchange: one count per attempt.
+    { step: 'deserialize', name: 'opsctlCallStats', priority: 'low' },
+  );
+  return { client, sdk, region, endpoint, stats };
+}
+
+type AnyError = { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+
+/** Errors after which no further call can succeed: stop the run rather than fail each item. */
+export function isFatalAwsError(e: unknown): boolean {
+  const err = e as AnyError;
+  return (
+    e instanceof OpsctlError ||
+    /CredentialsProviderError|AccessDenied|UnrecognizedClient|InvalidSignature|ExpiredToken|InvalidClientTokenId|TimeoutError/.test(err?.name ?? '') ||
+    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH/.test(err?.code ?? err?.message ?? '')
+  );
+}
+
+/** One clear sentence for the errors an operator must act on; exit 3. */
+export function translateAwsError(e: unknown, operation: string, api?: Pick<SchedulerApi, 'region' | 'endpoint'>): OpsctlError {
+  if (e instanceof OpsctlError) return e;
+  const err = e as AnyError;
+  const name = err?.name ?? 'Error';
+  const msg = (err?.message ?? String(e)).replace(/\s+/g, ' ').trim();
+  const where = api ? ` (region ${api.region}${api.endpoint ? `, endpoint ${api.endpoint}` : ''})` : '';
+  if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(msg)) {
+    return dependencyError('no AWS credentials found: set AWS_PROFILE or --profile, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or log in with SSO.', e);
+  }
+  if (/AccessDenied/.test(name) || err?.$metadata?.httpStatusCode === 403) {
+    return dependencyError(`AWS denied scheduler:${operation}${where}: ${msg} (see the README for the IAM actions each command needs).`, e);
+  }
+  if (/UnrecognizedClient|InvalidClientTokenId|InvalidSignature|ExpiredToken/.test(name)) {
+    return dependencyError(`AWS rejected the credentials on scheduler:${operation}: ${name}.`, e);
+  }
+  if (name === 'TimeoutError' || /timed? ?out/i.test(msg)) {
+    return dependencyError(`scheduler:${operation} timed out${where}: no answer from the Scheduler endpoint.`, e);
+  }
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH/.test(`${err?.code ?? ''} ${msg}`)) {
+    return dependencyError(`cannot reach the Scheduler endpoint${where}: ${err?.code ?? msg}.`, e);
+  }
+  if (name === 'ThrottlingException') return dependencyError(`scheduler:${operation} kept being throttled after the SDK's retries.`, e);
+  return dependencyError(`scheduler:${operation} failed: ${name}: ${msg}${where}.`, e);
+}
+
+export interface ConflictRetry {
+  tries: number;
+  delayMs: number;
+}
+
+/**
+ * ConflictException is answered while a group is being created or deleted: retried a bounded
+ * number of times, a fixed delay apart (the reference engine's 15 × 2 s). It can also mean a
+ * genuine name clash, so after the bound it fails clearly instead of looping.
+ */
+export async function withConflictRetry<T>(api: SchedulerApi, retry: ConflictRetry, what: string, fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if ((e as AnyError).name !== 'ConflictException') throw e;
+      if (attempt >= retry.tries) {
+        throw new Error(`${what}: still ConflictException after ${retry.tries} tries ${retry.delayMs} ms apart (group being created/deleted, or a name clash)`);
+      }
+      api.stats.conflictsRetried += 1;
+      await delay(retry.delayMs);
+    }
+  }
+}

@@ -1,0 +1,242 @@
+import type { Command } from 'commander';
+import type { Registrar } from '../cli.js';
+import type { CommandContext } from '../context.js';
+import type { Column, Tone } from '../output.js';
+import type { Config } from '../config.js';
+import type { SchedulerApi } from '../aws.js';
+import type { GroupRecord } from '../checks/schedule-groups.js';
+import { addApplyFlags, parseCount, splitList } from './shared-flags.js';
+import { usageError } from '../errors.js';
+
+interface AwsFlags {
+  region?: string;
+  profile?: string;
+  endpointUrl?: string;
+}
+interface ListFlags extends AwsFlags {
+  prefix?: string;
+  class?: string;
+  withSchedules?: boolean;
+}
+interface WriteFlags extends AwsFlags {
+  prefix?: string;
+  apply?: boolean;
+  force?: boolean;
+  max?: string;
+  allUnowned?: boolean;
+  createMissing?: boolean;
+}
+
+const CLASSES = ['owned', 'unowned', 'foreign', 'drifted', 'missing', 'ignored'];
+const DEFAULT_MAX = 500; // the per-account quota of schedule groups
+
+const classTone = (c: string): Tone => (c === 'owned' ? 'good' : c === 'ignored' ? 'dim' : c === 'foreign' || c === 'missing' ? 'bad' : 'warn');
+const outcomeTone = (o: string): Tone =>
+  ['adopted', 'reconciled', 'created'].includes(o) ? 'good' : o === 'errored' ? 'bad' : o === 'planned' ? 'info' : o === 'refused' ? 'warn' : 'dim';
+
+function addAwsFlags(cmd: Command): Command {
+  return cmd
+    .option('--region <region>', 'AWS region (default: $AWS_REGION, then scheduleGroups.region, then the profile)')
+    .option('--profile <name>', 'AWS profile (default: $AWS_PROFILE)')
+    .option('--endpoint-url <url>', 'Scheduler endpoint (default: $AWS_ENDPOINT_URL_SCHEDULER, $AWS_ENDPOINT_URL)');
+}
+
+async function openScheduler(ctx: CommandContext, flags: AwsFlags, config: Config): Promise<SchedulerApi> {
+  const { createSchedulerApi } = await import('../aws.js');
+  return createSchedulerApi({
+    env: ctx.io.env,
+    region: flags.region ?? ctx.io.env.AWS_REGION ?? ctx.io.env.AWS_DEFAULT_REGION ?? config.scheduleGroups.region,
+    profile: flags.profile ?? ctx.io.env.AWS_PROFILE ?? null,
+    endpoint: flags.endpointUrl ?? config.scheduleGroups.endpoint,
+  });
+}
+
+/** Expected names: the config list, or the rows of expectedQuery (read-only). */
+export async function expectedNames(ctx: CommandContext, config: Config): Promise<string[] | null> {
+  const sg = config.scheduleGroups;
+  if (sg.expected) return sg.expected;
+  if (!sg.expectedQuery) return null;
+  return ctx.withDatabase((db) =>
+    db.readOnly(async (ro) => {
+      const rows = await ro.query<Record<string, unknown>>(sg.expectedQuery as string);
+      return rows.map((r) => String(Object.values(r)[0])).filter(Boolean);
+    }),
+  );
+}
+
+function summarizeApi(api: SchedulerApi) {
+  return { apiCalls: api.stats.calls, throttled: api.stats.throttled, conflictsRetried: api.stats.conflictsRetried };
+}
+
+export async function runList(ctx: CommandContext, flags: ListFlags): Promise<number> {
+  const { parseFormat } = await import('../output.js');
+  parseFormat(ctx.globals.output);
+  const classes = splitList(flags.class);
+  for (const c of classes ?? []) if (!CLASSES.includes(c)) throw usageError(`--class ${c} is not a class: use ${CLASSES.join(', ')}.`);
+  const config = await ctx.config();
+  const expected = await expectedNames(ctx, config);
+  const api = await openScheduler(ctx, flags, config);
+  const { findGroups } = await import('../checks/schedule-groups.js');
+  const { describeChanges } = await import('../checks/tag-diff.js');
+  const all = await findGroups(api, config.scheduleGroups, { prefix: flags.prefix, withSchedules: flags.withSchedules, expected, nowMs: Date.now() });
+  const items = all.filter((g) => (classes ? classes.includes(g.class) : true));
+  const counts: Record<string, number> = Object.fromEntries(CLASSES.map((c) => [c, 0]));
+  for (const g of all) counts[g.class] += 1;
+  const columns: Column<GroupRecord>[] = [
+    { header: 'name', value: (g) => g.name },
+    { header: 'state', value: (g) => g.state },
+    { header: 'class', value: (g) => g.class, tone: (g) => classTone(g.class) },
+    { header: 'tag differences', value: (g) => (g.class === 'owned' || g.class === 'ignored' ? '' : describeChanges(g.changes) || g.reasons.join('; ')), maxWidth: 70 },
+    { header: 'created', value: (g) => g.creationDate },
+    { header: 'modified', value: (g) => g.lastModificationDate },
+    ...(flags.withSchedules ? [{ header: 'schedules', value: (g: GroupRecord) => g.schedules ?? '' }] : []),
+  ];
+  api.client.destroy();
+  return ctx.emit({
+    command: 'schedule-groups list',
+    dryRun: true,
+    items: items.map((g) => ({ ...g, diff: describeChanges(g.changes) })),
+    columns,
+    headline: `Schedule groups in ${api.region}${flags.prefix ? ` with prefix ${flags.prefix}` : ''}`,
+    emptyMessage: 'No schedule groups match.',
+    summary: () => ({ groups: all.length, shown: items.length, ...counts, ...summarizeApi(api) }),
+  });
+}
+
+async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[], kind: 'adopt' | 'reconcile'): Promise<number> {
+  const { parseFormat } = await import('../output.js');
+  parseFormat(ctx.globals.output);
+  const { validateGroupNames, adoptRemedy, reconcileRemedy, findGroups, schedulerHost } = await import('../checks/schedule-groups.js');
+  validateGroupNames(names);
+  if (kind === 'adopt' && names.length === 0 && !flags.allUnowned && !flags.prefix) {
+    throw usageError('adopt needs group names, --all-unowned or --prefix: it never adopts unscoped.');
+  }
+  if (kind === 'adopt' && names.length > 0 && flags.allUnowned) throw usageError('pass either group names or --all-unowned, not both.');
+  const max = flags.max === undefined ? DEFAULT_MAX : parseCount(flags.max, '--max');
+  const config = await ctx.config();
+  const cfg = config.scheduleGroups;
+  const { parseDuration } = await import('../durations.js');
+  const retry = { tries: cfg.conflictRetries, delayMs: parseDuration(cfg.conflictDelay, 'scheduleGroups.conflictDelay') };
+  const expected = await expectedNames(ctx, config);
+  const api = await openScheduler(ctx, flags, config);
+  const { runRemediation } = await import('../remediation.js');
+  const common = {
+    cfg,
+    force: Boolean(flags.force),
+    retry,
+    nowMs: () => Date.now(),
+    find: (a: SchedulerApi) => findGroups(a, cfg, { prefix: flags.prefix, expected, nowMs: Date.now() }),
+  };
+  const remedy =
+    kind === 'adopt'
+      ? adoptRemedy({ ...common, names, allUnowned: Boolean(flags.allUnowned) })
+      : reconcileRemedy({ ...common, names, createMissing: Boolean(flags.createMissing) });
+  try {
+    const report = await runRemediation(schedulerHost(api), remedy, {
+      apply: Boolean(flags.apply),
+      max,
+      batchSize: Math.max(cfg.concurrency * 4, 32),
+      wait: false,
+      confirm: (plan) => ctx.confirm(`${kind === 'adopt' ? 'Adopt' : 'Reconcile'} ${plan.filter((p) => !p.refusal && !p.settled).length} schedule group(s) in ${api.region}?`),
+      onProgress: (done, total) => ctx.progress(`${kind}: ${done}/${total} groups`),
+    });
+    ctx.progressDone();
+    type Row = (typeof report.items)[number];
+    const columns: Column<Row>[] = [
+      { header: 'group', value: (r) => r.name },
+      { header: 'class', value: (r) => r.class, tone: (r) => classTone(r.class) },
+      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
+      { header: report.dryRun ? 'tags it would write' : 'detail', value: (r) => (report.dryRun ? r.detail ?? r.diff : r.detail ?? r.diff), maxWidth: 80 },
+    ];
+    const notes: string[] = [];
+    if (report.dryRun && Number(report.summary.planned) > 0) notes.push(`Dry run: nothing was changed. Re-run with --apply to ${kind}.`);
+    if (report.summary.exceedsMax) notes.push(`More than --max ${max} groups: --apply would refuse.`);
+    return ctx.emit({
+      command: kind === 'adopt' ? 'adopt schedule-group' : 'schedule-groups reconcile',
+      dryRun: report.dryRun,
+      items: report.items,
+      columns,
+      headline: report.dryRun ? `Plan: ${kind} schedule groups in ${api.region}` : `${kind === 'adopt' ? 'Adopt' : 'Reconcile'} schedule groups in ${api.region}`,
+      emptyMessage: kind === 'adopt' ? 'Nothing to adopt: no unowned group matches.' : 'Nothing to reconcile: no drifted group matches.',
+      summary: () => ({ ...report.summary, ...summarizeApi(api) }),
+      notes: () => notes,
+      exitCode: () => report.exitCode,
+    });
+  } finally {
+    api.client.destroy();
+  }
+}
+
+const LIST_EXAMPLES = `
+Examples:
+  $ opsctl schedule-groups                              # every group, classified
+  $ opsctl schedule-groups list --class unowned,foreign,drifted,missing
+  $ opsctl schedule-groups --prefix billing- --with-schedules -o json
+  $ AWS_ENDPOINT_URL_SCHEDULER=http://127.0.0.1:4599 opsctl schedule-groups   # against the emulator
+
+Classes: owned (all owner tags match), unowned (no owner keys), foreign (owner keys with other
+values), drifted (ours, but desired/owner tags missing or different, stale owner-prefix keys,
+or DELETING longer than scheduleGroups.deletingThreshold), missing (expected but absent),
+ignored (the default group and scheduleGroups.ignore patterns).
+`;
+const ADOPT_EXAMPLES = `
+Examples:
+  $ opsctl adopt schedule-group --all-unowned             # dry run: the tags it would add
+  $ opsctl adopt schedule-group billing-nightly --apply
+  $ opsctl adopt schedule-group --prefix billing- --apply --yes
+  $ opsctl adopt schedule-group legacy-group --force --apply   # take over another owner's group
+
+Each group is re-read at write time, tagged (ConflictException retried up to
+scheduleGroups.conflictRetries times, scheduleGroups.conflictDelay apart), then read back,
+and reported as adopted, already-owned, refused or errored. Exit 1 if any errored.
+`;
+const RECONCILE_EXAMPLES = `
+Examples:
+  $ opsctl schedule-groups reconcile                      # dry run over every drifted group
+  $ opsctl schedule-groups reconcile billing-nightly --apply
+  $ opsctl schedule-groups reconcile --create-missing --apply   # also create missing expected groups
+
+Adds or overwrites owner and desired tags and removes keys under scheduleGroups.ownerKeyPrefix
+that are no longer wanted; a user's other tags are never removed.
+`;
+
+export function registerScheduleGroupCommands(program: Command, r: Registrar): void {
+  const groups = program.command('schedule-groups').description('Unowned, foreign, drifted and missing EventBridge Scheduler groups');
+  addAwsFlags(
+    groups
+      .command('list', { isDefault: true })
+      .description('List schedule groups with their ownership class and tag differences (read-only)')
+      .option('--prefix <prefix>', 'only groups whose name starts with this')
+      .option('--class <list>', `only these classes (${CLASSES.join(',')})`)
+      .option('--with-schedules', "add each group's schedule count (one more call per group)"),
+  )
+    .addHelpText('after', LIST_EXAMPLES)
+    .action(r.wrap((ctx, flags: ListFlags) => runList(ctx, flags)));
+
+  const reconcile = addAwsFlags(
+    groups
+      .command('reconcile')
+      .description('Converge drifted groups to the owner and desired tags (dry run unless --apply)')
+      .argument('[names...]', 'groups to reconcile (default: every drifted group)')
+      .option('--prefix <prefix>', 'only groups whose name starts with this')
+      .option('--create-missing', 'also create expected groups that are missing, with the right tags')
+      .option('--force', 'also converge groups carrying another owner’s tags'),
+  );
+  addApplyFlags(reconcile, { max: String(DEFAULT_MAX), batch: false })
+    .addHelpText('after', RECONCILE_EXAMPLES)
+    .action(r.wrap((ctx, names: string[], flags: WriteFlags) => runWrite(ctx, flags, names, 'reconcile')));
+
+  const adopt = program.command('adopt').description('Take over resources by tagging them with the ownership tags');
+  const group = addAwsFlags(
+    adopt
+      .command('schedule-group')
+      .description('Adopt schedule groups: tag them with the owner and desired tags (dry run unless --apply)')
+      .argument('[names...]', 'groups to adopt')
+      .option('--all-unowned', 'every unowned group')
+      .option('--prefix <prefix>', 'unowned groups whose name starts with this')
+      .option('--force', 'also take over groups carrying another owner’s tags'),
+  );
+  addApplyFlags(group, { max: String(DEFAULT_MAX), batch: false })
+    .addHelpText('after', ADOPT_EXAMPLES)
+    .action(r.wrap((ctx, names: string[], flags: WriteFlags) => runWrite(ctx, flags, names, 'adopt')));
+}
