@@ -6,6 +6,8 @@ import { registerExecutionCommands } from './commands/executions.js';
 import { registerPropagationCommands } from './commands/propagations.js';
 import { registerScheduleGroupCommands } from './commands/schedule-groups.js';
 import { registerEmulatorCommands } from './commands/emulator.js';
+import { registerCheckCommand } from './commands/check.js';
+import { registerDemoCommand } from './commands/demo.js';
 
 export const VERSION = '0.1.0';
 
@@ -53,6 +55,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   registerExecutionCommands(program, registrar);
   registerPropagationCommands(program, registrar);
   registerScheduleGroupCommands(program, registrar);
+  registerCheckCommand(program, registrar);
+  registerDemoCommand(program, registrar);
   registerConfigCommands(program, registrar);
   registerEmulatorCommands(program, registrar);
   return program;

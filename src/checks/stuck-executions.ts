@@ -171,3 +171,13 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
     },
   };
 }
+
+/** How many rows are stuck (for `check`), without listing them. */
+export async function countStuck(db: Database, cfg: ExecutionsConfig, q: Omit<StuckQuery, 'limit'>): Promise<number> {
+  const n = names(cfg);
+  const rows = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM ${n.table} WHERE ${n.status} = ANY($1::text[]) AND ${n.updatedAt} < now() - make_interval(secs => $2::float8)`,
+    [q.statuses, q.thresholdMs / 1000],
+  );
+  return rows[0]?.n ?? 0;
+}

@@ -41,7 +41,7 @@ function addAwsFlags(cmd: Command): Command {
     .option('--endpoint-url <url>', 'Scheduler endpoint (default: $AWS_ENDPOINT_URL_SCHEDULER, $AWS_ENDPOINT_URL)');
 }
 
-async function openScheduler(ctx: CommandContext, flags: AwsFlags, config: Config): Promise<SchedulerApi> {
+export async function openScheduler(ctx: CommandContext, flags: AwsFlags, config: Config): Promise<SchedulerApi> {
   const { createSchedulerApi } = await import('../aws.js');
   return createSchedulerApi({
     env: ctx.io.env,

@@ -1,0 +1,101 @@
+import type { Command } from 'commander';
+import type { Registrar } from '../cli.js';
+import type { CommandContext } from '../context.js';
+import type { Column, Tone } from '../output.js';
+import type { CheckGroup, CheckResult } from '../checks/all-checks.js';
+import { splitList } from './shared-flags.js';
+import { usageError } from '../errors.js';
+
+interface CheckFlags {
+  only?: string;
+  region?: string;
+  profile?: string;
+  endpointUrl?: string;
+}
+
+const statusTone = (s: string): Tone => (s === 'ok' ? 'good' : s === 'finding' ? 'bad' : s === 'unknown' ? 'warn' : 'dim');
+
+export async function runCheck(ctx: CommandContext, flags: CheckFlags): Promise<number> {
+  const { parseFormat } = await import('../output.js');
+  const format = parseFormat(ctx.globals.output, ['table', 'json', 'ndjson', 'markdown', 'prometheus']);
+  const { CHECK_GROUPS, runChecks, checkExitCode } = await import('../checks/all-checks.js');
+  const only = splitList(flags.only) as CheckGroup[] | undefined;
+  for (const g of only ?? []) if (!(CHECK_GROUPS as readonly string[]).includes(g)) throw usageError(`--only ${g} is not a check: use ${CHECK_GROUPS.join(', ')}.`);
+  const config = await ctx.config();
+  const { Database } = await import('../database.js');
+  const { expectedNames, openScheduler } = await import('./schedule-groups.js');
+  const results = await runChecks(
+    {
+      config,
+      openDb: () => Database.connect({ settings: config.database, env: ctx.io.env }),
+      openScheduler: () => openScheduler(ctx, flags, config),
+      expectedGroups: () => expectedNames(ctx, config),
+      now: () => Date.now(),
+    },
+    only ?? null,
+  );
+  const exitCode = checkExitCode(results);
+  if (format === 'markdown' || format === 'prometheus') {
+    const { renderMarkdown, renderPrometheus } = await import('../check-report.js');
+    ctx.io.stdout.write(format === 'markdown' ? renderMarkdown(results, exitCode) : renderPrometheus(results, Date.now()));
+    return exitCode;
+  }
+  const summary = () => ({
+    status: exitCode === 0 ? 'clean' : exitCode === 1 ? 'findings' : 'unknown',
+    ...Object.fromEntries(results.map((r) => [r.check, r.status])),
+    findings: results.filter((r) => r.status === 'finding').length,
+    unknown: results.filter((r) => r.status === 'unknown').length,
+  });
+  const columns: Column<CheckResult>[] = [
+    { header: 'check', value: (r) => r.check },
+    { header: 'status', value: (r) => r.status, tone: (r) => statusTone(r.status) },
+    { header: 'count', value: (r) => (r.status === 'unknown' || r.status === 'skipped' ? '-' : r.count) },
+    { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
+    { header: 'worst example', value: (r) => (r.status === 'unknown' || r.status === 'skipped' ? r.error : r.worst) ?? '', maxWidth: 90 },
+  ];
+  const { cellText } = await import('../output.js');
+  return ctx.emit({
+    command: 'check',
+    dryRun: true,
+    items: results,
+    columns,
+    headline: 'opsctl check (read-only)',
+    sections: () =>
+      results
+        .filter((r) => r.items.length)
+        .map((r) => {
+          const keys = Object.keys(r.items[0]).filter((k) => k !== 'payload').slice(0, 6);
+          return {
+            title: `${r.check}: ${r.count}${r.count > r.items.length ? ` (first ${r.items.length} shown)` : ''}`,
+            columns: keys.map((k) => ({ header: k, value: (row: Record<string, unknown>) => cellText(row[k]), maxWidth: 60 })),
+            rows: r.items,
+          };
+        }),
+    summary,
+    exitCode: () => exitCode,
+  });
+}
+
+const EXAMPLES = `
+Examples:
+  $ opsctl check                                   # every check, summary table then findings
+  $ opsctl check --only executions,propagations    # just the database checks
+  $ opsctl check -o markdown >> "$GITHUB_STEP_SUMMARY"
+  $ opsctl check -o prometheus > /var/lib/node_exporter/textfile/opsctl.prom
+
+Exit status: 0 clean, 1 a finding at or above its threshold (check.thresholds),
+2 bad flags or config, 3 a check could not run (reported as unknown, never as clean).
+check never writes: remediation is reap / propagations retry / adopt / reconcile.
+`;
+
+export function registerCheckCommand(program: Command, r: Registrar): void {
+  program
+    .command('check')
+    .description('Run every check read-only (for CI cron): stuck executions, dead letters, stalled propagations, schedule groups')
+    .option('--only <list>', 'only these checks: executions, propagations, schedule-groups')
+    .option('--region <region>', 'AWS region for the schedule-groups check')
+    .option('--profile <name>', 'AWS profile')
+    .option('--endpoint-url <url>', 'Scheduler endpoint')
+    .addHelpText('after', EXAMPLES)
+    .action(r.wrap((ctx, flags: CheckFlags) => runCheck(ctx, flags)));
+}

@@ -1,0 +1,71 @@
+import type pg from 'pg';
+import type { SchedulerEmulator } from '../emulator/scheduler-emulator.js';
+import { REFERENCE_SCHEMA_SQL } from '../reference/schema.js';
+
+/** Kinds the demo's worker knows; `seat_sync_v2` is written by a newer writer than the worker. */
+export const DEMO_KNOWN_KINDS = ['tier_elevation', 'seat_sync', 'plan_change'];
+
+/** Realistic trouble on the reference schemas: what an on-call engineer meets at 3 a.m. */
+export async function seedDatabase(client: pg.Client): Promise<void> {
+  await client.query(REFERENCE_SCHEMA_SQL);
+  await client.query(`
+    INSERT INTO purchase_executions (status, updated_at, created_at)
+    SELECT s, now() - m * interval '1 minute', now() - (m + 5) * interval '1 minute'
+      FROM (VALUES ('running', 47), ('running', 132), ('approved', 25), ('approved', 610), ('running', 3),
+                   ('approved', 1), ('completed', 300), ('failed', 900), ('pending', 400), ('running', 6)) AS v(s, m);
+  `);
+  // Dead letters: one dominant error with varying ids, a few others, and unknown kinds.
+  await client.query(`
+    INSERT INTO pending_propagations (kind, team_id, attempts, last_attempt_at, last_error, next_attempt_at, failed_at, created_at)
+    SELECT 'tier_elevation', gen_random_uuid(), 10, now() - i * interval '7 minutes',
+           'billing-api: POST /v1/teams/' || gen_random_uuid() || '/tier: 503 Service Unavailable after ' || (28000 + i * 37) || 'ms',
+           now() - i * interval '7 minutes', now() - i * interval '7 minutes', now() - interval '2 days'
+      FROM generate_series(1, 18) i;
+    INSERT INTO pending_propagations (kind, team_id, attempts, last_error, next_attempt_at, failed_at, created_at)
+    VALUES ('plan_change', gen_random_uuid(), 10, 'pq: duplicate key value violates unique constraint "team_plans_team_id_key"', now() - interval '3 hours', now() - interval '3 hours', now() - interval '2 days'),
+           ('seat_sync', gen_random_uuid(), 10, 'context deadline exceeded', now() - interval '50 minutes', now() - interval '50 minutes', now() - interval '1 day'),
+           ('seat_sync_v2', gen_random_uuid(), 10, 'no handler registered for kind "seat_sync_v2"', now() - interval '20 minutes', now() - interval '20 minutes', now() - interval '33 hours'),
+           ('seat_sync_v2', gen_random_uuid(), 10, 'no handler registered for kind "seat_sync_v2"', now() - interval '10 minutes', now() - interval '10 minutes', now() - interval '33 hours');
+    -- Pending rows in trouble: overdue (nobody picks them up), near the dead-letter bound, unknown kind.
+    INSERT INTO pending_propagations (kind, team_id, attempts, last_error, next_attempt_at, created_at)
+    VALUES ('tier_elevation', gen_random_uuid(), 2, 'billing-api: 503', now() - interval '2 hours', now() - interval '3 hours'),
+           ('plan_change', gen_random_uuid(), 9, 'context deadline exceeded', now() + interval '10 hours', now() - interval '30 hours'),
+           ('seat_sync_v2', gen_random_uuid(), 4, 'no handler registered for kind "seat_sync_v2"', now() + interval '30 minutes', now() - interval '2 hours'),
+           ('seat_sync', gen_random_uuid(), 0, NULL, now() + interval '1 minute', now());
+    -- Healthy history.
+    INSERT INTO pending_propagations (kind, team_id, attempts, applied_at, created_at)
+    SELECT 'tier_elevation', gen_random_uuid(), 1, now() - i * interval '1 hour', now() - i * interval '1 hour' FROM generate_series(1, 25) i;
+  `);
+}
+
+export const DEMO_OWNER_TAGS = { 'alchemy::stack': 'billing', 'alchemy::stage': 'prod', 'alchemy::id': '{name}' };
+export const DEMO_DESIRED_TAGS = { team: 'payments' };
+
+const owner = (name: string) => ({ 'alchemy::stack': 'billing', 'alchemy::stage': 'prod', 'alchemy::id': name });
+
+export function seedScheduler(emu: SchedulerEmulator): void {
+  emu.seedGroup('billing-renewals', { ...owner('billing-renewals'), team: 'payments' });
+  emu.seedGroup('billing-dunning', { ...owner('billing-dunning'), team: 'payments' });
+  emu.seedSchedule('billing-renewals', 'nightly-renewals');
+  emu.seedSchedule('billing-dunning', 'dunning-retry');
+  emu.seedGroup('billing-invoices'); // created by hand in the console: unowned
+  emu.seedGroup('billing-trials', { owner: 'alice' }); // a user's tag, no ownership tags: unowned
+  emu.seedGroup('growth-campaigns', { 'alchemy::stack': 'growth', 'alchemy::stage': 'prod', 'alchemy::id': 'growth-campaigns' }); // foreign
+  emu.seedGroup('billing-credits', { ...owner('billing-credits'), team: 'finance', 'alchemy::legacy-id': 'credits' }); // drifted
+}
+
+/** The demo's config: reference defaults plus ownership and known kinds. */
+export function demoConfig(): Record<string, unknown> {
+  return {
+    actor: 'opsctl-demo',
+    audit: { table: 'audit_log' },
+    propagations: { knownKinds: DEMO_KNOWN_KINDS },
+    scheduleGroups: {
+      ownerTags: DEMO_OWNER_TAGS,
+      ownerKeyPrefix: 'alchemy::',
+      desiredTags: DEMO_DESIRED_TAGS,
+      expected: ['billing-renewals', 'billing-dunning', 'billing-refunds'],
+      conflictDelay: '200ms',
+    },
+  };
+}

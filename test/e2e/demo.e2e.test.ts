@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname } from 'node:path';
+import pg from 'pg';
+import { BIN, cliProcess } from '../support/cli.js';
+
+const demoDirs = () => readdirSync(tmpdir()).filter((n) => n.startsWith('opsctl-demo-')).sort();
+const demoPostgres = () => {
+  try {
+    return execFileSync('pgrep', ['-f', 'opsctl-demo-pg-'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+};
+
+describe('opsctl demo', () => {
+  it('starts, runs check and the dry-run plans, and shuts down leaving nothing behind', async () => {
+    const before = demoDirs();
+    const r = await cliProcess(['demo', '--no-color']);
+    expect(r.stderr).toContain('Demo stopped');
+    expect(r.code).toBe(0);
+    for (const cmd of ['$ opsctl check', '$ opsctl reap --older-than 10m', '$ opsctl propagations retry --all', '$ opsctl adopt schedule-group --all-unowned']) {
+      expect(r.stdout).toContain(cmd);
+    }
+    expect(r.stdout).toMatch(/stuck-executions\s+│ finding/);
+    expect(r.stdout).toContain('refused'); // the unknown kind
+    expect(r.stdout).toContain('billing-invoices'); // an unowned group
+    expect(r.stdout).not.toMatch(/\u001b\[/);
+    expect(demoDirs()).toEqual(before);
+    expect(demoPostgres()).toEqual([]);
+  });
+
+  it('--keep leaves both running with usable environment lines; Ctrl-C removes everything', async () => {
+    const child = spawn(process.execPath, [BIN, 'demo', '--keep', '--no-color'], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('Press Ctrl-C')) resolve();
+      });
+      child.on('exit', () => reject(new Error(`demo exited early: ${err}`)));
+    });
+    const url = /export DATABASE_URL=(\S+)/.exec(out)![1];
+    const cfg = /export OPSCTL_CONFIG=(\S+)/.exec(out)![1];
+    const endpoint = /export AWS_ENDPOINT_URL_SCHEDULER=(\S+)/.exec(out)![1];
+    const env = { DATABASE_URL: url, OPSCTL_CONFIG: cfg, AWS_ENDPOINT_URL_SCHEDULER: endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'demo', AWS_SECRET_ACCESS_KEY: 'demo' };
+    const reap = await cliProcess(['reap', '--apply', '-o', 'json'], env);
+    expect(reap.code).toBe(0);
+    expect(reap.json().summary.reaped).toBe(4);
+    const groups = await cliProcess(['schedule-groups', '-o', 'json'], env);
+    expect(groups.json().summary.unowned).toBe(2);
+
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(err).toContain('Demo stopped');
+    expect(existsSync(dirname(cfg))).toBe(false);
+    expect(demoPostgres()).toEqual([]);
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+    await expect(c.connect()).rejects.toThrow();
+  });
+});

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
+import { cli } from '../support/cli.js';
+
+const read = (f: string) => readFileSync(new URL(`../../examples/${f}`, import.meta.url), 'utf8');
+
+/** Every `npx opsctl …` invocation in shell text, as argv (stops at ; | > & and line ends). */
+function opsctlInvocations(text: string): string[][] {
+  const out: string[][] = [];
+  for (const m of text.matchAll(/npx opsctl((?:[ \t]+[^\s;|>&]+)+)/g)) out.push(m[1].trim().split(/[ \t]+/).map((w) => w.replace(/^["']|["']$/g, '')));
+  return out;
+}
+
+/** The shell text of the examples: workflow `run` steps and container command + args. */
+function exampleCommands(): string {
+  const wf = parseAllDocuments(read('github-actions-opsctl-check.yml'))[0].toJS();
+  const runs = wf.jobs.check.steps.map((s: any) => s.run ?? '').join('\n');
+  const k8s = parseAllDocuments(read('kubernetes-cronjob.yaml')).map((d) => d.toJS());
+  const containers = k8s.flatMap((j: any) => j.spec.jobTemplate.spec.template.spec.containers);
+  const cmds = containers.map((c: any) => [...(c.command ?? []), ...(c.args ?? [])].join(' ')).join('\n');
+  return `${runs}\n${cmds}`;
+}
+
+/** The command path of an invocation: the words before the first flag. */
+const commandPath = (argv: string[]) => argv.slice(0, argv.findIndex((w) => w.startsWith('-')) === -1 ? argv.length : argv.findIndex((w) => w.startsWith('-')));
+
+describe('examples', () => {
+  it('the GitHub Actions workflow parses and is scheduled', () => {
+    const docs = parseAllDocuments(read('github-actions-opsctl-check.yml'));
+    expect(docs).toHaveLength(1);
+    expect(docs[0].errors).toEqual([]);
+    const wf = docs[0].toJS();
+    expect(wf.on.schedule[0].cron).toMatch(/^\S+ \S+ \S+ \S+ \S+$/);
+    expect(wf.jobs.check.steps.some((s: any) => /opsctl check/.test(s.run ?? ''))).toBe(true);
+  });
+
+  it('the Kubernetes CronJobs parse and are valid batch/v1 CronJobs', () => {
+    const docs = parseAllDocuments(read('kubernetes-cronjob.yaml'));
+    expect(docs.length).toBe(2);
+    for (const d of docs) {
+      expect(d.errors).toEqual([]);
+      const job = d.toJS();
+      expect(job).toMatchObject({ apiVersion: 'batch/v1', kind: 'CronJob' });
+      expect(job.spec.schedule).toMatch(/^\S+ \S+ \S+ \S+ \S+$/);
+      expect(job.spec.jobTemplate.spec.template.spec.containers[0].image).toMatch(/^node:20/);
+    }
+  });
+
+  it('every opsctl command in the examples exists and accepts its flags', async () => {
+    const calls = opsctlInvocations(exampleCommands());
+    expect(calls.length).toBeGreaterThanOrEqual(4);
+    for (const argv of calls) {
+      const help = await cli([...commandPath(argv), '--help']);
+      expect(help.code, argv.join(' ')).toBe(0);
+      for (const flag of argv.filter((w) => w.startsWith('--') || /^-[a-z]$/.test(w))) {
+        expect(help.stdout, `${argv.join(' ')}: ${flag}`).toContain(flag);
+      }
+    }
+  });
+});
