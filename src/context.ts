@@ -67,7 +67,9 @@ export class CommandContext {
 
   async emit<T>(result: CommandResult<T>): Promise<number> {
     const { render } = await import('./output.js');
-    return render(result, this.format, { stream: this.io.stdout, env: this.io.env, noColor: this.globals.color === false });
+    const code = await render(result, this.format, { stream: this.io.stdout, env: this.io.env, noColor: this.globals.color === false });
+    for (const w of result.warnings?.() ?? []) this.say(`opsctl: ${w}`);
+    return code;
   }
 
   /** Secrets that must never be printed: masked out of every message opsctl writes to stderr. */

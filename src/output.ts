@@ -38,6 +38,8 @@ export interface CommandResult<T = Record<string, unknown>> {
   notes?: () => string[];
   emptyMessage?: string;
   exitCode?: () => number;
+  /** Printed on stderr after the result (e.g. why an --apply stopped part-way). */
+  warnings?: () => string[];
 }
 
 export interface OutputTarget {

@@ -65,6 +65,8 @@ export interface RemedyHost<C> {
   /** An error after which nothing more can be done (connection lost, credentials gone). */
   isFatal(e: unknown): boolean;
   describeError(e: unknown): string;
+  /** The one-sentence form of a fatal error, with its exit code. */
+  translate(e: unknown): OpsctlError;
 }
 
 export function databaseHost(db: Database, table: string, schema: string | null): RemedyHost<Database> {
@@ -73,8 +75,10 @@ export function databaseHost(db: Database, table: string, schema: string | null)
     lock: (wait) => acquireTableLock(db, table, schema, { wait }),
     readOnly: (fn) => db.readOnly(fn),
     batch: (fn) => db.transaction(fn),
-    isFatal: isConnectionError,
+    // Errors no other row can escape: the connection, privileges, the schema, the timeouts.
+    isFatal: (e) => isConnectionError(e) || FATAL_SQLSTATES.has((e as { code?: string })?.code ?? ''),
     describeError: (e) => errorText(e),
+    translate: (e) => db.translate(e),
   };
 }
 
@@ -92,11 +96,16 @@ export interface RemediationOptions<P extends PlannedItem> {
 export type ReportedItem<P> = P & { outcome: string; detail?: string };
 
 export interface RemediationReport<P extends PlannedItem> {
+  /** Set when the run stopped part-way for a reason that must reach stderr too. */
+  warning?: string;
   dryRun: boolean;
   items: ReportedItem<P>[];
   summary: Record<string, number | string | boolean>;
   exitCode: number;
 }
+
+/** insufficient_privilege, undefined table/column, read-only transaction, statement and lock timeouts. */
+const FATAL_SQLSTATES = new Set(['42501', '42P01', '42703', '25006', '57014', '55P03']);
 
 const isActionable = (p: PlannedItem) => !p.refusal && !p.settled;
 
@@ -172,6 +181,7 @@ export async function runRemediation<P extends PlannedItem, C>(
     let batches = 0;
     let longestBatchMs = 0;
     let aborted: string | undefined;
+    let fatal: OpsctlError | undefined;
     let done = 0;
     if (!cancelled) {
       for (const batch of chunk(actionable, opts.batchSize)) {
@@ -185,7 +195,10 @@ export async function runRemediation<P extends PlannedItem, C>(
           for (const r of result) outcomes.set(r.id, r);
         } catch (e) {
           if (host.isFatal(e)) {
-            aborted = `stopped during batch ${batches + 1}: ${host.describeError(e)}`;
+            // Nothing applied yet: the run failed as a whole, one sentence and exit 3.
+            if (![...outcomes.values()].some((o) => o.outcome === 'applied')) throw host.translate(e);
+            fatal = host.translate(e);
+            aborted = `stopped during batch ${batches + 1}: ${fatal.message}`;
             for (const p of batch)
               outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: 'unknown: the connection was lost during this batch; re-run to converge' });
           } else {
@@ -196,7 +209,9 @@ export async function runRemediation<P extends PlannedItem, C>(
                 outcomes.set(p.id, r ?? { id: p.id, outcome: 'errored', detail: 'no outcome reported' });
               } catch (e2) {
                 if (host.isFatal(e2)) {
-                  aborted = `stopped: ${host.describeError(e2)}`;
+                  if (![...outcomes.values()].some((o) => o.outcome === 'applied')) throw host.translate(e2);
+                  fatal = host.translate(e2);
+                  aborted = `stopped: ${fatal.message}`;
                   outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: 'unknown: the connection was lost; re-run to converge' });
                   break;
                 }
@@ -236,8 +251,8 @@ export async function runRemediation<P extends PlannedItem, C>(
     };
     if (cancelled) summary.cancelled = true;
     if (aborted) summary.aborted = aborted;
-    const exitCode = aborted ? ExitCode.DEPENDENCY : errored > 0 ? ExitCode.FINDINGS : ExitCode.OK;
-    return { dryRun: false, items, summary, exitCode };
+    const exitCode = fatal ? fatal.exitCode : aborted ? ExitCode.DEPENDENCY : errored > 0 ? ExitCode.FINDINGS : ExitCode.OK;
+    return { dryRun: false, items, summary, exitCode, ...(fatal ? { warning: fatal.message } : {}) };
   } finally {
     await lock.release();
   }

@@ -144,6 +144,7 @@ export function schedulerHost(api: SchedulerApi): RemedyHost<SchedulerApi> {
     batch: (fn) => fn(api),
     isFatal: isFatalAwsError,
     describeError: (e) => translateAwsError(e, 'call', api).message,
+    translate: (e) => translateAwsError(e, 'call', api),
   };
 }
 

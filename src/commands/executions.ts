@@ -114,6 +114,7 @@ export async function runReap(ctx: CommandContext, flags: ReapFlags): Promise<nu
       summary: () => ({ ...report.summary, threshold }),
       notes: () => notes,
       exitCode: () => report.exitCode,
+      warnings: () => (report.warning ? [report.warning] : []),
     });
   });
 }

@@ -161,6 +161,7 @@ async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[],
       summary: () => ({ ...report.summary, ...summarizeApi(api) }),
       notes: () => notes,
       exitCode: () => report.exitCode,
+      warnings: () => (report.warning ? [report.warning] : []),
     });
   } finally {
     api.client.destroy();
