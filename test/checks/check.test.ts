@@ -38,7 +38,8 @@ function config(extra: Record<string, unknown> = {}): string {
   return f;
 }
 const env = () => ({ DATABASE_URL: db.url, ...awsEnv(emu) });
-const statuses = (out: any) => Object.fromEntries(out.items.map((i: any) => [i.check, i.status]));
+/** Statuses of the checks that ran (checks of unconfigured sections are skipped). */
+const statuses = (out: any) => Object.fromEntries(out.items.filter((i: any) => i.status !== 'skipped').map((i: any) => [i.check, i.status]));
 
 describe('opsctl check', () => {
   it('clean: exit 0, every check ok', async () => {
@@ -118,7 +119,7 @@ describe('opsctl check', () => {
     expect(heading.text).toMatch(/^opsctl check: 1 check\(s\) with findings/);
     const tables = tokens.filter((t) => t.type === 'table') as any[];
     expect(tables[0].header.map((h: any) => h.text)).toEqual(['check', 'status', 'count', 'threshold', 'worst example']);
-    expect(tables[0].rows).toHaveLength(4);
+    expect(tables[0].rows.map((r: any) => r[0].text)).toEqual(expect.arrayContaining(['stuck-executions', 'dead-letters', 'pending-propagations', 'schedule-groups']));
     expect(tables[1].rows).toHaveLength(1); // the stuck execution
   });
 

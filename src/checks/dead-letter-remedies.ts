@@ -1,0 +1,180 @@
+import type { Database } from '../database.js';
+import type { Config, PropagationsConfig } from '../config.js';
+import type { ItemOutcome, Remedy } from '../remediation.js';
+import { writeAudit, type AuditEntry } from '../audit.js';
+import { formatDuration } from '../durations.js';
+import { deadLetterColumns, deadLetterWhere, toDeadLetter, type DeadLetter, type DeadLetterFilter, type DeadLetterRow } from './dead-letters.js';
+import { bind, propagationNames, type PropagationNames } from './propagations-table.js';
+
+/** Retry and purge of dead letters: the plan, and one batch under its compare-and-set guard. */
+
+export interface PlannedDeadLetter extends DeadLetter {
+  refusal?: string | null;
+}
+
+interface Common {
+  filter: DeadLetterFilter;
+  reason?: string;
+  actor: string;
+  audit: Config['audit'];
+}
+export interface RetryOptions extends Common {
+  includeUnknownKinds: boolean;
+}
+export interface PurgeOptions extends Common {
+  olderThanMs: number;
+}
+
+/**
+ * Dead letters not yet applied, matching the filter. Refused rows sort last, so the engine's
+ * `--max + 1` probe counts the actionable ones and never truncates them behind refusals.
+ */
+async function planDeadLetters(db: Database, cfg: PropagationsConfig, f: DeadLetterFilter, refuseUnknown: boolean, limit: number): Promise<PlannedDeadLetter[]> {
+  const n = propagationNames(cfg);
+  const params: unknown[] = [];
+  const where = deadLetterWhere(n, f, params);
+  const unknown = refuseUnknown && cfg.knownKinds ? `NOT (${n.kind}::text = ANY(${bind(params, cfg.knownKinds)}::text[]))` : 'false';
+  const rows = await db.query<DeadLetterRow & { unknown_kind: boolean }>(
+    `SELECT ${deadLetterColumns(n)}, ${unknown} AS unknown_kind
+       FROM ${n.table} WHERE ${where} AND ${n.appliedAt} IS NULL
+      ORDER BY unknown_kind, ${n.failedAt}, ${n.id}${limit > 0 ? ` LIMIT ${Math.floor(limit)}` : ''}`,
+    params,
+  );
+  return rows.map((r) => ({
+    ...toDeadLetter(r),
+    refusal: r.unknown_kind ? `kind "${r.kind}" is not in propagations.knownKinds (no handler?); pass --include-unknown-kinds to retry it anyway` : null,
+  }));
+}
+
+interface LockedRow {
+  id: string;
+  kind: string;
+  team_id: string | null;
+  attempts: number;
+  failed_at: Date | null;
+  applied_at: Date | null;
+  last_error: string | null;
+}
+
+/** Locks the batch's rows without waiting: a row a live worker holds is skipped, not waited on. */
+async function lockRows(tx: Database, n: PropagationNames, ids: string[]): Promise<Map<string, LockedRow>> {
+  const rows = await tx.queryRaw<LockedRow>(
+    `SELECT ${n.id}::text AS id, ${n.kind}::text AS kind, ${n.teamId} AS team_id, ${n.attempts}::int AS attempts,
+            ${n.failedAt} AS failed_at, ${n.appliedAt} AS applied_at, ${n.lastError}::text AS last_error
+       FROM ${n.table} WHERE ${n.id} = ANY($1) FOR UPDATE SKIP LOCKED`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+/** Applied / lost / skipped for every item of a batch, from what was locked and what the CAS changed. */
+async function outcomesFor(tx: Database, n: PropagationNames, batch: PlannedDeadLetter[], locked: Map<string, LockedRow>, changed: Set<string>, lost: (r: LockedRow) => string): Promise<ItemOutcome[]> {
+  const notLocked = batch.filter((b) => !locked.has(b.id)).map((b) => b.id);
+  const present = notLocked.length
+    ? new Set((await tx.queryRaw<{ id: string }>(`SELECT ${n.id}::text AS id FROM ${n.table} WHERE ${n.id} = ANY($1)`, [notLocked])).map((r) => r.id))
+    : new Set<string>();
+  return batch.map((b): ItemOutcome => {
+    if (changed.has(b.id)) return { id: b.id, outcome: 'applied' };
+    const row = locked.get(b.id);
+    if (row) return { id: b.id, outcome: 'lost', detail: lost(row) };
+    if (present.has(b.id)) return { id: b.id, outcome: 'skipped', detail: 'locked by another transaction (a worker?); left alone' };
+    return { id: b.id, outcome: 'lost', detail: 'row no longer exists' };
+  });
+}
+
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+const notDeadDetail = (r: LockedRow) =>
+  r.applied_at ? `not dead anymore: applied at ${iso(r.applied_at)}` : r.failed_at === null ? 'not dead anymore: pending again (re-driven by someone else)' : 'changed since the plan; left alone';
+
+/**
+ * Retry: clears failed_at, resets attempts to 0 and makes the row due now, keeping
+ * last_error; the runner picks it up like any pending row. The CAS re-checks that it is
+ * still dead and not applied, so a row someone else re-drove (or the runner applied) is left alone.
+ */
+export function retryRemedy(cfg: PropagationsConfig, opts: RetryOptions): Remedy<PlannedDeadLetter> {
+  const n = propagationNames(cfg);
+  return {
+    action: 'retry',
+    table: cfg.table,
+    schema: cfg.schema,
+    labels: { applied: 'retried', lost: 'not-dead-anymore' },
+    plan: (db, limit) => planDeadLetters(db, cfg, opts.filter, !opts.includeUnknownKinds, limit),
+    async applyBatch(tx, batch) {
+      const locked = await lockRows(tx, n, batch.map((b) => b.id));
+      const ids = [...locked.keys()];
+      const changed = ids.length
+        ? await tx.queryRaw<{ id: string }>(
+            `UPDATE ${n.table} SET ${n.failedAt} = NULL, ${n.attempts} = 0, ${n.nextAttemptAt} = now()
+              WHERE ${n.id} = ANY($1) AND ${n.failedAt} IS NOT NULL AND ${n.appliedAt} IS NULL
+          RETURNING ${n.id}::text AS id`,
+            [ids],
+          )
+        : [];
+      const done = new Set(changed.map((r) => r.id));
+      await writeAudit(tx, opts.audit, opts.actor, [...done].map((id) => retryAudit(cfg, locked.get(id)!, opts.reason)));
+      return outcomesFor(tx, n, batch, locked, done, notDeadDetail);
+    },
+  };
+}
+
+function retryAudit(cfg: PropagationsConfig, row: LockedRow, reason?: string): AuditEntry {
+  return {
+    kind: 'propagation.operator_retry',
+    resourceType: cfg.table,
+    resourceId: row.id,
+    summary: `operator retry of a dead-lettered ${row.kind} propagation after ${row.attempts} attempt(s)${reason ? `: ${reason}` : ''}`,
+    metadata: { propagation_id: row.id, kind: row.kind, team_id: row.team_id, previous_attempts: row.attempts, reason: reason ?? null },
+    teamId: cfg.columns.teamId ? row.team_id : null,
+  };
+}
+
+/**
+ * Purge: deletes dead letters older than the threshold. The CAS re-checks dead, old enough
+ * and not applied, so a row re-driven (or dead-lettered again recently) since the plan survives.
+ */
+export function purgeRemedy(cfg: PropagationsConfig, opts: PurgeOptions): Remedy<PlannedDeadLetter> {
+  const n = propagationNames(cfg);
+  const olderThan = formatDuration(opts.olderThanMs);
+  const filter = { ...opts.filter, olderThanMs: opts.olderThanMs };
+  return {
+    action: 'purge',
+    table: cfg.table,
+    schema: cfg.schema,
+    labels: { applied: 'purged', lost: 'not-dead-anymore' },
+    plan: (db, limit) => planDeadLetters(db, cfg, filter, false, limit),
+    async applyBatch(tx, batch) {
+      const locked = await lockRows(tx, n, batch.map((b) => b.id));
+      const ids = [...locked.keys()];
+      const deleted = ids.length
+        ? await tx.queryRaw<{ id: string }>(
+            `DELETE FROM ${n.table}
+              WHERE ${n.id} = ANY($1) AND ${n.failedAt} IS NOT NULL AND ${n.appliedAt} IS NULL
+                AND ${n.failedAt} < now() - make_interval(secs => $2::float8)
+          RETURNING ${n.id}::text AS id`,
+            [ids, opts.olderThanMs / 1000],
+          )
+        : [];
+      const done = new Set(deleted.map((r) => r.id));
+      await writeAudit(
+        tx,
+        opts.audit,
+        opts.actor,
+        [...done].map((id) => {
+          const row = locked.get(id)!;
+          return {
+            kind: 'propagation.operator_purged',
+            resourceType: cfg.table,
+            resourceId: id,
+            summary: `operator purge of a ${row.kind} dead letter older than ${olderThan}${opts.reason ? `: ${opts.reason}` : ''}`,
+            // The row is gone: the audit row keeps what it was.
+            metadata: { propagation_id: id, kind: row.kind, team_id: row.team_id, attempts: row.attempts, failed_at: row.failed_at, last_error: row.last_error, older_than: olderThan, reason: opts.reason ?? null },
+            teamId: cfg.columns.teamId ? row.team_id : null,
+          };
+        }),
+      );
+      return outcomesFor(tx, n, batch, locked, done, (r) =>
+        r.failed_at && !r.applied_at ? `dead-lettered again at ${iso(r.failed_at)}, within ${olderThan}; left alone` : notDeadDetail(r),
+      );
+    },
+  };
+}

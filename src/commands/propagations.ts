@@ -1,0 +1,409 @@
+import type { Command } from 'commander';
+import type { Registrar } from '../cli.js';
+import type { CommandContext } from '../context.js';
+import type { Column, Tone } from '../output.js';
+import type { Database } from '../database.js';
+import type { Remedy } from '../remediation.js';
+import type { DeadLetter, DeadLetterFilter } from '../checks/dead-letters.js';
+import type { PlannedDeadLetter } from '../checks/dead-letter-remedies.js';
+import type { PendingPropagation } from '../checks/pending-propagations.js';
+import { usageError } from '../errors.js';
+import { addApplyFlags, parseCount, parsePositive } from './shared-flags.js';
+
+interface DeadLetterFlags {
+  kind?: string;
+  since?: string;
+  limit?: string;
+}
+interface PendingFlags {
+  overdue?: string;
+  kind?: string;
+  limit?: string;
+}
+interface ApplyFlags {
+  apply?: boolean;
+  max?: string;
+  batchSize?: string;
+  reason?: string;
+  wait?: boolean;
+}
+interface RetryFlags extends ApplyFlags {
+  kind?: string;
+  since?: string;
+  all?: boolean;
+  includeUnknownKinds?: boolean;
+}
+interface PurgeFlags extends ApplyFlags {
+  olderThan?: string;
+  kind?: string;
+  expect?: string;
+}
+
+/** Dead letters listed by default: the grouped summary below the rows is the overview. */
+const DEAD_LETTER_LIMIT = 100;
+const PENDING_LIMIT = 1000;
+
+const outcomeTone = (o: string): Tone =>
+  o === 'retried' || o === 'purged'
+    ? 'good'
+    : o === 'errored'
+      ? 'bad'
+      : o === 'not-dead-anymore' || o === 'skipped-locked' || o === 'refused'
+        ? 'warn'
+        : o === 'planned'
+          ? 'info'
+          : o === 'cancelled'
+            ? 'dim'
+            : undefined;
+
+async function setup(ctx: CommandContext) {
+  const { parseFormat } = await import('../output.js');
+  parseFormat(ctx.globals.output);
+  const config = await ctx.config();
+  const { parseDuration, formatAge, formatDuration } = await import('../durations.js');
+  const { displayName } = await import('../identifiers.js');
+  return { config, cfg: config.propagations, where: displayName(config.propagations.table, config.propagations.schema), parseDuration, formatAge, formatDuration };
+}
+
+export async function runDeadLetters(ctx: CommandContext, flags: DeadLetterFlags): Promise<number> {
+  const { cfg, where, parseDuration, formatAge } = await setup(ctx);
+  const limit = flags.limit === undefined ? DEAD_LETTER_LIMIT : parseCount(flags.limit, '--limit');
+  const filter: DeadLetterFilter = { kind: flags.kind, sinceMs: flags.since === undefined ? undefined : parseDuration(flags.since, '--since') };
+  const { assertPropagationsSchema } = await import('../checks/propagations-table.js');
+  const { summariseDeadLetters, streamDeadLetters, deadLetterHeadline } = await import('../checks/dead-letters.js');
+  return ctx.withDatabase((db) =>
+    db.readOnly(async (ro) => {
+      // One snapshot for the summary and the rows, so their counts agree.
+      await ro.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await assertPropagationsSchema(ro, cfg);
+      const summary = await summariseDeadLetters(ro, cfg, filter);
+      let shown = 0;
+      const rows = (async function* () {
+        for await (const r of streamDeadLetters(ro, cfg, filter, limit)) {
+          shown += 1;
+          yield r;
+        }
+      })();
+      const columns: Column<DeadLetter>[] = [
+        { header: 'id', value: (r) => r.id },
+        { header: 'kind', value: (r) => r.kind },
+        { header: 'attempts', value: (r) => r.attempts },
+        { header: 'dead for', value: (r) => formatAge(r.ageSeconds * 1000) },
+        { header: 'failed_at', value: (r) => r.failedAt },
+        { header: 'last error', value: (r) => r.lastError, tone: () => 'bad', maxWidth: 60 },
+      ];
+      return ctx.emit({
+        command: 'propagations dead-letters',
+        dryRun: true,
+        items: rows,
+        columns,
+        headline: deadLetterHeadline(summary, where),
+        emptyMessage: 'No dead letters match.',
+        sections: () => [
+          {
+            title: 'By kind',
+            columns: [
+              { header: 'kind', value: (g: any) => g.kind },
+              { header: 'count', value: (g: any) => g.count },
+              { header: 'oldest', value: (g: any) => g.oldest },
+              { header: 'newest', value: (g: any) => g.newest },
+            ],
+            rows: summary.byKind,
+          },
+          {
+            title: 'By error class',
+            columns: [
+              { header: 'count', value: (g: any) => g.count },
+              { header: 'error class', value: (g: any) => g.errorClass, maxWidth: 80 },
+              { header: 'kinds', value: (g: any) => g.kinds, maxWidth: 30 },
+              { header: 'newest', value: (g: any) => g.newest },
+            ],
+            rows: summary.byErrorClass,
+          },
+        ],
+        notes: () => (limit > 0 && shown < summary.total ? [`Showing the newest ${shown} of ${summary.total}; the groups count all of them (--limit 0 lists every row).`] : []),
+        summary: () => ({ total: summary.total, shown, ...(limit > 0 && shown < summary.total ? { limitReached: limit } : {}), byKind: summary.byKind, byErrorClass: summary.byErrorClass }),
+      });
+    }),
+  );
+}
+
+export async function runPending(ctx: CommandContext, flags: PendingFlags): Promise<number> {
+  const { cfg, where, parseDuration, formatAge, formatDuration } = await setup(ctx);
+  const limit = flags.limit === undefined ? PENDING_LIMIT : parseCount(flags.limit, '--limit');
+  const overdueMs = parseDuration(flags.overdue ?? cfg.overdue, flags.overdue !== undefined ? '--overdue' : 'propagations.overdue');
+  const { assertPropagationsSchema } = await import('../checks/propagations-table.js');
+  const { streamPending, summarisePending, nearDeadAt } = await import('../checks/pending-propagations.js');
+  const q = { overdueMs, kind: flags.kind, limit };
+  return ctx.withDatabase((db) =>
+    db.readOnly(async (ro) => {
+      await ro.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await assertPropagationsSchema(ro, cfg);
+      const counts = await summarisePending(ro, cfg, q);
+      let shown = 0;
+      const rows = (async function* () {
+        for await (const r of streamPending(ro, cfg, q)) {
+          shown += 1;
+          yield r;
+        }
+      })();
+      const columns: Column<PendingPropagation>[] = [
+        { header: 'id', value: (r) => r.id },
+        { header: 'kind', value: (r) => r.kind, tone: (r) => (r.problems.includes('unknown-kind') ? 'warn' : undefined) },
+        { header: 'attempts', value: (r) => `${r.attempts}/${cfg.maxAttempts}`, tone: (r) => (r.problems.includes('near-dead') ? 'warn' : undefined) },
+        { header: 'due', value: (r) => (r.overdueSeconds >= 0 ? `${formatAge(r.overdueSeconds * 1000)} ago` : `in ${formatAge(-r.overdueSeconds * 1000)}`) },
+        { header: 'problems', value: (r) => r.problems, tone: () => 'bad' },
+        { header: 'last error', value: (r) => r.lastError, maxWidth: 50 },
+      ];
+      const threshold = formatDuration(overdueMs);
+      return ctx.emit({
+        command: 'propagations pending',
+        dryRun: true,
+        items: rows,
+        columns,
+        headline: `Pending propagations in trouble in ${where}: overdue by more than ${threshold}, near-dead (attempts >= ${nearDeadAt(cfg)} of ${cfg.maxAttempts})${cfg.knownKinds ? ', or of an unknown kind' : ''}`,
+        emptyMessage: 'No pending propagation is in trouble.',
+        notes: () => (limit > 0 && shown < counts.troubled ? [`Showing ${shown} of ${counts.troubled} (--limit 0 lists every row).`] : []),
+        summary: () => ({
+          troubled: counts.troubled,
+          overdue: counts.overdue,
+          'near-dead': counts.nearDead,
+          ...(cfg.knownKinds ? { 'unknown-kind': counts.unknownKind } : {}),
+          shown,
+          overdueThreshold: threshold,
+        }),
+      });
+    }),
+  );
+}
+
+/** What retry and purge share: the engine run and the outcome table. */
+async function runRemedy(
+  ctx: CommandContext,
+  s: Awaited<ReturnType<typeof setup>>,
+  flags: ApplyFlags,
+  make: (db: Database) => Promise<{
+    remedy: Remedy<PlannedDeadLetter>;
+    command: string;
+    headline: (dryRun: boolean) => string;
+    question: (count: number) => string;
+    confirm?: (count: number) => Promise<boolean>;
+    extra: Record<string, unknown>;
+    notes: (dryRun: boolean, planned: number) => string[];
+    after?: (summary: Record<string, unknown>) => void;
+  }>,
+): Promise<number> {
+  const { cfg, config, formatAge } = s;
+  const max = flags.max === undefined ? cfg.max : parseCount(flags.max, '--max');
+  const batchSize = flags.batchSize === undefined ? cfg.batchSize : parsePositive(flags.batchSize, '--batch-size');
+  const { assertPropagationsSchema, assertAuditSchema } = await import('../checks/propagations-table.js');
+  const { remediate } = await import('../remediation.js');
+  return ctx.withDatabase(async (db) => {
+    await db.readOnly(async (ro) => {
+      await assertPropagationsSchema(ro, cfg);
+      if (flags.apply) await assertAuditSchema(ro, config.audit);
+    });
+    const m = await make(db);
+    const report = await remediate(db, m.remedy, {
+      apply: Boolean(flags.apply),
+      max,
+      batchSize,
+      wait: Boolean(flags.wait),
+      confirm: async (plan) => {
+        const count = plan.filter((p) => !p.refusal).length;
+        return m.confirm ? m.confirm(count) : ctx.confirm(m.question(count));
+      },
+      onProgress: (done, total) => ctx.progress(`${m.remedy.action}: ${done}/${total} rows`),
+    });
+    ctx.progressDone();
+    m.after?.(report.summary);
+    const columns: Column<(typeof report.items)[number]>[] = [
+      { header: 'id', value: (r) => r.id },
+      { header: 'kind', value: (r) => r.kind },
+      { header: 'attempts', value: (r) => r.attempts },
+      { header: 'dead for', value: (r) => formatAge(r.ageSeconds * 1000) },
+      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
+      { header: report.dryRun ? 'last error' : 'detail', value: (r) => (r.refusal ?? (report.dryRun ? r.lastError : (r.detail ?? r.lastError))), maxWidth: 60 },
+    ];
+    const notes = m.notes(report.dryRun, Number(report.summary.planned ?? 0));
+    if (report.summary.exceedsMax) notes.push(`More than --max ${max} rows match: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
+    return ctx.emit({
+      command: m.command,
+      dryRun: report.dryRun,
+      items: report.items,
+      columns,
+      headline: m.headline(report.dryRun),
+      emptyMessage: `Nothing to ${m.remedy.action}: no dead letter matches.`,
+      summary: () => ({ ...report.summary, ...m.extra }),
+      notes: () => notes,
+      exitCode: () => report.exitCode,
+      warnings: () => (report.warning ? [report.warning] : []),
+    });
+  });
+}
+
+export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryFlags): Promise<number> {
+  const s = await setup(ctx);
+  const { cfg, config, where } = s;
+  if (ids.length === 0 && flags.kind === undefined && flags.since === undefined && !flags.all)
+    throw usageError('retry needs a scope: pass dead-letter ids, a filter (--kind, --since) or --all; nothing was changed.');
+  const sinceMs = flags.since === undefined ? undefined : s.parseDuration(flags.since, '--since');
+  const unique = [...new Set(ids)];
+  const filter: DeadLetterFilter = { kind: flags.kind, sinceMs, ids: unique.length ? unique : undefined };
+  const { retryRemedy } = await import('../checks/dead-letter-remedies.js');
+  const { checkIds } = await import('../checks/dead-letters.js');
+  return runRemedy(ctx, s, flags, async (db) => {
+    const idCheck = unique.length ? await checkIds(db, cfg, unique) : null;
+    const scope = [unique.length ? `${unique.length} id(s)` : null, flags.kind !== undefined ? `kind ${flags.kind}` : null, flags.since ? `dead-lettered within ${flags.since}` : null]
+      .filter(Boolean)
+      .join(', ');
+    return {
+      remedy: retryRemedy(cfg, { filter, includeUnknownKinds: Boolean(flags.includeUnknownKinds), reason: flags.reason, actor: config.actor, audit: config.audit }),
+      command: 'propagations retry',
+      headline: (dry) => `${dry ? 'Plan: retry' : 'Retry of'} dead letters in ${where} (${scope || 'all'}): clear failed_at, attempts → 0, due now`,
+      question: (count) => `Retry ${count} dead letter(s) in ${where}?`,
+      extra: idCheck ? { idsNotFound: idCheck.notFound, idsNotDead: idCheck.notDead } : {},
+      notes: (dry, planned) => {
+        const out: string[] = [];
+        if (idCheck && idCheck.notFound + idCheck.notDead > 0)
+          out.push(`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDead} are not dead letters (applied or pending): nothing to retry there.`);
+        if (dry && planned > 0) out.push('Dry run: nothing was changed. Re-run with --apply to retry these dead letters.');
+        return out;
+      },
+    };
+  });
+}
+
+export async function runPurge(ctx: CommandContext, flags: PurgeFlags): Promise<number> {
+  const s = await setup(ctx);
+  const { cfg, config, where } = s;
+  if (flags.olderThan === undefined) throw usageError('purge needs --older-than D (e.g. 30d): only dead letters older than that are deleted.');
+  const olderThanMs = s.parseDuration(flags.olderThan, '--older-than');
+  const expect = flags.expect === undefined ? undefined : parseCount(flags.expect, '--expect');
+  // A deletion count is confirmed by --expect, or by a person answering on a terminal (-y does not count).
+  const interactive = Boolean(ctx.io.stdin.isTTY && ctx.io.stderr.isTTY && !ctx.globals.yes);
+  if (flags.apply && expect === undefined && !interactive)
+    throw usageError('purge --apply needs --expect N (the count its dry run showed) when nobody can confirm on a terminal; nothing was deleted.');
+  const olderThan = s.formatDuration(olderThanMs);
+  const { purgeRemedy } = await import('../checks/dead-letter-remedies.js');
+  return runRemedy(ctx, s, flags, async () => ({
+    remedy: purgeRemedy(cfg, { filter: { kind: flags.kind }, olderThanMs, reason: flags.reason, actor: config.actor, audit: config.audit }),
+    command: 'propagations purge',
+    headline: (dry) => `${dry ? 'Plan: delete' : 'Purge of'} dead letters in ${where} dead-lettered more than ${olderThan} ago${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
+    question: (count) => `Delete ${count} dead letter(s) from ${where}? This cannot be undone.`,
+    confirm:
+      expect === undefined
+        ? undefined
+        : async (count) => {
+            if (count !== expect) throw expectMismatch(expect, count, olderThan);
+            return true;
+          },
+    extra: { olderThan, ...(expect !== undefined ? { expect } : {}) },
+    notes: (dry, planned) => {
+      if (!dry || planned === 0) return [];
+      const out = ['Dry run: nothing was deleted.'];
+      if (expect !== undefined && expect !== planned) out.push(`--expect ${expect} does not match the ${planned} planned: --apply would refuse.`);
+      out.push(`To delete them: opsctl propagations purge --older-than ${flags.olderThan}${flags.kind !== undefined ? ` --kind ${JSON.stringify(flags.kind)}` : ''} --apply --expect ${planned}`);
+      return out;
+    },
+    // The engine asks nothing when the plan is empty: an --expect of more than 0 is still wrong.
+    after: (summary) => {
+      if (flags.apply && expect !== undefined && Number(summary.planned) !== expect) throw expectMismatch(expect, Number(summary.planned), olderThan);
+    },
+  }));
+}
+
+const expectMismatch = (expect: number, count: number, olderThan: string) =>
+  usageError(`purge --expect ${expect} does not match the plan: ${count} dead letter(s) are older than ${olderThan} now; nothing was deleted (run the dry run again and pass its count).`);
+
+const DEAD_LETTER_EXAMPLES = `
+Examples:
+  $ opsctl propagations dead-letters                       # newest 100, grouped by kind and error class
+  $ opsctl propagations dead-letters --kind tier_elevation --since 24h
+  $ opsctl propagations dead-letters --limit 0 -o ndjson   # every row, streamed
+
+The groups (total, by kind, by error class) count every matching dead letter, not only the
+rows shown. An error class is the last error with ids, numbers, quoted strings, urls and
+e-mails replaced by placeholders (<uuid>, <n>, ...), cut at 80 characters.
+`;
+const PENDING_EXAMPLES = `
+Examples:
+  $ opsctl propagations pending                  # overdue (propagations.overdue, 15m), near-dead, unknown kinds
+  $ opsctl propagations pending --overdue 1h --kind tier_elevation
+  $ opsctl propagations pending -o json
+`;
+const RETRY_EXAMPLES = `
+Examples:
+  $ opsctl propagations retry --kind tier_elevation --since 24h            # dry run: the plan
+  $ opsctl propagations retry 3fdd9021-3cc0-43e0-bf5d-cd479871879a --apply --reason "INC-7 fixed"
+  $ opsctl propagations retry --all --apply --max 5000 --reason "handler deployed"
+
+Never unscoped: pass ids, a filter (--kind, --since) or --all. Each row is re-checked at
+write time (still dead, not applied) and reported as retried, not-dead-anymore,
+skipped-locked, refused (unknown kind) or errored. last_error is kept.
+Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another opsctl running.
+`;
+const PURGE_EXAMPLES = `
+Examples:
+  $ opsctl propagations purge --older-than 30d                        # dry run: the count
+  $ opsctl propagations purge --older-than 30d --apply --expect 412   # delete, if the count is still 412
+  $ opsctl propagations purge --older-than 90d --kind tier_elevation --apply   # asks on a terminal
+
+--apply deletes only when the count is confirmed: --expect N must equal the plan's count
+(otherwise exit 2, nothing deleted), or a person answers yes on a terminal (-y does not count).
+`;
+
+export function registerPropagationCommands(program: Command, r: Registrar): void {
+  const propagations = program
+    .command('propagations')
+    .description('Dead-lettered and troubled rows of the propagation outbox')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ opsctl propagations dead-letters --since 24h
+  $ opsctl propagations pending
+  $ opsctl propagations retry --kind tier_elevation --apply --reason "INC-7 fixed"
+  $ opsctl propagations purge --older-than 30d
+`,
+    );
+  propagations
+    .command('dead-letters')
+    .description('List dead letters (failed_at set), newest first, grouped by kind and error class (read-only)')
+    .option('--kind <kind>', 'only this kind')
+    .option('--since <duration>', 'only dead-lettered within this long, e.g. 24h')
+    .option('--limit <n>', `at most this many rows (0 = no limit; default ${DEAD_LETTER_LIMIT})`)
+    .addHelpText('after', DEAD_LETTER_EXAMPLES)
+    .action(r.wrap((ctx, flags: DeadLetterFlags) => runDeadLetters(ctx, flags)));
+
+  propagations
+    .command('pending')
+    .description('List pending propagations in trouble: overdue, near-dead or of an unknown kind (read-only)')
+    .option('--overdue <duration>', 'due for longer than this counts as overdue (default: propagations.overdue)')
+    .option('--kind <kind>', 'only this kind')
+    .option('--limit <n>', `at most this many rows (0 = no limit; default ${PENDING_LIMIT})`)
+    .addHelpText('after', PENDING_EXAMPLES)
+    .action(r.wrap((ctx, flags: PendingFlags) => runPending(ctx, flags)));
+
+  const retry = propagations
+    .command('retry')
+    .argument('[ids...]', 'dead-letter ids')
+    .description('Re-drive dead letters: clear failed_at, reset attempts, due now (dry run unless --apply)')
+    .option('--kind <kind>', 'only this kind')
+    .option('--since <duration>', 'only dead-lettered within this long, e.g. 24h')
+    .option('--all', 'every dead letter (required when no ids or filter are given)')
+    .option('--include-unknown-kinds', 'also retry kinds not in propagations.knownKinds');
+  addApplyFlags(retry, { max: '1000' })
+    .addHelpText('after', RETRY_EXAMPLES)
+    .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, ids, flags)));
+
+  const purge = propagations
+    .command('purge')
+    .description('Delete dead letters older than a threshold (dry run unless --apply)')
+    .option('--older-than <duration>', 'required: dead-lettered longer ago than this, e.g. 30d')
+    .option('--kind <kind>', 'only this kind')
+    .option('--expect <n>', 'with --apply: the count the dry run showed; refuse if the plan differs');
+  addApplyFlags(purge, { max: '1000' })
+    .addHelpText('after', PURGE_EXAMPLES)
+    .action(r.wrap((ctx, flags: PurgeFlags) => runPurge(ctx, flags)));
+}
