@@ -8,6 +8,7 @@ import { registerScheduleGroupCommands } from './commands/schedule-groups.js';
 import { registerEmulatorCommands } from './commands/emulator.js';
 import { registerCheckCommand } from './commands/check.js';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerJobCommands } from './commands/jobs.js';
 
 export const VERSION = '0.1.0';
 
@@ -55,6 +56,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   registerExecutionCommands(program, registrar);
   registerPropagationCommands(program, registrar);
   registerScheduleGroupCommands(program, registrar);
+  registerJobCommands(program, registrar);
   registerCheckCommand(program, registrar);
   registerDemoCommand(program, registrar);
   registerConfigCommands(program, registrar);

@@ -105,6 +105,23 @@ const scheduleGroupsSchema = z
   })
   .strict();
 
+/** The PostgreSQL job queues `opsctl jobs` knows (src/checks/jobs-presets.ts). */
+export const JOB_QUEUES = ['river', 'graphile-worker', 'pg-boss'] as const;
+
+const jobsSchema = z
+  .object({
+    /** Which queue's schema and semantics to use; null = the jobs commands and checks are off. */
+    queue: z.enum(JOB_QUEUES).nullable(),
+    /** null = the queue's own default schema (River: search_path, graphile-worker: graphile_worker, pg-boss: pgboss). */
+    schema: ident.nullable(),
+    /** null = the queue's own rule (River 1h, graphile-worker 4h, pg-boss each job's expire_in). */
+    rescueAfter: duration.nullable(),
+    includeCancelled: z.boolean(),
+    batchSize: positiveInt.max(10_000),
+    max: z.number().int().min(0),
+  })
+  .strict();
+
 const checkSchema = z
   .object({
     /** A check is a finding when its count is at least this. */
@@ -114,6 +131,8 @@ const checkSchema = z
         deadLetters: positiveInt,
         pendingPropagations: positiveInt,
         scheduleGroups: positiveInt,
+        stuckJobs: positiveInt,
+        discardedJobs: positiveInt,
       })
       .strict(),
     scheduleGroupClasses: z.array(z.enum(['unowned', 'foreign', 'drifted', 'missing'])),
@@ -129,6 +148,7 @@ export const configSchema = z
     executions: executionsSchema,
     propagations: propagationsSchema,
     scheduleGroups: scheduleGroupsSchema,
+    jobs: jobsSchema,
     check: checkSchema,
   })
   .strict();
@@ -137,6 +157,7 @@ export type Config = z.infer<typeof configSchema>;
 export type ExecutionsConfig = Config['executions'];
 export type PropagationsConfig = Config['propagations'];
 export type ScheduleGroupsConfig = Config['scheduleGroups'];
+export type JobsConfig = Config['jobs'];
 
 function defaultActor(): string {
   try {
@@ -209,8 +230,16 @@ export function defaultConfig(): Config {
       region: null,
       endpoint: null,
     },
+    jobs: {
+      queue: null,
+      schema: null,
+      rescueAfter: null,
+      includeCancelled: false,
+      batchSize: 500,
+      max: 1000,
+    },
     check: {
-      thresholds: { stuckExecutions: 1, deadLetters: 1, pendingPropagations: 1, scheduleGroups: 1 },
+      thresholds: { stuckExecutions: 1, deadLetters: 1, pendingPropagations: 1, scheduleGroups: 1, stuckJobs: 1, discardedJobs: 1 },
       scheduleGroupClasses: ['unowned', 'foreign', 'drifted', 'missing'],
     },
   };

@@ -9,7 +9,7 @@ import { formatAge, formatDuration, parseDuration } from '../durations.js';
  * "unknown" — never "ok" — and a check whose config is not set up is "skipped".
  */
 
-export const CHECK_GROUPS = ['executions', 'propagations', 'schedule-groups'] as const;
+export const CHECK_GROUPS = ['executions', 'propagations', 'schedule-groups', 'jobs'] as const;
 export type CheckGroup = (typeof CHECK_GROUPS)[number];
 export type CheckStatus = 'ok' | 'finding' | 'unknown' | 'skipped';
 
@@ -137,6 +137,47 @@ const scheduleGroups: Runner = async (deps) => {
   }
 };
 
+const stuckJobs: Runner = (deps) =>
+  withDb(deps, async (db) => {
+    const { resolveQueue, rescueThresholdMs, assertQueueSchema } = await import('./jobs-presets.js');
+    const { countStuckJobs, findStuckJobs } = await import('./stuck-jobs.js');
+    const q = resolveQueue(deps.config);
+    await assertQueueSchema(db, q);
+    const f = { thresholdMs: rescueThresholdMs(q, undefined) };
+    const total = await countStuckJobs(db, q, f);
+    const items = total.count ? (await findStuckJobs(db, q, f, ITEM_LIMIT)).map(({ token: _t, ...j }) => j) : [];
+    const w = items[0];
+    return {
+      count: total.count,
+      worst: w ? `${w.id} (${w.kind}) in ${w.state} for ${formatAge(w.ageSeconds * 1000)} (threshold ${w.threshold})` : null,
+      items: items as unknown as Record<string, unknown>[],
+      breakdown: { oldestAgeSeconds: total.oldestAgeSeconds },
+    };
+  });
+
+const discardedJobs: Runner = (deps) =>
+  withDb(deps, async (db) => {
+    const { resolveQueue, assertQueueSchema } = await import('./jobs-presets.js');
+    const { summariseDiscardedJobs, streamDiscardedJobs } = await import('./discarded-jobs.js');
+    const q = resolveQueue(deps.config);
+    await assertQueueSchema(db, q);
+    const f = { includeCancelled: q.cfg.includeCancelled };
+    const s = await summariseDiscardedJobs(db, q, f);
+    const items: Record<string, unknown>[] = [];
+    if (s.total)
+      for await (const d of streamDiscardedJobs(db, q, f, ITEM_LIMIT))
+        items.push({ id: d.id, kind: d.kind, state: d.state, attempt: d.attempt, finalizedAt: d.finalizedAt, lastError: d.lastError });
+    const top = s.byErrorClass[0];
+    return {
+      count: s.total,
+      worst: top ? `${top.count}× ${top.errorClass} (${top.kinds.join(', ')})` : null,
+      items,
+      breakdown: Object.fromEntries(s.byKind.map((k) => [k.kind, k.count])),
+    };
+  });
+
+const jobsNotConfigured = (c: Config) => (c.jobs.queue === null ? 'jobs.queue is not configured' : null);
+
 interface CheckDef {
   check: string;
   group: CheckGroup;
@@ -157,6 +198,8 @@ export const CHECKS: CheckDef[] = [
     run: scheduleGroups,
     skip: (c) => (Object.keys(c.scheduleGroups.ownerTags).length === 0 ? 'scheduleGroups.ownerTags is not configured' : null),
   },
+  { check: 'stuck-jobs', group: 'jobs', threshold: (c) => c.check.thresholds.stuckJobs, run: stuckJobs, skip: jobsNotConfigured },
+  { check: 'discarded-jobs', group: 'jobs', threshold: (c) => c.check.thresholds.discardedJobs, run: discardedJobs, skip: jobsNotConfigured },
 ];
 
 function describe(e: unknown): string {

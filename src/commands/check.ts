@@ -91,8 +91,8 @@ check never writes: remediation is reap / propagations retry / adopt / reconcile
 export function registerCheckCommand(program: Command, r: Registrar): void {
   program
     .command('check')
-    .description('Run every check read-only (for CI cron): stuck executions, dead letters, stalled propagations, schedule groups')
-    .option('--only <list>', 'only these checks: executions, propagations, schedule-groups')
+    .description('Run every check read-only (for CI cron): stuck executions, dead letters, stalled propagations, schedule groups, stuck/discarded jobs')
+    .option('--only <list>', 'only these checks: executions, propagations, schedule-groups, jobs')
     .option('--region <region>', 'AWS region for the schedule-groups check')
     .option('--profile <name>', 'AWS profile')
     .option('--endpoint-url <url>', 'Scheduler endpoint')

@@ -1,0 +1,407 @@
+import type { Command } from 'commander';
+import type { Registrar } from '../cli.js';
+import type { CommandContext } from '../context.js';
+import type { Column, Tone } from '../output.js';
+import type { ResolvedQueue } from '../checks/jobs-presets.js';
+import type { DiscardedJob } from '../checks/discarded-jobs.js';
+import type { StuckJob } from '../checks/stuck-jobs.js';
+import { usageError } from '../errors.js';
+import { addApplyFlags, parseCount, parsePositive } from './shared-flags.js';
+
+interface StuckFlags {
+  olderThan?: string;
+  kind?: string;
+  queue?: string;
+  limit?: string;
+}
+interface DiscardedFlags {
+  kind?: string;
+  queue?: string;
+  since?: string;
+  limit?: string;
+  includeCancelled?: boolean;
+}
+interface ApplyFlags {
+  apply?: boolean;
+  max?: string;
+  batchSize?: string;
+  reason?: string;
+  wait?: boolean;
+}
+type RetryFlags = ApplyFlags & Omit<DiscardedFlags, 'limit'> & { all?: boolean };
+type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'>;
+
+const STUCK_LIMIT = 1000;
+const DISCARDED_LIMIT = 100;
+
+const outcomeTone = (o: string): Tone =>
+  o === 'retried' || o.startsWith('rescued')
+    ? 'good'
+    : o === 'errored'
+      ? 'bad'
+      : o === 'race-lost' || o === 'not-discarded-anymore' || o === 'skipped-locked'
+        ? 'warn'
+        : o === 'planned'
+          ? 'info'
+          : o === 'cancelled'
+            ? 'dim'
+            : undefined;
+
+/** Format, config, the queue preset; nothing touches the database before these are valid. */
+async function setup(ctx: CommandContext) {
+  const { parseFormat } = await import('../output.js');
+  parseFormat(ctx.globals.output);
+  const config = await ctx.config();
+  const { resolveQueue } = await import('../checks/jobs-presets.js');
+  const q = resolveQueue(config);
+  const { formatAge, formatDuration, parseDuration } = await import('../durations.js');
+  return { config, q, formatAge, formatDuration, parseDuration };
+}
+
+const attempts = (r: { attempt: number; maxAttempts: number }) => `${r.attempt}/${r.maxAttempts}`;
+
+export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<number> {
+  const { q, formatAge, formatDuration } = await setup(ctx);
+  const limit = flags.limit === undefined ? STUCK_LIMIT : parseCount(flags.limit, '--limit');
+  const { rescueThresholdMs, assertQueueSchema } = await import('../checks/jobs-presets.js');
+  const { streamStuckJobs, countStuckJobs } = await import('../checks/stuck-jobs.js');
+  const thresholdMs = rescueThresholdMs(q, flags.olderThan);
+  const threshold = thresholdMs === null ? null : formatDuration(thresholdMs);
+  const filter = { thresholdMs, kind: flags.kind, queue: flags.queue };
+  return ctx.withDatabase((db) =>
+    db.readOnly(async (ro) => {
+      // One snapshot for the count and the rows, so they agree.
+      await ro.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await assertQueueSchema(ro, q);
+      const total = await countStuckJobs(ro, q, filter);
+      let shown = 0;
+      const rows = (async function* () {
+        for await (const r of streamStuckJobs(ro, q, filter, limit)) {
+          shown += 1;
+          yield r;
+        }
+      })();
+      const columns: Column<StuckJob>[] = [
+        { header: 'id', value: (r) => r.id },
+        { header: 'kind', value: (r) => r.kind },
+        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'queue', value: (r: StuckJob) => r.queue }]),
+        { header: 'state', value: (r) => r.state, tone: () => 'warn' },
+        { header: 'attempt', value: attempts },
+        { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
+        { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
+        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'worker', value: (r: StuckJob) => r.worker, maxWidth: 30 }]),
+        { header: 'attempted_at', value: (r) => r.attemptedAt },
+      ];
+      return ctx.emit({
+        command: 'jobs stuck',
+        dryRun: true,
+        items: rows,
+        columns,
+        headline: `${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where} (database clock)`,
+        emptyMessage: `No stuck jobs: nothing ${q.preset.describeStuck(threshold)}.`,
+        notes: () => (limit > 0 && shown < total.count ? [`Showing the oldest ${shown} of ${total.count} (--limit 0 lists every job).`] : []),
+        summary: () => ({
+          stuck: total.count,
+          shown,
+          preset: q.preset.queue,
+          threshold: threshold ?? 'expire_in',
+          oldestAgeSeconds: total.oldestAgeSeconds,
+          ...(limit > 0 && shown < total.count ? { limitReached: limit } : {}),
+        }),
+      });
+    }),
+  );
+}
+
+export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): Promise<number> {
+  const { q, formatAge, parseDuration } = await setup(ctx);
+  const limit = flags.limit === undefined ? DISCARDED_LIMIT : parseCount(flags.limit, '--limit');
+  const includeCancelled = Boolean(flags.includeCancelled) || q.cfg.includeCancelled;
+  const filter = { kind: flags.kind, queue: flags.queue, includeCancelled, sinceMs: flags.since === undefined ? undefined : parseDuration(flags.since, '--since') };
+  const { assertQueueSchema } = await import('../checks/jobs-presets.js');
+  const { summariseDiscardedJobs, streamDiscardedJobs, discardedHeadline } = await import('../checks/discarded-jobs.js');
+  const states = q.preset.discardedStates(includeCancelled);
+  return ctx.withDatabase((db) =>
+    db.readOnly(async (ro) => {
+      await ro.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await assertQueueSchema(ro, q);
+      const summary = await summariseDiscardedJobs(ro, q, filter);
+      let shown = 0;
+      const rows = (async function* () {
+        for await (const r of streamDiscardedJobs(ro, q, filter, limit)) {
+          shown += 1;
+          yield r;
+        }
+      })();
+      const columns: Column<DiscardedJob>[] = [
+        { header: 'id', value: (r) => r.id },
+        { header: 'kind', value: (r) => r.kind },
+        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'queue', value: (r: DiscardedJob) => r.queue }]),
+        ...(states.length > 1 ? [{ header: 'state', value: (r: DiscardedJob) => r.state }] : []),
+        { header: 'attempt', value: attempts },
+        { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
+        { header: 'finalized_at', value: (r) => r.finalizedAt },
+        { header: 'last error', value: (r) => r.lastError, tone: () => 'bad', maxWidth: 60 },
+      ];
+      return ctx.emit({
+        command: 'jobs discarded',
+        dryRun: true,
+        items: rows,
+        columns,
+        headline: discardedHeadline(summary, q.where, states),
+        emptyMessage: 'No discarded jobs match.',
+        sections: () => [
+          {
+            title: 'By kind',
+            columns: [
+              { header: 'kind', value: (g: any) => g.kind },
+              { header: 'count', value: (g: any) => g.count },
+              { header: 'oldest', value: (g: any) => g.oldest },
+              { header: 'newest', value: (g: any) => g.newest },
+            ],
+            rows: summary.byKind,
+          },
+          {
+            title: 'By error class',
+            columns: [
+              { header: 'count', value: (g: any) => g.count },
+              { header: 'error class', value: (g: any) => g.errorClass, maxWidth: 80 },
+              { header: 'kinds', value: (g: any) => g.kinds, maxWidth: 30 },
+              { header: 'newest', value: (g: any) => g.newest },
+            ],
+            rows: summary.byErrorClass,
+          },
+        ],
+        notes: () => (limit > 0 && shown < summary.total ? [`Showing the newest ${shown} of ${summary.total}; the groups count all of them (--limit 0 lists every job).`] : []),
+        summary: () => ({
+          total: summary.total,
+          shown,
+          preset: q.preset.queue,
+          states,
+          ...(limit > 0 && shown < summary.total ? { limitReached: limit } : {}),
+          byKind: summary.byKind,
+          byErrorClass: summary.byErrorClass,
+        }),
+      });
+    }),
+  );
+}
+
+/** The engine settings shared by retry and rescue. */
+function engineOptions(q: ResolvedQueue, flags: ApplyFlags) {
+  return {
+    apply: Boolean(flags.apply),
+    max: flags.max === undefined ? q.cfg.max : parseCount(flags.max, '--max'),
+    batchSize: flags.batchSize === undefined ? q.cfg.batchSize : parsePositive(flags.batchSize, '--batch-size'),
+    wait: Boolean(flags.wait),
+  };
+}
+
+export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryFlags): Promise<number> {
+  const { config, q, formatAge, parseDuration } = await setup(ctx);
+  if (ids.length === 0 && flags.kind === undefined && flags.queue === undefined && flags.since === undefined && !flags.all)
+    throw usageError('retry needs a scope: pass job ids, a filter (--kind, --queue, --since) or --all; nothing was changed.');
+  const { assertQueueSchema, checkJobIds } = await import('../checks/jobs-presets.js');
+  const unique = checkJobIds(q.preset, ids);
+  const includeCancelled = Boolean(flags.includeCancelled) || q.cfg.includeCancelled;
+  const filter = {
+    kind: flags.kind,
+    queue: flags.queue,
+    includeCancelled,
+    sinceMs: flags.since === undefined ? undefined : parseDuration(flags.since, '--since'),
+    ids: unique.length ? unique : undefined,
+  };
+  const opts = engineOptions(q, flags);
+  const states = q.preset.discardedStates(includeCancelled);
+  const { retryRemedy, checkRetryIds } = await import('../checks/discarded-jobs.js');
+  const { remediate } = await import('../remediation.js');
+  return ctx.withDatabase(async (db) => {
+    const idCheck = await db.readOnly(async (ro) => {
+      await assertQueueSchema(ro, q);
+      if (opts.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
+      return unique.length ? checkRetryIds(ro, q, unique, includeCancelled) : null;
+    });
+    const remedy = retryRemedy(q, { filter, reason: flags.reason, actor: config.actor, audit: config.audit });
+    const report = await remediate(db, remedy, {
+      ...opts,
+      confirm: (plan) => ctx.confirm(`Retry ${plan.length} ${states.join('/')} job(s) in ${q.where} (${q.preset.label})?`),
+      onProgress: (done, total) => ctx.progress(`retry: ${done}/${total} jobs`),
+    });
+    ctx.progressDone();
+    const scope =
+      [unique.length ? `${unique.length} id(s)` : null, flags.kind !== undefined ? `kind ${flags.kind}` : null, flags.queue !== undefined ? `queue ${flags.queue}` : null, flags.since ? `within ${flags.since}` : null]
+        .filter(Boolean)
+        .join(', ') || 'all';
+    const notes: string[] = [];
+    if (idCheck && idCheck.notFound + idCheck.notDiscarded > 0)
+      notes.push(`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDiscarded} are not ${states.join('/')}: nothing to retry there.`);
+    if (report.dryRun && report.items.length > 0) notes.push(`Dry run: nothing was changed. Re-run with --apply to retry these jobs: ${q.preset.retryEffect}.`);
+    if (report.summary.exceedsMax) notes.push(`More than --max ${opts.max} jobs match: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
+    const columns: Column<(typeof report.items)[number]>[] = [
+      { header: 'id', value: (r) => r.id },
+      { header: 'kind', value: (r) => r.kind },
+      ...(states.length > 1 ? [{ header: 'state', value: (r: DiscardedJob) => r.state }] : []),
+      { header: 'attempt', value: attempts },
+      { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
+      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
+      { header: report.dryRun ? 'last error' : 'detail', value: (r) => (report.dryRun ? r.lastError : (r.detail ?? r.lastError)), maxWidth: 60 },
+    ];
+    return ctx.emit({
+      command: 'jobs retry',
+      dryRun: report.dryRun,
+      items: report.items,
+      columns,
+      headline: `${report.dryRun ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
+      emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
+      summary: () => ({ ...report.summary, preset: q.preset.queue, ...(idCheck ? { idsNotFound: idCheck.notFound, idsNotDiscarded: idCheck.notDiscarded } : {}) }),
+      notes: () => notes,
+      exitCode: () => report.exitCode,
+      warnings: () => (report.warning ? [report.warning] : []),
+    });
+  });
+}
+
+export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promise<number> {
+  const { config, q, formatAge, formatDuration } = await setup(ctx);
+  const { assertQueueSchema, rescueThresholdMs } = await import('../checks/jobs-presets.js');
+  const thresholdMs = rescueThresholdMs(q, flags.olderThan);
+  const threshold = thresholdMs === null ? null : formatDuration(thresholdMs);
+  const opts = engineOptions(q, flags);
+  const { rescueRemedy, rescueSummary } = await import('../checks/stuck-jobs.js');
+  const { remediate } = await import('../remediation.js');
+  return ctx.withDatabase(async (db) => {
+    await db.readOnly(async (ro) => {
+      await assertQueueSchema(ro, q);
+      if (opts.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
+    });
+    const remedy = rescueRemedy(q, { filter: { thresholdMs, kind: flags.kind, queue: flags.queue }, reason: flags.reason, actor: config.actor, audit: config.audit });
+    const report = await remediate(db, remedy, {
+      ...opts,
+      confirm: (plan) => ctx.confirm(`Rescue ${plan.length} stuck job(s) in ${q.where} (${q.preset.label})? A job that is in fact still running may run twice.`),
+      onProgress: (done, total) => ctx.progress(`rescue: ${done}/${total} jobs`),
+    });
+    ctx.progressDone();
+    const notes: string[] = [];
+    if (report.dryRun && report.items.length > 0) {
+      notes.push(`Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`);
+      notes.push('A rescued job that was in fact still running may run twice: the threshold must exceed the longest legitimate run.');
+    }
+    if (report.summary.exceedsMax) notes.push(`More than --max ${opts.max} jobs are stuck: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
+    const columns: Column<(typeof report.items)[number]>[] = [
+      { header: 'id', value: (r) => r.id },
+      { header: 'kind', value: (r) => r.kind },
+      { header: 'attempt', value: attempts },
+      { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
+      { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
+      { header: report.dryRun ? 'would become' : 'outcome', value: (r) => (report.dryRun && r.outcome === 'planned' ? r.wouldBecome : r.outcome), tone: (r) => outcomeTone(r.outcome) },
+      { header: report.dryRun ? 'error it would record' : 'detail', value: (r) => (report.dryRun ? r.reason : (r.detail ?? r.reason)), maxWidth: 70 },
+    ];
+    return ctx.emit({
+      command: 'jobs rescue',
+      dryRun: report.dryRun,
+      items: report.items,
+      columns,
+      headline: `${report.dryRun ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
+      emptyMessage: `Nothing to rescue: no job ${q.preset.describeStuck(threshold)}.`,
+      summary: () => ({ ...rescueSummary(report), preset: q.preset.queue, threshold: threshold ?? 'expire_in' }),
+      notes: () => notes,
+      exitCode: () => report.exitCode,
+      warnings: () => (report.warning ? [report.warning] : []),
+    });
+  });
+}
+
+const JOBS_EXAMPLES = `
+Examples:
+  $ echo '{"jobs": {"queue": "river"}}' > opsctl.config.json
+  $ opsctl jobs stuck                          # read-only
+  $ opsctl jobs discarded --since 24h          # read-only, grouped by kind and error class
+  $ opsctl jobs rescue --apply --reason "INC-81 worker OOM"
+  $ opsctl jobs retry --kind send_email --apply
+`;
+const STUCK_EXAMPLES = `
+Examples:
+  $ opsctl jobs stuck                          # the queue's own rule (River 1h, graphile-worker 4h, pg-boss expire_in)
+  $ opsctl jobs stuck --older-than 30m --kind send_email
+  $ opsctl jobs stuck --queue critical --limit 0 -o ndjson
+
+Needs jobs.queue (river, graphile-worker or pg-boss) in the config file.
+`;
+const DISCARDED_EXAMPLES = `
+Examples:
+  $ opsctl jobs discarded                      # newest 100, grouped by kind and error class
+  $ opsctl jobs discarded --kind send_email --since 24h
+  $ opsctl jobs discarded --include-cancelled -o json | jq '.summary.byErrorClass'
+`;
+const RETRY_EXAMPLES = `
+Examples:
+  $ opsctl jobs retry 1042 1043                # dry run: the plan, nothing changed
+  $ opsctl jobs retry --kind send_email --since 24h --apply --reason "INC-77 SMTP fixed"
+  $ opsctl jobs retry --all --apply --yes --max 5000 -o json
+
+Never unscoped: give ids, a filter or --all. Each job is re-checked at write time
+(compare-and-set on the state the plan saw) and reported as retried,
+not-discarded-anymore (someone else got there first), skipped-locked or errored.
+Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running.
+`;
+const RESCUE_EXAMPLES = `
+Examples:
+  $ opsctl jobs rescue                         # dry run with the queue's own threshold
+  $ opsctl jobs rescue --older-than 2h --kind import_csv --apply --reason "INC-81 worker OOM"
+  $ opsctl jobs rescue --apply --yes -o json
+
+A rescued job that was in fact still running may run twice: the threshold must exceed the
+longest legitimate run. Outcomes: rescued-retryable, rescued-discarded (no attempts left),
+race-lost (its worker finished or it was fetched again since the plan), skipped-locked, errored.
+Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running.
+`;
+
+export function registerJobCommands(program: Command, r: Registrar): void {
+  const jobs = program
+    .command('jobs')
+    .description('Stuck and discarded jobs in a PostgreSQL job queue: River, graphile-worker, pg-boss (jobs.queue)')
+    .addHelpText('after', JOBS_EXAMPLES);
+  jobs
+    .command('stuck')
+    .description('List jobs stuck in the running state past a threshold, oldest first (read-only)')
+    .option('--older-than <duration>', "threshold, e.g. 30m, 2h (default: jobs.rescueAfter, else the queue's own rule)")
+    .option('--kind <kind>', 'only jobs of this kind (graphile-worker: task identifier; pg-boss: queue name)')
+    .option('--queue <name>', 'only jobs in this named queue')
+    .option('--limit <n>', `at most this many jobs (0 = no limit; default ${STUCK_LIMIT})`)
+    .addHelpText('after', STUCK_EXAMPLES)
+    .action(r.wrap((ctx, flags: StuckFlags) => runStuck(ctx, flags)));
+
+  jobs
+    .command('discarded')
+    .description('List jobs the queue gave up on, newest first, grouped by kind and error class (read-only)')
+    .option('--kind <kind>', 'only jobs of this kind')
+    .option('--queue <name>', 'only jobs in this named queue')
+    .option('--since <duration>', 'only jobs discarded within this long, e.g. 24h')
+    .option('--include-cancelled', 'cancelled jobs too (River, pg-boss; default: jobs.includeCancelled)')
+    .option('--limit <n>', `at most this many jobs listed (0 = no limit; default ${DISCARDED_LIMIT}); the groups count all`)
+    .addHelpText('after', DISCARDED_EXAMPLES)
+    .action(r.wrap((ctx, flags: DiscardedFlags) => runDiscarded(ctx, flags)));
+
+  const retry = jobs
+    .command('retry')
+    .description("Retry discarded jobs the way the queue's own retry does (dry run unless --apply)")
+    .argument('[ids...]', 'job ids')
+    .option('--all', 'every discarded job (still capped by --max)')
+    .option('--kind <kind>', 'only jobs of this kind')
+    .option('--queue <name>', 'only jobs in this named queue')
+    .option('--since <duration>', 'only jobs discarded within this long')
+    .option('--include-cancelled', 'cancelled jobs too (default: jobs.includeCancelled)');
+  addApplyFlags(retry, { max: '1000' })
+    .addHelpText('after', RETRY_EXAMPLES)
+    .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, ids, flags)));
+
+  const rescue = jobs
+    .command('rescue')
+    .description("Rescue stuck jobs the way the queue's own rescuer does (dry run unless --apply)")
+    .option('--older-than <duration>', "threshold (default: jobs.rescueAfter, else the queue's own rule)")
+    .option('--kind <kind>', 'only jobs of this kind')
+    .option('--queue <name>', 'only jobs in this named queue');
+  addApplyFlags(rescue, { max: '1000' })
+    .addHelpText('after', RESCUE_EXAMPLES)
+    .action(r.wrap((ctx, flags: RescueFlags) => runRescue(ctx, flags)));
+}
