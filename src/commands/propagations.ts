@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { errorGroupSections } from './error-group-sections.js';
 import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
@@ -99,28 +100,7 @@ export async function runDeadLetters(ctx: CommandContext, flags: DeadLetterFlags
         columns,
         headline: deadLetterHeadline(summary, where),
         emptyMessage: 'No dead letters match.',
-        sections: () => [
-          {
-            title: 'By kind',
-            columns: [
-              { header: 'kind', value: (g: any) => g.kind },
-              { header: 'count', value: (g: any) => g.count },
-              { header: 'oldest', value: (g: any) => g.oldest },
-              { header: 'newest', value: (g: any) => g.newest },
-            ],
-            rows: summary.byKind,
-          },
-          {
-            title: 'By error class',
-            columns: [
-              { header: 'count', value: (g: any) => g.count },
-              { header: 'error class', value: (g: any) => g.errorClass, maxWidth: 80 },
-              { header: 'kinds', value: (g: any) => g.kinds, maxWidth: 30 },
-              { header: 'newest', value: (g: any) => g.newest },
-            ],
-            rows: summary.byErrorClass,
-          },
-        ],
+        sections: () => errorGroupSections(summary),
         notes: () => (limit > 0 && shown < summary.total ? [`Showing the newest ${shown} of ${summary.total}; the groups count all of them (--limit 0 lists every row).`] : []),
         summary: () => ({ total: summary.total, shown, ...(limit > 0 && shown < summary.total ? { limitReached: limit } : {}), byKind: summary.byKind, byErrorClass: summary.byErrorClass }),
       });
