@@ -36,6 +36,19 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
     })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ opsctl demo                                  # see it work: throwaway PostgreSQL + Scheduler emulator
+  $ opsctl check                                 # every check, read-only; exit 0 clean, 1 findings, 3 broken
+  $ opsctl reap --older-than 10m                 # the plan; add --apply to act
+  $ opsctl propagations dead-letters
+  $ opsctl adopt schedule-group --all-unowned --apply
+  $ opsctl <command> --help                      # every command has examples
+
+Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dependency unreachable or refused.`,
+    )
     .showSuggestionAfterError(true)
     .exitOverride();
 
