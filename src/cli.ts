@@ -77,12 +77,35 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
   return program;
 }
 
+/** Global options that take a value: their value is not a command word. */
+const VALUE_OPTIONS = new Set(['-c', '--config', '--database-url', '-o', '--output']);
+
+function firstCommandWord(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') return argv[i + 1];
+    if (VALUE_OPTIONS.has(a)) {
+      i += 1;
+      continue;
+    }
+    if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
 /** Runs the CLI; resolves to the exit code instead of exiting, so tests can call it in-process. */
 export async function runCli(argv: string[], io: Io): Promise<number> {
   let code: number = ExitCode.OK;
   const program = buildProgram(io, (c) => {
     code = c;
   });
+  // Commander answers `opsctl nosuch --help` with the root help and exit 0; scripts probing
+  // whether a command exists must get the same exit 2 as `opsctl nosuch`.
+  const first = firstCommandWord(argv);
+  if (first !== undefined && !program.commands.some((c) => c.name() === first || c.aliases().includes(first)) && first !== 'help') {
+    io.stderr.write(`error: unknown command '${first}'\n`);
+    return ExitCode.USAGE;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {

@@ -62,12 +62,36 @@ export function parseFormat(value: string, allowed: OutputFormat[] = BASIC_FORMA
   return value as OutputFormat;
 }
 
-/** Dates as ISO strings, bigint as strings: JSON that every consumer can read. */
+/** bigint as strings: JSON that every consumer can read. */
 function jsonReplacer(_k: string, v: unknown): unknown {
   if (typeof v === 'bigint') return v.toString();
   return v;
 }
-export const toJson = (v: unknown) => JSON.stringify(v, jsonReplacer);
+/** Without a replacer JSON.stringify stays on V8's fast path; bigint (rare) takes the slow one. */
+export const toJson = (v: unknown): string => {
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return JSON.stringify(v, jsonReplacer);
+  }
+};
+
+/** Collects output into ~64 KiB writes: one write(2) per row costs more than the row itself. */
+class ChunkedWriter {
+  private buf = '';
+  constructor(private readonly stream: Writable) {}
+  async add(s: string): Promise<void> {
+    this.buf += s;
+    if (this.buf.length >= 65_536) await this.flush();
+  }
+  async flush(): Promise<void> {
+    if (this.buf) {
+      const chunk = this.buf;
+      this.buf = '';
+      await write(this.stream, chunk);
+    }
+  }
+}
 
 /** Writes with back-pressure so a million-row ndjson listing does not buffer in memory. */
 async function write(stream: Writable, chunk: string): Promise<void> {
@@ -108,19 +132,21 @@ export function truncate(s: string, max?: number): string {
 
 /** Renders a result; returns its exit code. */
 export async function render<T>(result: CommandResult<T>, format: OutputFormat, target: OutputTarget): Promise<number> {
-  const out = target.stream;
+  const out = new ChunkedWriter(target.stream);
   if (format === 'json') {
     // Streamed as it goes, but always one valid JSON object in the end.
-    await write(out, `{"command":${toJson(result.command)},"dryRun":${result.dryRun},"items":[`);
+    await out.add(`{"command":${toJson(result.command)},"dryRun":${result.dryRun},"items":[`);
     let first = true;
     for await (const item of iterate(result.items)) {
-      await write(out, `${first ? '' : ','}\n${toJson(item)}`);
+      await out.add(`${first ? '' : ','}\n${toJson(item)}`);
       first = false;
     }
-    await write(out, `${first ? '' : '\n'}],"summary":${toJson(result.summary())}}\n`);
+    await out.add(`${first ? '' : '\n'}],"summary":${toJson(result.summary())}}\n`);
+    await out.flush();
   } else if (format === 'ndjson') {
-    for await (const item of iterate(result.items)) await write(out, `${toJson(item)}\n`);
-    await write(out, `${toJson({ type: 'summary', command: result.command, dryRun: result.dryRun, summary: result.summary() })}\n`);
+    for await (const item of iterate(result.items)) await out.add(`${toJson(item)}\n`);
+    await out.add(`${toJson({ type: 'summary', command: result.command, dryRun: result.dryRun, summary: result.summary() })}\n`);
+    await out.flush();
   } else if (format === 'table') {
     await renderTable(result, target);
   } else {

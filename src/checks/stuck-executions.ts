@@ -9,7 +9,8 @@ import { qualifiedName, quoteIdent } from '../identifiers.js';
 export interface StuckExecution {
   id: string;
   status: string;
-  updatedAt: Date;
+  /** ISO 8601, UTC. */
+  updatedAt: string;
   /** Real age on the database clock, beside the threshold: rescuing by age can run work twice. */
   ageSeconds: number;
 }
@@ -54,14 +55,17 @@ export async function assertExecutionsSchema(db: Database, cfg: ExecutionsConfig
  */
 function stuckSql(cfg: ExecutionsConfig, limit: number): string {
   const n = names(cfg);
-  return `SELECT ${n.key}::text AS id, ${n.status}::text AS status, ${n.updatedAt} AS updated_at,
-                 extract(epoch FROM now() - ${n.updatedAt})::float8 AS age_seconds
-            FROM ${n.table}
-           WHERE ${n.status} = ANY($1::text[]) AND ${n.updatedAt} < now() - make_interval(secs => $2::float8)
-           ORDER BY ${n.updatedAt}, ${n.key}${limit > 0 ? ` LIMIT ${Math.floor(limit)}` : ''}`;
+  // Columns qualified with the alias: ORDER BY must sort by the key's own type, not the text alias.
+  // updated_at is formatted by the server: parsing it into a Date only to print it again costs more than the query.
+  return `SELECT t.${n.key}::text AS id, t.${n.status}::text AS status,
+                 to_char(t.${n.updatedAt}::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS updated_at,
+                 extract(epoch FROM now() - t.${n.updatedAt})::float8 AS age_seconds
+            FROM ${n.table} t
+           WHERE t.${n.status} = ANY($1::text[]) AND t.${n.updatedAt} < now() - make_interval(secs => $2::float8)
+           ORDER BY t.${n.updatedAt}, t.${n.key}${limit > 0 ? ` LIMIT ${Math.floor(limit)}` : ''}`;
 }
 
-const toStuck = (r: { id: string; status: string; updated_at: Date; age_seconds: number }): StuckExecution => ({
+const toStuck = (r: { id: string; status: string; updated_at: string; age_seconds: number }): StuckExecution => ({
   id: r.id,
   status: r.status,
   updatedAt: r.updated_at,
@@ -70,7 +74,7 @@ const toStuck = (r: { id: string; status: string; updated_at: Date; age_seconds:
 
 /** Streams stuck rows (call inside db.readOnly). */
 export async function* streamStuck(db: Database, cfg: ExecutionsConfig, q: StuckQuery): AsyncGenerator<StuckExecution> {
-  for await (const r of db.stream<{ id: string; status: string; updated_at: Date; age_seconds: number }>(stuckSql(cfg, q.limit), [
+  for await (const r of db.stream<{ id: string; status: string; updated_at: string; age_seconds: number }>(stuckSql(cfg, q.limit), [
     q.statuses,
     q.thresholdMs / 1000,
   ])) {
@@ -79,7 +83,7 @@ export async function* streamStuck(db: Database, cfg: ExecutionsConfig, q: Stuck
 }
 
 export async function findStuck(db: Database, cfg: ExecutionsConfig, q: StuckQuery): Promise<StuckExecution[]> {
-  const rows = await db.query<{ id: string; status: string; updated_at: Date; age_seconds: number }>(stuckSql(cfg, q.limit), [
+  const rows = await db.query<{ id: string; status: string; updated_at: string; age_seconds: number }>(stuckSql(cfg, q.limit), [
     q.statuses,
     q.thresholdMs / 1000,
   ]);
@@ -119,26 +123,27 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
     },
     async applyBatch(tx, batch): Promise<ItemOutcome[]> {
       const ids = batch.map((b) => b.id);
-      // Never wait on a row a live worker holds: those are reported as skipped.
-      const locked = await tx.queryRaw<{ id: string; status: string }>(
-        `SELECT ${n.key}::text AS id, ${n.status}::text AS status FROM ${n.table} WHERE ${n.key} = ANY($1) FOR UPDATE SKIP LOCKED`,
-        [ids],
-      );
-      const lockedIds = locked.map((r) => r.id);
-      const lockedStatus = new Map(locked.map((r) => [r.id, r.status]));
-      // The compare-and-set: only rows still in a stuck status and still older than the threshold.
       const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
-      const updated = lockedIds.length
-        ? await tx.queryRaw<{ id: string }>(
-            `UPDATE ${n.table}
-                SET ${n.status} = $2, ${n.error} = replace($3::text, '{status}', ${n.status}::text),
-                    ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}
-              WHERE ${n.key} = ANY($1) AND ${n.status} = ANY($4::text[])
-                AND ${n.updatedAt} < now() - make_interval(secs => $5::float8)
-          RETURNING ${n.key}::text AS id`,
-            [lockedIds, cfg.failedStatus, template, opts.statuses, opts.thresholdMs / 1000],
-          )
-        : [];
+      // One statement per batch: lock what can be locked without waiting (a row a live worker
+      // holds is skipped), then the compare-and-set — only rows still in a stuck status and
+      // still older than the threshold (re-evaluated on the locked, newest row version).
+      const rows = await tx.queryRaw<{ id: string; status: string; updated: boolean }>(
+        `WITH locked AS (
+           SELECT ${n.key} AS k, ${n.status}::text AS status FROM ${n.table} WHERE ${n.key} = ANY($1) FOR UPDATE SKIP LOCKED
+         ), upd AS (
+           UPDATE ${n.table} t
+              SET ${n.status} = $2, ${n.error} = replace($3::text, '{status}', t.${n.status}::text),
+                  ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}
+             FROM locked
+            WHERE t.${n.key} = locked.k AND t.${n.status} = ANY($4::text[])
+              AND t.${n.updatedAt} < now() - make_interval(secs => $5::float8)
+        RETURNING t.${n.key} AS k
+         )
+         SELECT locked.k::text AS id, locked.status, upd.k IS NOT NULL AS updated FROM locked LEFT JOIN upd ON upd.k = locked.k`,
+        [ids, cfg.failedStatus, template, opts.statuses, opts.thresholdMs / 1000],
+      );
+      const lockedStatus = new Map(rows.map((r) => [r.id, r.status]));
+      const updated = rows.filter((r) => r.updated);
       const updatedIds = new Set(updated.map((r) => r.id));
       const notLocked = ids.filter((id) => !lockedStatus.has(id));
       const stillThere = notLocked.length

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
+import type { StuckExecution } from '../checks/stuck-executions.js';
 import { addApplyFlags, parseCount, parsePositive, splitList } from './shared-flags.js';
 
 interface StuckFlags {
@@ -47,11 +48,11 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
           yield row;
         }
       })();
-      const columns: Column<{ id: string; status: string; updatedAt: Date; ageSeconds: number }>[] = [
+      const columns: Column<StuckExecution>[] = [
         { header: 'id', value: (r) => r.id },
         { header: 'status', value: (r) => r.status, tone: () => 'warn' },
         { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
-        { header: 'updated_at', value: (r) => r.updatedAt },
+        { header: 'updated_at', value: (r) => r.updatedAt.replace(/\.\d{3}Z$/, 'Z') },
       ];
       return ctx.emit({
         command: 'executions stuck',

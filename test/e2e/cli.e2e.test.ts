@@ -64,5 +64,9 @@ describe('opsctl as a subprocess', () => {
     const r = await cliProcess(['frobnicate']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/unknown command/);
+    // Probing with --help must not pass for a command that does not exist.
+    const h = await cliProcess(['frobnicate', '--help']);
+    expect(h.code).toBe(2);
+    expect(h.stdout).toBe('');
   });
 });
