@@ -1,14 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CommandContext, type Io, type GlobalOptions } from './context.js';
 import { ExitCode } from './errors.js';
-import { registerConfigCommands } from './commands/config.js';
-import { registerExecutionCommands } from './commands/executions.js';
-import { registerPropagationCommands } from './commands/propagations.js';
-import { registerScheduleGroupCommands } from './commands/schedule-groups.js';
-import { registerEmulatorCommands } from './commands/emulator.js';
-import { registerCheckCommand } from './commands/check.js';
-import { registerDemoCommand } from './commands/demo.js';
-import { registerJobCommands } from './commands/jobs.js';
+import { COMMAND_INDEX } from './commands/index.js';
 
 export const VERSION = '0.1.0';
 
@@ -20,7 +13,12 @@ export interface Registrar {
   wrap(action: Action): (...args: any[]) => Promise<void>;
 }
 
-export function buildProgram(io: Io, setExit: (code: number) => void): Command {
+/**
+ * Builds the program. Only the modules of the commands in `load` are imported (the one being
+ * run); every other command is a name and a description, enough for the root --help.
+ * `load: 'all'` builds the whole tree (tests).
+ */
+export async function buildProgram(io: Io, setExit: (code: number) => void, load: 'all' | string[] = 'all'): Promise<Command> {
   const program = new Command();
   program
     .name('opsctl')
@@ -66,14 +64,17 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
       };
     },
   };
-  registerExecutionCommands(program, registrar);
-  registerPropagationCommands(program, registrar);
-  registerScheduleGroupCommands(program, registrar);
-  registerJobCommands(program, registrar);
-  registerCheckCommand(program, registrar);
-  registerDemoCommand(program, registrar);
-  registerConfigCommands(program, registrar);
-  registerEmulatorCommands(program, registrar);
+  // Modules first (a module may register a sibling too: executions + reap), then stubs for the rest.
+  const loaded = new Set<unknown>();
+  for (const entry of COMMAND_INDEX) {
+    if (load !== 'all' && !load.includes(entry.name)) continue;
+    const register = await entry.load();
+    if (!loaded.has(register)) register(program, registrar);
+    loaded.add(register);
+  }
+  for (const entry of COMMAND_INDEX) {
+    if (!program.commands.some((c) => c.name() === entry.name)) program.command(entry.name).description(entry.description);
+  }
   return program;
 }
 
@@ -96,12 +97,18 @@ function firstCommandWord(argv: string[]): string | undefined {
 /** Runs the CLI; resolves to the exit code instead of exiting, so tests can call it in-process. */
 export async function runCli(argv: string[], io: Io): Promise<number> {
   let code: number = ExitCode.OK;
-  const program = buildProgram(io, (c) => {
-    code = c;
-  });
+  const first = firstCommandWord(argv);
+  // `opsctl help reap` needs reap's module too.
+  const target = first === 'help' ? argv[argv.indexOf('help') + 1] : first;
+  const program = await buildProgram(
+    io,
+    (c) => {
+      code = c;
+    },
+    target ? [target] : [],
+  );
   // Commander answers `opsctl nosuch --help` with the root help and exit 0; scripts probing
   // whether a command exists must get the same exit 2 as `opsctl nosuch`.
-  const first = firstCommandWord(argv);
   if (first !== undefined && !program.commands.some((c) => c.name() === first || c.aliases().includes(first)) && first !== 'help') {
     io.stderr.write(`error: unknown command '${first}'\n`);
     return ExitCode.USAGE;

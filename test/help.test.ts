@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { PassThrough, Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { buildProgram } from '../src/cli.js';
@@ -12,17 +12,44 @@ function leaves(cmd: Command, path: string[] = []): string[][] {
 }
 
 describe('--help', () => {
-  const program = buildProgram({ stdout: new PassThrough(), stderr: new PassThrough(), stdin: Readable.from([]), env: {}, cwd: process.cwd() }, () => {});
-  const paths = leaves(program);
+  let paths: string[][] = [];
+  beforeAll(async () => {
+    const program = await buildProgram({ stdout: new PassThrough(), stderr: new PassThrough(), stdin: Readable.from([]), env: {}, cwd: process.cwd() }, () => {}, 'all');
+    paths = leaves(program);
+  });
 
   it('finds every command', () => {
     expect(paths.length).toBeGreaterThanOrEqual(15);
   });
 
-  it.each(paths.map((p) => [p.join(' ')]))('opsctl %s --help exits 0 and shows examples', async (path) => {
-    const r = await cli([...path.split(' '), '--help']);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('Examples:');
-    expect(r.stdout).toContain(`opsctl ${path}`);
+  it('every leaf command: --help exits 0 and shows examples', async () => {
+    for (const path of paths) {
+      const r = await cli([...path, '--help']);
+      expect(r.code, path.join(' ')).toBe(0);
+      expect(r.stdout, path.join(' ')).toContain('Examples:');
+      expect(r.stdout, path.join(' ')).toContain(`opsctl ${path.join(' ')}`);
+    }
+  });
+
+  it('the root help lists every command with the same description as its own help', async () => {
+    const root = await cli(['--help']);
+    const { COMMAND_INDEX } = await import('../src/commands/index.js');
+    for (const c of COMMAND_INDEX) {
+      expect(root.stdout).toContain(c.name);
+      const own = await cli([c.name, '--help']);
+      expect(own.stdout.replace(/\s+/g, ' ')).toContain(c.description);
+    }
+  });
+});
+
+describe('--version', () => {
+  it('the CLI and the launcher report package.json version', async () => {
+    const { readFileSync } = await import('node:fs');
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    const r = await cli(['--version']);
+    expect(r.stdout.trim()).toBe(pkg.version);
+    const { cliProcess } = await import('./support/cli.js');
+    expect((await cliProcess(['--version'])).stdout.trim()).toBe(pkg.version);
+    expect((await cliProcess(['-o', 'json', '--version'])).stdout.trim()).toBe(pkg.version);
   });
 });

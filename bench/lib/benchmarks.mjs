@@ -69,7 +69,7 @@ export async function benchStartup({ runs, warmup, workDir }) {
     {
       key: 'build-program',
       label: '+ buildProgram() (commander tree, no parse)',
-      args: ['--input-type=module', '-e', `const m = await import(${JSON.stringify(join(ROOT, 'dist/cli.js'))}); m.buildProgram({stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd()}, () => {});`],
+      args: ['--input-type=module', '-e', `const m = await import(${JSON.stringify(join(ROOT, 'dist/cli.js'))}); await m.buildProgram({stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd()}, () => {});`],
     },
   ];
   log('start-up: breakdown (informational)');
@@ -93,14 +93,14 @@ export async function benchStartup({ runs, warmup, workDir }) {
   const breakdown = bd
     ? [
         ...steps.map((s) => ({ step: s.label, command: `node ${s.args.map((a) => (/\s|["'(]/.test(a) ? JSON.stringify(a) : a)).join(' ')}`, ...summarize(bd.samples[s.key]) })),
-        { step: 'node bin/opsctl.js --version (launcher, parse, print)', ...summarize(samples.version) },
+        { step: 'node bin/opsctl.cjs --version (launcher, parse, print)', ...summarize(samples.version) },
       ]
     : undefined;
 
   const base = { label: 'node -e 0', samples: samples.node };
   return [
-    row({ id: 'startup-version', benchmark: 'start-up: opsctl --version', unit: 'ms', baseline: base, opsctl: { label: 'node bin/opsctl.js --version', samples: samples.version }, target: 1.3, ...(breakdown ? { notes: { breakdown } } : {}) }),
-    row({ id: 'startup-help', benchmark: 'start-up: opsctl --help', unit: 'ms', baseline: base, opsctl: { label: 'node bin/opsctl.js --help', samples: samples.help }, target: 1.3 }),
+    row({ id: 'startup-version', benchmark: 'start-up: opsctl --version', unit: 'ms', baseline: base, opsctl: { label: 'node bin/opsctl.cjs --version', samples: samples.version }, target: 1.3, ...(breakdown ? { notes: { breakdown } } : {}) }),
+    row({ id: 'startup-help', benchmark: 'start-up: opsctl --help', unit: 'ms', baseline: base, opsctl: { label: 'node bin/opsctl.cjs --help', samples: samples.help }, target: 1.3 }),
   ];
 }
 

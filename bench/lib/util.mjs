@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BIN = join(ROOT, 'bin', 'opsctl.js');
+export const BIN = join(ROOT, 'bin', 'opsctl.cjs');
 
 /** Progress goes to stderr so stdout stays the result table. */
 export function log(message) {

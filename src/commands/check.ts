@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { describe } from './index.js';
 import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
@@ -91,7 +92,7 @@ check never writes: remediation is reap / propagations retry / adopt / reconcile
 export function registerCheckCommand(program: Command, r: Registrar): void {
   program
     .command('check')
-    .description('Run every check read-only (for CI cron): stuck executions, dead letters, stalled propagations, schedule groups, stuck/discarded jobs')
+    .description(describe('check'))
     .option('--only <list>', 'only these checks: executions, propagations, schedule-groups, jobs')
     .option('--region <region>', 'AWS region for the schedule-groups check')
     .option('--profile <name>', 'AWS profile')

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
+import { describe } from './index.js';
 import type { Registrar } from '../cli.js';
 
 export function registerConfigCommands(program: Command, r: Registrar): void {
-  const config = program.command('config').description('Inspect the effective configuration');
+  const config = program.command('config').description(describe('config'));
   config
     .command('show')
     .description('Print the effective config (defaults < file < environment < flags), secrets masked')

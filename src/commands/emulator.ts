@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { describe } from './index.js';
 import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
 import { parseCount } from './shared-flags.js';
@@ -35,7 +36,7 @@ Examples:
 `;
 
 export function registerEmulatorCommands(program: Command, r: Registrar): void {
-  const emulator = program.command('emulator').description('Local emulators for tests, demos and anyone without an AWS account');
+  const emulator = program.command('emulator').description(describe('emulator'));
   emulator
     .command('scheduler')
     .description('Run a stateful EventBridge Scheduler emulator (REST-JSON, works with the AWS SDK and CLI)')

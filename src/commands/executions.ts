@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { describe } from './index.js';
 import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
@@ -138,7 +139,7 @@ Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or
 `;
 
 export function registerExecutionCommands(program: Command, r: Registrar): void {
-  const executions = program.command('executions').description('Stuck executions in a job/execution table');
+  const executions = program.command('executions').description(describe('executions'));
   executions
     .command('stuck')
     .description('List executions stuck in a non-terminal status past a threshold, oldest first (read-only)')
@@ -150,7 +151,7 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
 
   const reap = program
     .command('reap')
-    .description('Move stuck executions to the failed status (dry run unless --apply)')
+    .description(describe('reap'))
     .option('--older-than <duration>', 'threshold, e.g. 10m (default: executions.threshold)')
     .option('--status <list>', 'stuck statuses, comma-separated (default: executions.stuckStatuses)');
   addApplyFlags(reap, { max: '1000' })

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { describe } from './index.js';
 import { errorGroupSections } from './error-group-sections.js';
 import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
@@ -339,7 +340,7 @@ Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or
 export function registerJobCommands(program: Command, r: Registrar): void {
   const jobs = program
     .command('jobs')
-    .description('Stuck and discarded jobs in a PostgreSQL job queue: River, graphile-worker, pg-boss (jobs.queue)')
+    .description(describe('jobs'))
     .addHelpText('after', JOBS_EXAMPLES);
   jobs
     .command('stuck')

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { describe } from './index.js';
 import { errorGroupSections } from './error-group-sections.js';
 import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
@@ -336,7 +337,7 @@ Examples:
 export function registerPropagationCommands(program: Command, r: Registrar): void {
   const propagations = program
     .command('propagations')
-    .description('Dead-lettered and troubled rows of the propagation outbox')
+    .description(describe('propagations'))
     .addHelpText(
       'after',
       `

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { describe } from './index.js';
 import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
@@ -43,11 +44,13 @@ function addAwsFlags(cmd: Command): Command {
 
 export async function openScheduler(ctx: CommandContext, flags: AwsFlags, config: Config): Promise<SchedulerApi> {
   const { createSchedulerApi } = await import('../aws.js');
+  const { parseDuration } = await import('../durations.js');
   return createSchedulerApi({
     env: ctx.io.env,
     region: flags.region ?? ctx.io.env.AWS_REGION ?? ctx.io.env.AWS_DEFAULT_REGION ?? config.scheduleGroups.region,
     profile: flags.profile ?? ctx.io.env.AWS_PROFILE ?? null,
     endpoint: flags.endpointUrl ?? config.scheduleGroups.endpoint,
+    requestTimeoutMs: parseDuration(config.scheduleGroups.requestTimeout, 'scheduleGroups.requestTimeout'),
   });
 }
 
@@ -202,7 +205,7 @@ that are no longer wanted; a user's other tags are never removed.
 `;
 
 export function registerScheduleGroupCommands(program: Command, r: Registrar): void {
-  const groups = program.command('schedule-groups').description('Unowned, foreign, drifted and missing EventBridge Scheduler groups');
+  const groups = program.command('schedule-groups').description(describe('schedule-groups'));
   addAwsFlags(
     groups
       .command('list', { isDefault: true })
@@ -227,7 +230,7 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
     .addHelpText('after', RECONCILE_EXAMPLES)
     .action(r.wrap((ctx, names: string[], flags: WriteFlags) => runWrite(ctx, flags, names, 'reconcile')));
 
-  const adopt = program.command('adopt').description('Take over resources by tagging them with the ownership tags');
+  const adopt = program.command('adopt').description(describe('adopt'));
   const group = addAwsFlags(
     adopt
       .command('schedule-group')

@@ -63,4 +63,21 @@ describe('opsctl demo', () => {
     const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
     await expect(c.connect()).rejects.toThrow();
   });
+
+  it.each([
+    ['its stdout pipe is closed early (| head)', (child: ReturnType<typeof spawn>) => child.stdout!.destroy()],
+    ['it gets SIGTERM mid-run', (child: ReturnType<typeof spawn>) => child.kill('SIGTERM')],
+  ])('leaves no PostgreSQL or files behind when %s', async (_what, interrupt) => {
+    const before = demoDirs();
+    const child = spawn(process.execPath, [BIN, 'demo', '--no-color'], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    // Interrupt once the demo is running (its first step is on stdout).
+    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    interrupt(child);
+    await exited;
+    // The postmaster gets SIGQUIT on exit; give it a bounded number of polls to be gone.
+    for (let i = 0; i < 100 && demoPostgres().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(demoPostgres()).toEqual([]);
+    expect(demoDirs()).toEqual(before);
+  });
 });

@@ -32,7 +32,7 @@ export async function cli(args: string[], env: NodeJS.ProcessEnv = {}, opts: { c
   return { code, stdout, stderr: err.text(), json: () => JSON.parse(stdout) };
 }
 
-export const BIN = fileURLToPath(new URL('../../bin/opsctl.js', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../bin/opsctl.cjs', import.meta.url));
 
 /** Runs the built CLI as a subprocess, as a user would. */
 export function cliProcess(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?: string } = {}): Promise<CliResult & { signal: NodeJS.Signals | null }> {
