@@ -9,5 +9,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Two cores: keep the database busy but not thrashing.
     maxWorkers: 2,
+    // The default output, plus a closing table of the reliability scenarios (test/reliability).
+    reporters: ['default', './test/support/scenario-reporter.ts'],
   },
 });

@@ -24,10 +24,10 @@ export async function acquireTableLock(
   if (!Number.isFinite(oid) || oid === 0) throw dependencyError(`table ${displayName(table, schema)} does not exist.`);
   const key2 = oid > 0x7fffffff ? oid - 0x100000000 : oid;
   if (opts.wait) {
-    // Waiting is explicit: lock_timeout must not cut it short.
-    await db.query("SELECT set_config('lock_timeout', '0', false)");
+    // Waiting is explicit: neither lock_timeout nor statement_timeout may cut it short.
+    await db.query("SELECT set_config('lock_timeout', '0', false), set_config('statement_timeout', '0', false)");
     await db.query('SELECT pg_advisory_lock($1::int, $2::int)', [OPSCTL_LOCK_CLASS, key2]);
-    await db.query('RESET lock_timeout');
+    await db.query('RESET lock_timeout; RESET statement_timeout');
   } else {
     const got = await db.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int, $2::int) AS ok', [OPSCTL_LOCK_CLASS, key2]);
     if (!got[0]?.ok) {

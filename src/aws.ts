@@ -73,7 +73,8 @@ export async function createSchedulerApi(access: SchedulerAccess): Promise<Sched
     // Throttling and 5xx are absorbed by the SDK; adaptive mode also slows the client down.
     retryMode: 'adaptive',
     maxAttempts: 6,
-    requestHandler: { requestTimeout: access.requestTimeoutMs ?? 30_000, connectionTimeout: 5_000 },
+    // throwOnRequestTimeout: without it the SDK only logs a warning and waits for ever.
+    requestHandler: { requestTimeout: access.requestTimeoutMs ?? 30_000, throwOnRequestTimeout: true, connectionTimeout: 5_000 },
   });
   const stats: ApiStats = { calls: 0, byOperation: {}, throttled: 0, conflictsRetried: 0 };
   // Inside the retry loop, so every attempt is counted.

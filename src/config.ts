@@ -17,7 +17,8 @@ const duration = z.string().superRefine((v, ctx) => {
 const ident = z
   .string()
   .min(1, 'must be a non-empty name')
-  .max(63, 'must be at most 63 characters (PostgreSQL truncates longer names)')
+  // PostgreSQL's limit is 63 bytes, not characters: a longer name is silently truncated to another name.
+  .refine((s) => Buffer.byteLength(s, 'utf8') <= 63, 'must be at most 63 bytes (PostgreSQL truncates longer names)')
   .refine((s) => !s.includes('\u0000'), 'must not contain NUL');
 const positiveInt = z.number().int().positive();
 
@@ -102,6 +103,8 @@ const scheduleGroupsSchema = z
     concurrency: positiveInt.max(64),
     region: z.string().min(1).nullable(),
     endpoint: z.string().url().nullable(),
+    /** Give up on one Scheduler HTTP request after this long (the SDK then retries it). */
+    requestTimeout: duration,
   })
   .strict();
 
@@ -229,6 +232,7 @@ export function defaultConfig(): Config {
       concurrency: 8,
       region: null,
       endpoint: null,
+      requestTimeout: '30s',
     },
     jobs: {
       queue: null,

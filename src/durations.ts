@@ -52,7 +52,8 @@ export function formatDuration(ms: number): string {
   }
   if (rest > 0) {
     const s = rest / 1000;
-    parts.push(`${Number.isInteger(s) ? s : s.toFixed(1).replace(/\.0$/, '')}s`);
+    // Milliseconds kept (1.234s), so that parseDuration(formatDuration(ms)) === ms.
+    parts.push(`${Number.isInteger(s) ? s : Number(s.toFixed(3))}s`);
   }
   return parts.join('');
 }

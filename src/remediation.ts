@@ -67,6 +67,8 @@ export interface RemedyHost<C> {
   describeError(e: unknown): string;
   /** The one-sentence form of a fatal error, with its exit code. */
   translate(e: unknown): OpsctlError;
+  /** True when a failed batch is known to have changed nothing (a database transaction that was rolled back). */
+  rolledBack?(e: unknown): boolean;
 }
 
 export function databaseHost(db: Database, table: string, schema: string | null): RemedyHost<Database> {
@@ -79,6 +81,8 @@ export function databaseHost(db: Database, table: string, schema: string | null)
     isFatal: (e) => isConnectionError(e) || FATAL_SQLSTATES.has((e as { code?: string })?.code ?? ''),
     describeError: (e) => errorText(e),
     translate: (e) => db.translate(e),
+    // Only a lost connection leaves the batch's COMMIT in doubt; any other error rolled it back.
+    rolledBack: (e) => !isConnectionError(e),
   };
 }
 
@@ -199,8 +203,10 @@ export async function runRemediation<P extends PlannedItem, C>(
             if (![...outcomes.values()].some((o) => o.outcome === 'applied')) throw host.translate(e);
             fatal = host.translate(e);
             aborted = `stopped during batch ${batches + 1}: ${fatal.message}`;
-            for (const p of batch)
-              outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: 'unknown: the connection was lost during this batch; re-run to converge' });
+            const detail = host.rolledBack?.(e)
+              ? `not applied (the batch was rolled back): ${fatal.message}`
+              : 'unknown: the connection was lost during this batch; re-run to converge';
+            for (const p of batch) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail });
           } else {
             // Isolate the failing rows: each item on its own, so one bad row does not fail its neighbours.
             for (const p of batch) {
@@ -212,7 +218,8 @@ export async function runRemediation<P extends PlannedItem, C>(
                   if (![...outcomes.values()].some((o) => o.outcome === 'applied')) throw host.translate(e2);
                   fatal = host.translate(e2);
                   aborted = `stopped: ${fatal.message}`;
-                  outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: 'unknown: the connection was lost; re-run to converge' });
+                  const detail = host.rolledBack?.(e2) ? `not applied (rolled back): ${fatal.message}` : 'unknown: the connection was lost; re-run to converge';
+                  outcomes.set(p.id, { id: p.id, outcome: 'errored', detail });
                   break;
                 }
                 outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: host.describeError(e2) });

@@ -101,17 +101,25 @@ async function countSchedules(api: SchedulerApi, group: string): Promise<number>
  * with bounded concurrency, classified; plus the expected groups that are missing.
  */
 export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, opts: FindOptions): Promise<GroupRecord[]> {
-  const listed = await listAllGroups(api, opts.prefix);
+  // A listing is all or nothing: an error that outlived the SDK's retries fails it with one sentence.
+  const reading = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      throw translateAwsError(e, operation, api);
+    }
+  };
+  const listed = await reading('ListScheduleGroups', () => listAllGroups(api, opts.prefix));
   const deletingThresholdMs = parseDuration(cfg.deletingThreshold, 'scheduleGroups.deletingThreshold');
   const records = await mapWithConcurrency(listed, cfg.concurrency, async (g): Promise<GroupRecord | null> => {
     const name = g.Name ?? '';
     const base = { name, arn: g.Arn ?? null, state: g.State ?? 'UNKNOWN', creationDate: g.CreationDate ?? null, lastModificationDate: g.LastModificationDate ?? null };
     if (isIgnored(cfg, name)) return { ...base, class: 'ignored', reasons: [name === 'default' ? 'the default group' : 'matches an ignore pattern'], changes: [], tags: {} };
-    const tags = await readTags(api, g.Arn ?? '');
+    const tags = await reading('ListTagsForResource', () => readTags(api, g.Arn ?? ''));
     if (tags === null) return null; // deleted between the listing and the tag read
     const c = classify(cfg, { name, state: base.state, lastModificationDate: base.lastModificationDate }, tags, { nowMs: opts.nowMs, deletingThresholdMs });
     const rec: GroupRecord = { ...base, class: c.class, reasons: c.reasons, changes: c.changes, tags };
-    if (opts.withSchedules) rec.schedules = await countSchedules(api, name);
+    if (opts.withSchedules) rec.schedules = await reading('ListSchedules', () => countSchedules(api, name));
     return rec;
   });
   const found = records.filter((r): r is GroupRecord => r !== null);
