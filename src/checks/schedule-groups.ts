@@ -1,7 +1,7 @@
 import type { ScheduleGroupsConfig } from '../config.js';
 import type { ItemOutcome, PlannedItem, Remedy, RemedyHost } from '../remediation.js';
 import { type SchedulerApi, isFatalAwsError, translateAwsError, withConflictRetry, type ConflictRetry } from '../aws.js';
-import { mapWithConcurrency } from '../concurrency.js';
+import { createLimiter, mapWithConcurrency } from '../concurrency.js';
 import { parseDuration } from '../durations.js';
 import { usageError } from '../errors.js';
 import {
@@ -59,8 +59,11 @@ async function call<T>(api: SchedulerApi, operation: string, fn: () => Promise<T
   }
 }
 
-export async function listAllGroups(api: SchedulerApi, prefix?: string) {
-  const groups: Array<{ Name?: string; Arn?: string; State?: string; CreationDate?: Date; LastModificationDate?: Date }> = [];
+type ListedGroup = { Name?: string; Arn?: string; State?: string; CreationDate?: Date; LastModificationDate?: Date };
+
+/** Every group, page by page (100 a page: the API's maximum, fewest calls); `onPage` sees each page as it arrives. */
+export async function listAllGroups(api: SchedulerApi, prefix?: string, onPage?: (page: ListedGroup[]) => void): Promise<ListedGroup[]> {
+  const groups: ListedGroup[] = [];
   let token: string | undefined;
   do {
     // The API's maximum page size: fewest calls.
@@ -68,6 +71,7 @@ export async function listAllGroups(api: SchedulerApi, prefix?: string) {
       api.client.send(new api.sdk.ListScheduleGroupsCommand({ MaxResults: 100, NextToken: token, ...(prefix ? { NamePrefix: prefix } : {}) })),
     );
     groups.push(...(page.ScheduleGroups ?? []));
+    onPage?.(page.ScheduleGroups ?? []);
     token = page.NextToken;
   } while (token);
   return groups;
@@ -109,9 +113,8 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
       throw translateAwsError(e, operation, api);
     }
   };
-  const listed = await reading('ListScheduleGroups', () => listAllGroups(api, opts.prefix));
   const deletingThresholdMs = parseDuration(cfg.deletingThreshold, 'scheduleGroups.deletingThreshold');
-  const records = await mapWithConcurrency(listed, cfg.concurrency, async (g): Promise<GroupRecord | null> => {
+  const readGroup = async (g: ListedGroup): Promise<GroupRecord | null> => {
     const name = g.Name ?? '';
     const base = { name, arn: g.Arn ?? null, state: g.State ?? 'UNKNOWN', creationDate: g.CreationDate ?? null, lastModificationDate: g.LastModificationDate ?? null };
     if (isIgnored(cfg, name)) return { ...base, class: 'ignored', reasons: [name === 'default' ? 'the default group' : 'matches an ignore pattern'], changes: [], tags: {} };
@@ -121,7 +124,23 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
     const rec: GroupRecord = { ...base, class: c.class, reasons: c.reasons, changes: c.changes, tags };
     if (opts.withSchedules) rec.schedules = await reading('ListSchedules', () => countSchedules(api, name));
     return rec;
-  });
+  };
+  // Tag reads start as soon as each page of the listing arrives, at most `concurrency` in flight.
+  const limit = createLimiter(cfg.concurrency);
+  const listed: ListedGroup[] = [];
+  const pending: Array<Promise<GroupRecord | null>> = [];
+  try {
+    await reading('ListScheduleGroups', () =>
+      listAllGroups(api, opts.prefix, (page) => {
+        listed.push(...page);
+        for (const g of page) pending.push(limit(() => readGroup(g)));
+      }),
+    );
+  } finally {
+    // Never leave reads running (or their rejections unhandled) behind a failed listing.
+    await Promise.allSettled(pending);
+  }
+  const records = await Promise.all(pending);
   const found = records.filter((r): r is GroupRecord => r !== null);
   if (opts.expected) {
     const present = new Set(listed.map((g) => g.Name));
