@@ -116,10 +116,10 @@ export async function ensureListingData(ctx) {
   log(`seeding the listing table: ${fmtInt(ctx.rows)} rows (one INSERT … SELECT generate_series)`);
   const stuck = await seedListing(ctx.pg, 'seeded', ctx.rows);
   const plan = await ctx.pg.withClient('seeded', async (c) => {
-    // The CLI's query, as the CLI sends it (status = ANY($1), make_interval, ORDER BY updated_at, id).
-    const q = `SELECT id::text AS id, status::text AS status, updated_at AS updated_at, extract(epoch FROM now() - updated_at)::float8 AS age_seconds
-                 FROM purchase_executions WHERE status = ANY($1::text[]) AND updated_at < now() - make_interval(secs => $2::float8)
-                ORDER BY updated_at, id`;
+    // The CLI's own query, built by the CLI's own code with the default config.
+    const { stuckSql } = await import(new URL('../../dist/checks/stuck-executions.js', import.meta.url).href);
+    const { defaultConfig } = await import(new URL('../../dist/config.js', import.meta.url).href);
+    const q = stuckSql(defaultConfig().executions, 0);
     const explain = async (prefix) => (await c.query(`${prefix} ${q}`, [['approved', 'running'], 600])).rows.map((r) => r['QUERY PLAN']).join('\n');
     return { analyze: await explain('EXPLAIN (ANALYZE, BUFFERS, TIMING OFF)') };
   });

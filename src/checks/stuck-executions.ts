@@ -53,7 +53,7 @@ export async function assertExecutionsSchema(db: Database, cfg: ExecutionsConfig
  * Stuck = status in the stuck set and updated_at older than the threshold on the database
  * clock, oldest first. Filters on status first (the reference table indexes status only).
  */
-function stuckSql(cfg: ExecutionsConfig, limit: number): string {
+export function stuckSql(cfg: ExecutionsConfig, limit: number): string {
   const n = names(cfg);
   // Columns qualified with the alias: ORDER BY must sort by the key's own type, not the text alias.
   // updated_at is formatted by the server: parsing it into a Date only to print it again costs more than the query.

@@ -59,3 +59,38 @@ describe('examples', () => {
     }
   });
 });
+
+describe('README', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+
+  it('the complete example config is valid for opsctl', async () => {
+    const { validateConfig, defaultConfig } = await import('../../src/config.js');
+    const section = readme.slice(readme.indexOf('### A complete example'));
+    const json = /```json\n([\s\S]*?)\n```/.exec(section)![1];
+    const example = JSON.parse(json);
+    // Every top-level section is shown, and the merged result validates.
+    for (const key of Object.keys(defaultConfig()).filter((k) => k !== 'actor')) expect(Object.keys(example)).toContain(key);
+    const merged = { ...defaultConfig(), ...Object.fromEntries(Object.entries(example).map(([k, v]) => [k, typeof v === 'object' && v ? { ...(defaultConfig() as any)[k], ...v } : v])) };
+    expect(() => validateConfig(merged, 'README')).not.toThrow();
+  });
+
+  it('the first screen gives the demo and the test command', () => {
+    const firstScreen = readme.split('\n').slice(0, 15).join('\n');
+    expect(firstScreen).toContain('npm install && npx opsctl demo');
+    expect(firstScreen).toContain('npm test');
+  });
+
+  it('documents every config key the code accepts', async () => {
+    const { defaultConfig } = await import('../../src/config.js');
+    const keys: string[] = [];
+    const walk = (o: Record<string, unknown>, path: string[]) => {
+      for (const [k, v] of Object.entries(o)) {
+        const here = [...path, k];
+        if (v && typeof v === 'object' && !Array.isArray(v) && !['ownerTags', 'desiredTags', 'columns', 'thresholds'].includes(k)) walk(v as Record<string, unknown>, here);
+        else keys.push(here.join('.'));
+      }
+    };
+    walk(defaultConfig() as unknown as Record<string, unknown>, []);
+    for (const k of keys) expect(readme, k).toContain(`\`${k}`);
+  });
+});
