@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { freshDatabase, tableChecksum } from '../support/db.js';
+import { BIN } from '../support/cli.js';
+
+/**
+ * The CLI on a real terminal: util-linux `script` gives it a pseudo-TTY, so isTTY, the
+ * confirmation prompt, colour and progress behave exactly as for a person at a shell.
+ */
+function onTty(args: string[], env: NodeJS.ProcessEnv, answer?: { when: RegExp; type: string }): Promise<{ code: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const child = spawn('script', ['-qefc', cmd, '/dev/null'], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm-256color', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let output = '';
+    let answered = false;
+    child.stdout.on('data', (d) => {
+      output += d;
+      if (answer && !answered && answer.when.test(output)) {
+        answered = true;
+        child.stdin.write(answer.type);
+      }
+    });
+    // A guard, not synchronisation: a prompt that never comes must not leave the child holding the table's lock.
+    const guard = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no exit within 20 s; output so far: ${output}`));
+    }, 20_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(guard);
+      resolve({ code: code ?? -1, output });
+    });
+  });
+}
+
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+const env = () => ({ DATABASE_URL: db.url });
+beforeAll(async () => {
+  db = await freshDatabase('tty');
+});
+afterAll(async () => {
+  await db.drop();
+});
+beforeEach(async () => {
+  await db.client.query('TRUNCATE purchase_executions');
+  await db.client.query(
+    "INSERT INTO purchase_executions (status, updated_at) SELECT (ARRAY['approved','running'])[1 + i % 2], now() - interval '1 hour' FROM generate_series(1, 1200) i",
+  );
+});
+const failed = async () => (await db.client.query("SELECT count(*)::int AS n FROM purchase_executions WHERE status = 'failed'")).rows[0].n;
+
+describe('on a terminal', () => {
+  it('--apply shows the count and asks; "n" changes nothing', async () => {
+    const before = await tableChecksum(db.client, 'purchase_executions');
+    const r = await onTty(['reap', '--apply', '--max', '0'], env(), { when: /\[y\/N\]/, type: 'n\r' });
+    expect(r.output).toMatch(/Reap 1200 execution\(s\) in purchase_executions \(move to failed\)\? \[y\/N\]/);
+    expect(r.code).toBe(0);
+    expect(r.output).toContain('cancelled');
+    expect(await tableChecksum(db.client, 'purchase_executions')).toBe(before);
+  });
+
+  it('"y" applies, with colour and progress on the terminal', async () => {
+    const r = await onTty(['reap', '--apply', '--max', '0', '--batch-size', '100'], env(), { when: /\[y\/N\]/, type: 'y\r' });
+    expect(r.code).toBe(0);
+    expect(await failed()).toBe(1200);
+    expect(r.output).toMatch(/reap: \d+\/1200 rows/); // progress, on stderr
+    expect(r.output).toMatch(/\u001b\[3\dm/); // colour
+  });
+
+  it('--yes does not ask; NO_COLOR turns colour off even on a terminal', async () => {
+    const r = await onTty(['reap', '--apply', '--max', '0', '--yes'], { ...env(), NO_COLOR: '1' });
+    expect(r.code).toBe(0);
+    expect(r.output).not.toContain('[y/N]');
+    expect(r.output).not.toMatch(/\u001b\[3\dm/);
+    expect(await failed()).toBe(1200);
+  });
+});
