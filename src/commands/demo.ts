@@ -122,6 +122,7 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<nu
     await step('Dead letters grouped by kind and error class: one error dominates.', ['propagations', 'dead-letters', '--limit', '5']);
     await step('Re-driving dead letters: unknown kinds (a writer newer than the worker) are refused.', ['propagations', 'retry', '--all']);
     await step('Schedule groups without our ownership tags: what adopt would tag.', ['adopt', 'schedule-group', '--all-unowned']);
+    await step("River jobs running for longer than River's own rescue horizon (1h): what its rescuer would do.", ['jobs', 'rescue']);
     out.write('\nEverything above was a dry run: nothing was changed. Add --apply to any of them to act.\n');
 
     if (flags.keep) {

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { SchedulerEmulator } from '../emulator/scheduler-emulator.js';
 import { REFERENCE_SCHEMA_SQL } from '../reference/schema.js';
+import { RIVER_SCHEMA_SQL } from '../reference/queues/river.js';
 
 /** Kinds the demo's worker knows; `seat_sync_v2` is written by a newer writer than the worker. */
 export const DEMO_KNOWN_KINDS = ['tier_elevation', 'seat_sync', 'plan_change'];
@@ -8,6 +9,7 @@ export const DEMO_KNOWN_KINDS = ['tier_elevation', 'seat_sync', 'plan_change'];
 /** Realistic trouble on the reference schemas: what an on-call engineer meets at 3 a.m. */
 export async function seedDatabase(client: pg.Client): Promise<void> {
   await client.query(REFERENCE_SCHEMA_SQL);
+  await seedRiver(client);
   await client.query(`
     INSERT INTO purchase_executions (status, updated_at, created_at)
     SELECT s, now() - m * interval '1 minute', now() - (m + 5) * interval '1 minute'
@@ -38,6 +40,23 @@ export async function seedDatabase(client: pg.Client): Promise<void> {
   `);
 }
 
+/** A River queue (its own migrations) with jobs stuck running, discarded and healthy. */
+async function seedRiver(client: pg.Client): Promise<void> {
+  await client.query(RIVER_SCHEMA_SQL);
+  await client.query(`
+    INSERT INTO river_job (state, kind, queue, args, attempt, max_attempts, attempted_at, attempted_by, finalized_at, scheduled_at, errors)
+    VALUES
+      ('running', 'import_csv', 'default', '{}', 1, 25, now() - interval '3 hours', ARRAY['web-7f9c'], NULL, now() - interval '3 hours', NULL),
+      ('running', 'send_email', 'mailers', '{}', 3, 3, now() - interval '95 minutes', ARRAY['web-7f9c'], NULL, now() - interval '95 minutes', NULL),
+      ('running', 'send_email', 'mailers', '{}', 1, 3, now() - interval '2 minutes', ARRAY['web-2a1b'], NULL, now() - interval '2 minutes', NULL),
+      ('discarded', 'sync_invoice', 'default', '{}', 25, 25, now() - interval '40 minutes', ARRAY['web-2a1b'], now() - interval '40 minutes', now() - interval '2 days',
+        ARRAY['{"at": "2026-11-25T10:00:00Z", "attempt": 25, "error": "stripe: invoice in_1Q2w3E4r5T6y not found (404)", "trace": ""}'::jsonb]),
+      ('discarded', 'sync_invoice', 'default', '{}', 25, 25, now() - interval '25 minutes', ARRAY['web-2a1b'], now() - interval '25 minutes', now() - interval '2 days',
+        ARRAY['{"at": "2026-11-25T11:00:00Z", "attempt": 25, "error": "stripe: invoice in_9Z8x7C6v5B4n not found (404)", "trace": ""}'::jsonb]),
+      ('completed', 'send_email', 'mailers', '{}', 1, 3, now() - interval '1 hour', ARRAY['web-2a1b'], now() - interval '1 hour', now() - interval '1 hour', NULL);
+  `);
+}
+
 export const DEMO_OWNER_TAGS = { 'alchemy::stack': 'billing', 'alchemy::stage': 'prod', 'alchemy::id': '{name}' };
 export const DEMO_DESIRED_TAGS = { team: 'payments' };
 
@@ -60,6 +79,7 @@ export function demoConfig(): Record<string, unknown> {
     actor: 'opsctl-demo',
     audit: { table: 'audit_log' },
     propagations: { knownKinds: DEMO_KNOWN_KINDS },
+    jobs: { queue: 'river' },
     scheduleGroups: {
       ownerTags: DEMO_OWNER_TAGS,
       ownerKeyPrefix: 'alchemy::',

@@ -21,12 +21,13 @@ describe('opsctl demo', () => {
     const r = await cliProcess(['demo', '--no-color']);
     expect(r.stderr).toContain('Demo stopped');
     expect(r.code).toBe(0);
-    for (const cmd of ['$ opsctl check', '$ opsctl reap --older-than 10m', '$ opsctl propagations retry --all', '$ opsctl adopt schedule-group --all-unowned']) {
+    for (const cmd of ['$ opsctl check', '$ opsctl reap --older-than 10m', '$ opsctl propagations retry --all', '$ opsctl adopt schedule-group --all-unowned', '$ opsctl jobs rescue']) {
       expect(r.stdout).toContain(cmd);
     }
     expect(r.stdout).toMatch(/stuck-executions\s+│ finding/);
     expect(r.stdout).toContain('refused'); // the unknown kind
     expect(r.stdout).toContain('billing-invoices'); // an unowned group
+    expect(r.stdout).toMatch(/stuck-jobs\s+│ finding/); // River jobs stuck running
     expect(r.stdout).not.toMatch(/\u001b\[/);
     expect(demoDirs()).toEqual(before);
     expect(demoPostgres()).toEqual([]);
