@@ -10,4 +10,5 @@ if (!file || !existsSync(file)) {
 const r = JSON.parse(readFileSync(file, 'utf8'));
 const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
 console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}`);
-if (r.numTotalTests === 0) process.exit(1);
+// Fail on failures even if the runner's own exit code said otherwise.
+if (r.numTotalTests === 0 || r.numFailedTests > 0 || r.success === false) process.exit(1);

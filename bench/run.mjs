@@ -115,10 +115,10 @@ function printDetails(results) {
     if (r.id === 'reap') lines.push('', `reap: ${fmtInt(n.rows)} rows in ${n.batches} batches of ${n.batchSize}; rows/s psql ${fmtInt(n.rowsPerSecond.psql)}, opsctl ${fmtInt(n.rowsPerSecond.opsctl)}`);
     if (r.id === 'reap-longest-batch') lines.push(`reap: longestBatchMs per run: ${n.longestBatchMsPerRun.join(', ')}`);
     if (r.id === 'memory') lines.push('', `memory: wall time ${fmtInt(n.rows.small)} rows ${fmtMs(n.wallMs.small.median)}, ${fmtInt(n.rows.large)} rows ${fmtMs(n.wallMs.large.median)}`);
-    if (r.id === 'schedule-groups') {
+    if (r.id === 'schedule-groups' || r.id === 'schedule-groups-tagging-api') {
       const c = n.apiCalls;
       const ops = (x) => Object.entries(x.byOperation).map(([k, v]) => `${k} ${v}`).join(', ');
-      lines.push('', `schedule groups: API calls per run: baseline ${c.baseline.total} (${ops(c.baseline)}), opsctl ${c.opsctl.total} (${ops(c.opsctl)})`);
+      lines.push('', `${r.id}: API calls per run: baseline ${c.baseline.total} (${ops(c.baseline)}), opsctl ${c.opsctl.total} (${ops(c.opsctl)}); ${n.neverTagged} of ${n.groups} groups never tagged`);
     }
   }
   if (lines.length) process.stdout.write(`${lines.join('\n')}\n`);

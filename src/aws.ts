@@ -1,4 +1,5 @@
 import type { SchedulerClient } from '@aws-sdk/client-scheduler';
+import type { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { dependencyError, OpsctlError } from './errors.js';
 import { delay } from './concurrency.js';
 
@@ -30,6 +31,14 @@ export interface ApiStats {
   conflictsRetried: number;
 }
 
+/** A Resource Groups Tagging API client with the same settings, sharing the Scheduler client's call accounting. */
+export interface TaggingApi {
+  client: ResourceGroupsTaggingAPIClient;
+  sdk: typeof import('@aws-sdk/client-resource-groups-tagging-api');
+  region: string;
+  endpoint: string | null;
+}
+
 /** A Scheduler client with opsctl's settings and call accounting. */
 export interface SchedulerApi {
   client: SchedulerClient;
@@ -37,6 +46,8 @@ export interface SchedulerApi {
   region: string;
   endpoint: string | null;
   stats: ApiStats;
+  /** The Tagging API client, created (and its SDK loaded) on first use only: `scheduleGroups.tagSource: "tagging-api"`. */
+  tagging(): Promise<TaggingApi>;
 }
 
 export function resolveEndpoint(access: SchedulerAccess): string | null {
@@ -44,6 +55,43 @@ export function resolveEndpoint(access: SchedulerAccess): string | null {
   const env = access.env;
   if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === 'true') return null;
   return env.AWS_ENDPOINT_URL_SCHEDULER || env.AWS_ENDPOINT_URL || null;
+}
+
+/**
+ * The Tagging API's endpoint: AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API, else the Scheduler's
+ * own override when one is set (--endpoint-url, config, AWS_ENDPOINT_URL_SCHEDULER: the emulator
+ * serves both), else AWS_ENDPOINT_URL.
+ */
+export function resolveTaggingEndpoint(access: SchedulerAccess): string | null {
+  const env = access.env;
+  const ignoreEnv = env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === 'true';
+  if (!ignoreEnv && env.AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API) return env.AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API;
+  if (access.endpoint) return access.endpoint;
+  if (ignoreEnv) return null;
+  return env.AWS_ENDPOINT_URL_SCHEDULER || env.AWS_ENDPOINT_URL || null;
+}
+
+type StatsMiddlewareTarget = { middlewareStack: { add: (mw: any, opts: any) => void } };
+
+/** Counts every HTTP attempt (retries included) into `stats`. */
+function countCalls(client: StatsMiddlewareTarget, stats: ApiStats): void {
+  client.middlewareStack.add(
+    (next: (args: unknown) => Promise<{ response?: unknown }>, context: { commandName?: string }) => async (args: unknown) => {
+      stats.calls += 1;
+      const op = String(context.commandName ?? 'unknown').replace(/Command$/, '');
+      stats.byOperation[op] = (stats.byOperation[op] ?? 0) + 1;
+      try {
+        const out = await next(args);
+        if ((out.response as { statusCode?: number } | undefined)?.statusCode === 429) stats.throttled += 1;
+        return out;
+      } catch (e) {
+        if (/^Throttl(ing|ed)Exception$/.test((e as { name?: string }).name ?? '')) stats.throttled += 1;
+        throw e;
+      }
+    },
+    // Below the retry middleware and right around the HTTP exchange: one count per attempt.
+    { step: 'deserialize', name: 'opsctlCallStats', priority: 'low' },
+  );
 }
 
 /** Loads the SDK (only now: `opsctl --help` must not pay for it) and builds a client. */
@@ -65,9 +113,9 @@ export async function createSchedulerApi(access: SchedulerAccess): Promise<Sched
     env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
       ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN }
       : undefined;
-  const client = new sdk.SchedulerClient({
+  // Shared by the Scheduler client and the (lazily created) Tagging API client.
+  const clientSettings = {
     region,
-    ...(endpoint ? { endpoint } : {}),
     ...(credentials ? { credentials } : {}),
     ...(access.profile ? { profile: access.profile } : {}),
     // Throttling and 5xx are absorbed by the SDK; adaptive mode also slows the client down.
@@ -75,27 +123,21 @@ export async function createSchedulerApi(access: SchedulerAccess): Promise<Sched
     maxAttempts: 6,
     // throwOnRequestTimeout: without it the SDK only logs a warning and waits for ever.
     requestHandler: { requestTimeout: access.requestTimeoutMs ?? 30_000, throwOnRequestTimeout: true, connectionTimeout: 5_000 },
-  });
+  } as const;
+  const client = new sdk.SchedulerClient({ ...clientSettings, ...(endpoint ? { endpoint } : {}) });
   const stats: ApiStats = { calls: 0, byOperation: {}, throttled: 0, conflictsRetried: 0 };
   // Inside the retry loop, so every attempt is counted.
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      stats.calls += 1;
-      const op = String(context.commandName ?? 'unknown').replace(/Command$/, '');
-      stats.byOperation[op] = (stats.byOperation[op] ?? 0) + 1;
-      try {
-        const out = await next(args);
-        if ((out.response as { statusCode?: number } | undefined)?.statusCode === 429) stats.throttled += 1;
-        return out;
-      } catch (e) {
-        if ((e as { name?: string }).name === 'ThrottlingException') stats.throttled += 1;
-        throw e;
-      }
-    },
-    // Below the retry middleware and right around the HTTP exchange: one count per attempt.
-    { step: 'deserialize', name: 'opsctlCallStats', priority: 'low' },
-  );
-  return { client, sdk, region, endpoint, stats };
+  countCalls(client as unknown as StatsMiddlewareTarget, stats);
+  let tagging: Promise<TaggingApi> | undefined;
+  const taggingApi = (): Promise<TaggingApi> =>
+    (tagging ??= (async () => {
+      const taggingEndpoint = resolveTaggingEndpoint(access);
+      const tsdk = await import('@aws-sdk/client-resource-groups-tagging-api');
+      const tclient = new tsdk.ResourceGroupsTaggingAPIClient({ ...clientSettings, ...(taggingEndpoint ? { endpoint: taggingEndpoint } : {}) });
+      countCalls(tclient as unknown as StatsMiddlewareTarget, stats);
+      return { client: tclient, sdk: tsdk, region, endpoint: taggingEndpoint };
+    })());
+  return { client, sdk, region, endpoint, stats, tagging: taggingApi };
 }
 
 type AnyError = { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
@@ -117,23 +159,26 @@ export function translateAwsError(e: unknown, operation: string, api?: Pick<Sche
   const name = err?.name ?? 'Error';
   const msg = (err?.message ?? String(e)).replace(/\s+/g, ' ').trim();
   const where = api ? ` (region ${api.region}${api.endpoint ? `, endpoint ${api.endpoint}` : ''})` : '';
+  // `operation` is a Scheduler operation, or an action already qualified with its service (tag:GetResources).
+  const action = operation.includes(':') ? operation : `scheduler:${operation}`;
+  const service = action.startsWith('tag:') ? 'Resource Groups Tagging API' : 'Scheduler';
   if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(msg)) {
     return dependencyError('no AWS credentials found: set AWS_PROFILE or --profile, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or log in with SSO.', e);
   }
   if (/AccessDenied/.test(name) || err?.$metadata?.httpStatusCode === 403) {
-    return dependencyError(`AWS denied scheduler:${operation}${where}: ${msg} (see the README for the IAM actions each command needs).`, e);
+    return dependencyError(`AWS denied ${action}${where}: ${msg} (see the README for the IAM actions each command needs).`, e);
   }
   if (/UnrecognizedClient|InvalidClientTokenId|InvalidSignature|ExpiredToken/.test(name)) {
-    return dependencyError(`AWS rejected the credentials on scheduler:${operation}: ${name}.`, e);
+    return dependencyError(`AWS rejected the credentials on ${action}: ${name}.`, e);
   }
   if (name === 'TimeoutError' || /timed? ?out/i.test(msg)) {
-    return dependencyError(`scheduler:${operation} timed out${where}: no answer from the Scheduler endpoint.`, e);
+    return dependencyError(`${action} timed out${where}: no answer from the ${service} endpoint.`, e);
   }
   if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH/.test(`${err?.code ?? ''} ${msg}`)) {
-    return dependencyError(`cannot reach the Scheduler endpoint${where}: ${err?.code ?? msg}.`, e);
+    return dependencyError(`cannot reach the ${service} endpoint${where}: ${err?.code ?? msg}.`, e);
   }
-  if (name === 'ThrottlingException') return dependencyError(`scheduler:${operation} kept being throttled after the SDK's retries.`, e);
-  return dependencyError(`scheduler:${operation} failed: ${name}: ${msg}${where}.`, e);
+  if (name === 'ThrottlingException' || name === 'ThrottledException') return dependencyError(`${action} kept being throttled after the SDK's retries.`, e);
+  return dependencyError(`${action} failed: ${name}: ${msg}${where}.`, e);
 }
 
 export interface ConflictRetry {

@@ -101,6 +101,12 @@ const scheduleGroupsSchema = z
     conflictRetries: positiveInt.max(100),
     conflictDelay: duration,
     concurrency: positiveInt.max(64),
+    /**
+     * Where the listing reads tags: "per-group" (ListTagsForResource for each group, `concurrency`
+     * at a time) or "tagging-api" (Resource Groups Tagging API GetResources, 100 groups a call;
+     * groups it does not return are still read one by one).
+     */
+    tagSource: z.enum(['per-group', 'tagging-api']),
     region: z.string().min(1).nullable(),
     endpoint: z.string().url().nullable(),
     /** Give up on one Scheduler HTTP request after this long (the SDK then retries it). */
@@ -230,6 +236,7 @@ export function defaultConfig(): Config {
       conflictRetries: 15,
       conflictDelay: '2s',
       concurrency: 8,
+      tagSource: 'per-group',
       region: null,
       endpoint: null,
       requestTimeout: '30s',

@@ -1,6 +1,6 @@
 // The five benchmarks. Each returns result rows: a baseline and opsctl measured in the same run,
 // both summarized (median/min/max of the measured runs after a warm-up), and their ratio.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, ROOT, check, countLines, fmtInt, lastLine, log, rounds, summarize, timeAsync, timeSync } from './util.mjs';
 import { PSQL, seedListing, seedMemory } from './postgres.mjs';
@@ -339,7 +339,7 @@ const TEAMS = ['payments', 'search', 'growth', 'identity', 'billing', 'platform'
 const ENVS = ['prod', 'staging', 'dev'];
 
 function groupTags(i) {
-  if (i % 10 === 0) return {}; // untagged
+  if (i % 10 === 0) return {}; // never tagged (10%): the Tagging API's GetResources does not return these
   const tags = { team: TEAMS[i % TEAMS.length], env: ENVS[i % ENVS.length] };
   if (i % 3 === 0) tags.owner = `oncall-${TEAMS[(i * 7) % TEAMS.length]}`;
   if (i % 7 === 0) tags['cost-center'] = `cc-${1000 + (i % 50)}`;
@@ -367,7 +367,19 @@ export async function benchScheduleGroups(ctx) {
       AWS_SECRET_ACCESS_KEY: 'benchsecret',
       AWS_EC2_METADATA_DISABLED: 'true',
     });
-    const calls = { baseline: [], opsctl: [] };
+    const calls = { baseline: [], opsctl: [], tagging: [] };
+    const neverTagged = emu.groups().filter((g) => Object.keys(g.tags).length === 0).length; // seeded untagged: never tagged
+    // The third contender: the same command with scheduleGroups.tagSource "tagging-api".
+    const taggingConfig = join(workDir, 'sg-tagging-api.json');
+    writeFileSync(taggingConfig, JSON.stringify({ scheduleGroups: { tagSource: 'tagging-api' } }));
+    const countItems = (s) => {
+      try {
+        const items = JSON.parse(s).items;
+        return Array.isArray(items) ? items.length : undefined;
+      } catch {
+        return undefined;
+      }
+    };
     const measure = (key, args, count) => async (i) => {
       const out = join(workDir, `sg-${key}.json`);
       emu.resetCallCounts();
@@ -385,29 +397,31 @@ export async function benchScheduleGroups(ctx) {
       warmup,
       contenders: [
         { key: 'baseline', run: measure('baseline', [join(ROOT, 'bench/lib/sg-baseline.mjs')], (s) => JSON.parse(s).groups) },
-        {
-          key: 'opsctl',
-          run: measure('opsctl', [BIN, 'schedule-groups', '-o', 'json'], (s) => {
-            try {
-              const items = JSON.parse(s).items;
-              return Array.isArray(items) ? items.length : undefined;
-            } catch {
-              return undefined;
-            }
-          }),
-        },
+        { key: 'opsctl', run: measure('opsctl', [BIN, 'schedule-groups', '-o', 'json'], countItems) },
+        { key: 'tagging', run: measure('tagging', [BIN, '--config', taggingConfig, 'schedule-groups', '-o', 'json'], countItems) },
       ],
     });
+    const baselineLabel = 'SDK loop: ListScheduleGroups (100/page), then ListTagsForResource one group at a time';
     return [
       row({
         id: 'schedule-groups',
         benchmark: `schedule groups: ${fmtInt(total)} groups, ${latencyMs} ms/call`,
         unit: 'ms',
-        baseline: { label: 'SDK loop: ListScheduleGroups (100/page), then ListTagsForResource one group at a time', samples: samples.baseline },
-        opsctl: { label: 'opsctl schedule-groups -o json', samples: samples.opsctl },
+        baseline: { label: baselineLabel, samples: samples.baseline },
+        opsctl: { label: 'opsctl schedule-groups -o json (tagSource per-group, concurrency 8)', samples: samples.opsctl },
         direction: 'speedup',
         target: 10,
-        notes: { groups: total, latencyMs, apiCalls: { baseline: calls.baseline[0], opsctl: calls.opsctl[0] }, apiCallsPerRun: calls },
+        notes: { groups: total, neverTagged, latencyMs, apiCalls: { baseline: calls.baseline[0], opsctl: calls.opsctl[0] }, apiCallsPerRun: { baseline: calls.baseline, opsctl: calls.opsctl } },
+      }),
+      row({
+        id: 'schedule-groups-tagging-api',
+        benchmark: `schedule groups (tagging-api): ${fmtInt(total)} groups, ${fmtInt(neverTagged)} never tagged, ${latencyMs} ms/call`,
+        unit: 'ms',
+        baseline: { label: baselineLabel, samples: samples.baseline },
+        opsctl: { label: 'opsctl (tagging-api): schedule-groups -o json with scheduleGroups.tagSource "tagging-api"', samples: samples.tagging },
+        direction: 'speedup',
+        target: 10,
+        notes: { groups: total, neverTagged, latencyMs, apiCalls: { baseline: calls.baseline[0], opsctl: calls.tagging[0] }, apiCallsPerRun: { baseline: calls.baseline, opsctl: calls.tagging } },
       }),
     ];
   } finally {

@@ -87,6 +87,28 @@ export async function readTags(api: SchedulerApi, arn: string): Promise<Tags | n
   }
 }
 
+/**
+ * Tags of every schedule group the Resource Groups Tagging API returns, by ARN, 100 a page.
+ * It returns only groups that are or ever were tagged, and it is eventually consistent: callers
+ * must treat ListScheduleGroups as the truth for existence and read any group absent here with
+ * ListTagsForResource.
+ */
+export async function readTagsInBulk(api: SchedulerApi): Promise<Map<string, Tags>> {
+  const tagging = await api.tagging();
+  const byArn = new Map<string, Tags>();
+  let token: string | undefined;
+  do {
+    const page = await call(api, 'tag:GetResources', () =>
+      tagging.client.send(
+        new tagging.sdk.GetResourcesCommand({ ResourceTypeFilters: ['scheduler:schedule-group'], ResourcesPerPage: 100, ...(token ? { PaginationToken: token } : {}) }),
+      ),
+    );
+    for (const m of page.ResourceTagMappingList ?? []) if (m.ResourceARN) byArn.set(m.ResourceARN, toTags(m.Tags));
+    token = page.PaginationToken || undefined; // the last page answers ''
+  } while (token);
+  return byArn;
+}
+
 async function countSchedules(api: SchedulerApi, group: string): Promise<number> {
   let n = 0;
   let token: string | undefined;
@@ -114,11 +136,12 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
     }
   };
   const deletingThresholdMs = parseDuration(cfg.deletingThreshold, 'scheduleGroups.deletingThreshold');
-  const readGroup = async (g: ListedGroup): Promise<GroupRecord | null> => {
+  // `known`: tags already read in bulk (tagSource "tagging-api"); otherwise one ListTagsForResource.
+  const readGroup = async (g: ListedGroup, known?: Tags): Promise<GroupRecord | null> => {
     const name = g.Name ?? '';
     const base = { name, arn: g.Arn ?? null, state: g.State ?? 'UNKNOWN', creationDate: g.CreationDate ?? null, lastModificationDate: g.LastModificationDate ?? null };
     if (isIgnored(cfg, name)) return { ...base, class: 'ignored', reasons: [name === 'default' ? 'the default group' : 'matches an ignore pattern'], changes: [], tags: {} };
-    const tags = await reading('ListTagsForResource', () => readTags(api, g.Arn ?? ''));
+    const tags = known ?? (await reading('ListTagsForResource', () => readTags(api, g.Arn ?? '')));
     if (tags === null) return null; // deleted between the listing and the tag read
     const c = classify(cfg, { name, state: base.state, lastModificationDate: base.lastModificationDate }, tags, { nowMs: opts.nowMs, deletingThresholdMs });
     const rec: GroupRecord = { ...base, class: c.class, reasons: c.reasons, changes: c.changes, tags };
@@ -127,19 +150,31 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
   };
   // Tag reads start as soon as each page of the listing arrives, at most `concurrency` in flight.
   const limit = createLimiter(cfg.concurrency);
+  // tagSource "tagging-api": GetResources pages run alongside the listing; a listed group it did
+  // not return (never tagged, or the tagging index lags) falls back to ListTagsForResource.
+  const bulk = cfg.tagSource === 'tagging-api' ? reading('tag:GetResources', () => readTagsInBulk(api)) : null;
+  bulk?.catch(() => {}); // awaited below; never an unhandled rejection if the listing fails first
+  const fromBulk = async (g: ListedGroup): Promise<GroupRecord | null> => {
+    const tags = (await bulk)?.get(g.Arn ?? '');
+    if (tags === undefined || isIgnored(cfg, g.Name ?? '')) return limit(() => readGroup(g));
+    // Classified without a call; only --with-schedules still reads per group.
+    return opts.withSchedules ? limit(() => readGroup(g, tags)) : readGroup(g, tags);
+  };
   const listed: ListedGroup[] = [];
   const pending: Array<Promise<GroupRecord | null>> = [];
   try {
     await reading('ListScheduleGroups', () =>
       listAllGroups(api, opts.prefix, (page) => {
         listed.push(...page);
-        for (const g of page) pending.push(limit(() => readGroup(g)));
+        for (const g of page) pending.push(bulk ? fromBulk(g) : limit(() => readGroup(g)));
       }),
     );
   } finally {
     // Never leave reads running (or their rejections unhandled) behind a failed listing.
     await Promise.allSettled(pending);
+    if (bulk) await Promise.allSettled([bulk]);
   }
+  if (bulk) await bulk; // a failed bulk read fails the listing with its own sentence
   const records = await Promise.all(pending);
   const found = records.filter((r): r is GroupRecord => r !== null);
   if (opts.expected) {

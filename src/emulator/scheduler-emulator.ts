@@ -20,6 +20,9 @@ export type EmulatorErrorName =
   | 'AccessDeniedException'
   | 'ValidationException';
 
+/** The awsJson1_1 target of the Resource Groups Tagging API's GetResources (the emulator serves it on POST /). */
+export const TAGGING_TARGET_PREFIX = 'ResourceGroupsTaggingAPI_20170126.';
+
 export interface EmulatorOptions {
   /** 0 = random free port (default 0). */
   port?: number;
@@ -65,11 +68,14 @@ export interface SchedulerEmulator {
   /** Calls per operation name (faulted ones included) since start or the last reset. */
   callCounts(): Record<string, number>;
   resetCallCounts(): void;
-  /** Direct state access for tests: bypasses validation of tags (so `aws:` tags can be seeded), faults and latency. Replaces an existing group of that name. */
+  /**
+   * Direct state access for tests: bypasses validation of tags (so `aws:` tags can be seeded), faults and latency. Replaces an existing group of that name.
+   * `everTagged` (default: any tags given) decides whether the Tagging API's GetResources returns the group.
+   */
   seedGroup(
     name: string,
     tags?: Record<string, string>,
-    opts?: { state?: GroupState; creationDate?: Date; lastModificationDate?: Date },
+    opts?: { state?: GroupState; creationDate?: Date; lastModificationDate?: Date; everTagged?: boolean },
   ): void;
   /** Direct seeding of a schedule into an existing group. */
   seedSchedule(groupName: string, name: string, opts?: { state?: ScheduleState; scheduleExpression?: string }): void;
@@ -96,6 +102,12 @@ interface Group {
   state: GroupState;
   // Map keeps insertion order, so ListTagsForResource answers in the order tags were first added.
   tags: Map<string, string>;
+  /**
+   * Set once the group is created with tags, tagged or seeded with tags; never cleared. The
+   * Tagging API's GetResources only returns groups that are or ever were tagged (a group whose
+   * tags were all removed is still returned, with no tags; one never tagged is absent).
+   */
+  everTagged: boolean;
   creationDate: number;
   lastModificationDate: number;
   schedules: Map<string, Schedule>;
@@ -269,7 +281,7 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
   }
 
   function newGroup(name: string, t: number): Group {
-    return { name, state: 'ACTIVE', tags: new Map(), creationDate: t, lastModificationDate: t, schedules: new Map() };
+    return { name, state: 'ACTIVE', tags: new Map(), everTagged: false, creationDate: t, lastModificationDate: t, schedules: new Map() };
   }
 
   if (opts.seedDefaultGroup ?? true) groups.set('default', newGroup('default', now()));
@@ -378,6 +390,7 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
       const t = now();
       const g = newGroup(name, t);
       g.tags = new Map(tags);
+      g.everTagged = tags.length > 0;
       g.createToken = token;
       if (creatingMs > 0) g.creatingUntil = t + creatingMs;
       groups.set(name, g);
@@ -421,6 +434,7 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
       const tags = checkTagList(req.body.Tags, 'tags');
       if (!Array.isArray(req.body.Tags)) throw err('ValidationException', "Value null at 'tags' failed to satisfy constraint: Member must not be null");
       assertMutable(g, 'tag it');
+      if (tags.length > 0) g.everTagged = true;
       const merged = new Map(g.tags);
       for (const [k, v] of tags) merged.set(k, v);
       if (merged.size > MAX_TAGS) throw err('ValidationException', `A resource can have at most ${MAX_TAGS} tags.`);
@@ -527,6 +541,58 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
       return ok(out);
     },
 
+    // Resource Groups Tagging API (awsJson1_1), for schedule groups only: the documented gap is
+    // modelled — a group that was never tagged is absent; one whose tags were all removed is
+    // returned with an empty tag list. Pages are in ARN order with an opaque token; the last page
+    // carries PaginationToken '' as the service does.
+    GetResources(req) {
+      const b = req.body;
+      const types = b.ResourceTypeFilters ?? [];
+      if (!Array.isArray(types) || types.some((t) => typeof t !== 'string')) {
+        throw new ApiError('InvalidParameterException', 400, 'ResourceTypeFilters must be a list of strings.');
+      }
+      const perPage = b.ResourcesPerPage ?? 50;
+      if (typeof perPage !== 'number' || !Number.isInteger(perPage) || perPage < 1 || perPage > 100) {
+        throw new ApiError('InvalidParameterException', 400, 'ResourcesPerPage must be between 1 and 100.');
+      }
+      const rawToken = b.PaginationToken;
+      if (rawToken !== undefined && rawToken !== null && typeof rawToken !== 'string') {
+        throw new ApiError('InvalidParameterException', 400, 'PaginationToken must be a string.');
+      }
+      let after: string | undefined;
+      if (rawToken) {
+        try {
+          after = decodeToken('GetResources', rawToken);
+        } catch {
+          throw new ApiError('PaginationTokenExpiredException', 400, 'The PaginationToken is invalid or expired.');
+        }
+      }
+      const tagFilters = (b.TagFilters ?? []) as Array<{ Key?: unknown; Values?: unknown }>;
+      if (!Array.isArray(tagFilters)) throw new ApiError('InvalidParameterException', 400, 'TagFilters must be a list.');
+      const arnList = b.ResourceARNList;
+      if (arnList !== undefined && !Array.isArray(arnList)) throw new ApiError('InvalidParameterException', 400, 'ResourceARNList must be a list.');
+      const wantsGroups = types.length === 0 || types.some((t) => t === 'scheduler' || t === 'scheduler:schedule-group');
+      const matchesTags = (g: Group): boolean =>
+        tagFilters.every((f) => {
+          const key = String(f?.Key ?? '');
+          if (!g.tags.has(key)) return false;
+          const values = Array.isArray(f?.Values) ? (f.Values as unknown[]) : [];
+          return values.length === 0 || values.includes(g.tags.get(key));
+        });
+      const matching = wantsGroups
+        ? [...groups.values()]
+            .filter((g) => g.everTagged && matchesTags(g))
+            .map((g) => ({ g, arn: groupArn(g.name) }))
+            .filter(({ arn }) => (arnList === undefined || (arnList as unknown[]).includes(arn)) && (after === undefined || arn > after))
+            .sort((x, y) => byKey(x.arn, y.arn))
+        : [];
+      const page = matching.slice(0, perPage);
+      return ok({
+        ResourceTagMappingList: page.map(({ g, arn }) => ({ ResourceARN: arn, Tags: [...g.tags].map(([Key, Value]) => ({ Key, Value })) })),
+        PaginationToken: matching.length > perPage ? encodeToken('GetResources', (page[page.length - 1] as { arn: string }).arn) : '',
+      });
+    },
+
     DeleteSchedule(req, label) {
       const name = checkName(label, 'name');
       const groupName = optionalName(req.query.get('groupName'), 'groupName') ?? 'default';
@@ -541,7 +607,12 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
   };
 
   // Map method + path shape to an operation name and its single path label (if any).
-  function route(method: string, segments: string[]): { op: string; label?: string } | undefined {
+  function route(method: string, segments: string[], target?: string): { op: string; label?: string; json11?: boolean } | undefined {
+    if (target !== undefined) {
+      // awsJson1_1: POST / with X-Amz-Target; only GetResources of the Tagging API is served.
+      if (method !== 'POST' || segments.length !== 0 || target !== `${TAGGING_TARGET_PREFIX}GetResources`) return undefined;
+      return { op: 'GetResources', json11: true };
+    }
     const [root, label, ...rest] = segments;
     if (rest.length > 0) return undefined;
     const table: Record<string, Record<string, string>> = {
@@ -559,10 +630,11 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
     return op ? { op, label } : undefined;
   }
 
-  function send(res: http.ServerResponse, status: number, body: unknown, errorType?: string): void {
-    const payload = JSON.stringify(body);
+  function send(res: http.ServerResponse, status: number, body: unknown, errorType?: string, json11 = false): void {
+    // awsJson1_1 errors also carry the type in the body's __type.
+    const payload = JSON.stringify(json11 && errorType ? { __type: errorType, ...(body as object) } : body);
     const headers: http.OutgoingHttpHeaders = {
-      'content-type': 'application/json',
+      'content-type': json11 ? 'application/x-amz-json-1.1' : 'application/json',
       'content-length': Buffer.byteLength(payload),
       'x-amzn-requestid': randomUUID(),
     };
@@ -575,12 +647,12 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
     url: URL;
     method: string;
     segments: string[];
-    matched: { op: string; label?: string } | undefined;
+    matched: { op: string; label?: string; json11?: boolean } | undefined;
     op: string;
   }
 
   // Routing and counting happen on arrival, so a call held by latency is already visible in callCounts().
-  function arrive(rawUrl: string, method: string): Routed {
+  function arrive(rawUrl: string, method: string, target?: string): Routed {
     const url = new URL(rawUrl, 'http://emulator.invalid');
     let segments: string[];
     try {
@@ -589,7 +661,7 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
     } catch {
       segments = [];
     }
-    const matched = route(method, segments);
+    const matched = route(method, segments, target);
     const op = matched?.op ?? 'UnknownOperation';
     counts[op] = (counts[op] ?? 0) + 1;
     return { url, method, segments, matched, op };
@@ -600,12 +672,13 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
       send(res, 404, { message: `No operation matches ${method} ${url.pathname}` }, 'UnknownOperationException');
       return;
     }
+    const json11 = matched.json11 === true;
     const faultIdx = faults.findIndex((f) => f.remaining > 0 && (f.operation === op || f.operation === '*'));
     if (faultIdx >= 0) {
       const fault = faults[faultIdx] as Fault;
       fault.remaining -= 1;
       if (fault.remaining === 0) faults.splice(faultIdx, 1);
-      send(res, STATUS[fault.error] ?? 500, { Message: `Injected ${fault.error} for ${op}` }, fault.error);
+      send(res, STATUS[fault.error] ?? 500, { Message: `Injected ${fault.error} for ${op}` }, fault.error, json11);
       return;
     }
     try {
@@ -621,10 +694,10 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
       }
       sweep();
       const reply = (handlers[op] as Handler)({ method, segments, query: url.searchParams, body }, matched.label);
-      send(res, reply.status, reply.body);
+      send(res, reply.status, reply.body, undefined, json11);
     } catch (e) {
-      if (e instanceof ApiError) send(res, e.status, { Message: e.message }, e.type);
-      else send(res, 500, { Message: `Emulator bug: ${(e as Error).message}` }, 'InternalServerException');
+      if (e instanceof ApiError) send(res, e.status, { Message: e.message }, e.type, json11);
+      else send(res, 500, { Message: `Emulator bug: ${(e as Error).message}` }, 'InternalServerException', json11);
     }
   }
 
@@ -633,7 +706,8 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const rawBody = Buffer.concat(chunks).toString('utf8');
-      const routed = arrive(req.url ?? '/', req.method ?? 'GET');
+      const target = req.headers['x-amz-target'];
+      const routed = arrive(req.url ?? '/', req.method ?? 'GET', Array.isArray(target) ? target[0] : target);
       const go = (): void => handle(routed, rawBody, res);
       // Latency simulates the network before the request reaches the service.
       if (latencyMs <= 0) return go();
@@ -704,6 +778,7 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
         ...newGroup(name, created),
         state: seedOpts.state ?? 'ACTIVE',
         tags: new Map(Object.entries(tags)),
+        everTagged: seedOpts.everTagged ?? Object.keys(tags).length > 0,
         lastModificationDate: seedOpts.lastModificationDate?.getTime() ?? created,
       };
       if (g.state === 'DELETING') g.deletingUntil = t + deletingMs;

