@@ -58,9 +58,6 @@ const stuckExecutions: Runner = (deps) =>
     const q = { thresholdMs: parseDuration(cfg.threshold, 'executions.threshold'), statuses: cfg.stuckStatuses };
     const count = await countStuck(db, cfg, q);
     const items = count ? await findStuck(db, cfg, { ...q, limit: ITEM_LIMIT }) : [];
-    const byStatus: Record<string, number> = {};
-    for (const s of cfg.stuckStatuses) byStatus[s] = 0;
-    for (const i of items) byStatus[i.status] = (byStatus[i.status] ?? 0) + 1;
     const w = items[0];
     return {
       count,
