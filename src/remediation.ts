@@ -187,6 +187,19 @@ export async function runRemediation<P extends PlannedItem, C>(
     let aborted: string | undefined;
     let fatal: OpsctlError | undefined;
     let done = 0;
+    /**
+     * A fatal error (connection, privilege, schema, timeout): with nothing applied yet the run
+     * fails as a whole (one sentence, exit 3); otherwise it stops, and says what became of `items`.
+     */
+    const stop = (e: unknown, items: P[]) => {
+      fatal = host.translate(e);
+      if (![...outcomes.values()].some((o) => o.outcome === 'applied')) throw fatal;
+      aborted = `stopped during batch ${batches + 1}: ${fatal.message}`;
+      const detail = host.rolledBack?.(e)
+        ? `not applied (the batch was rolled back): ${fatal.message}`
+        : 'unknown: the connection was lost during this batch; re-run to converge';
+      for (const p of items) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail });
+    };
     if (!cancelled) {
       for (const batch of chunk(actionable, opts.batchSize)) {
         if (aborted) {
@@ -199,14 +212,7 @@ export async function runRemediation<P extends PlannedItem, C>(
           for (const r of result) outcomes.set(r.id, r);
         } catch (e) {
           if (host.isFatal(e)) {
-            // Nothing applied yet: the run failed as a whole, one sentence and exit 3.
-            if (![...outcomes.values()].some((o) => o.outcome === 'applied')) throw host.translate(e);
-            fatal = host.translate(e);
-            aborted = `stopped during batch ${batches + 1}: ${fatal.message}`;
-            const detail = host.rolledBack?.(e)
-              ? `not applied (the batch was rolled back): ${fatal.message}`
-              : 'unknown: the connection was lost during this batch; re-run to converge';
-            for (const p of batch) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail });
+            stop(e, batch);
           } else {
             // Isolate the failing rows: each item on its own, so one bad row does not fail its neighbours.
             for (const p of batch) {
@@ -215,11 +221,7 @@ export async function runRemediation<P extends PlannedItem, C>(
                 outcomes.set(p.id, r ?? { id: p.id, outcome: 'errored', detail: 'no outcome reported' });
               } catch (e2) {
                 if (host.isFatal(e2)) {
-                  if (![...outcomes.values()].some((o) => o.outcome === 'applied')) throw host.translate(e2);
-                  fatal = host.translate(e2);
-                  aborted = `stopped: ${fatal.message}`;
-                  const detail = host.rolledBack?.(e2) ? `not applied (rolled back): ${fatal.message}` : 'unknown: the connection was lost; re-run to converge';
-                  outcomes.set(p.id, { id: p.id, outcome: 'errored', detail });
+                  stop(e2, [p]);
                   break;
                 }
                 outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: host.describeError(e2) });
