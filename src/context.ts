@@ -38,6 +38,8 @@ export class CommandContext {
   ) {}
 
   private loaded?: Config;
+  /** The config file the effective config came from (null: defaults only); set by config(). */
+  configFile: string | null = null;
 
   /** Loads config once: --config > OPSCTL_CONFIG > ./opsctl.config.json, then env and flags on top. */
   async config(overrides: Record<string, unknown> = {}): Promise<Config> {
@@ -45,8 +47,10 @@ export class CommandContext {
     const { loadConfig } = await import('./config.js');
     const flagLayer: Record<string, unknown> = { ...overrides };
     if (this.globals.databaseUrl) flagLayer.database = { ...((flagLayer.database as object) ?? {}), url: this.globals.databaseUrl };
-    this.loaded = loadConfig({ configPath: this.globals.config, env: this.io.env, cwd: this.io.cwd, overrides: flagLayer }).config;
-    return this.loaded;
+    const { config, file } = loadConfig({ configPath: this.globals.config, env: this.io.env, cwd: this.io.cwd, overrides: flagLayer });
+    this.loaded = config;
+    this.configFile = file;
+    return config;
   }
 
   /** Opens a session, runs fn, always closes it. */

@@ -10,10 +10,9 @@ export function registerConfigCommands(program: Command, r: Registrar): void {
     .addHelpText('after', '\nExamples:\n  $ opsctl config show\n  $ opsctl --config ./prod.json config show -o json\n')
     .action(
       r.wrap(async (ctx) => {
-        const { maskedConfig, loadConfig } = await import('../config.js');
-        const overrides = ctx.globals.databaseUrl ? { database: { url: ctx.globals.databaseUrl } } : {};
-        const { config, file } = loadConfig({ configPath: ctx.globals.config, env: ctx.io.env, cwd: ctx.io.cwd, overrides });
-        const masked = maskedConfig(config);
+        const { maskedConfig } = await import('../config.js');
+        const masked = maskedConfig(await ctx.config());
+        const file = ctx.configFile;
         if (ctx.format === 'table') {
           ctx.io.stdout.write(`# source: ${file ?? 'built-in defaults (no config file found)'}\n${JSON.stringify(masked, null, 2)}\n`);
         } else {
