@@ -1,6 +1,6 @@
 import type { Client, ClientConfig, QueryResultRow } from 'pg';
 import type { Config } from './config.js';
-import { parseDuration, formatDuration } from './durations.js';
+import { parseDuration } from './durations.js';
 import { dependencyError, usageError, OpsctlError } from './errors.js';
 import { maskConnectionString } from './masking.js';
 import { qualifiedName, displayName } from './identifiers.js';
@@ -210,15 +210,5 @@ export class Database {
 
   async close(): Promise<void> {
     await this.client.end().catch(() => {});
-  }
-
-  /** The backend pid, for tests that terminate our session on purpose. */
-  async backendPid(): Promise<number> {
-    const rows = await this.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    return rows[0].pid;
-  }
-
-  describeTimeouts(): string {
-    return `statement_timeout ${formatDuration(parseDuration(this.settings.statementTimeout))}, lock_timeout ${formatDuration(parseDuration(this.settings.lockTimeout))}`;
   }
 }
