@@ -6,6 +6,7 @@ import {
   DeleteScheduleGroupCommand,
   GetScheduleGroupCommand,
   ListScheduleGroupsCommand,
+  ListSchedulesCommand,
   ListTagsForResourceCommand,
   SchedulerClient,
   TagResourceCommand,
@@ -163,6 +164,14 @@ describe('a group that turns DELETING at a chosen moment', () => {
     clock.advance(5_000);
     expect(emu.groups().map((g) => g.name)).toEqual(['default']);
   });
+  it('a TagResource stopped by an injected error does not trip an on=TagResource trigger; the next one does', async () => {
+    const { emu, client } = await setup({ faults: ['error=ConflictException,op=TagResource', 'deleting=orders,on=TagResource'] });
+    emu.seedGroup('orders');
+    await expect(tag(client, 'orders')).rejects.toMatchObject({ name: 'ConflictException', message: 'Injected ConflictException for TagResource' });
+    expect((await getGroup(client, 'orders')).State).toBe('ACTIVE');
+    await expect(tag(client, 'orders')).rejects.toMatchObject({ name: 'ConflictException', message: expect.stringMatching(/being deleted/) });
+    expect((await getGroup(client, 'orders')).State).toBe('DELETING');
+  });
 });
 
 describe('a group that vanishes at a chosen moment (between plan and write)', () => {
@@ -239,6 +248,17 @@ describe('a page token that dies between pages', () => {
     await expect(run()).rejects.toMatchObject({ name: 'ValidationException' });
     expect(seen).toEqual([10, 10]);
     expect(emu.callCounts().ListScheduleGroups).toBe(3);
+  });
+
+  it('ListSchedules: the same fault, on the schedules listing', async () => {
+    const { emu, client } = await setup({ faults: ['expire-token=ListSchedules'] });
+    emu.seedGroup('orders');
+    for (let i = 0; i < 3; i++) emu.seedSchedule('orders', `s-${i}`);
+    const first = await client.send(new ListSchedulesCommand({ ScheduleGroup: 'orders', MaxResults: 2 }));
+    expect(first.Schedules).toHaveLength(2);
+    await expect(client.send(new ListSchedulesCommand({ ScheduleGroup: 'orders', MaxResults: 2, NextToken: first.NextToken }))).rejects.toMatchObject({
+      name: 'ValidationException',
+    });
   });
 
   it("GetResources: the Tagging API's PaginationTokenExpiredException", async () => {
