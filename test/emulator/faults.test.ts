@@ -254,9 +254,9 @@ describe('a page token that dies between pages', () => {
     const { emu, client } = await setup({ faults: ['expire-token=ListSchedules'] });
     emu.seedGroup('orders');
     for (let i = 0; i < 3; i++) emu.seedSchedule('orders', `s-${i}`);
-    const first = await client.send(new ListSchedulesCommand({ ScheduleGroup: 'orders', MaxResults: 2 }));
+    const first = await client.send(new ListSchedulesCommand({ GroupName: 'orders', MaxResults: 2 }));
     expect(first.Schedules).toHaveLength(2);
-    await expect(client.send(new ListSchedulesCommand({ ScheduleGroup: 'orders', MaxResults: 2, NextToken: first.NextToken }))).rejects.toMatchObject({
+    await expect(client.send(new ListSchedulesCommand({ GroupName: 'orders', MaxResults: 2, NextToken: first.NextToken }))).rejects.toMatchObject({
       name: 'ValidationException',
     });
   });
