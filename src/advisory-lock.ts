@@ -53,3 +53,24 @@ export async function acquireTableLock(
     },
   };
 }
+
+/**
+ * A session advisory lock keyed by a name (not a table), e.g. an AWS account and region: keeps
+ * opsctl runs on different hosts that share this database apart.
+ */
+export async function acquireKeyLock(db: Database, key: string, what: string, opts: { wait: boolean }): Promise<HeldLock> {
+  const params = [OPSCTL_LOCK_CLASS, `opsctl:${key}`];
+  if (opts.wait) {
+    await db.query("SELECT set_config('lock_timeout', '0', false), set_config('statement_timeout', '0', false)");
+    await db.query('SELECT pg_advisory_lock($1::int, hashtext($2))', params);
+    await db.query('RESET lock_timeout; RESET statement_timeout');
+  } else {
+    const got = await db.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int, hashtext($2)) AS ok', params);
+    if (!got[0]?.ok) throw dependencyError(`another opsctl run is already working on ${what} (advisory lock held in the database); re-run later, or pass --wait to wait for it.`);
+  }
+  return {
+    release: async () => {
+      await db.query('SELECT pg_advisory_unlock($1::int, hashtext($2))', params).catch(() => {});
+    },
+  };
+}

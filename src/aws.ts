@@ -1,6 +1,6 @@
 import type { SchedulerClient } from '@aws-sdk/client-scheduler';
 import type { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
-import { dependencyError, OpsctlError } from './errors.js';
+import { dependencyError, OpsctlError, usageError } from './errors.js';
 import { delay } from './concurrency.js';
 
 /** Regions where EventBridge Scheduler is offered; anything else is refused unless an endpoint is set. */
@@ -16,8 +16,10 @@ export interface SchedulerAccess {
   env: NodeJS.ProcessEnv;
   region?: string | null;
   profile?: string | null;
-  /** --endpoint-url, else config, else AWS_ENDPOINT_URL_SCHEDULER, else AWS_ENDPOINT_URL. */
+  /** --endpoint-url: always wins. */
   endpoint?: string | null;
+  /** scheduleGroups.endpoint from the config file: below the environment (see resolveEndpoint). */
+  configEndpoint?: string | null;
   requestTimeoutMs?: number;
 }
 
@@ -50,25 +52,46 @@ export interface SchedulerApi {
   tagging(): Promise<TaggingApi>;
 }
 
+/**
+ * The Scheduler endpoint: --endpoint-url > AWS_ENDPOINT_URL_SCHEDULER > AWS_ENDPOINT_URL >
+ * scheduleGroups.endpoint (the SDK's own order, and opsctl's "file < environment < flag").
+ * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true drops the environment and the config file, as the
+ * SDK drops its configured endpoints; the flag is an explicit endpoint and still wins.
+ */
 export function resolveEndpoint(access: SchedulerAccess): string | null {
-  if (access.endpoint) return access.endpoint;
+  return resolveWithSource(access)?.url ?? null;
+}
+
+function resolveWithSource(access: SchedulerAccess): { url: string; source: string } | null {
+  if (access.endpoint) return { url: access.endpoint, source: '--endpoint-url' };
   const env = access.env;
   if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === 'true') return null;
-  return env.AWS_ENDPOINT_URL_SCHEDULER || env.AWS_ENDPOINT_URL || null;
+  if (env.AWS_ENDPOINT_URL_SCHEDULER) return { url: env.AWS_ENDPOINT_URL_SCHEDULER, source: 'AWS_ENDPOINT_URL_SCHEDULER' };
+  if (env.AWS_ENDPOINT_URL) return { url: env.AWS_ENDPOINT_URL, source: 'AWS_ENDPOINT_URL' };
+  if (access.configEndpoint) return { url: access.configEndpoint, source: 'scheduleGroups.endpoint' };
+  return null;
+}
+
+/** An endpoint must be an http(s) URL: anything else is a usage error (exit 2) naming where it came from. */
+function checkEndpoint(e: { url: string; source: string } | null): void {
+  if (!e) return;
+  let ok = false;
+  try {
+    ok = /^https?:$/.test(new URL(e.url).protocol);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw usageError(`${e.source} "${e.url}" is not an http(s) URL (like http://127.0.0.1:4599 or https://scheduler.us-east-1.amazonaws.com).`);
 }
 
 /**
  * The Tagging API's endpoint: AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API, else the Scheduler's
- * own override when one is set (--endpoint-url, config, AWS_ENDPOINT_URL_SCHEDULER: the emulator
- * serves both), else AWS_ENDPOINT_URL.
+ * own endpoint when one is set (flag, environment, config: the emulator serves both).
  */
 export function resolveTaggingEndpoint(access: SchedulerAccess): string | null {
   const env = access.env;
-  const ignoreEnv = env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === 'true';
-  if (!ignoreEnv && env.AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API) return env.AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API;
-  if (access.endpoint) return access.endpoint;
-  if (ignoreEnv) return null;
-  return env.AWS_ENDPOINT_URL_SCHEDULER || env.AWS_ENDPOINT_URL || null;
+  if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS !== 'true' && env.AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API) return env.AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API;
+  return resolveEndpoint(access);
 }
 
 type StatsMiddlewareTarget = { middlewareStack: { add: (mw: any, opts: any) => void } };
@@ -97,7 +120,9 @@ function countCalls(client: StatsMiddlewareTarget, stats: ApiStats): void {
 /** Loads the SDK (only now: `opsctl --help` must not pay for it) and builds a client. */
 export async function createSchedulerApi(access: SchedulerAccess): Promise<SchedulerApi> {
   const env = access.env;
-  const endpoint = resolveEndpoint(access);
+  const resolved = resolveWithSource(access);
+  checkEndpoint(resolved);
+  const endpoint = resolved?.url ?? null;
   const region = access.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || null;
   if (!region) {
     throw dependencyError('no AWS region is set: pass --region, set AWS_REGION, or set scheduleGroups.region in the config.');
@@ -148,8 +173,19 @@ export function isFatalAwsError(e: unknown): boolean {
   return (
     e instanceof OpsctlError ||
     /CredentialsProviderError|AccessDenied|UnrecognizedClient|InvalidSignature|ExpiredToken|InvalidClientTokenId|TimeoutError/.test(err?.name ?? '') ||
-    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH/.test(err?.code ?? err?.message ?? '')
+    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH/.test(err?.code ?? err?.message ?? '') ||
+    isNotAwsAnswer(e)
   );
+}
+
+/**
+ * The endpoint answered something that is not an AWS answer (an HTML page from a proxy, a
+ * captive portal, a wrong --endpoint-url): the SDK's "Deserialization error … $response".
+ * Every later call would get the same page, so it is fatal.
+ */
+function isNotAwsAnswer(e: unknown): boolean {
+  const err = e as AnyError;
+  return /Deserialization error/.test(err?.message ?? '') || (err?.name === 'SyntaxError' && err.$metadata !== undefined);
 }
 
 /** One clear sentence for the errors an operator must act on; exit 3. */
@@ -162,6 +198,13 @@ export function translateAwsError(e: unknown, operation: string, api?: Pick<Sche
   // `operation` is a Scheduler operation, or an action already qualified with its service (tag:GetResources).
   const action = operation.includes(':') ? operation : `scheduler:${operation}`;
   const service = action.startsWith('tag:') ? 'Resource Groups Tagging API' : 'Scheduler';
+  if (isNotAwsAnswer(e)) {
+    const status = err.$metadata?.httpStatusCode;
+    return dependencyError(
+      `the ${service} endpoint${where} answered ${action} with ${status ? `HTTP ${status} and ` : ''}a page that is not an AWS answer (HTML from a proxy, or a wrong endpoint URL?).`,
+      e,
+    );
+  }
   if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(msg)) {
     return dependencyError('no AWS credentials found: set AWS_PROFILE or --profile, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or log in with SSO.', e);
   }

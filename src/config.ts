@@ -144,7 +144,7 @@ const checkSchema = z
         discardedJobs: positiveInt,
       })
       .strict(),
-    scheduleGroupClasses: z.array(z.enum(['unowned', 'foreign', 'drifted', 'missing'])),
+    scheduleGroupClasses: z.array(z.enum(['owned', 'partial', 'unowned', 'foreign', 'drifted', 'deleting', 'missing', 'ignored'])),
   })
   .strict();
 
@@ -251,7 +251,7 @@ export function defaultConfig(): Config {
     },
     check: {
       thresholds: { stuckExecutions: 1, deadLetters: 1, pendingPropagations: 1, scheduleGroups: 1, stuckJobs: 1, discardedJobs: 1 },
-      scheduleGroupClasses: ['unowned', 'foreign', 'drifted', 'missing'],
+      scheduleGroupClasses: ['partial', 'unowned', 'foreign', 'drifted', 'deleting', 'missing'],
     },
   };
 }

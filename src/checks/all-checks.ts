@@ -117,10 +117,10 @@ const scheduleGroups: Runner = async (deps) => {
     const { findGroups } = await import('./schedule-groups.js');
     const { describeChanges } = await import('./tag-diff.js');
     const all = await findGroups(api, cfg, { expected, nowMs: deps.now() });
-    const breakdown: Record<string, number> = { owned: 0, unowned: 0, foreign: 0, drifted: 0, missing: 0, ignored: 0 };
+    const breakdown: Record<string, number> = { owned: 0, partial: 0, unowned: 0, foreign: 0, drifted: 0, deleting: 0, missing: 0, ignored: 0 };
     for (const g of all) breakdown[g.class] += 1;
     const found = all.filter((g) => (classes as string[]).includes(g.class));
-    const rank = ['foreign', 'missing', 'drifted', 'unowned'];
+    const rank = ['foreign', 'missing', 'deleting', 'partial', 'drifted', 'unowned'];
     const sorted = [...found].sort((a, b) => rank.indexOf(a.class) - rank.indexOf(b.class));
     const w = sorted[0];
     return {

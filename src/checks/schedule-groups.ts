@@ -1,21 +1,16 @@
 import type { ScheduleGroupsConfig } from '../config.js';
-import type { ItemOutcome, PlannedItem, Remedy, RemedyHost } from '../remediation.js';
-import { type SchedulerApi, isFatalAwsError, translateAwsError, withConflictRetry, type ConflictRetry } from '../aws.js';
-import { createLimiter, mapWithConcurrency } from '../concurrency.js';
+import { type SchedulerApi, translateAwsError } from '../aws.js';
+import { createLimiter } from '../concurrency.js';
 import { parseDuration } from '../durations.js';
 import { usageError } from '../errors.js';
-import {
-  adoptChanges,
-  applyChanges,
-  classify,
-  describeChanges,
-  expectedOwnerTags,
-  isIgnored,
-  reconcileChanges,
-  type GroupClass,
-  type TagChange,
-  type Tags,
-} from './tag-diff.js';
+import { countSchedules, getGroup, listAllGroups, readTags, readTagsInBulk, type ListedGroup, type OnWarning } from '../aws/scheduler-gateway.js';
+import { classify, isIgnored, reconcileChanges, type GroupClass, type Ownership, type TagChange, type Tags } from './tag-diff.js';
+
+/**
+ * The finder: which schedule groups exist, their tags, and their class. AWS calls live in
+ * aws/scheduler-gateway.ts, ownership rules in tag-diff.ts, adopt/reconcile in
+ * schedule-group-remedies.ts (re-exported below for existing importers).
+ */
 
 export interface GroupRecord {
   name: string;
@@ -27,6 +22,8 @@ export interface GroupRecord {
   tags: Tags;
   creationDate: Date | null;
   lastModificationDate: Date | null;
+  /** Only for class `deleting`: what the tags say (owned, drifted, partial, unowned, foreign). */
+  ownership?: Ownership;
   schedules?: number;
 }
 
@@ -36,12 +33,9 @@ export interface FindOptions {
   /** Names that must exist (config `expected` or the result of `expectedQuery`); null = don't judge. */
   expected: string[] | null;
   nowMs: number;
+  /** Told when a listing had to be restarted (a page token died). */
+  onWarning?: OnWarning;
 }
-
-const isNotFound = (e: unknown) => (e as { name?: string }).name === 'ResourceNotFoundException';
-const toTags = (list: Array<{ Key?: string; Value?: string }> | undefined): Tags =>
-  Object.fromEntries((list ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
-const toList = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 
 export const GROUP_NAME = /^[0-9a-zA-Z\-_.]{1,64}$/;
 
@@ -49,110 +43,80 @@ export function validateGroupNames(names: string[]): void {
   for (const n of names) if (!GROUP_NAME.test(n)) throw usageError(`"${n}" is not a valid schedule group name (1–64 of letters, digits, - _ .).`);
 }
 
-/** Calls the API, turning the errors an operator must act on into one sentence. */
-async function call<T>(api: SchedulerApi, operation: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (isFatalAwsError(e)) throw translateAwsError(e, operation, api);
-    throw e;
-  }
-}
-
-type ListedGroup = { Name?: string; Arn?: string; State?: string; CreationDate?: Date; LastModificationDate?: Date };
-
-/** Every group, page by page (100 a page: the API's maximum, fewest calls); `onPage` sees each page as it arrives. */
-export async function listAllGroups(api: SchedulerApi, prefix?: string, onPage?: (page: ListedGroup[]) => void): Promise<ListedGroup[]> {
-  const groups: ListedGroup[] = [];
-  let token: string | undefined;
-  do {
-    // The API's maximum page size: fewest calls.
-    const page = await call(api, 'ListScheduleGroups', () =>
-      api.client.send(new api.sdk.ListScheduleGroupsCommand({ MaxResults: 100, NextToken: token, ...(prefix ? { NamePrefix: prefix } : {}) })),
-    );
-    groups.push(...(page.ScheduleGroups ?? []));
-    onPage?.(page.ScheduleGroups ?? []);
-    token = page.NextToken;
-  } while (token);
-  return groups;
-}
-
-export async function readTags(api: SchedulerApi, arn: string): Promise<Tags | null> {
-  try {
-    const out = await call(api, 'ListTagsForResource', () => api.client.send(new api.sdk.ListTagsForResourceCommand({ ResourceArn: arn })));
-    return toTags(out.Tags);
-  } catch (e) {
-    if (isNotFound(e)) return null;
-    throw e;
-  }
-}
-
-/**
- * Tags of every schedule group the Resource Groups Tagging API returns, by ARN, 100 a page.
- * It returns only groups that are or ever were tagged, and it is eventually consistent: callers
- * must treat ListScheduleGroups as the truth for existence and read any group absent here with
- * ListTagsForResource.
- */
-export async function readTagsInBulk(api: SchedulerApi): Promise<Map<string, Tags>> {
-  const tagging = await api.tagging();
-  const byArn = new Map<string, Tags>();
-  let token: string | undefined;
-  do {
-    const page = await call(api, 'tag:GetResources', () =>
-      tagging.client.send(
-        new tagging.sdk.GetResourcesCommand({ ResourceTypeFilters: ['scheduler:schedule-group'], ResourcesPerPage: 100, ...(token ? { PaginationToken: token } : {}) }),
-      ),
-    );
-    for (const m of page.ResourceTagMappingList ?? []) if (m.ResourceARN) byArn.set(m.ResourceARN, toTags(m.Tags));
-    token = page.PaginationToken || undefined; // the last page answers ''
-  } while (token);
-  return byArn;
-}
-
-async function countSchedules(api: SchedulerApi, group: string): Promise<number> {
-  let n = 0;
-  let token: string | undefined;
-  do {
-    const page = await call(api, 'ListSchedules', () =>
-      api.client.send(new api.sdk.ListSchedulesCommand({ GroupName: group, MaxResults: 100, NextToken: token })),
-    );
-    n += page.Schedules?.length ?? 0;
-    token = page.NextToken;
-  } while (token);
-  return n;
-}
-
-/**
- * Every group (ListScheduleGroups is the source of truth for existence) with its tags read
- * with bounded concurrency, classified; plus the expected groups that are missing.
- */
-export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, opts: FindOptions): Promise<GroupRecord[]> {
-  // A listing is all or nothing: an error that outlived the SDK's retries fails it with one sentence.
-  const reading = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
+/** A listing is all or nothing: an error that outlived the SDK's retries fails it with one sentence. */
+function reader(api: SchedulerApi) {
+  return async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
     } catch (e) {
       throw translateAwsError(e, operation, api);
     }
   };
+}
+
+function toRecord(cfg: ScheduleGroupsConfig, g: ListedGroup, tags: Tags, nowMs: number): GroupRecord {
+  const name = g.Name ?? '';
+  const base = { name, arn: g.Arn ?? null, state: g.State ?? 'UNKNOWN', creationDate: g.CreationDate ?? null, lastModificationDate: g.LastModificationDate ?? null };
   const deletingThresholdMs = parseDuration(cfg.deletingThreshold, 'scheduleGroups.deletingThreshold');
+  const c = classify(cfg, { name, state: base.state, lastModificationDate: base.lastModificationDate }, tags, { nowMs, deletingThresholdMs });
+  return { ...base, class: c.class, reasons: c.reasons, changes: c.changes, tags, ...(c.class === 'deleting' ? { ownership: c.ownership } : {}) };
+}
+
+export function absentRecord(cfg: ScheduleGroupsConfig, name: string, reason = 'expected but absent'): GroupRecord {
+  return { name, arn: null, state: 'ABSENT', class: 'missing', reasons: [reason], changes: reconcileChanges(cfg, name, {}), tags: {}, creationDate: null, lastModificationDate: null };
+}
+
+const ignoredRecord = (g: ListedGroup): GroupRecord => ({
+  name: g.Name ?? '',
+  arn: g.Arn ?? null,
+  state: g.State ?? 'UNKNOWN',
+  class: 'ignored',
+  reasons: [g.Name === 'default' ? 'the default group' : 'matches an ignore pattern'],
+  changes: [],
+  tags: {},
+  creationDate: g.CreationDate ?? null,
+  lastModificationDate: g.LastModificationDate ?? null,
+});
+
+/**
+ * Named groups read directly: GetScheduleGroup + ListTagsForResource per name (bounded
+ * concurrency), never the whole account's listing. An absent name is a `missing` record.
+ */
+export async function findNamedGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, names: string[], opts: Pick<FindOptions, 'nowMs'>): Promise<GroupRecord[]> {
+  const reading = reader(api);
+  const limit = createLimiter(cfg.concurrency);
+  return Promise.all(
+    [...new Set(names)].map((name) =>
+      limit(async (): Promise<GroupRecord> => {
+        if (isIgnored(cfg, name)) return ignoredRecord({ Name: name, State: 'UNKNOWN' });
+        const g = await reading('GetScheduleGroup', () => getGroup(api, name));
+        if (!g) return absentRecord(cfg, name, 'no such schedule group');
+        const tags = await reading('ListTagsForResource', () => readTags(api, g.Arn ?? ''));
+        if (tags === null) return absentRecord(cfg, name, 'no such schedule group (deleted while being read)');
+        return toRecord(cfg, g, tags, opts.nowMs);
+      }),
+    ),
+  );
+}
+
+export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, opts: FindOptions): Promise<GroupRecord[]> {
+  const reading = reader(api);
+  parseDuration(cfg.deletingThreshold, 'scheduleGroups.deletingThreshold'); // a bad value fails before any call
   // `known`: tags already read in bulk (tagSource "tagging-api"); otherwise one ListTagsForResource.
   const readGroup = async (g: ListedGroup, known?: Tags): Promise<GroupRecord | null> => {
     const name = g.Name ?? '';
-    const base = { name, arn: g.Arn ?? null, state: g.State ?? 'UNKNOWN', creationDate: g.CreationDate ?? null, lastModificationDate: g.LastModificationDate ?? null };
-    if (isIgnored(cfg, name)) return { ...base, class: 'ignored', reasons: [name === 'default' ? 'the default group' : 'matches an ignore pattern'], changes: [], tags: {} };
+    if (isIgnored(cfg, name)) return ignoredRecord(g);
     const tags = known ?? (await reading('ListTagsForResource', () => readTags(api, g.Arn ?? '')));
     if (tags === null) return null; // deleted between the listing and the tag read
-    const c = classify(cfg, { name, state: base.state, lastModificationDate: base.lastModificationDate }, tags, { nowMs: opts.nowMs, deletingThresholdMs });
-    const rec: GroupRecord = { ...base, class: c.class, reasons: c.reasons, changes: c.changes, tags };
-    if (opts.withSchedules) rec.schedules = await reading('ListSchedules', () => countSchedules(api, name));
+    const rec = toRecord(cfg, g, tags, opts.nowMs);
+    if (opts.withSchedules) rec.schedules = await reading('ListSchedules', () => countSchedules(api, name, opts.onWarning));
     return rec;
   };
   // Tag reads start as soon as each page of the listing arrives, at most `concurrency` in flight.
   const limit = createLimiter(cfg.concurrency);
   // tagSource "tagging-api": GetResources pages run alongside the listing; a listed group it did
   // not return (never tagged, or the tagging index lags) falls back to ListTagsForResource.
-  const bulk = cfg.tagSource === 'tagging-api' ? reading('tag:GetResources', () => readTagsInBulk(api)) : null;
+  const bulk = cfg.tagSource === 'tagging-api' ? reading('tag:GetResources', () => readTagsInBulk(api, opts.onWarning)) : null;
   bulk?.catch(() => {}); // awaited below; never an unhandled rejection if the listing fails first
   const fromBulk = async (g: ListedGroup): Promise<GroupRecord | null> => {
     const tags = (await bulk)?.get(g.Arn ?? '');
@@ -172,7 +136,7 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
           read.catch(() => {});
           pending.push(read);
         }
-      }),
+      }, opts.onWarning),
     );
   } finally {
     // Never leave reads running (or their rejections unhandled) behind a failed listing.
@@ -186,237 +150,12 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
     const present = new Set(listed.map((g) => g.Name));
     for (const name of opts.expected) {
       if (present.has(name) || isIgnored(cfg, name) || (opts.prefix && !name.startsWith(opts.prefix))) continue;
-      found.push({
-        name,
-        arn: null,
-        state: 'ABSENT',
-        class: 'missing',
-        reasons: ['expected but absent'],
-        changes: reconcileChanges(cfg, name, {}),
-        tags: {},
-        creationDate: null,
-        lastModificationDate: null,
-      });
+      found.push(absentRecord(cfg, name));
     }
   }
   return found.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** The engine's view of Scheduler: no database lock; every write is re-checked per group instead. */
-export function schedulerHost(api: SchedulerApi): RemedyHost<SchedulerApi> {
-  return {
-    target: api,
-    lock: async () => ({ release: async () => {} }),
-    readOnly: (fn) => fn(api),
-    batch: (fn) => fn(api),
-    isFatal: isFatalAwsError,
-    describeError: (e) => translateAwsError(e, 'call', api).message,
-    translate: (e) => translateAwsError(e, 'call', api),
-  };
-}
 
-export interface GroupPlan extends PlannedItem {
-  name: string;
-  arn: string | null;
-  state: string;
-  class: GroupClass;
-  action: 'tag' | 'create' | 'none';
-  changes: TagChange[];
-  /** Rendered changes, for tables and json alike. */
-  diff: string;
-}
-
-export interface WriteOptions {
-  cfg: ScheduleGroupsConfig;
-  force: boolean;
-  retry: ConflictRetry;
-  nowMs: () => number;
-  /** Groups considered; found by the command with findGroups. */
-  find: (api: SchedulerApi) => Promise<GroupRecord[]>;
-}
-
-function planItem(r: GroupRecord, action: GroupPlan['action'], changes: TagChange[], extra: Partial<GroupPlan> = {}): GroupPlan {
-  return { id: r.name, name: r.name, arn: r.arn, state: r.state, class: r.class, action, changes, diff: describeChanges(changes), ...extra };
-}
-
-async function tagAndVerify(api: SchedulerApi, o: WriteOptions, name: string, arn: string, current: Tags, changes: TagChange[]): Promise<string> {
-  const upserts = changes.filter((c) => c.to !== null);
-  const removals = changes.filter((c) => c.to === null);
-  if (upserts.length) {
-    await withConflictRetry(api, o.retry, `TagResource ${name}`, () =>
-      call(api, 'TagResource', () =>
-        api.client.send(new api.sdk.TagResourceCommand({ ResourceArn: arn, Tags: upserts.map((c) => ({ Key: c.key, Value: c.to as string })) })),
-      ),
-    );
-  }
-  if (removals.length) {
-    await withConflictRetry(api, o.retry, `UntagResource ${name}`, () =>
-      call(api, 'UntagResource', () => api.client.send(new api.sdk.UntagResourceCommand({ ResourceArn: arn, TagKeys: removals.map((c) => c.key) }))),
-    );
-  }
-  // Read back: verify what AWS holds, not what we sent.
-  const after = await readTags(api, arn);
-  if (after === null) throw new Error(`${name} disappeared while it was being tagged`);
-  const want = applyChanges(current, changes);
-  const wrong = changes.filter((c) => (c.to === null ? c.key in after : after[c.key] !== want[c.key]));
-  if (wrong.length) throw new Error(`read-back after tagging ${name} does not show ${describeChanges(wrong)}`);
-  return describeChanges(changes);
-}
-
-/** Adopt: tag unowned (and, with --force, foreign) groups with the owner and desired tags. */
-export function adoptRemedy(o: WriteOptions & { names: string[]; allUnowned: boolean }): Remedy<GroupPlan, SchedulerApi> {
-  const { cfg } = o;
-  const deletingThresholdMs = parseDuration(cfg.deletingThreshold);
-  return {
-    action: 'adopt',
-    table: 'schedule groups',
-    schema: null,
-    labels: { applied: 'adopted', lost: 'already-owned' },
-    async plan(api) {
-      const records = await o.find(api);
-      const byName = new Map(records.map((r) => [r.name, r]));
-      const chosen: GroupRecord[] = o.names.length
-        ? o.names.map(
-            (n) => byName.get(n) ?? { name: n, arn: null, state: 'ABSENT', class: 'missing' as const, reasons: [], changes: [], tags: {}, creationDate: null, lastModificationDate: null },
-          )
-        : records.filter((r) => r.class === 'unowned');
-      return chosen.map((r) => {
-        const changes = adoptChanges(cfg, r.name, r.tags);
-        switch (r.class) {
-          case 'unowned':
-            return planItem(r, 'tag', changes);
-          case 'foreign':
-            return o.force
-              ? planItem(r, 'tag', changes)
-              : planItem(r, 'none', changes, { refusal: `owned by someone else (${r.reasons.join(', ')}): pass --force to take it over` });
-          case 'owned':
-          case 'drifted':
-            return planItem(r, 'none', [], { settled: r.class === 'drifted' ? 'already ours; drifted: use schedule-groups reconcile' : 'already ours' });
-          case 'ignored':
-            return planItem(r, 'none', [], { refusal: 'ignored (the default group or an ignore pattern)' });
-          default:
-            return planItem(r, 'none', [], { refusal: 'no such schedule group' });
-        }
-      }).map((p) => (p.state === 'DELETING' && !p.refusal && !p.settled ? { ...p, action: 'none' as const, refusal: 'the group is being deleted' } : p));
-    },
-    async applyBatch(api, batch) {
-      return mapWithConcurrency(batch, cfg.concurrency, async (p): Promise<ItemOutcome> => {
-        try {
-          // Re-check at write time against what AWS holds now.
-          const current = await readTags(api, p.arn as string);
-          if (current === null) return { id: p.id, outcome: 'lost', detail: 'the group no longer exists' };
-          const now = classify(cfg, { name: p.name, state: p.state }, current, { nowMs: o.nowMs(), deletingThresholdMs });
-          if (now.class === 'owned' || now.class === 'drifted') return { id: p.id, outcome: 'lost', detail: 'owned by us since the plan' };
-          if (now.class === 'foreign' && !o.force) return { id: p.id, outcome: 'refused', detail: `owned by someone else now (${now.reasons.join(', ')})` };
-          const detail = await tagAndVerify(api, o, p.name, p.arn as string, current, adoptChanges(cfg, p.name, current));
-          return { id: p.id, outcome: 'applied', detail };
-        } catch (e) {
-          if (isFatalAwsError(e)) throw e;
-          return { id: p.id, outcome: 'errored', detail: errorDetail(e) };
-        }
-      });
-    },
-  };
-}
-
-function errorDetail(e: unknown): string {
-  const err = e as { name?: string; message?: string };
-  return err.name && err.name !== 'Error' ? `${err.name}: ${err.message}` : (err.message ?? String(e));
-}
-
-/** Reconcile: converge drifted groups (and, with createMissing, create missing expected ones). */
-export function reconcileRemedy(o: WriteOptions & { names: string[]; createMissing: boolean }): Remedy<GroupPlan, SchedulerApi> {
-  const { cfg } = o;
-  const deletingThresholdMs = parseDuration(cfg.deletingThreshold);
-  return {
-    action: 'reconcile',
-    table: 'schedule groups',
-    schema: null,
-    labels: { applied: 'reconciled', lost: 'in-sync' },
-    async plan(api) {
-      const records = await o.find(api);
-      const byName = new Map(records.map((r) => [r.name, r]));
-      const chosen = o.names.length
-        ? o.names.map(
-            (n) => byName.get(n) ?? { name: n, arn: null, state: 'ABSENT', class: 'missing' as const, reasons: ['absent'], changes: reconcileChanges(cfg, n, {}), tags: {}, creationDate: null, lastModificationDate: null },
-          )
-        : records.filter((r) => r.class === 'drifted' || (r.class === 'missing' && o.createMissing));
-      return chosen.map((r): GroupPlan => {
-        switch (r.class) {
-          case 'drifted':
-            if (r.changes.length === 0) return planItem(r, 'none', [], { refusal: `stuck in DELETING (${r.reasons.join(', ')}): tags cannot fix it` });
-            return planItem(r, 'tag', r.changes);
-          case 'missing':
-            return o.createMissing
-              ? planItem(r, 'create', upsertsOnly(reconcileChanges(cfg, r.name, {})))
-              : planItem(r, 'none', [], { refusal: 'absent: pass --create-missing to create it' });
-          case 'owned':
-            return planItem(r, 'none', [], { settled: 'in sync' });
-          case 'foreign':
-            return o.force ? planItem(r, 'tag', reconcileChanges(cfg, r.name, r.tags)) : planItem(r, 'none', [], { refusal: `owned by someone else (${r.reasons.join(', ')}): adopt it with --force first` });
-          case 'unowned':
-            return planItem(r, 'none', [], { refusal: 'not ours: adopt it first (opsctl adopt schedule-group)' });
-          default:
-            return planItem(r, 'none', [], { refusal: 'ignored (the default group or an ignore pattern)' });
-        }
-      });
-    },
-    async applyBatch(api, batch) {
-      return mapWithConcurrency(batch, cfg.concurrency, async (p): Promise<ItemOutcome> => {
-        try {
-          if (p.action === 'create') return await createGroup(api, o, p);
-          const current = await readTags(api, p.arn as string);
-          if (current === null) return { id: p.id, outcome: 'lost', detail: 'the group no longer exists' };
-          const now = classify(cfg, { name: p.name, state: p.state }, current, { nowMs: o.nowMs(), deletingThresholdMs });
-          if (now.class === 'foreign' && !o.force) return { id: p.id, outcome: 'refused', detail: `owned by someone else now (${now.reasons.join(', ')})` };
-          if (now.class === 'unowned') return { id: p.id, outcome: 'refused', detail: 'not ours any more: adopt it first' };
-          const changes = reconcileChanges(cfg, p.name, current);
-          if (changes.length === 0) return { id: p.id, outcome: 'lost', detail: 'in sync since the plan' };
-          const detail = await tagAndVerify(api, o, p.name, p.arn as string, current, changes);
-          const state = await groupState(api, p.name);
-          return { id: p.id, outcome: 'applied', detail: `${detail}${state && state !== 'ACTIVE' ? ` (state ${state})` : ''}` };
-        } catch (e) {
-          if (isFatalAwsError(e)) throw e;
-          return { id: p.id, outcome: 'errored', detail: errorDetail(e) };
-        }
-      });
-    },
-  };
-}
-
-const upsertsOnly = (changes: TagChange[]) => changes.filter((c) => c.to !== null);
-
-async function groupState(api: SchedulerApi, name: string): Promise<string | null> {
-  try {
-    const g = await call(api, 'GetScheduleGroup', () => api.client.send(new api.sdk.GetScheduleGroupCommand({ Name: name })));
-    return g.State ?? null;
-  } catch (e) {
-    if (isNotFound(e)) return null;
-    throw e;
-  }
-}
-
-/** Creates a missing group with its tags, through the DELETING window of a previous one. */
-async function createGroup(api: SchedulerApi, o: WriteOptions, p: GroupPlan): Promise<ItemOutcome> {
-  const tags: Tags = { ...o.cfg.desiredTags, ...expectedOwnerTags(o.cfg, p.name) };
-  let existed = false;
-  await withConflictRetry(api, o.retry, `CreateScheduleGroup ${p.name}`, async () => {
-    try {
-      await call(api, 'CreateScheduleGroup', () => api.client.send(new api.sdk.CreateScheduleGroupCommand({ Name: p.name, Tags: toList(tags) })));
-    } catch (e) {
-      // Conflict while an old group of that name is DELETING: retry; an ACTIVE one means someone created it.
-      if ((e as { name?: string }).name === 'ConflictException' && (await groupState(api, p.name)) === 'ACTIVE') {
-        existed = true;
-        return;
-      }
-      throw e;
-    }
-  });
-  if (existed) return { id: p.id, outcome: 'lost', detail: 'created by someone else since the plan: run reconcile again to check its tags' };
-  const state = await groupState(api, p.name);
-  const arn = (await call(api, 'GetScheduleGroup', () => api.client.send(new api.sdk.GetScheduleGroupCommand({ Name: p.name })))).Arn as string;
-  const after = await readTags(api, arn);
-  const missing = Object.entries(tags).filter(([k, v]) => after?.[k] !== v);
-  if (missing.length) return { id: p.id, outcome: 'errored', detail: `created, but read-back lacks ${missing.map(([k]) => k).join(', ')}` };
-  return { id: p.id, outcome: 'applied', label: 'created', detail: `created (state ${state ?? 'unknown'}) with ${Object.keys(tags).length} tags` };
-}
+// Adopt and reconcile live in their own module; re-exported so existing importers keep working.
+export { adoptRemedy, reconcileRemedy, schedulerHost, type GroupPlan, type WriteOptions } from './schedule-group-remedies.js';

@@ -6,7 +6,13 @@ import type { ScheduleGroupsConfig } from '../config.js';
  * other tag is the user's and is never removed.
  */
 
-export type GroupClass = 'owned' | 'unowned' | 'foreign' | 'drifted' | 'missing' | 'ignored';
+export type GroupClass = 'owned' | 'partial' | 'unowned' | 'foreign' | 'drifted' | 'deleting' | 'missing' | 'ignored';
+
+/** Every class, in the order tables and summaries list them. */
+export const GROUP_CLASSES: GroupClass[] = ['owned', 'partial', 'unowned', 'foreign', 'drifted', 'deleting', 'missing', 'ignored'];
+
+/** What the tags alone say about ownership (the class a DELETING group would have if it were ACTIVE). */
+export type Ownership = 'owned' | 'drifted' | 'partial' | 'unowned' | 'foreign';
 
 export type Tags = Record<string, string>;
 
@@ -86,22 +92,38 @@ export interface Classification {
   class: GroupClass;
   /** Why, in words an operator reads in a table. */
   reasons: string[];
-  /** What adopt (for unowned/foreign) or reconcile (for drifted) would change. */
+  /** What adopt (for unowned/partial/foreign) or reconcile (for drifted) would change. */
   changes: TagChange[];
+  /** The tags' verdict alone; differs from `class` only for a DELETING group. */
+  ownership?: Ownership;
 }
 
 /**
- * owned: all owner tags match (and desired tags present, not stuck DELETING);
- * unowned: no owner keys at all; foreign: an owner key with another value, or only owner-prefix
- * keys that are not ours; drifted: ours (no owner key disagrees) but owner/desired tags missing
- * or different, stale owner-prefix keys, or DELETING longer than the threshold.
+ * owned: every owner tag matches (and desired tags present); partial: some owner tags match,
+ * the others are absent, none disagrees — not ours (the reference engine's rule: anything short
+ * of every owner tag matching is not owned), so only adopt completes it; unowned: no owner keys;
+ * foreign: an owner key with another value, or only owner-prefix keys that are not ours;
+ * drifted: every owner tag ours, but desired tags missing or different, or stale owner-prefix
+ * keys; deleting: state DELETING, whatever the tags (`ownership` keeps their verdict).
  */
 export function classify(cfg: OwnershipConfig, group: GroupFacts, tags: Tags, opts: { nowMs: number; deletingThresholdMs: number }): Classification {
   if (isIgnored(cfg, group.name)) return { class: 'ignored', reasons: [group.name === 'default' ? 'the default group' : 'matches an ignore pattern'], changes: [] };
-  const owner = expectedOwnerTags(cfg, group.name);
+  const c = classifyTags(cfg, group.name, tags);
+  if (group.state !== 'DELETING') return c;
+  const since = group.lastModificationDate?.getTime();
+  const reasons = [
+    since !== undefined ? `DELETING since ${new Date(since).toISOString()}` : 'DELETING',
+    ...(since !== undefined && opts.nowMs - since > opts.deletingThresholdMs ? ['longer than scheduleGroups.deletingThreshold'] : []),
+    `tags: ${c.class}`,
+  ];
+  return { class: 'deleting', reasons, changes: [], ownership: c.class as Ownership };
+}
+
+function classifyTags(cfg: OwnershipConfig, name: string, tags: Tags): Classification & { class: Ownership } {
+  const owner = expectedOwnerTags(cfg, name);
   const ownerKeysPresent = Object.keys(tags).filter((k) => isOwnerKey(cfg, k));
   if (ownerKeysPresent.length === 0 || Object.keys(owner).length === 0) {
-    return { class: 'unowned', reasons: ['no ownership tags'], changes: adoptChanges(cfg, group.name, tags) };
+    return { class: 'unowned', reasons: ['no ownership tags'], changes: adoptChanges(cfg, name, tags), ownership: 'unowned' };
   }
   const conflicting = Object.entries(owner).filter(([k, v]) => k in tags && tags[k] !== v);
   const oursPresent = Object.keys(owner).filter((k) => k in tags);
@@ -109,15 +131,16 @@ export function classify(cfg: OwnershipConfig, group: GroupFacts, tags: Tags, op
     const reasons = conflicting.length
       ? conflicting.map(([k, v]) => `${k}=${tags[k]} (ours: ${v})`)
       : [`owner keys ${ownerKeysPresent.join(', ')} are not ours`];
-    return { class: 'foreign', reasons, changes: adoptChanges(cfg, group.name, tags) };
+    return { class: 'foreign', reasons, changes: adoptChanges(cfg, name, tags), ownership: 'foreign' };
   }
-  const changes = reconcileChanges(cfg, group.name, tags);
+  if (oursPresent.length < Object.keys(owner).length) {
+    const absent = Object.keys(owner).filter((k) => !(k in tags));
+    return { class: 'partial', reasons: absent.map((k) => `owner tag ${k} absent`), changes: adoptChanges(cfg, name, tags), ownership: 'partial' };
+  }
+  const changes = reconcileChanges(cfg, name, tags);
   const reasons = changes.map((c) => (c.to === null ? `stale ${c.key}` : c.from === null ? `missing ${c.key}` : `${c.key}=${c.from} (want ${c.to})`));
-  const since = group.lastModificationDate?.getTime();
-  if (group.state === 'DELETING' && since !== undefined && opts.nowMs - since > opts.deletingThresholdMs) {
-    reasons.push(`DELETING since ${new Date(since).toISOString()}`);
-  }
-  return { class: reasons.length ? 'drifted' : 'owned', reasons, changes };
+  const cls = reasons.length ? 'drifted' : 'owned';
+  return { class: cls, reasons, changes, ownership: cls };
 }
 
 /** "+k=v ~k=a→b -k" for tables. */

@@ -4,10 +4,12 @@ import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
 import type { Config } from '../config.js';
+import type { Database } from '../database.js';
 import type { SchedulerApi } from '../aws.js';
 import type { GroupRecord } from '../checks/schedule-groups.js';
 import { addApplyFlags, parseCount, splitList } from './shared-flags.js';
-import { usageError } from '../errors.js';
+import { ExitCode, usageError } from '../errors.js';
+import { GROUP_CLASSES } from '../checks/tag-diff.js';
 
 interface AwsFlags {
   region?: string;
@@ -26,20 +28,22 @@ interface WriteFlags extends AwsFlags {
   max?: string;
   allUnowned?: boolean;
   createMissing?: boolean;
+  reason?: string;
+  wait?: boolean;
 }
 
-const CLASSES = ['owned', 'unowned', 'foreign', 'drifted', 'missing', 'ignored'];
+const CLASSES: string[] = [...GROUP_CLASSES];
 const DEFAULT_MAX = 500; // the per-account quota of schedule groups
 
-const classTone = (c: string): Tone => (c === 'owned' ? 'good' : c === 'ignored' ? 'dim' : c === 'foreign' || c === 'missing' ? 'bad' : 'warn');
+const classTone = (c: string): Tone => (c === 'owned' ? 'good' : c === 'ignored' ? 'dim' : c === 'foreign' || c === 'missing' || c === 'deleting' ? 'bad' : 'warn');
 const outcomeTone = (o: string): Tone =>
-  ['adopted', 'reconciled', 'created'].includes(o) ? 'good' : o === 'errored' ? 'bad' : o === 'planned' ? 'info' : o === 'refused' ? 'warn' : 'dim';
+  ['adopted', 'reconciled', 'created'].includes(o) ? 'good' : o === 'errored' || o === 'gone' ? 'bad' : o === 'planned' ? 'info' : o === 'refused' ? 'warn' : 'dim';
 
 function addAwsFlags(cmd: Command): Command {
   return cmd
     .option('--region <region>', 'AWS region (default: $AWS_REGION, then scheduleGroups.region, then the profile)')
     .option('--profile <name>', 'AWS profile (default: $AWS_PROFILE)')
-    .option('--endpoint-url <url>', 'Scheduler endpoint (default: $AWS_ENDPOINT_URL_SCHEDULER, $AWS_ENDPOINT_URL)');
+    .option('--endpoint-url <url>', 'Scheduler endpoint (default: $AWS_ENDPOINT_URL_SCHEDULER, then $AWS_ENDPOINT_URL, then scheduleGroups.endpoint)');
 }
 
 export async function openScheduler(ctx: CommandContext, flags: AwsFlags, config: Config): Promise<SchedulerApi> {
@@ -49,7 +53,8 @@ export async function openScheduler(ctx: CommandContext, flags: AwsFlags, config
     env: ctx.io.env,
     region: flags.region ?? ctx.io.env.AWS_REGION ?? ctx.io.env.AWS_DEFAULT_REGION ?? config.scheduleGroups.region,
     profile: flags.profile ?? ctx.io.env.AWS_PROFILE ?? null,
-    endpoint: flags.endpointUrl ?? config.scheduleGroups.endpoint,
+    endpoint: flags.endpointUrl ?? null,
+    configEndpoint: config.scheduleGroups.endpoint,
     requestTimeoutMs: parseDuration(config.scheduleGroups.requestTimeout, 'scheduleGroups.requestTimeout'),
   });
 }
@@ -81,7 +86,14 @@ export async function runList(ctx: CommandContext, flags: ListFlags): Promise<nu
   const api = await openScheduler(ctx, flags, config);
   const { findGroups } = await import('../checks/schedule-groups.js');
   const { describeChanges } = await import('../checks/tag-diff.js');
-  const all = await findGroups(api, config.scheduleGroups, { prefix: flags.prefix, withSchedules: flags.withSchedules, expected, nowMs: Date.now() });
+  const warnings: string[] = [];
+  const all = await findGroups(api, config.scheduleGroups, {
+    prefix: flags.prefix,
+    withSchedules: flags.withSchedules,
+    expected,
+    nowMs: Date.now(),
+    onWarning: (w) => warnings.push(w),
+  });
   const items = all.filter((g) => (classes ? classes.includes(g.class) : true));
   const counts: Record<string, number> = Object.fromEntries(CLASSES.map((c) => [c, 0]));
   for (const g of all) counts[g.class] += 1;
@@ -102,14 +114,43 @@ export async function runList(ctx: CommandContext, flags: ListFlags): Promise<nu
     columns,
     headline: `Schedule groups in ${api.region}${flags.prefix ? ` with prefix ${flags.prefix}` : ''}`,
     emptyMessage: 'No schedule groups match.',
-    summary: () => ({ groups: all.length, shown: items.length, ...counts, ...summarizeApi(api) }),
+    summary: () => ({ groups: all.length, shown: items.length, ...counts, ...summarizeApi(api), ...(warnings.length ? { warnings } : {}) }),
+    warnings: () => warnings,
   });
+}
+
+/**
+ * The lock that keeps two adopters off the same account+region (and endpoint): a lock file in
+ * the local state directory, plus a PostgreSQL advisory lock when the audit goes to the
+ * database, so runs on other hosts sharing that database are kept apart too.
+ */
+function schedulerLock(ctx: CommandContext, api: SchedulerApi, db: Database | null, wait: boolean) {
+  return async () => {
+    const { getGroup, accountOf } = await import('../aws/scheduler-gateway.js');
+    const { translateAwsError } = await import('../aws.js');
+    // The account is read from an ARN: `default` exists in every account and region.
+    const account = accountOf((await getGroup(api, 'default').catch((e) => Promise.reject(translateAwsError(e, 'GetScheduleGroup', api))))?.Arn) ?? 'unknown-account';
+    const key = `scheduler-${account}-${api.region}${api.endpoint ? `-${new URL(api.endpoint).host}` : ''}`;
+    const what = `schedule groups of account ${account} in ${api.region}${api.endpoint ? ` at ${api.endpoint}` : ''}`;
+    const { acquireFileLock } = await import('../local-state.js');
+    const file = await acquireFileLock(ctx.io.env, key, what, { wait, onWaiting: (m) => ctx.say(`opsctl: ${m}`) });
+    if (!db) return file;
+    try {
+      const { acquireKeyLock } = await import('../advisory-lock.js');
+      const held = await acquireKeyLock(db, key, what, { wait });
+      return { release: async () => (await held.release(), await file.release()) };
+    } catch (e) {
+      await file.release();
+      throw e;
+    }
+  };
 }
 
 async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[], kind: 'adopt' | 'reconcile'): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
-  const { validateGroupNames, adoptRemedy, reconcileRemedy, findGroups, schedulerHost } = await import('../checks/schedule-groups.js');
+  const { validateGroupNames, findGroups, findNamedGroups } = await import('../checks/schedule-groups.js');
+  const { adoptRemedy, reconcileRemedy, schedulerHost, withAudit } = await import('../checks/schedule-group-remedies.js');
   validateGroupNames(names);
   if (kind === 'adopt' && names.length === 0 && !flags.allUnowned && !flags.prefix) {
     throw usageError('adopt needs group names, --all-unowned or --prefix: it never adopts unscoped.');
@@ -123,26 +164,48 @@ async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[],
   const expected = await expectedNames(ctx, config);
   const api = await openScheduler(ctx, flags, config);
   const { runRemediation } = await import('../remediation.js');
+  const warnings: string[] = [];
   const common = {
     cfg,
     force: Boolean(flags.force),
     retry,
     nowMs: () => Date.now(),
-    find: (a: SchedulerApi) => findGroups(a, cfg, { prefix: flags.prefix, expected, nowMs: Date.now() }),
+    find: (a: SchedulerApi) => findGroups(a, cfg, { prefix: flags.prefix, expected, nowMs: Date.now(), onWarning: (w) => warnings.push(w) }),
+    // Named groups are read directly, never through the account's whole listing.
+    findNamed: (a: SchedulerApi, n: string[]) => findNamedGroups(a, cfg, n, { nowMs: Date.now() }),
+    expected,
+    reason: flags.reason ?? null,
+    actor: config.actor,
   };
-  const remedy =
+  const bare =
     kind === 'adopt'
       ? adoptRemedy({ ...common, names, allUnowned: Boolean(flags.allUnowned) })
       : reconcileRemedy({ ...common, names, createMissing: Boolean(flags.createMissing) });
-  try {
-    const report = await runRemediation(schedulerHost(api), remedy, {
+  // Every AWS change is audited: in the audit table when one is configured, else in the local journal.
+  const useDb = Boolean(flags.apply && config.audit.table);
+  const run = async (db: Database | null) => {
+    let remedy = bare;
+    if (flags.apply) {
+      if (db) {
+        const { writeAudit } = await import('../audit.js');
+        remedy = withAudit(bare, (entries) => db.transaction((tx) => writeAudit(tx, config.audit, config.actor, entries)));
+      } else {
+        const { journalPath, openJournal } = await import('../local-state.js');
+        const append = await openJournal(journalPath(ctx.io.env));
+        remedy = withAudit(bare, (entries) => append(config.actor, entries));
+      }
+    }
+    return runRemediation(schedulerHost(api, { lock: schedulerLock(ctx, api, db, Boolean(flags.wait)) }), remedy, {
       apply: Boolean(flags.apply),
       max,
       batchSize: Math.max(cfg.concurrency * 4, 32),
-      wait: false,
+      wait: Boolean(flags.wait),
       confirm: (plan) => ctx.confirm(`${kind === 'adopt' ? 'Adopt' : 'Reconcile'} ${plan.filter((p) => !p.refusal && !p.settled).length} schedule group(s) in ${api.region}?`),
       onProgress: (done, total) => ctx.progress(`${kind}: ${done}/${total} groups`),
     });
+  };
+  try {
+    const report = useDb ? await ctx.withDatabase((db) => run(db)) : await run(null);
     ctx.progressDone();
     type Row = (typeof report.items)[number];
     const columns: Column<Row>[] = [
@@ -154,6 +217,11 @@ async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[],
     const notes: string[] = [];
     if (report.dryRun && Number(report.summary.planned) > 0) notes.push(`Dry run: nothing was changed. Re-run with --apply to ${kind}.`);
     if (report.summary.exceedsMax) notes.push(`More than --max ${max} groups: --apply would refuse.`);
+    // A named group that is refused, absent or gone fails the run (exit 1), dry run or not:
+    // a typo in CI must not pass silently. Unnamed selections only fail on errors.
+    const namedFailed = names.length > 0 && report.items.some((i) => i.outcome === 'refused' || i.outcome === 'gone');
+    if (namedFailed) notes.push('Some named groups were refused or do not exist: exit 1.');
+    const exitCode = namedFailed && report.exitCode === ExitCode.OK ? ExitCode.FINDINGS : report.exitCode;
     return ctx.emit({
       command: kind === 'adopt' ? 'adopt schedule-group' : 'schedule-groups reconcile',
       dryRun: report.dryRun,
@@ -161,10 +229,10 @@ async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[],
       columns,
       headline: report.dryRun ? `Plan: ${kind} schedule groups in ${api.region}` : `${kind === 'adopt' ? 'Adopt' : 'Reconcile'} schedule groups in ${api.region}`,
       emptyMessage: kind === 'adopt' ? 'Nothing to adopt: no unowned group matches.' : 'Nothing to reconcile: no drifted group matches.',
-      summary: () => ({ ...report.summary, ...summarizeApi(api) }),
+      summary: () => ({ ...report.summary, ...summarizeApi(api), ...(warnings.length ? { warnings } : {}) }),
       notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
+      exitCode: () => exitCode,
+      warnings: () => [...warnings, ...(report.warning ? [report.warning] : [])],
     });
   } finally {
     api.client.destroy();

@@ -57,7 +57,7 @@ describe('schedule-groups with tagSource "tagging-api"', () => {
       theirs: { class: 'foreign' },
       'drift-desired': { class: 'drifted' },
       'drift-stale': { class: 'drifted' },
-      'drift-deleting': { class: 'drifted' },
+      'drift-deleting': { class: 'deleting' },
       'must-exist': { class: 'missing' },
       'tmp-scratch': { class: 'ignored' },
       default: { class: 'ignored' },

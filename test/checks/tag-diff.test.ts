@@ -23,20 +23,24 @@ describe('classify', () => {
     ['drifted: desired tag missing', { ...ours('g'), cost: undefined as unknown as string }, 'drifted'],
     ['drifted: desired tag different', { ...ours('g'), team: 'other' }, 'drifted'],
     ['drifted: stale owner-prefix key', { ...ours('g'), 'alchemy::old': 'x' }, 'drifted'],
-    ['drifted: one owner tag missing, none conflicting', { 'alchemy::stack': 'billing', team: 'payments', cost: 'cc-42' }, 'drifted'],
+    ['partial: one owner tag present, the others absent, none conflicting', { 'alchemy::stack': 'billing', team: 'payments', cost: 'cc-42' }, 'partial'],
+    ['partial: two of three owner tags', { 'alchemy::stack': 'billing', 'alchemy::stage': 'prod', team: 'payments', cost: 'cc-42' }, 'partial'],
   ])('%s', (_label, tags, expected) => {
     const clean = Object.fromEntries(Object.entries(tags).filter(([, v]) => v !== undefined));
     expect(classify(cfg, active('g'), clean, opts).class).toBe(expected);
   });
 
-  it('default and ignore patterns are ignored; DELETING past the threshold is drift', () => {
+  it('default and ignore patterns are ignored; DELETING is its own class whatever the tags, ownership kept', () => {
     expect(classify(cfg, active('default'), {}, opts).class).toBe('ignored');
     expect(classify(cfg, active('tmp-123'), {}, opts).class).toBe('ignored');
     expect(isIgnored(cfg, 'tmpx')).toBe(false);
     const old = { name: 'g', state: 'DELETING', lastModificationDate: new Date(opts.nowMs - 2 * 3_600_000) };
     const recent = { name: 'g', state: 'DELETING', lastModificationDate: new Date(opts.nowMs - 60_000) };
-    expect(classify(cfg, old, ours('g'), opts).class).toBe('drifted');
-    expect(classify(cfg, recent, ours('g'), opts).class).toBe('owned');
+    expect(classify(cfg, old, ours('g'), opts)).toMatchObject({ class: 'deleting', ownership: 'owned', changes: [] });
+    expect(classify(cfg, old, ours('g'), opts).reasons).toContain('longer than scheduleGroups.deletingThreshold');
+    expect(classify(cfg, recent, ours('g'), opts)).toMatchObject({ class: 'deleting', ownership: 'owned' });
+    expect(classify(cfg, recent, ours('g'), opts).reasons).not.toContain('longer than scheduleGroups.deletingThreshold');
+    expect(classify(cfg, recent, { 'alchemy::stack': 'other' }, opts)).toMatchObject({ class: 'deleting', ownership: 'foreign' });
   });
 });
 

@@ -13,6 +13,9 @@ export async function emulator(opts: EmulatorOptions = {}): Promise<SchedulerEmu
   return startSchedulerEmulator({ deletingMs: 3_600_000, ...opts });
 }
 
+/** One state directory per test file: the audit journal and lock files never touch the real ~/.local/state. */
+export const STATE_DIR = mkdtempSync(join(tmpdir(), 'opsctl-state-'));
+
 /** Environment for the CLI against the emulator: static test credentials, never real AWS. */
 export function awsEnv(emu: SchedulerEmulator, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return {
@@ -21,6 +24,7 @@ export function awsEnv(emu: SchedulerEmulator, extra: NodeJS.ProcessEnv = {}): N
     AWS_ACCESS_KEY_ID: 'AKIDTESTONLY',
     AWS_SECRET_ACCESS_KEY: AWS_SECRET,
     AWS_EC2_METADATA_DISABLED: 'true',
+    OPSCTL_STATE_DIR: STATE_DIR,
     ...extra,
   };
 }
