@@ -246,10 +246,12 @@ Examples:
   $ opsctl schedule-groups --prefix billing- --with-schedules -o json
   $ AWS_ENDPOINT_URL_SCHEDULER=http://127.0.0.1:4599 opsctl schedule-groups   # against the emulator
 
-Classes: owned (all owner tags match), unowned (no owner keys), foreign (owner keys with other
-values), drifted (ours, but desired/owner tags missing or different, stale owner-prefix keys,
-or DELETING longer than scheduleGroups.deletingThreshold), missing (expected but absent),
-ignored (the default group and scheduleGroups.ignore patterns).
+Classes: owned (every owner tag matches), partial (some owner tags match, the rest absent: not
+ours; adopt completes it), unowned (no owner keys), foreign (owner keys with other values),
+drifted (ours, but desired tags missing or different, or stale owner-prefix keys), deleting
+(State DELETING, whatever the tags), missing (expected but absent), ignored (the default group
+and scheduleGroups.ignore patterns).
+Endpoint: --endpoint-url > AWS_ENDPOINT_URL_SCHEDULER > AWS_ENDPOINT_URL > scheduleGroups.endpoint.
 `;
 const ADOPT_EXAMPLES = `
 Examples:
@@ -258,9 +260,12 @@ Examples:
   $ opsctl adopt schedule-group --prefix billing- --apply --yes
   $ opsctl adopt schedule-group legacy-group --force --apply   # take over another owner's group
 
-Each group is re-read at write time, tagged (ConflictException retried up to
-scheduleGroups.conflictRetries times, scheduleGroups.conflictDelay apart), then read back,
-and reported as adopted, already-owned, refused or errored. Exit 1 if any errored.
+Each group is re-read at write time (its State, then its tags): DELETING since the plan is
+refused at once, vanished is "gone". Then tagged (ConflictException retried up to
+scheduleGroups.conflictRetries times, scheduleGroups.conflictDelay apart), read back, and
+reported as adopted, already-owned, gone, refused or errored. Exit 1 if any errored, or if a
+named group is refused, absent or gone. Every change is audited with --reason (audit.table,
+else $OPSCTL_STATE_DIR/audit.jsonl); --apply locks the account+region (--wait waits, else exit 3).
 `;
 const RECONCILE_EXAMPLES = `
 Examples:
@@ -269,7 +274,10 @@ Examples:
   $ opsctl schedule-groups reconcile --create-missing --apply   # also create missing expected groups
 
 Adds or overwrites owner and desired tags and removes keys under scheduleGroups.ownerKeyPrefix
-that are no longer wanted; a user's other tags are never removed.
+that are no longer wanted; a user's other tags are never removed. Partial and foreign groups
+need adopt (or --force). --create-missing also re-creates an expected group of ours that is
+DELETING, once the deletion completes (waiting conflictRetries × conflictDelay at most).
+Audit, lock and exit codes as for adopt.
 `;
 
 export function registerScheduleGroupCommands(program: Command, r: Registrar): void {
