@@ -3,6 +3,7 @@ import type { AuditEntry } from '../audit.js';
 import type { ItemOutcome, PlannedItem, Remedy, RemedyHost } from '../remediation.js';
 import { type SchedulerApi, isFatalAwsError, translateAwsError, withConflictRetry, type ConflictRetry } from '../aws.js';
 import { mapWithConcurrency } from '../concurrency.js';
+import { dependencyError } from '../errors.js';
 import { parseDuration } from '../durations.js';
 import { createGroupCall, getGroup, isNotFound, readGroupNow, readTags, tagGroup, untagGroup } from '../aws/scheduler-gateway.js';
 import { adoptChanges, applyChanges, classify, describeChanges, expectedOwnerTags, reconcileChanges, type GroupClass, type TagChange, type Tags } from './tag-diff.js';
@@ -328,7 +329,14 @@ export function withAudit<P extends PlannedItem, C>(remedy: Remedy<P, C>, sink: 
     async applyBatch(target, batch) {
       const out = (await remedy.applyBatch(target, batch)) as GroupOutcome[];
       const entries = out.filter((r) => r.outcome === 'applied' && r.audit).map((r) => r.audit as AuditEntry);
-      if (entries.length) await sink(entries);
+      if (entries.length) {
+        try {
+          await sink(entries);
+        } catch (e) {
+          // Fatal (an OpsctlError): the engine must stop, not re-apply the batch item by item.
+          throw dependencyError(`${entries.length} change(s) were made in AWS but their audit could not be recorded: ${(e as Error).message}`, e);
+        }
+      }
       return out;
     },
   };
