@@ -400,6 +400,16 @@ describe('10. a page token that dies between pages', () => {
     expect(calls('ListTagsForResource')).toBe(250);
   });
 
+  it('tagSource tagging-api: a GetResources token that dies is restarted the same way', async () => {
+    for (let i = 0; i < 250; i++) emu.seedGroup(`g-${String(i).padStart(3, '0')}`, owner(`g-${String(i).padStart(3, '0')}`));
+    emu.addFault('expire-token=GetResources,page=2');
+    const r = await cli(['--config', sgConfig({ tagSource: 'tagging-api', desiredTags: {} }), 'schedule-groups', '-o', 'json'], awsEnv(emu));
+    expect(r.code).toBe(0);
+    expect(r.json().summary).toMatchObject({ groups: 251, owned: 250 });
+    expect(r.json().summary.warnings).toEqual([expect.stringMatching(/^tag:GetResources: the page token for page 2 died \(PaginationTokenExpiredException\)/)]);
+    expect(calls('ListTagsForResource')).toBe(0);
+  });
+
   it('a second death is exit 3 with one sentence', async () => {
     for (let i = 0; i < 250; i++) emu.seedGroup(`g-${String(i).padStart(3, '0')}`);
     emu.addFault('expire-token=ListScheduleGroups,page=2,times=2');
