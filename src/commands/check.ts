@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
 import type { CheckGroup, CheckResult } from '../checks/all-checks.js';
@@ -23,22 +23,21 @@ export async function runCheck(ctx: CommandContext, flags: CheckFlags): Promise<
   const only = splitList(flags.only) as CheckGroup[] | undefined;
   for (const g of only ?? []) if (!(CHECK_GROUPS as readonly string[]).includes(g)) throw usageError(`--only ${g} is not a check: use ${CHECK_GROUPS.join(', ')}.`);
   const config = await ctx.config();
-  const { Database } = await import('../database.js');
-  const { expectedNames, openScheduler } = await import('./schedule-groups.js');
+  const { expectedGroupNames } = await import('../checks/expected-groups.js');
   const results = await runChecks(
     {
       config,
-      openDb: () => Database.connect({ settings: config.database, env: ctx.io.env }),
-      openScheduler: () => openScheduler(ctx, flags, config),
-      expectedGroups: () => expectedNames(ctx, config),
-      now: () => Date.now(),
+      openDb: () => ctx.openDatabase(),
+      openScheduler: () => ctx.openScheduler(flags),
+      expectedGroups: () => expectedGroupNames(config.scheduleGroups, (fn) => ctx.withDatabase(fn)),
+      now: () => ctx.deps.now(),
     },
     only ?? null,
   );
   const exitCode = checkExitCode(results);
   if (format === 'markdown' || format === 'prometheus') {
     const { renderMarkdown, renderPrometheus } = await import('../check-report.js');
-    ctx.io.stdout.write(format === 'markdown' ? renderMarkdown(results, exitCode) : renderPrometheus(results, Date.now()));
+    ctx.io.stdout.write(format === 'markdown' ? renderMarkdown(results, exitCode) : renderPrometheus(results, ctx.deps.now()));
     return exitCode;
   }
   const summary = () => ({

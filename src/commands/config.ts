@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import type { Registrar } from './registrar.js';
 
 export function registerConfigCommands(program: Command, r: Registrar): void {
   const config = program.command('config').description(describe('config'));

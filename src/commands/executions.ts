@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
 import type { StuckExecution } from '../checks/stuck-executions.js';

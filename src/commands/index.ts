@@ -1,7 +1,4 @@
-import type { Command } from 'commander';
-import type { Registrar } from '../cli.js';
-
-type Register = (program: Command, r: Registrar) => void;
+import type { Register } from './registrar.js';
 
 /**
  * Every top-level command, its one-line description and the module that registers it.

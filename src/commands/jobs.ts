@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { describe } from './index.js';
 import { errorGroupSections } from './error-group-sections.js';
-import type { Registrar } from '../cli.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
 import type { ResolvedQueue } from '../checks/jobs-presets.js';

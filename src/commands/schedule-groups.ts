@@ -1,19 +1,14 @@
 import type { Command } from 'commander';
 import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
 import type { Config } from '../config.js';
-import type { SchedulerApi } from '../aws.js';
+import type { AwsFlags, SchedulerApi } from '../aws.js';
 import type { GroupRecord } from '../checks/schedule-groups.js';
 import { addApplyFlags, parseCount, splitList } from './shared-flags.js';
 import { usageError } from '../errors.js';
 
-interface AwsFlags {
-  region?: string;
-  profile?: string;
-  endpointUrl?: string;
-}
 interface ListFlags extends AwsFlags {
   prefix?: string;
   class?: string;
@@ -42,29 +37,10 @@ function addAwsFlags(cmd: Command): Command {
     .option('--endpoint-url <url>', 'Scheduler endpoint (default: $AWS_ENDPOINT_URL_SCHEDULER, $AWS_ENDPOINT_URL)');
 }
 
-export async function openScheduler(ctx: CommandContext, flags: AwsFlags, config: Config): Promise<SchedulerApi> {
-  const { createSchedulerApi } = await import('../aws.js');
-  const { parseDuration } = await import('../durations.js');
-  return createSchedulerApi({
-    env: ctx.io.env,
-    region: flags.region ?? ctx.io.env.AWS_REGION ?? ctx.io.env.AWS_DEFAULT_REGION ?? config.scheduleGroups.region,
-    profile: flags.profile ?? ctx.io.env.AWS_PROFILE ?? null,
-    endpoint: flags.endpointUrl ?? config.scheduleGroups.endpoint,
-    requestTimeoutMs: parseDuration(config.scheduleGroups.requestTimeout, 'scheduleGroups.requestTimeout'),
-  });
-}
-
 /** Expected names: the config list, or the rows of expectedQuery (read-only). */
-export async function expectedNames(ctx: CommandContext, config: Config): Promise<string[] | null> {
-  const sg = config.scheduleGroups;
-  if (sg.expected) return sg.expected;
-  if (!sg.expectedQuery) return null;
-  return ctx.withDatabase((db) =>
-    db.readOnly(async (ro) => {
-      const rows = await ro.query<Record<string, unknown>>(sg.expectedQuery as string);
-      return rows.map((r) => String(Object.values(r)[0])).filter(Boolean);
-    }),
-  );
+async function expectedNames(ctx: CommandContext, config: Config): Promise<string[] | null> {
+  const { expectedGroupNames } = await import('../checks/expected-groups.js');
+  return expectedGroupNames(config.scheduleGroups, (fn) => ctx.withDatabase(fn));
 }
 
 function summarizeApi(api: SchedulerApi) {
@@ -78,10 +54,10 @@ export async function runList(ctx: CommandContext, flags: ListFlags): Promise<nu
   for (const c of classes ?? []) if (!CLASSES.includes(c)) throw usageError(`--class ${c} is not a class: use ${CLASSES.join(', ')}.`);
   const config = await ctx.config();
   const expected = await expectedNames(ctx, config);
-  const api = await openScheduler(ctx, flags, config);
+  const api = await ctx.openScheduler(flags);
   const { findGroups } = await import('../checks/schedule-groups.js');
   const { describeChanges } = await import('../checks/tag-diff.js');
-  const all = await findGroups(api, config.scheduleGroups, { prefix: flags.prefix, withSchedules: flags.withSchedules, expected, nowMs: Date.now() });
+  const all = await findGroups(api, config.scheduleGroups, { prefix: flags.prefix, withSchedules: flags.withSchedules, expected, nowMs: ctx.deps.now() });
   const items = all.filter((g) => (classes ? classes.includes(g.class) : true));
   const counts: Record<string, number> = Object.fromEntries(CLASSES.map((c) => [c, 0]));
   for (const g of all) counts[g.class] += 1;
@@ -121,14 +97,14 @@ async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[],
   const { parseDuration } = await import('../durations.js');
   const retry = { tries: cfg.conflictRetries, delayMs: parseDuration(cfg.conflictDelay, 'scheduleGroups.conflictDelay') };
   const expected = await expectedNames(ctx, config);
-  const api = await openScheduler(ctx, flags, config);
+  const api = await ctx.openScheduler(flags);
   const { runRemediation } = await import('../remediation.js');
   const common = {
     cfg,
     force: Boolean(flags.force),
     retry,
-    nowMs: () => Date.now(),
-    find: (a: SchedulerApi) => findGroups(a, cfg, { prefix: flags.prefix, expected, nowMs: Date.now() }),
+    nowMs: () => ctx.deps.now(),
+    find: (a: SchedulerApi) => findGroups(a, cfg, { prefix: flags.prefix, expected, nowMs: ctx.deps.now() }),
   };
   const remedy =
     kind === 'adopt'
