@@ -158,3 +158,19 @@ export function checkJobIds(preset: QueuePreset, ids: string[]): string[] {
   for (const id of ids) if (!preset.idPattern.test(id)) throw usageError(`job id "${id}" is not a valid ${preset.idType} (a ${preset.label} job id); nothing was changed.`);
   return [...new Set(preset.queue === 'pg-boss' ? ids.map((i) => i.toLowerCase()) : ids.map((i) => i.replace(/^0+(?=\d)/, '')))];
 }
+
+/**
+ * The jobs half of lock-then-classify: lock with the preset's FOR UPDATE SKIP LOCKED (as the
+ * queue's own fetch does), then run its compare-and-set on the jobs locked.
+ */
+export async function lockJobsAndApply<C>(
+  tx: Database,
+  q: ResolvedQueue,
+  ids: string[],
+  apply: (locked: string[]) => Promise<ReadonlyArray<readonly [string, C]>>,
+): Promise<{ locked: Map<string, string>; changed: Map<string, C> }> {
+  const rows = await tx.queryRaw<{ id: string; state: string }>(q.preset.lockSql(q.schema), [ids]);
+  const locked = new Map(rows.map((r) => [r.id, r.state]));
+  const mine = ids.filter((id) => locked.has(id));
+  return { locked, changed: new Map(mine.length ? await apply(mine) : []) };
+}

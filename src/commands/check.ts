@@ -56,7 +56,7 @@ export async function runCheck(ctx: CommandContext, flags: CheckFlags): Promise<
   const { cellText } = await import('../output.js');
   return ctx.emit({
     command: 'check',
-    dryRun: true,
+    mode: 'read',
     items: results,
     columns,
     headline: 'opsctl check (read-only)',

@@ -3,10 +3,10 @@ import { describe } from './index.js';
 import { errorGroupSections } from './error-group-sections.js';
 import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
-import type { Column, Tone } from '../output.js';
+import type { Column } from '../output.js';
 import type { ResolvedQueue } from '../checks/jobs-presets.js';
 import type { DiscardedJob } from '../checks/discarded-jobs.js';
-import type { StuckJob } from '../checks/stuck-jobs.js';
+import type { PlannedRescue, StuckJob } from '../checks/stuck-jobs.js';
 import { usageError } from '../errors.js';
 import { addApplyFlags, parseCount, parsePositive } from './shared-flags.js';
 
@@ -35,19 +35,6 @@ type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'>;
 
 const STUCK_LIMIT = 1000;
 const DISCARDED_LIMIT = 100;
-
-const outcomeTone = (o: string): Tone =>
-  o === 'retried' || o.startsWith('rescued')
-    ? 'good'
-    : o === 'errored'
-      ? 'bad'
-      : o === 'race-lost' || o === 'not-discarded-anymore' || o === 'skipped-locked'
-        ? 'warn'
-        : o === 'planned'
-          ? 'info'
-          : o === 'cancelled'
-            ? 'dim'
-            : undefined;
 
 /** Format, config, the queue preset; nothing touches the database before these are valid. */
 async function setup(ctx: CommandContext) {
@@ -96,7 +83,7 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
       ];
       return ctx.emit({
         command: 'jobs stuck',
-        dryRun: true,
+        mode: 'read',
         items: rows,
         columns,
         headline: `${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where} (database clock)`,
@@ -147,7 +134,7 @@ export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): 
       ];
       return ctx.emit({
         command: 'jobs discarded',
-        dryRun: true,
+        mode: 'read',
         items: rows,
         columns,
         headline: discardedHeadline(summary, q.where, states),
@@ -196,6 +183,7 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
   const states = q.preset.discardedStates(includeCancelled);
   const { retryRemedy, checkRetryIds } = await import('../checks/discarded-jobs.js');
   const { remediate } = await import('../remediation.js');
+  const { presentRemediation } = await import('../remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
     const idCheck = await db.readOnly(async (ro) => {
       await assertQueueSchema(ro, q);
@@ -203,42 +191,37 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
       return unique.length ? checkRetryIds(ro, q, unique, includeCancelled) : null;
     });
     const remedy = retryRemedy(q, { filter, reason: flags.reason, actor: config.actor, audit: config.audit });
-    const report = await remediate(db, remedy, {
-      ...opts,
-      confirm: (plan) => ctx.confirm(`Retry ${plan.length} ${states.join('/')} job(s) in ${q.where} (${q.preset.label})?`),
-      onProgress: (done, total) => ctx.progress(`retry: ${done}/${total} jobs`),
-    });
-    ctx.progressDone();
     const scope =
       [unique.length ? `${unique.length} id(s)` : null, flags.kind !== undefined ? `kind ${flags.kind}` : null, flags.queue !== undefined ? `queue ${flags.queue}` : null, flags.since ? `within ${flags.since}` : null]
         .filter(Boolean)
         .join(', ') || 'all';
-    const notes: string[] = [];
-    if (idCheck && idCheck.notFound + idCheck.notDiscarded > 0)
-      notes.push(`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDiscarded} are not ${states.join('/')}: nothing to retry there.`);
-    if (report.dryRun && report.items.length > 0) notes.push(`Dry run: nothing was changed. Re-run with --apply to retry these jobs: ${q.preset.retryEffect}.`);
-    if (report.summary.exceedsMax) notes.push(`More than --max ${opts.max} jobs match: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
-    const columns: Column<(typeof report.items)[number]>[] = [
-      { header: 'id', value: (r) => r.id },
-      { header: 'kind', value: (r) => r.kind },
-      ...(states.length > 1 ? [{ header: 'state', value: (r: DiscardedJob) => r.state }] : []),
-      { header: 'attempt', value: attempts },
-      { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
-      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'last error' : 'detail', value: (r) => (report.dryRun ? r.lastError : (r.detail ?? r.lastError)), maxWidth: 60 },
-    ];
-    return ctx.emit({
-      command: 'jobs retry',
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: `${report.dryRun ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
-      emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
-      summary: () => ({ ...report.summary, preset: q.preset.queue, ...(idCheck ? { idsNotFound: idCheck.notFound, idsNotDiscarded: idCheck.notDiscarded } : {}) }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+    return presentRemediation<DiscardedJob>(
+      ctx,
+      {
+        command: 'jobs retry',
+        action: 'retry',
+        unit: 'jobs',
+        question: (n) => `Retry ${n} ${states.join('/')} job(s) in ${q.where} (${q.preset.label})?`,
+        columns: [
+          { header: 'id', value: (r) => r.id },
+          { header: 'kind', value: (r) => r.kind },
+          ...(states.length > 1 ? [{ header: 'state', value: (r: DiscardedJob) => r.state }] : []),
+          { header: 'attempt', value: attempts },
+          { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
+        ],
+        detail: { planHeader: 'last error', text: (r) => r.lastError, maxWidth: 60 },
+        headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
+        emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
+        notesBefore:
+          idCheck && idCheck.notFound + idCheck.notDiscarded > 0
+            ? [`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDiscarded} are not ${states.join('/')}: nothing to retry there.`]
+            : [],
+        dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to retry these jobs: ${q.preset.retryEffect}.`],
+        overMax: `More than --max ${opts.max} jobs match`,
+        summary: (report) => ({ ...report.summary, preset: q.preset.queue, ...(idCheck ? { idsNotFound: idCheck.notFound, idsNotDiscarded: idCheck.notDiscarded } : {}) }),
+      },
+      (hooks) => remediate(db, remedy, { ...opts, ...hooks }),
+    );
   });
 }
 
@@ -250,45 +233,41 @@ export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promis
   const opts = engineOptions(q, flags);
   const { rescueRemedy, rescueSummary } = await import('../checks/stuck-jobs.js');
   const { remediate } = await import('../remediation.js');
+  const { presentRemediation } = await import('../remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
     await db.readOnly(async (ro) => {
       await assertQueueSchema(ro, q);
       if (opts.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
     });
     const remedy = rescueRemedy(q, { filter: { thresholdMs, kind: flags.kind, queue: flags.queue }, reason: flags.reason, actor: config.actor, audit: config.audit });
-    const report = await remediate(db, remedy, {
-      ...opts,
-      confirm: (plan) => ctx.confirm(`Rescue ${plan.length} stuck job(s) in ${q.where} (${q.preset.label})? A job that is in fact still running may run twice.`),
-      onProgress: (done, total) => ctx.progress(`rescue: ${done}/${total} jobs`),
-    });
-    ctx.progressDone();
-    const notes: string[] = [];
-    if (report.dryRun && report.items.length > 0) {
-      notes.push(`Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`);
-      notes.push('A rescued job that was in fact still running may run twice: the threshold must exceed the longest legitimate run.');
-    }
-    if (report.summary.exceedsMax) notes.push(`More than --max ${opts.max} jobs are stuck: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
-    const columns: Column<(typeof report.items)[number]>[] = [
-      { header: 'id', value: (r) => r.id },
-      { header: 'kind', value: (r) => r.kind },
-      { header: 'attempt', value: attempts },
-      { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
-      { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
-      { header: report.dryRun ? 'would become' : 'outcome', value: (r) => (report.dryRun && r.outcome === 'planned' ? r.wouldBecome : r.outcome), tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'error it would record' : 'detail', value: (r) => (report.dryRun ? r.reason : (r.detail ?? r.reason)), maxWidth: 70 },
-    ];
-    return ctx.emit({
-      command: 'jobs rescue',
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: `${report.dryRun ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
-      emptyMessage: `Nothing to rescue: no job ${q.preset.describeStuck(threshold)}.`,
-      summary: () => ({ ...rescueSummary(report), preset: q.preset.queue, threshold: threshold ?? 'expire_in' }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+    return presentRemediation<PlannedRescue>(
+      ctx,
+      {
+        command: 'jobs rescue',
+        action: 'rescue',
+        unit: 'jobs',
+        question: (n) => `Rescue ${n} stuck job(s) in ${q.where} (${q.preset.label})? A job that is in fact still running may run twice.`,
+        columns: [
+          { header: 'id', value: (r) => r.id },
+          { header: 'kind', value: (r) => r.kind },
+          { header: 'attempt', value: attempts },
+          { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
+          { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
+        ],
+        planOutcome: { header: 'would become', value: (r) => r.wouldBecome },
+        detail: { planHeader: 'error it would record', text: (r) => r.reason, maxWidth: 70 },
+        headline: (mode) =>
+          `${mode === 'plan' ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
+        emptyMessage: `Nothing to rescue: no job ${q.preset.describeStuck(threshold)}.`,
+        dryRunNotes: () => [
+          `Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`,
+          'A rescued job that was in fact still running may run twice: the threshold must exceed the longest legitimate run.',
+        ],
+        overMax: `More than --max ${opts.max} jobs are stuck`,
+        summary: (report) => ({ ...rescueSummary(report), preset: q.preset.queue, threshold: threshold ?? 'expire_in' }),
+      },
+      (hooks) => remediate(db, remedy, { ...opts, ...hooks }),
+    );
   });
 }
 

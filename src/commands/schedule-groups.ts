@@ -5,7 +5,7 @@ import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
 import type { Config } from '../config.js';
 import type { AwsFlags, SchedulerApi } from '../aws.js';
-import type { GroupRecord } from '../checks/schedule-groups.js';
+import type { GroupPlan, GroupRecord } from '../checks/schedule-groups.js';
 import { addApplyFlags, parseCount, splitList } from './shared-flags.js';
 import { usageError } from '../errors.js';
 
@@ -27,9 +27,6 @@ const CLASSES = ['owned', 'unowned', 'foreign', 'drifted', 'missing', 'ignored']
 const DEFAULT_MAX = 500; // the per-account quota of schedule groups
 
 const classTone = (c: string): Tone => (c === 'owned' ? 'good' : c === 'ignored' ? 'dim' : c === 'foreign' || c === 'missing' ? 'bad' : 'warn');
-const outcomeTone = (o: string): Tone =>
-  ['adopted', 'reconciled', 'created'].includes(o) ? 'good' : o === 'errored' ? 'bad' : o === 'planned' ? 'info' : o === 'refused' ? 'warn' : 'dim';
-
 function addAwsFlags(cmd: Command): Command {
   return cmd
     .option('--region <region>', 'AWS region (default: $AWS_REGION, then scheduleGroups.region, then the profile)')
@@ -73,7 +70,7 @@ export async function runList(ctx: CommandContext, flags: ListFlags): Promise<nu
   api.client.destroy();
   return ctx.emit({
     command: 'schedule-groups list',
-    dryRun: true,
+    mode: 'read',
     items: items.map((g) => ({ ...g, diff: describeChanges(g.changes) })),
     columns,
     headline: `Schedule groups in ${api.region}${flags.prefix ? ` with prefix ${flags.prefix}` : ''}`,
@@ -110,38 +107,31 @@ async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[],
     kind === 'adopt'
       ? adoptRemedy({ ...common, names, allUnowned: Boolean(flags.allUnowned) })
       : reconcileRemedy({ ...common, names, createMissing: Boolean(flags.createMissing) });
+  const { presentRemediation } = await import('../remediation-presenter.js');
+  const Verb = kind === 'adopt' ? 'Adopt' : 'Reconcile';
   try {
-    const report = await runRemediation(schedulerHost(api), remedy, {
-      apply: Boolean(flags.apply),
-      max,
-      batchSize: Math.max(cfg.concurrency * 4, 32),
-      wait: false,
-      confirm: (plan) => ctx.confirm(`${kind === 'adopt' ? 'Adopt' : 'Reconcile'} ${plan.filter((p) => !p.refusal && !p.settled).length} schedule group(s) in ${api.region}?`),
-      onProgress: (done, total) => ctx.progress(`${kind}: ${done}/${total} groups`),
-    });
-    ctx.progressDone();
-    type Row = (typeof report.items)[number];
-    const columns: Column<Row>[] = [
-      { header: 'group', value: (r) => r.name },
-      { header: 'class', value: (r) => r.class, tone: (r) => classTone(r.class) },
-      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'tags it would write' : 'detail', value: (r) => (report.dryRun ? r.detail ?? r.diff : r.detail ?? r.diff), maxWidth: 80 },
-    ];
-    const notes: string[] = [];
-    if (report.dryRun && Number(report.summary.planned) > 0) notes.push(`Dry run: nothing was changed. Re-run with --apply to ${kind}.`);
-    if (report.summary.exceedsMax) notes.push(`More than --max ${max} groups: --apply would refuse.`);
-    return ctx.emit({
-      command: kind === 'adopt' ? 'adopt schedule-group' : 'schedule-groups reconcile',
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: report.dryRun ? `Plan: ${kind} schedule groups in ${api.region}` : `${kind === 'adopt' ? 'Adopt' : 'Reconcile'} schedule groups in ${api.region}`,
-      emptyMessage: kind === 'adopt' ? 'Nothing to adopt: no unowned group matches.' : 'Nothing to reconcile: no drifted group matches.',
-      summary: () => ({ ...report.summary, ...summarizeApi(api) }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+    return await presentRemediation<GroupPlan>(
+      ctx,
+      {
+        command: kind === 'adopt' ? 'adopt schedule-group' : 'schedule-groups reconcile',
+        action: kind,
+        unit: 'groups',
+        question: (n) => `${Verb} ${n} schedule group(s) in ${api.region}?`,
+        columns: [
+          { header: 'group', value: (r) => r.name },
+          { header: 'class', value: (r) => r.class, tone: (r) => classTone(r.class) },
+        ],
+        detail: { planHeader: 'tags it would write', text: (r) => r.diff, maxWidth: 80 },
+        headline: (mode) => (mode === 'plan' ? `Plan: ${kind} schedule groups in ${api.region}` : `${Verb} schedule groups in ${api.region}`),
+        emptyMessage: kind === 'adopt' ? 'Nothing to adopt: no unowned group matches.' : 'Nothing to reconcile: no drifted group matches.',
+        dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to ${kind}.`],
+        overMax: `More than --max ${max} groups`,
+        summary: (report) => ({ ...report.summary, ...summarizeApi(api) }),
+        // "already-owned" and "in-sync" are nothing to worry about here.
+        tones: { lost: 'dim' },
+      },
+      (hooks) => runRemediation(schedulerHost(api), remedy, { apply: Boolean(flags.apply), max, batchSize: Math.max(cfg.concurrency * 4, 32), wait: false, ...hooks }),
+    );
   } finally {
     api.client.destroy();
   }
