@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { parseDuration } from './durations.js';
 import { usageError } from './errors.js';
 import { maskConnectionString } from './masking.js';
+import { QUEUE_NAMES } from './checks/queue-presets.js';
 
 /** A duration string in config, checked with the same parser as the flags. */
 const duration = z.string().superRefine((v, ctx) => {
@@ -114,8 +115,8 @@ const scheduleGroupsSchema = z
   })
   .strict();
 
-/** The PostgreSQL job queues `opsctl jobs` knows (src/checks/jobs-presets.ts). */
-export const JOB_QUEUES = ['river', 'graphile-worker', 'pg-boss'] as const;
+/** The PostgreSQL job queues `opsctl jobs` knows: the registry's names (src/checks/queue-presets.ts). */
+export const JOB_QUEUES = QUEUE_NAMES;
 
 const jobsSchema = z
   .object({

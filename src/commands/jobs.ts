@@ -73,12 +73,12 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
       const columns: Column<StuckJob>[] = [
         { header: 'id', value: (r) => r.id },
         { header: 'kind', value: (r) => r.kind },
-        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'queue', value: (r: StuckJob) => r.queue }]),
+        ...(q.preset.namedQueues === false ? [] : [{ header: 'queue', value: (r: StuckJob) => r.queue }]),
         { header: 'state', value: (r) => r.state, tone: () => 'warn' },
         { header: 'attempt', value: attempts },
         { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
         { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
-        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'worker', value: (r: StuckJob) => r.worker, maxWidth: 30 }]),
+        ...(q.preset.recordsWorker === false ? [] : [{ header: 'worker', value: (r: StuckJob) => r.worker, maxWidth: 30 }]),
         { header: 'attempted_at', value: (r) => r.attemptedAt },
       ];
       return ctx.emit({
@@ -125,7 +125,7 @@ export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): 
       const columns: Column<DiscardedJob>[] = [
         { header: 'id', value: (r) => r.id },
         { header: 'kind', value: (r) => r.kind },
-        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'queue', value: (r: DiscardedJob) => r.queue }]),
+        ...(q.preset.namedQueues === false ? [] : [{ header: 'queue', value: (r: DiscardedJob) => r.queue }]),
         ...(states.length > 1 ? [{ header: 'state', value: (r: DiscardedJob) => r.state }] : []),
         { header: 'attempt', value: attempts },
         { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
