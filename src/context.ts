@@ -70,9 +70,10 @@ export class CommandContext {
   async config(overrides: Record<string, unknown> = {}): Promise<Config> {
     if (this.loaded) return this.loaded;
     const { loadConfig } = await import('./config.js');
+    const { CHECK_THRESHOLDS } = await import('./checks/check-registry.js');
     const flagLayer: Record<string, unknown> = { ...overrides };
     if (this.globals.databaseUrl) flagLayer.database = { ...((flagLayer.database as object) ?? {}), url: this.globals.databaseUrl };
-    const { config, file } = loadConfig({ configPath: this.globals.config, env: this.io.env, cwd: this.io.cwd, overrides: flagLayer });
+    const { config, file } = loadConfig({ configPath: this.globals.config, env: this.io.env, cwd: this.io.cwd, overrides: flagLayer, checkThresholds: CHECK_THRESHOLDS });
     this.loaded = config;
     this.configFile = file;
     return config;
