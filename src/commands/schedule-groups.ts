@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
+import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
