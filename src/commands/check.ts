@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
+import type { AwsFlags } from '../aws.js';
 import type { Column, Tone } from '../output.js';
 import type { CheckResult } from '../checks/all-checks.js';
 import { CHECK_GROUPS } from '../checks/check-registry.js';
@@ -17,23 +18,35 @@ interface CheckFlags {
 
 const statusTone = (s: string): Tone => (s === 'ok' ? 'good' : s === 'finding' ? 'bad' : s === 'unknown' ? 'warn' : 'dim');
 
-export async function runCheck(ctx: CommandContext, flags: CheckFlags): Promise<number> {
+/** What `check` runs with. */
+export interface CheckOptions {
+  /** Groups to run; null: every check. */
+  only: string[] | null;
+  aws: AwsFlags;
+}
+
+export function checkOptions(flags: CheckFlags): CheckOptions {
+  const only = splitList(flags.only) ?? null;
+  for (const g of only ?? []) if (!CHECK_GROUPS.includes(g)) throw usageError(`--only ${g} is not a check: use ${CHECK_GROUPS.join(', ')}.`);
+  return { only, aws: { region: flags.region, profile: flags.profile, endpointUrl: flags.endpointUrl } };
+}
+
+export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   const format = parseFormat(ctx.globals.output, ['table', 'json', 'ndjson', 'markdown', 'prometheus']);
   const { runChecks, checkExitCode } = await import('../checks/all-checks.js');
-  const only = splitList(flags.only);
-  for (const g of only ?? []) if (!(CHECK_GROUPS as readonly string[]).includes(g)) throw usageError(`--only ${g} is not a check: use ${CHECK_GROUPS.join(', ')}.`);
+  const { only } = o;
   const config = await ctx.config();
   const { expectedGroupNames } = await import('../checks/expected-groups.js');
   const results = await runChecks(
     {
       config,
       openDb: () => ctx.openDatabase(),
-      openScheduler: () => ctx.openScheduler(flags),
+      openScheduler: () => ctx.openScheduler(o.aws),
       expectedGroups: () => expectedGroupNames(config.scheduleGroups, (fn) => ctx.withDatabase(fn)),
       now: () => ctx.deps.now(),
     },
-    only ?? null,
+    only,
   );
   const exitCode = checkExitCode(results);
   if (format === 'markdown' || format === 'prometheus') {
@@ -98,5 +111,5 @@ export function registerCheckCommand(program: Command, r: Registrar): void {
     .option('--profile <name>', 'AWS profile')
     .option('--endpoint-url <url>', 'Scheduler endpoint')
     .addHelpText('after', EXAMPLES)
-    .action(r.wrap((ctx, flags: CheckFlags) => runCheck(ctx, flags)));
+    .action(r.wrap((ctx, flags: CheckFlags) => runCheck(ctx, checkOptions(flags))));
 }
