@@ -94,7 +94,7 @@ export interface RemedyHost<C> {
    * Records a batch's audit entries inside the batch (for a database: its transaction, so an
    * audit row exists iff the change committed). A host without one has no audit destination.
    */
-  writeAudit?(target: C, destination: AuditDestination, entries: AuditEntry[]): Promise<void>;
+  writeAudit?(target: C, destination: AuditDestination | null, entries: AuditEntry[]): Promise<void>;
 }
 
 export function databaseHost(db: Database, table: string, schema: string | null): RemedyHost<Database> {
@@ -109,7 +109,9 @@ export function databaseHost(db: Database, table: string, schema: string | null)
     translate: (e) => db.translate(e),
     // Only a lost connection leaves the batch's COMMIT in doubt; any other error rolled it back.
     rolledBack: (e) => !isConnectionError(e),
-    writeAudit: (tx, d, entries) => writeAudit(tx, d.audit, d.actor, entries),
+    writeAudit: async (tx, d, entries) => {
+      if (d) await writeAudit(tx, d.audit, d.actor, entries);
+    },
   };
 }
 
@@ -247,7 +249,7 @@ export async function runRemediation<P extends PlannedItem, C>(
     const applyAudited = async (tx: C, batch: P[]): Promise<ItemOutcome[]> => {
       const result = await remedy.applyBatch(tx, batch);
       const entries = result.filter((r) => r.outcome === 'applied' && r.audit).map((r) => r.audit as AuditEntry);
-      if (entries.length && remedy.audit && host.writeAudit) await host.writeAudit(tx, remedy.audit, entries);
+      if (entries.length && host.writeAudit) await host.writeAudit(tx, remedy.audit ?? null, entries);
       return result;
     };
     if (!cancelled) {
