@@ -22,14 +22,20 @@ export interface StuckFilter extends JobFilter {
   thresholdMs: number | null;
 }
 
-/** Columns every preset's stuck query returns. */
-export interface StuckJobRow {
+/** Columns every preset's stuck and discarded queries return. */
+interface JobRow {
   id: string;
   kind: string;
   queue: string | null;
   state: string;
   attempt: number;
   max_attempts: number;
+  /** The snapshot the compare-and-set re-checks (e.g. attempted_at and attempt, as text). */
+  token: string;
+}
+
+/** Columns every preset's stuck query returns. */
+export interface StuckJobRow extends JobRow {
   attempted_at: Date;
   age_seconds: number;
   worker: string | null;
@@ -37,22 +43,13 @@ export interface StuckJobRow {
   limit_seconds: number | null;
   /** What a rescue would make of it: retryable, discarded or cancelled. */
   next_state: string;
-  /** The snapshot the compare-and-set re-checks (e.g. attempted_at and attempt, as text). */
-  token: string;
 }
 
 /** Columns every preset's discarded query returns. */
-export interface DiscardedJobRow {
-  id: string;
-  kind: string;
-  queue: string | null;
-  state: string;
-  attempt: number;
-  max_attempts: number;
+export interface DiscardedJobRow extends JobRow {
   finalized_at: Date | null;
   age_seconds: number | null;
   last_error: string | null;
-  token: string;
 }
 
 export interface QueuePreset {

@@ -1,4 +1,4 @@
-import { ITEM_LIMIT, withDb, type CheckDefinition } from './definition.js';
+import { ITEM_LIMIT, errorGroupFindings, withDb, type CheckDefinition } from './definition.js';
 
 export const deadLettersCheck: CheckDefinition = {
   check: 'dead-letters',
@@ -15,12 +15,6 @@ export const deadLettersCheck: CheckDefinition = {
       if (s.total)
         for await (const d of streamDeadLetters(db, cfg, {}, ITEM_LIMIT))
           items.push({ id: d.id, kind: d.kind, attempts: d.attempts, failedAt: d.failedAt, lastError: d.lastError });
-      const top = s.byErrorClass[0];
-      return {
-        count: s.total,
-        worst: top ? `${top.count}× ${top.errorClass} (${top.kinds.join(', ')})` : null,
-        items,
-        breakdown: Object.fromEntries(s.byKind.map((k) => [k.kind, k.count])),
-      };
+      return errorGroupFindings(s, items);
     }),
 };

@@ -47,3 +47,17 @@ export async function withDb<T>(deps: CheckDeps, fn: (db: Database) => Promise<T
 }
 
 export const jobsNotConfigured = (c: Config) => (c.jobs.queue === null ? 'jobs.queue is not configured' : null);
+
+/** Findings of a listing grouped by error class (dead letters, discarded jobs): the largest class is the worst example. */
+export function errorGroupFindings(
+  s: { total: number; byKind: Array<{ kind: string; count: number }>; byErrorClass: Array<{ errorClass: string; count: number; kinds: string[] }> },
+  items: Record<string, unknown>[],
+): CheckFindings {
+  const top = s.byErrorClass[0];
+  return {
+    count: s.total,
+    worst: top ? `${top.count}× ${top.errorClass} (${top.kinds.join(', ')})` : null,
+    items,
+    breakdown: Object.fromEntries(s.byKind.map((k) => [k.kind, k.count])),
+  };
+}

@@ -1,4 +1,4 @@
-import { ITEM_LIMIT, withDb, type CheckDefinition, jobsNotConfigured } from './definition.js';
+import { ITEM_LIMIT, errorGroupFindings, withDb, type CheckDefinition, jobsNotConfigured } from './definition.js';
 
 export const discardedJobsCheck: CheckDefinition = {
   check: 'discarded-jobs',
@@ -17,12 +17,6 @@ export const discardedJobsCheck: CheckDefinition = {
       if (s.total)
         for await (const d of streamDiscardedJobs(db, q, f, ITEM_LIMIT))
           items.push({ id: d.id, kind: d.kind, state: d.state, attempt: d.attempt, finalizedAt: d.finalizedAt, lastError: d.lastError });
-      const top = s.byErrorClass[0];
-      return {
-        count: s.total,
-        worst: top ? `${top.count}× ${top.errorClass} (${top.kinds.join(', ')})` : null,
-        items,
-        breakdown: Object.fromEntries(s.byKind.map((k) => [k.kind, k.count])),
-      };
+      return errorGroupFindings(s, items);
     }),
 };
