@@ -160,7 +160,8 @@ Examples:
 
 Each row is re-checked at write time (status and age, compare-and-set) and reported as
 reaped, race-lost (the worker finished first and wins), skipped-locked or errored.
-Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another reaper running.
+Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another reaper running,
+4 an internal error (a bug in opsctl).
 `;
 
 export function registerExecutionCommands(program: Command, r: Registrar): void {

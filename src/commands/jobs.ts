@@ -302,7 +302,8 @@ Examples:
 Never unscoped: give ids, a filter or --all. Each job is re-checked at write time
 (compare-and-set on the state the plan saw) and reported as retried,
 not-discarded-anymore (someone else got there first), skipped-locked or errored.
-Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running.
+Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running,
+4 an internal error (a bug in opsctl).
 `;
 const RESCUE_EXAMPLES = `
 Examples:
@@ -313,7 +314,8 @@ Examples:
 A rescued job that was in fact still running may run twice: the threshold must exceed the
 longest legitimate run. Outcomes: rescued-retryable, rescued-discarded (no attempts left),
 race-lost (its worker finished or it was fetched again since the plan), skipped-locked, errored.
-Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running.
+Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running,
+4 an internal error (a bug in opsctl).
 `;
 
 export function registerJobCommands(program: Command, r: Registrar): void {

@@ -283,7 +283,8 @@ Examples:
 Never unscoped: pass ids, a filter (--kind, --since) or --all. Each row is re-checked at
 write time (still dead, not applied) and reported as retried, not-dead-anymore,
 skipped-locked, refused (unknown kind) or errored. last_error is kept.
-Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another opsctl running.
+Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another opsctl running,
+4 an internal error (a bug in opsctl).
 `;
 const PURGE_EXAMPLES = `
 Examples:
