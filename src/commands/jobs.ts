@@ -9,7 +9,7 @@ import type { DiscardedJob } from '../checks/discarded-jobs.js';
 import type { PlannedRescue, StuckJob } from '../checks/stuck-jobs.js';
 import { usageError } from '../errors.js';
 import { formatAge, formatDuration, parseDuration } from '../durations.js';
-import { addApplyFlags, parseCount, parsePositive } from './shared-flags.js';
+import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface StuckFlags {
   olderThan?: string;
@@ -23,13 +23,6 @@ interface DiscardedFlags {
   since?: string;
   limit?: string;
   includeCancelled?: boolean;
-}
-interface ApplyFlags {
-  apply?: boolean;
-  max?: string;
-  batchSize?: string;
-  reason?: string;
-  wait?: boolean;
 }
 type RetryFlags = ApplyFlags & Omit<DiscardedFlags, 'limit'> & { all?: boolean };
 type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'>;
@@ -53,24 +46,11 @@ export interface JobDiscardedOptions extends JobSelection {
   includeCancelled: boolean;
   limit: number;
 }
-export interface JobApplyOptions {
-  apply: boolean;
-  max?: number;
-  batchSize?: number;
-  reason?: string;
-  wait: boolean;
-}
+export type JobApplyOptions = ApplyOptions;
 export type JobRetryOptions = JobApplyOptions & Omit<JobDiscardedOptions, 'limit'> & { ids: string[]; all: boolean };
 export type JobRescueOptions = JobApplyOptions & Omit<JobStuckOptions, 'limit'>;
 
 const durationFlag = (v: string | undefined, flag: string) => (v === undefined ? undefined : parseDuration(v, flag));
-const applyOptions = (f: ApplyFlags): JobApplyOptions => ({
-  apply: Boolean(f.apply),
-  max: f.max === undefined ? undefined : parseCount(f.max, '--max'),
-  batchSize: f.batchSize === undefined ? undefined : parsePositive(f.batchSize, '--batch-size'),
-  reason: f.reason,
-  wait: Boolean(f.wait),
-});
 
 export function jobStuckOptions(f: StuckFlags): JobStuckOptions {
   return { kind: f.kind, queue: f.queue, olderThanMs: durationFlag(f.olderThan, '--older-than'), limit: f.limit === undefined ? STUCK_LIMIT : parseCount(f.limit, '--limit') };

@@ -12,7 +12,7 @@ import type { PlannedDeadLetter } from '../checks/dead-letter-remedies.js';
 import type { PendingPropagation } from '../checks/pending-propagations.js';
 import { usageError } from '../errors.js';
 import { formatAge, formatDuration, parseDuration } from '../durations.js';
-import { addApplyFlags, parseCount, parsePositive } from './shared-flags.js';
+import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface DeadLetterFlags {
   kind?: string;
@@ -23,13 +23,6 @@ interface PendingFlags {
   overdue?: string;
   kind?: string;
   limit?: string;
-}
-interface ApplyFlags {
-  apply?: boolean;
-  max?: string;
-  batchSize?: string;
-  reason?: string;
-  wait?: boolean;
 }
 interface RetryFlags extends ApplyFlags {
   kind?: string;
@@ -59,24 +52,11 @@ export interface PendingOptions {
   kind?: string;
   limit: number;
 }
-export interface RemedyOptions {
-  apply: boolean;
-  max?: number;
-  batchSize?: number;
-  reason?: string;
-  wait: boolean;
-}
+export type RemedyOptions = ApplyOptions;
 export type DeadLetterRetryOptions = RemedyOptions & Omit<DeadLetterListOptions, 'limit'> & { ids: string[]; all: boolean; includeUnknownKinds: boolean };
 export type PurgeOptions = RemedyOptions & { olderThan: { text: string; ms: number }; kind?: string; expect?: number };
 
 const since = (v: string | undefined) => (v === undefined ? undefined : { text: v, ms: parseDuration(v, '--since') });
-const remedyOptions = (f: ApplyFlags): RemedyOptions => ({
-  apply: Boolean(f.apply),
-  max: f.max === undefined ? undefined : parseCount(f.max, '--max'),
-  batchSize: f.batchSize === undefined ? undefined : parsePositive(f.batchSize, '--batch-size'),
-  reason: f.reason,
-  wait: Boolean(f.wait),
-});
 
 export function deadLetterListOptions(f: DeadLetterFlags): DeadLetterListOptions {
   return { kind: f.kind, since: since(f.since), limit: f.limit === undefined ? DEAD_LETTER_LIMIT : parseCount(f.limit, '--limit') };
@@ -93,13 +73,13 @@ export function pendingOptions(f: PendingFlags): PendingOptions {
 export function deadLetterRetryOptions(ids: string[], f: RetryFlags): DeadLetterRetryOptions {
   if (ids.length === 0 && f.kind === undefined && f.since === undefined && !f.all)
     throw usageError('retry needs a scope: pass dead-letter ids, a filter (--kind, --since) or --all; nothing was changed.');
-  return { ...remedyOptions(f), ids, all: Boolean(f.all), kind: f.kind, since: since(f.since), includeUnknownKinds: Boolean(f.includeUnknownKinds) };
+  return { ...applyOptions(f), ids, all: Boolean(f.all), kind: f.kind, since: since(f.since), includeUnknownKinds: Boolean(f.includeUnknownKinds) };
 }
 
 export function purgeOptions(f: PurgeFlags): PurgeOptions {
   if (f.olderThan === undefined) throw usageError('purge needs --older-than D (e.g. 30d): only dead letters older than that are deleted.');
   return {
-    ...remedyOptions(f),
+    ...applyOptions(f),
     olderThan: { text: f.olderThan, ms: parseDuration(f.olderThan, '--older-than') },
     kind: f.kind,
     expect: f.expect === undefined ? undefined : parseCount(f.expect, '--expect'),
