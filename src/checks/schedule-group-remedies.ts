@@ -17,8 +17,14 @@ import type { GroupRecord } from './schedule-groups.js';
  * `gone`, one that became foreign is refused. Each applied change carries its audit entry.
  */
 
-/** The engine's view of Scheduler: no transaction; every write is re-checked per group instead. */
-export function schedulerHost(api: SchedulerApi, extra: { lock?: RemedyHost<SchedulerApi>['lock'] } = {}): RemedyHost<SchedulerApi> {
+/** Where audit entries go: the database audit table when configured, else the local journal. */
+export type AuditSink = (entries: AuditEntry[]) => Promise<void>;
+
+/**
+ * The engine's view of Scheduler: no transaction; every write is re-checked per group instead.
+ * `lock`: the account+region lock; `audit`: where the engine's audit entries go (none: not recorded).
+ */
+export function schedulerHost(api: SchedulerApi, extra: { lock?: RemedyHost<SchedulerApi>['lock']; audit?: AuditSink } = {}): RemedyHost<SchedulerApi> {
   return {
     target: api,
     lock: extra.lock ?? (async () => ({ release: async () => {} })),
@@ -27,6 +33,17 @@ export function schedulerHost(api: SchedulerApi, extra: { lock?: RemedyHost<Sche
     isFatal: isFatalAwsError,
     describeError: (e) => translateAwsError(e, 'call', api).message,
     translate: (e) => translateAwsError(e, 'call', api),
+    // No transaction to share with AWS: the engine hands each batch's entries over once the
+    // changes were verified by read-back. A failure to record them is fatal (an OpsctlError),
+    // so the engine stops instead of re-applying the batch item by item.
+    writeAudit: async (_api, _destination, entries) => {
+      if (!extra.audit || entries.length === 0) return;
+      try {
+        await extra.audit(entries);
+      } catch (e) {
+        throw dependencyError(`${entries.length} change(s) were made in AWS but their audit could not be recorded: ${(e as Error).message}`, e);
+      }
+    },
   };
 }
 
@@ -41,8 +58,8 @@ export interface GroupPlan extends PlannedItem {
   diff: string;
 }
 
-/** An outcome with the audit entry of its AWS change (applied outcomes only). */
-export type GroupOutcome = ItemOutcome & { audit?: AuditEntry };
+/** An outcome; an applied one carries the audit entry of its AWS change (the engine records it). */
+export type GroupOutcome = ItemOutcome;
 
 export interface WriteOptions {
   cfg: ScheduleGroupsConfig;
@@ -314,30 +331,4 @@ async function createGroup(api: SchedulerApi, o: WriteOptions, p: GroupPlan): Pr
   const detail = `${p.action === 'recreate' ? 're-created after the deletion completed' : 'created'} (state ${g?.State ?? 'unknown'}) with ${Object.keys(tags).length} tags`;
   const changes = Object.entries(tags).map(([key, to]) => ({ key, from: null, to }));
   return { id: p.id, outcome: 'applied', label: 'created', detail, audit: groupAudit(o, api, 'created', p, g?.Arn ?? null, changes, detail) };
-}
-
-/** Where audit entries go: the database audit table when configured, else the local journal. */
-export type AuditSink = (entries: AuditEntry[]) => Promise<void>;
-
-/**
- * Hands every batch's audit entries (of applied outcomes) to `sink` after the batch: AWS has
- * no transaction to share, so an entry is written once its change is verified by read-back.
- */
-export function withAudit<P extends PlannedItem, C>(remedy: Remedy<P, C>, sink: AuditSink): Remedy<P, C> {
-  return {
-    ...remedy,
-    async applyBatch(target, batch) {
-      const out = (await remedy.applyBatch(target, batch)) as GroupOutcome[];
-      const entries = out.filter((r) => r.outcome === 'applied' && r.audit).map((r) => r.audit as AuditEntry);
-      if (entries.length) {
-        try {
-          await sink(entries);
-        } catch (e) {
-          // Fatal (an OpsctlError): the engine must stop, not re-apply the batch item by item.
-          throw dependencyError(`${entries.length} change(s) were made in AWS but their audit could not be recorded: ${(e as Error).message}`, e);
-        }
-      }
-      return out;
-    },
-  };
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import { describe } from './descriptions.js';
+import type { Registrar } from './registrar.js';
 
 /** Dotted key → value rows, for the table form: one line per setting, arrays kept whole. */
 function flatten(value: unknown, prefix = ''): Array<{ key: string; value: string }> {

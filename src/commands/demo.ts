@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import { describe } from './descriptions.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
 
 interface DemoFlags {
@@ -32,7 +32,8 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<nu
   const pg = (await import('pg')).default;
   const { startSchedulerEmulator } = await import('../emulator/scheduler-emulator.js');
   const { seedDatabase, seedScheduler, demoConfig } = await import('../demo/seed.js');
-  const { runCli } = await import('../cli.js');
+  const runCli = ctx.deps.runCli;
+  if (!runCli) throw new Error('the demo needs deps.runCli to replay its commands');
 
   const workDir = mkdtempSync(join(tmpdir(), 'opsctl-demo-'));
   let server: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;

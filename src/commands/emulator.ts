@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import { describe } from './descriptions.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
 import { parseCount } from './shared-flags.js';
 
