@@ -34,13 +34,15 @@ describe('1. a group that turns DELETING between plan and write', () => {
     // Plan: GetScheduleGroup + ListTagsForResource (2 reads); the write-time re-read sees DELETING.
     emu.addFault('deleting=g1,after-reads=2');
     const started = Date.now();
-    const r = await cli(['--config', sgConfig(), 'adopt', 'schedule-group', 'g1', '--apply', '-o', 'json'], awsEnv(emu));
+    // The reference engine's bound (15 tries 2 s apart): retrying a DELETING group would take 28 s.
+    const cfg = sgConfig({ conflictRetries: 15, conflictDelay: '2s' });
+    const r = await cli(['--config', cfg, 'adopt', 'schedule-group', 'g1', '--apply', '-o', 'json'], awsEnv(emu));
     expect(r.json().items[0]).toMatchObject({ name: 'g1', outcome: 'refused' });
     expect(r.json().items[0].detail).toMatch(/being deleted/);
     expect(calls('TagResource')).toBe(0);
     expect(r.json().summary).toMatchObject({ refused: 1, adopted: 0, errored: 0, conflictsRetried: 0 });
     expect(r.code).toBe(1);
-    expect(Date.now() - started).toBeLessThan(5000);
+    expect(Date.now() - started).toBeLessThan(10_000); // at once, not after 14 × 2 s of retries
     expect(tagsOf('g1')).toEqual({ env: 'prod' });
   });
 
@@ -89,10 +91,15 @@ describe('2. the deleting class', () => {
 
   it('reconcile --create-missing plans the re-create and rides the DELETING window: waits for the deletion, then creates', async () => {
     emu.seedGroup('phoenix', { ...owner('phoenix'), team: 'payments', extra: 'old' });
-    emu.addFault('deleting=phoenix,for=400ms');
-    const cfg = sgConfig({ expected: ['phoenix'], conflictRetries: 100, conflictDelay: '20ms' });
+    emu.addFault('deleting=phoenix'); // the plan, with a window that stays open
+    const cfg = sgConfig({ expected: ['phoenix'], conflictRetries: 100, conflictDelay: '50ms' });
     const dry = await cli(['--config', cfg, 'schedule-groups', 'reconcile', '--create-missing', '-o', 'json'], awsEnv(emu));
     expect(dry.json().items[0]).toMatchObject({ name: 'phoenix', class: 'deleting', action: 'recreate', outcome: 'planned' });
+    // The apply, against a window that closes 2 s after it opened (well inside 100 × 50 ms).
+    await emu.close();
+    emu = await emulator();
+    emu.seedGroup('phoenix', { ...owner('phoenix'), team: 'payments', extra: 'old' });
+    emu.addFault('deleting=phoenix,for=2s');
     const r = await cli(['--config', cfg, 'schedule-groups', 'reconcile', '--create-missing', '--apply', '-o', 'json'], awsEnv(emu));
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

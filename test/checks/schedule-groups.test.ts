@@ -185,9 +185,10 @@ describe('schedule-groups reconcile', () => {
 
   it('a group deleted out of band is re-created through its DELETING window (the reference engine\'s redeploy)', async () => {
     await emu.close();
-    emu = await emulator({ deletingMs: 150 });
+    // A window long enough that the run surely starts inside it, even on a loaded machine.
+    emu = await emulator({ deletingMs: 2000 });
     emu.seedGroup('phoenix', { ...owner('phoenix'), team: 'payments' });
-    const cfg = sgConfig({ expected: ['phoenix'], conflictRetries: 100, conflictDelay: '10ms' });
+    const cfg = sgConfig({ expected: ['phoenix'], conflictRetries: 100, conflictDelay: '50ms' });
     const { SchedulerClient, DeleteScheduleGroupCommand } = await import('@aws-sdk/client-scheduler');
     const c = new SchedulerClient({ region: 'us-east-1', endpoint: emu.url, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
     await c.send(new DeleteScheduleGroupCommand({ Name: 'phoenix' }));
