@@ -22,6 +22,10 @@ export async function runCheck(ctx: CommandContext, flags: CheckFlags): Promise<
   const { CHECK_GROUPS, runChecks, checkExitCode } = await import('../checks/all-checks.js');
   const only = splitList(flags.only) as CheckGroup[] | undefined;
   for (const g of only ?? []) if (!(CHECK_GROUPS as readonly string[]).includes(g)) throw usageError(`--only ${g} is not a check: use ${CHECK_GROUPS.join(', ')}.`);
+  if (ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined) {
+    const { runFleetCheck } = await import('../fleet-check.js');
+    return runFleetCheck(ctx, flags, format, only ?? null);
+  }
   const config = await ctx.config();
   const { Database } = await import('../database.js');
   const { expectedNames, openScheduler } = await import('./schedule-groups.js');
@@ -83,6 +87,8 @@ Examples:
   $ opsctl check --only executions,propagations    # just the database checks
   $ opsctl check -o markdown >> "$GITHUB_STEP_SUMMARY"
   $ opsctl check -o prometheus > /var/lib/node_exporter/textfile/opsctl.prom
+  $ opsctl check --all-targets                     # every target of the config, 4 at a time
+  $ opsctl check --target 'prod-*' --shard 0/4 -o json
 
 Exit status: 0 clean, 1 a finding at or above its threshold (check.thresholds),
 2 bad flags or config, 3 a check could not run (reported as unknown, never as clean).
