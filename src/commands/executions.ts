@@ -14,6 +14,7 @@ interface StuckFlags {
 interface ReapFlags extends StuckFlags {
   apply?: boolean;
   max?: string;
+  maxTotal?: string;
   batchSize?: string;
   reason?: string;
   wait?: boolean;
@@ -71,6 +72,9 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
 export async function runReap(ctx: CommandContext, flags: ReapFlags): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
+  const { assertMaxTotal, requiresFleet, runFleetReap } = await import('../fleet-remedies.js');
+  assertMaxTotal(ctx, flags);
+  if (requiresFleet(ctx)) return runFleetReap(ctx, flags);
   const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, flags);
   const config = await ctx.config();
   const max = flags.max === undefined ? cfg.max : parseCount(flags.max, '--max');
@@ -132,6 +136,7 @@ Examples:
   $ opsctl reap --older-than 10m                 # dry run: the plan, nothing changed
   $ opsctl reap --older-than 10m --apply --reason "INC-1234 executor crash"
   $ opsctl reap --older-than 1h --apply --yes --max 5000 -o json
+  $ opsctl reap --all-targets --apply --max 100 --max-total 1000   # plan everywhere, ask once, apply target by target
 
 Each row is re-checked at write time (status and age, compare-and-set) and reported as
 reaped, race-lost (the worker finished first and wins), skipped-locked or errored.
@@ -153,7 +158,8 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
     .command('reap')
     .description(describe('reap'))
     .option('--older-than <duration>', 'threshold, e.g. 10m (default: executions.threshold)')
-    .option('--status <list>', 'stuck statuses, comma-separated (default: executions.stuckStatuses)');
+    .option('--status <list>', 'stuck statuses, comma-separated (default: executions.stuckStatuses)')
+    .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)');
   addApplyFlags(reap, { max: '1000' })
     .addHelpText('after', REAP_EXAMPLES)
     .action(r.wrap((ctx, flags: ReapFlags) => runReap(ctx, flags)));

@@ -25,6 +25,7 @@ interface PendingFlags {
 interface ApplyFlags {
   apply?: boolean;
   max?: string;
+  maxTotal?: string;
   batchSize?: string;
   reason?: string;
   wait?: boolean;
@@ -231,6 +232,12 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
   const sinceMs = flags.since === undefined ? undefined : s.parseDuration(flags.since, '--since');
   const unique = [...new Set(ids)];
   const filter: DeadLetterFilter = { kind: flags.kind, sinceMs, ids: unique.length ? unique : undefined };
+  const { assertMaxTotal, requiresFleet, runFleetRetry } = await import('../fleet-remedies.js');
+  assertMaxTotal(ctx, flags);
+  if (requiresFleet(ctx)) {
+    const scope = [unique.length ? `${unique.length} id(s)` : null, flags.kind !== undefined ? `kind ${flags.kind}` : null, flags.since ? `dead-lettered within ${flags.since}` : null].filter(Boolean).join(', ');
+    return runFleetRetry(ctx, filter, scope, flags);
+  }
   const { retryRemedy } = await import('../checks/dead-letter-remedies.js');
   const { checkIds } = await import('../checks/dead-letters.js');
   return runRemedy(ctx, s, flags, async (db) => {
@@ -318,6 +325,7 @@ Examples:
   $ opsctl propagations retry --kind tier_elevation --since 24h            # dry run: the plan
   $ opsctl propagations retry 3fdd9021-3cc0-43e0-bf5d-cd479871879a --apply --reason "INC-7 fixed"
   $ opsctl propagations retry --all --apply --max 5000 --reason "handler deployed"
+  $ opsctl propagations retry --kind tier_elevation --target 'prod-*' --apply --max-total 2000
 
 Never unscoped: pass ids, a filter (--kind, --since) or --all. Each row is re-checked at
 write time (still dead, not applied) and reported as retried, not-dead-anymore,
@@ -373,7 +381,8 @@ Examples:
     .option('--kind <kind>', 'only this kind')
     .option('--since <duration>', 'only dead-lettered within this long, e.g. 24h')
     .option('--all', 'every dead letter (required when no ids or filter are given)')
-    .option('--include-unknown-kinds', 'also retry kinds not in propagations.knownKinds');
+    .option('--include-unknown-kinds', 'also retry kinds not in propagations.knownKinds')
+    .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)');
   addApplyFlags(retry, { max: '1000' })
     .addHelpText('after', RETRY_EXAMPLES)
     .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, ids, flags)));

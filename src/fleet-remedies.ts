@@ -1,0 +1,302 @@
+import type { CommandContext } from './context.js';
+import type { Column, Tone } from './output.js';
+import type { Database } from './database.js';
+import type { PlannedItem, Remedy, RemediationReport, ReportedItem } from './remediation.js';
+import type { ResolvedTarget } from './targets.js';
+import type { DeadLetterFilter } from './checks/dead-letters.js';
+import { OpsctlError, usageError } from './errors.js';
+import { maskSecrets } from './masking.js';
+import { TargetResources, fleetOptions, runFleet } from './fleet.js';
+import { openTargetDatabase, selectedTargets } from './fleet-check.js';
+import { parseCount, parsePositive, splitList } from './commands/shared-flags.js';
+
+/**
+ * A remedy (reap, propagations retry) over several targets:
+ *   1. plan on every target (read-only, --concurrency at a time, each within --target-timeout);
+ *   2. refuse before any write when a target exceeds --max or the fleet exceeds --max-total;
+ *   3. show the total per target and ask once on a TTY;
+ *   4. apply target by target, each through the one remediation engine (its lock, batches,
+ *      compare-and-set guard and audit), never more than --max-total in all.
+ * A target that cannot be planned is reported (exit 3) and never stops the others.
+ */
+
+export interface FleetApplyFlags {
+  apply?: boolean;
+  max?: string;
+  maxTotal?: string;
+  batchSize?: string;
+  reason?: string;
+  wait?: boolean;
+}
+
+interface Prepared<P extends PlannedItem> {
+  remedy: Remedy<P>;
+  /** The target's own defaults (its config), unless --max / --batch-size are given. */
+  max: number;
+  batchSize: number;
+}
+
+export interface FleetRemedySpec<P extends PlannedItem> {
+  command: string;
+  /** "Reap", "Retry" */
+  verb: string;
+  /** "execution(s)", "dead letter(s)" */
+  noun: string;
+  /** Checks the target's schema and builds the remedy from its effective config. */
+  prepare(t: ResolvedTarget, db: Database, apply: boolean): Promise<Prepared<P>>;
+  /** Columns after `target`, before plan/outcome. */
+  columns: Column<ReportedItem<P>>[];
+  detail: (r: ReportedItem<P>, dryRun: boolean) => unknown;
+  headline: (dryRun: boolean, targets: number) => string;
+}
+
+type Row<P> = ReportedItem<P> & { target: string };
+
+interface TargetReport {
+  target: string;
+  planned: number;
+  summary?: Record<string, unknown>;
+  error?: string;
+  exitCode: number;
+}
+
+const outcomeTone = (o: string): Tone =>
+  ['reaped', 'retried'].includes(o) ? 'good' : o === 'errored' ? 'bad' : o === 'planned' ? 'info' : o === 'cancelled' ? 'dim' : 'warn';
+
+export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext, flags: FleetApplyFlags, spec: FleetRemedySpec<P>): Promise<number> {
+  const { parseFormat } = await import('./output.js');
+  parseFormat(ctx.globals.output);
+  const opts = fleetOptions(ctx.globals);
+  const maxTotal = flags.maxTotal === undefined ? 0 : parseCount(flags.maxTotal, '--max-total');
+  const batchFlag = flags.batchSize === undefined ? undefined : parsePositive(flags.batchSize, '--batch-size');
+  const maxFlag = flags.max === undefined ? undefined : parseCount(flags.max, '--max');
+  const apply = Boolean(flags.apply);
+  const all = await selectedTargets(ctx);
+  const targets = all.filter((t) => t.entry.database);
+  const { remediate } = await import('./remediation.js');
+  const mask = (s: string, extra: string[] = []) => maskSecrets(s, [...extra, ...ctx.secrets()]);
+
+  /** Opens the target, prepares the remedy, runs fn, always closes. */
+  const onTarget = async <R>(t: ResolvedTarget, signal: AbortSignal, fn: (db: Database, p: Prepared<P>, max: number, batchSize: number) => Promise<R>) => {
+    const res = new TargetResources(signal);
+    const secrets: string[] = [];
+    const db = await openTargetDatabase(ctx, t, res, secrets);
+    try {
+      const p = await spec.prepare(t, db, apply);
+      return { value: await fn(db, p, maxFlag ?? p.max, batchFlag ?? p.batchSize), secrets };
+    } catch (e) {
+      if (e instanceof OpsctlError) throw new OpsctlError(mask(e.message, secrets), e.exitCode);
+      throw e;
+    } finally {
+      await db.close();
+    }
+  };
+
+  // 1. Plan everywhere, read-only.
+  const plans = await runFleet(
+    targets,
+    opts,
+    (t, signal) => onTarget(t, signal, async (db, p, max, batchSize) => ({ report: await remediate(db, p.remedy, { apply: false, max, batchSize, wait: false }), max })),
+    (o, done, total) => ctx.progress(`${spec.command}: planned ${done}/${total} targets (last: ${o.target})`),
+  );
+  ctx.progressDone();
+  const planned = new Map<string, { report: RemediationReport<P>; max: number }>();
+  const perTarget: TargetReport[] = [];
+  for (const o of plans) {
+    if (o.ok) {
+      planned.set(o.target, o.value.value);
+      perTarget.push({ target: o.target, planned: Number(o.value.value.report.summary.planned ?? 0), summary: o.value.value.report.summary, exitCode: 0 });
+    } else perTarget.push({ target: o.target, planned: 0, error: mask(o.error), exitCode: o.exitCode });
+  }
+  for (const t of all.filter((x) => !x.entry.database)) perTarget.push({ target: t.name, planned: 0, error: `target ${t.name} has no database: skipped`, exitCode: 0 });
+  perTarget.sort((x, y) => x.target.localeCompare(y.target));
+  const total = perTarget.reduce((n, r) => n + r.planned, 0);
+  const byTarget = (pick: (r: TargetReport) => unknown) => Object.fromEntries(perTarget.map((r) => [r.target, pick(r)]));
+  const perTargetText = perTarget.filter((r) => r.planned > 0).map((r) => `${r.target}: ${r.planned}`).join(', ');
+  const over = perTarget.filter((r) => r.summary?.exceedsMax);
+
+  let rows: Row<P>[] = [];
+  let dryRun = true;
+  if (!apply) {
+    for (const [target, { report }] of planned) rows.push(...report.items.map((i) => ({ target, ...i })));
+  } else {
+    // 2. Refuse before any write: the caps hold for the fleet as a whole.
+    if (over.length)
+      throw usageError(
+        `more than --max ${planned.get(over[0].target)?.max} ${spec.noun} would be changed on target ${over[0].target}${over.length > 1 ? ` (and ${over.length - 1} more target(s))` : ''}; narrow the selection or raise --max. Nothing was changed on any target.`,
+      );
+    if (maxTotal > 0 && total > maxTotal)
+      throw usageError(`${total} ${spec.noun} would be changed across ${perTarget.filter((r) => r.planned > 0).length} target(s) (${perTargetText}), above --max-total ${maxTotal}. Nothing was changed on any target.`);
+    dryRun = false;
+    // 3. Ask once, with the total per target.
+    const go = total === 0 || (await ctx.confirm(`${spec.verb} ${total} ${spec.noun} on ${perTarget.filter((r) => r.planned > 0).length} target(s) (${perTargetText})?`));
+    if (!go) {
+      for (const [target, { report }] of planned) rows.push(...report.items.map((i) => ({ target, ...i, outcome: i.outcome === 'planned' ? 'cancelled' : i.outcome })));
+      for (const r of perTarget) if (r.planned) r.summary = { ...r.summary, cancelled: true };
+    } else {
+      // 4. Target by target: the engine re-plans under each target's lock and guards each row.
+      let used = 0;
+      for (const r of perTarget) {
+        if (r.planned === 0 || r.error) continue;
+        const t = targets.find((x) => x.name === r.target) as ResolvedTarget;
+        const budget = maxTotal > 0 ? maxTotal - used : 0;
+        if (maxTotal > 0 && budget <= 0) {
+          r.error = `not attempted: --max-total ${maxTotal} reached`;
+          r.exitCode = 1;
+          continue;
+        }
+        try {
+          // The apply is not cut off by --target-timeout: an abandoned apply would leave its last batch in doubt. Each statement is bounded by database.statementTimeout.
+          const { value: report } = await onTarget(t, new AbortController().signal, (db, p, max, batchSize) =>
+            remediate(db, p.remedy, {
+              apply: true,
+              max: maxTotal > 0 ? (max > 0 ? Math.min(max, budget) : budget) : max,
+              batchSize,
+              wait: Boolean(flags.wait),
+              onProgress: (done, n) => ctx.progress(`${spec.command} ${t.name}: ${done}/${n} rows`),
+            }),
+          );
+          ctx.progressDone();
+          used += Number(report.summary.planned ?? 0);
+          r.summary = report.summary;
+          r.exitCode = report.exitCode;
+          if (report.warning) r.error = mask(report.warning);
+          rows.push(...report.items.map((i) => ({ target: t.name, ...i })));
+        } catch (e) {
+          ctx.progressDone();
+          r.error = mask(e instanceof OpsctlError ? e.message : ((e as Error)?.message ?? String(e)));
+          r.exitCode = e instanceof OpsctlError ? e.exitCode : 3;
+        }
+      }
+    }
+  }
+
+  const exitCode = Math.max(0, ...perTarget.map((r) => r.exitCode));
+  const sums: Record<string, number> = {};
+  for (const r of perTarget) for (const [k, v] of Object.entries(r.summary ?? {})) if (typeof v === 'number' && !['max', 'longestBatchMs', 'batches'].includes(k)) sums[k] = (sums[k] ?? 0) + v;
+  const failed = perTarget.filter((r) => r.error && r.exitCode > 0);
+  const notes: string[] = [];
+  if (dryRun && total > 0) notes.push(`Dry run: nothing was changed on any target. Re-run with --apply to ${spec.verb.toLowerCase()} these ${spec.noun}.`);
+  if (dryRun && over.length) notes.push(`More than --max on ${over.map((r) => r.target).join(', ')}: --apply would refuse (nothing changed anywhere).`);
+  if (dryRun && maxTotal > 0 && total > maxTotal) notes.push(`${total} planned in all, above --max-total ${maxTotal}: --apply would refuse.`);
+  for (const f of failed) notes.push(`${f.target}: ${f.error}`);
+  const columns: Column<Row<P>>[] = [
+    { header: 'target', value: (r) => r.target },
+    ...(spec.columns as unknown as Column<Row<P>>[]),
+    { header: dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
+    { header: dryRun ? 'detail' : 'detail', value: (r) => spec.detail(r, dryRun), maxWidth: 60 },
+  ];
+  return ctx.emit({
+    command: spec.command,
+    dryRun,
+    items: rows,
+    columns,
+    headline: spec.headline(dryRun, perTarget.length),
+    emptyMessage: `Nothing to ${spec.verb.toLowerCase()} on any of the ${perTarget.length} target(s).`,
+    sections: () => [
+      {
+        title: 'Per target',
+        columns: [
+          { header: 'target', value: (r: TargetReport) => r.target },
+          { header: 'planned', value: (r: TargetReport) => r.planned },
+          ...(dryRun ? [] : [{ header: 'applied', value: (r: TargetReport) => firstNumber(r.summary, ['reaped', 'retried']) }]),
+          { header: 'note', value: (r: TargetReport) => r.error ?? (r.summary?.exceedsMax ? 'above --max' : ''), tone: (r: TargetReport) => (r.exitCode > 0 ? 'bad' : 'dim'), maxWidth: 80 },
+        ],
+        rows: perTarget,
+      },
+    ],
+    notes: () => notes,
+    summary: () => ({
+      targets: perTarget.length,
+      ...sums,
+      ...(maxTotal > 0 ? { maxTotal } : {}),
+      targetsFailed: failed.length,
+      byTarget: byTarget((r) => ({ planned: r.planned, ...(r.summary ?? {}), ...(r.error ? { error: r.error } : {}), exitCode: r.exitCode })),
+    }),
+    exitCode: () => exitCode,
+    warnings: () => (failed.length ? [`${failed.length} of ${perTarget.length} target(s) failed: ${failed.map((f) => f.target).join(', ')}.`] : []),
+  });
+}
+
+const firstNumber = (s: Record<string, unknown> | undefined, keys: string[]) => {
+  for (const k of keys) if (typeof s?.[k] === 'number') return s[k];
+  return '';
+};
+
+export const requiresFleet = (ctx: CommandContext): boolean => Boolean(ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined);
+
+/** --max-total only means something over several targets. */
+export function assertMaxTotal(ctx: CommandContext, flags: FleetApplyFlags): void {
+  if (flags.maxTotal !== undefined && !requiresFleet(ctx)) throw usageError('--max-total caps a run over several targets: use it with --target or --all-targets (one target: --max).');
+}
+
+export interface FleetReapFlags extends FleetApplyFlags {
+  olderThan?: string;
+  status?: string;
+}
+
+export async function runFleetReap(ctx: CommandContext, flags: FleetReapFlags): Promise<number> {
+  const { parseDuration, formatDuration, formatAge } = await import('./durations.js');
+  const { assertExecutionsSchema, reapRemedy } = await import('./checks/stuck-executions.js');
+  const statusFlag = splitList(flags.status);
+  if (flags.olderThan !== undefined) parseDuration(flags.olderThan, '--older-than');
+  return runFleetRemedy(ctx, flags, {
+    command: 'reap',
+    verb: 'Reap',
+    noun: 'execution(s)',
+    async prepare(t, db) {
+      const cfg = t.config.executions;
+      const thresholdMs = parseDuration(flags.olderThan ?? cfg.threshold, flags.olderThan !== undefined ? '--older-than' : `targets.${t.name}: executions.threshold`);
+      await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
+      const statuses = statusFlag ?? cfg.stuckStatuses;
+      return {
+        remedy: reapRemedy(cfg, { thresholdMs, statuses, limit: 0, reason: flags.reason, actor: t.config.actor, audit: t.config.audit }),
+        max: cfg.max,
+        batchSize: cfg.batchSize,
+      };
+    },
+    columns: [
+      { header: 'id', value: (r) => r.id },
+      { header: 'status', value: (r) => r.status },
+      { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
+    ],
+    detail: (r, dry) => (dry ? r.reason : (r.detail ?? r.reason)),
+    headline: (dry, n) =>
+      `${dry ? 'Plan: reap' : 'Reap of'} stuck executions on ${n} target(s)${flags.olderThan ? ` older than ${formatDuration(parseDuration(flags.olderThan))}` : " (each target's executions.threshold)"}`,
+  });
+}
+
+export interface FleetRetryFlags extends FleetApplyFlags {
+  includeUnknownKinds?: boolean;
+}
+
+export async function runFleetRetry(ctx: CommandContext, filter: DeadLetterFilter, scope: string, flags: FleetRetryFlags): Promise<number> {
+  const { formatAge } = await import('./durations.js');
+  const { assertPropagationsSchema, assertAuditSchema } = await import('./checks/propagations-table.js');
+  const { retryRemedy } = await import('./checks/dead-letter-remedies.js');
+  return runFleetRemedy(ctx, flags, {
+    command: 'propagations retry',
+    verb: 'Retry',
+    noun: 'dead letter(s)',
+    async prepare(t, db, apply) {
+      const cfg = t.config.propagations;
+      await db.readOnly(async (ro) => {
+        await assertPropagationsSchema(ro, cfg);
+        if (apply) await assertAuditSchema(ro, t.config.audit);
+      });
+      return {
+        remedy: retryRemedy(cfg, { filter, includeUnknownKinds: Boolean(flags.includeUnknownKinds), reason: flags.reason, actor: t.config.actor, audit: t.config.audit }),
+        max: cfg.max,
+        batchSize: cfg.batchSize,
+      };
+    },
+    columns: [
+      { header: 'id', value: (r) => r.id },
+      { header: 'kind', value: (r) => r.kind },
+      { header: 'attempts', value: (r) => r.attempts },
+      { header: 'dead for', value: (r) => formatAge(r.ageSeconds * 1000) },
+    ],
+    detail: (r, dry) => r.refusal ?? (dry ? r.lastError : (r.detail ?? r.lastError)),
+    headline: (dry, n) => `${dry ? 'Plan: retry' : 'Retry of'} dead letters (${scope || 'all'}) on ${n} target(s): clear failed_at, attempts → 0, due now`,
+  });
+}
