@@ -187,10 +187,13 @@ async function emitFleetCheck(ctx: CommandContext, format: OutputFormat, results
     { header: 'worst example', value: (r) => (r.status === 'unknown' || r.status === 'skipped' ? r.error : r.worst) ?? '', maxWidth: 80 },
   ];
   const durations = new Map(outcomes.map((o) => [o.target, o.durationMs]));
+  // A table of 50 targets is read by a person: the skipped rows (unconfigured checks) only in json.
+  const skipped = results.filter((r) => r.status === 'skipped').length;
   return ctx.emit({
     command: 'check',
     dryRun: true,
-    items: results,
+    items: format === 'table' ? results.filter((r) => r.status !== 'skipped') : results,
+    notes: () => (format === 'table' && skipped ? [`${skipped} skipped check(s) not shown (not configured for their target; -o json lists them).`] : []),
     columns,
     headline: `opsctl check (read-only) on ${names.length} target(s)${shard ? `, shard ${shard}` : ''}`,
     emptyMessage: 'No target selected (the shard is empty).',

@@ -42,6 +42,8 @@ export interface FleetRemedySpec<P extends PlannedItem> {
   verb: string;
   /** "execution(s)", "dead letter(s)" */
   noun: string;
+  /** The engine's applied word ("reaped"); more precise labels start with it ("rescued-retryable"). */
+  applied: string;
   /** Checks the target's schema and builds the remedy from its effective config. */
   prepare(t: ResolvedTarget, db: Database, apply: boolean): Promise<Prepared<P>>;
   /** Columns after `target`, before plan/outcome. */
@@ -61,7 +63,7 @@ interface TargetReport {
 }
 
 const outcomeTone = (o: string): Tone =>
-  ['reaped', 'retried'].includes(o) ? 'good' : o === 'errored' ? 'bad' : o === 'planned' ? 'info' : o === 'cancelled' ? 'dim' : 'warn';
+  /^(reaped|retried|rescued)/.test(o) ? 'good' : o === 'errored' ? 'bad' : o === 'planned' ? 'info' : o === 'cancelled' ? 'dim' : 'warn';
 
 export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext, flags: FleetApplyFlags, spec: FleetRemedySpec<P>): Promise<number> {
   const { parseFormat } = await import('./output.js');
@@ -199,7 +201,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
         columns: [
           { header: 'target', value: (r: TargetReport) => r.target },
           { header: 'planned', value: (r: TargetReport) => r.planned },
-          ...(dryRun ? [] : [{ header: 'applied', value: (r: TargetReport) => firstNumber(r.summary, ['reaped', 'retried']) }]),
+          ...(dryRun ? [] : [{ header: spec.applied, value: (r: TargetReport) => rows.filter((x) => x.target === r.target && x.outcome.startsWith(spec.applied)).length }]),
           { header: 'note', value: (r: TargetReport) => r.error ?? (r.summary?.exceedsMax ? 'above --max' : ''), tone: (r: TargetReport) => (r.exitCode > 0 ? 'bad' : 'dim'), maxWidth: 80 },
         ],
         rows: perTarget,
@@ -218,10 +220,6 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
   });
 }
 
-const firstNumber = (s: Record<string, unknown> | undefined, keys: string[]) => {
-  for (const k of keys) if (typeof s?.[k] === 'number') return s[k];
-  return '';
-};
 
 export const requiresFleet = (ctx: CommandContext): boolean => Boolean(ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined);
 
@@ -244,6 +242,7 @@ export async function runFleetReap(ctx: CommandContext, flags: FleetReapFlags): 
     command: 'reap',
     verb: 'Reap',
     noun: 'execution(s)',
+    applied: 'reaped',
     async prepare(t, db) {
       const cfg = t.config.executions;
       const thresholdMs = parseDuration(flags.olderThan ?? cfg.threshold, flags.olderThan !== undefined ? '--older-than' : `targets.${t.name}: executions.threshold`);
@@ -278,6 +277,7 @@ export async function runFleetRetry(ctx: CommandContext, filter: DeadLetterFilte
     command: 'propagations retry',
     verb: 'Retry',
     noun: 'dead letter(s)',
+    applied: 'retried',
     async prepare(t, db, apply) {
       const cfg = t.config.propagations;
       await db.readOnly(async (ro) => {
@@ -298,5 +298,53 @@ export async function runFleetRetry(ctx: CommandContext, filter: DeadLetterFilte
     ],
     detail: (r, dry) => r.refusal ?? (dry ? r.lastError : (r.detail ?? r.lastError)),
     headline: (dry, n) => `${dry ? 'Plan: retry' : 'Retry of'} dead letters (${scope || 'all'}) on ${n} target(s): clear failed_at, attempts → 0, due now`,
+  });
+}
+
+export interface FleetRescueFlags extends FleetApplyFlags {
+  olderThan?: string;
+  kind?: string;
+  queue?: string;
+}
+
+/** jobs rescue over targets: each target's own queue preset (jobs.queue, in its overrides or the top level). */
+export async function runFleetRescue(ctx: CommandContext, flags: FleetRescueFlags): Promise<number> {
+  const { formatAge, formatDuration, parseDuration } = await import('./durations.js');
+  const { assertQueueSchema, rescueThresholdMs, resolveQueue } = await import('./checks/jobs-presets.js');
+  const { rescueRemedy } = await import('./checks/stuck-jobs.js');
+  if (flags.olderThan !== undefined) parseDuration(flags.olderThan, '--older-than');
+  return runFleetRemedy(ctx, flags, {
+    command: 'jobs rescue',
+    verb: 'Rescue',
+    noun: 'stuck job(s)',
+    applied: 'rescued',
+    async prepare(t, db, apply) {
+      let q;
+      try {
+        q = resolveQueue(t.config);
+      } catch (e) {
+        throw usageError(`target ${t.name}: ${(e as Error).message}`);
+      }
+      const thresholdMs = rescueThresholdMs(q, flags.olderThan);
+      await db.readOnly(async (ro) => {
+        await assertQueueSchema(ro, q);
+        if (apply && t.config.audit.table) await ro.assertColumns('audit', t.config.audit.table, t.config.audit.schema, {});
+      });
+      return {
+        remedy: rescueRemedy(q, { filter: { thresholdMs, kind: flags.kind, queue: flags.queue }, reason: flags.reason, actor: t.config.actor, audit: t.config.audit }),
+        max: q.cfg.max,
+        batchSize: q.cfg.batchSize,
+      };
+    },
+    columns: [
+      { header: 'id', value: (r) => r.id },
+      { header: 'kind', value: (r) => r.kind },
+      { header: 'state', value: (r) => r.state },
+      { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
+      { header: 'would become', value: (r) => r.wouldBecome },
+    ],
+    detail: (r, dry) => (dry ? r.reason : (r.detail ?? r.reason)),
+    headline: (dry, n) =>
+      `${dry ? 'Plan: rescue' : 'Rescue of'} stuck jobs on ${n} target(s)${flags.olderThan ? ` older than ${formatDuration(parseDuration(flags.olderThan))}` : " (each target's queue rule)"}`,
   });
 }

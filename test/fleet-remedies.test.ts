@@ -174,3 +174,35 @@ describe('opsctl propagations retry over targets', () => {
     expect(r.json().items.every((i: any) => ['a', 'c'].includes(i.target) && i.outcome === 'retried')).toBe(true);
   });
 });
+
+describe('opsctl jobs rescue over targets', () => {
+  it("each target with its own queue preset (overrides); plans, applies target by target; a target without a queue is refused", async () => {
+    const { REFERENCE_SCHEMA_SQL } = await import('../src/reference/schema.js');
+    const { RIVER_SCHEMA_SQL } = await import('../src/reference/queues/river.js');
+    const [r1, r2] = await Promise.all([freshDatabase('fr_river1', REFERENCE_SCHEMA_SQL + RIVER_SCHEMA_SQL), freshDatabase('fr_river2', REFERENCE_SCHEMA_SQL + RIVER_SCHEMA_SQL)]);
+    try {
+      const runningJobs = (d: Db, n: number) =>
+        d.client.query(
+          `INSERT INTO river_job (state, kind, queue, args, attempt, max_attempts, attempted_at, attempted_by, scheduled_at)
+           SELECT 'running', 'send_email', 'default', '{}', 1, 3, now() - interval '2 hours', ARRAY['host-1'], now() - interval '3 hours' FROM generate_series(1, ${n})`,
+        );
+      await runningJobs(r1, 2);
+      await runningJobs(r2, 1);
+      const river = (d: Db) => ({ database: { url: noPassword(d.url), passwordEnv: 'PW' }, overrides: { jobs: { queue: 'river' } } });
+      const f = join(dir, 'jobs.json');
+      writeFileSync(f, JSON.stringify({ targets: { r1: river(r1), r2: river(r2), plain: { database: { url: noPassword(c.url), passwordEnv: 'PW' } } } }));
+      const dry = await cli(['--config', f, 'jobs', 'rescue', '--target', 'r*', '-o', 'json'], env());
+      expect(dry.code).toBe(0);
+      expect(dry.json().summary).toMatchObject({ planned: 3, byTarget: { r1: { planned: 2 }, r2: { planned: 1 } } });
+      const noQueue = await cli(['--config', f, 'jobs', 'rescue', '--all-targets', '-o', 'json'], env());
+      expect(noQueue.code).toBe(2);
+      expect(noQueue.json().summary.byTarget.plain.error).toMatch(/target plain: no job queue is configured/);
+      const r = await cli(['--config', f, 'jobs', 'rescue', '--target', 'r*', '--apply', '--max-total', '3', '-o', 'json'], env());
+      expect(r.code).toBe(0);
+      expect(r.json().summary).toMatchObject({ planned: 3, 'rescued-retryable': 3 });
+      for (const d of [r1, r2]) expect(await count(d, "SELECT count(*)::int AS n FROM river_job WHERE state = 'running'")).toBe(0);
+    } finally {
+      await Promise.all([r1.drop(), r2.drop()]);
+    }
+  });
+});

@@ -31,7 +31,7 @@ interface ApplyFlags {
   wait?: boolean;
 }
 type RetryFlags = ApplyFlags & Omit<DiscardedFlags, 'limit'> & { all?: boolean };
-type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'>;
+type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'> & { maxTotal?: string };
 
 const STUCK_LIMIT = 1000;
 const DISCARDED_LIMIT = 100;
@@ -243,6 +243,9 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
 }
 
 export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promise<number> {
+  const { assertMaxTotal, requiresFleet, runFleetRescue } = await import('../fleet-remedies.js');
+  assertMaxTotal(ctx, flags);
+  if (requiresFleet(ctx)) return runFleetRescue(ctx, flags);
   const { config, q, formatAge, formatDuration } = await setup(ctx);
   const { assertQueueSchema, rescueThresholdMs } = await import('../checks/jobs-presets.js');
   const thresholdMs = rescueThresholdMs(q, flags.olderThan);
@@ -381,7 +384,8 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .description("Rescue stuck jobs the way the queue's own rescuer does (dry run unless --apply)")
     .option('--older-than <duration>', "threshold (default: jobs.rescueAfter, else the queue's own rule)")
     .option('--kind <kind>', 'only jobs of this kind')
-    .option('--queue <name>', 'only jobs in this named queue');
+    .option('--queue <name>', 'only jobs in this named queue')
+    .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)');
   addApplyFlags(rescue, { max: '1000' })
     .addHelpText('after', RESCUE_EXAMPLES)
     .action(r.wrap((ctx, flags: RescueFlags) => runRescue(ctx, flags)));
