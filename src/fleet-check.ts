@@ -49,14 +49,44 @@ export async function openTargetDatabase(ctx: CommandContext, t: ResolvedTarget,
   return res.track(db, (d) => d.close());
 }
 
+/** The target's expected schedule groups: its config list, or expectedQuery on its own database. */
+export async function targetExpectedGroups(ctx: CommandContext, t: ResolvedTarget, res: TargetResources, secrets: string[]): Promise<string[] | null> {
+  const sg = t.config.scheduleGroups;
+  if (sg.expected) return sg.expected;
+  if (!sg.expectedQuery || !t.entry.database) return null;
+  const db = await openTargetDatabase(ctx, t, res, secrets);
+  try {
+    return await db.readOnly(async (ro) => {
+      const rows = await ro.query<Record<string, unknown>>(sg.expectedQuery as string);
+      return rows.map((r) => String(Object.values(r)[0])).filter(Boolean);
+    });
+  } finally {
+    await db.close();
+  }
+}
+
+/** A Scheduler client for one region of the target's account; destroyed on its deadline. */
+export async function openTargetScheduler(ctx: CommandContext, t: ResolvedTarget, region: string, res: TargetResources) {
+  const { createSchedulerApi } = await import('./aws.js');
+  const { parseDuration } = await import('./durations.js');
+  const aws = t.entry.aws;
+  const sg = t.config.scheduleGroups;
+  const api = await createSchedulerApi({
+    env: ctx.io.env,
+    region,
+    profile: aws?.profile ?? ctx.io.env.AWS_PROFILE ?? null,
+    endpoint: aws?.endpoints?.[region] ?? sg.endpoint,
+    requestTimeoutMs: parseDuration(sg.requestTimeout, 'scheduleGroups.requestTimeout'),
+  });
+  return res.track(api, (a) => a.client.destroy());
+}
+
 export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags, format: OutputFormat, only: CheckGroup[] | null): Promise<number> {
   if (flags.region !== undefined || flags.profile !== undefined || flags.endpointUrl !== undefined)
     throw usageError('--region, --profile and --endpoint-url do not combine with --target/--all-targets: each target names its own (targets.NAME.aws).');
   const opts = fleetOptions(ctx.globals);
   const targets = await selectedTargets(ctx);
   const { CHECKS, runChecks } = await import('./checks/all-checks.js');
-  const { createSchedulerApi } = await import('./aws.js');
-  const { parseDuration } = await import('./durations.js');
 
   const selectedDefs = (groups: CheckGroup[]) => CHECKS.filter((d) => groups.includes(d.group) && (!only || only.includes(d.group)));
   /** The rows a target would have produced, all with one status: for skipped parts and failed targets. */
@@ -85,19 +115,7 @@ export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags,
     const secrets: string[] = [];
     const openDb = () => openTargetDatabase(ctx, t, res, secrets);
     const sg = t.config.scheduleGroups;
-    const expectedGroups = async (): Promise<string[] | null> => {
-      if (sg.expected) return sg.expected;
-      if (!sg.expectedQuery || !t.entry.database) return null;
-      const db = await openDb();
-      try {
-        return await db.readOnly(async (ro) => {
-          const rows = await ro.query<Record<string, unknown>>(sg.expectedQuery as string);
-          return rows.map((r) => String(Object.values(r)[0])).filter(Boolean);
-        });
-      } finally {
-        await db.close();
-      }
-    };
+    const expectedGroups = () => targetExpectedGroups(ctx, t, res, secrets);
     const base: CheckDeps = {
       config: t.config,
       openDb,
@@ -114,16 +132,7 @@ export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags,
     const aws = t.entry.aws;
     if (!aws) parts.push(Promise.resolve(rowsFor(t, 'skipped', `target ${t.name} has no aws section`, AWS_GROUPS, null)));
     for (const region of aws?.regions ?? []) {
-      const openScheduler = async () => {
-        const api = await createSchedulerApi({
-          env: ctx.io.env,
-          region,
-          profile: aws?.profile ?? ctx.io.env.AWS_PROFILE ?? null,
-          endpoint: aws?.endpoints?.[region] ?? sg.endpoint,
-          requestTimeoutMs: parseDuration(sg.requestTimeout, 'scheduleGroups.requestTimeout'),
-        });
-        return res.track(api, (a) => a.client.destroy());
-      };
+      const openScheduler = () => openTargetScheduler(ctx, t, region, res);
       parts.push(runChecks({ ...base, openScheduler }, only, AWS_GROUPS).then((rs) => rs.map((r) => ({ ...r, target: t.name, region }))));
     }
     const rows = (await Promise.all(parts)).flat();

@@ -4,10 +4,14 @@ import type { Database } from './database.js';
 import type { PlannedItem, Remedy, RemediationReport, ReportedItem } from './remediation.js';
 import type { ResolvedTarget } from './targets.js';
 import type { DeadLetterFilter } from './checks/dead-letters.js';
+import type { PlannedReap } from './checks/stuck-executions.js';
+import type { PlannedDeadLetter } from './checks/dead-letter-remedies.js';
+import type { PlannedRescue } from './checks/stuck-jobs.js';
+import type { GroupPlan } from './checks/schedule-groups.js';
 import { OpsctlError, usageError } from './errors.js';
 import { maskSecrets } from './masking.js';
 import { TargetResources, fleetOptions, runFleet } from './fleet.js';
-import { openTargetDatabase, selectedTargets } from './fleet-check.js';
+import { openTargetDatabase, openTargetScheduler, selectedTargets, targetExpectedGroups } from './fleet-check.js';
 import { parseCount, parsePositive, splitList } from './commands/shared-flags.js';
 
 /**
@@ -36,6 +40,30 @@ interface Prepared<P extends PlannedItem> {
   batchSize: number;
 }
 
+/** What a remedy works on: a target's database, or one region of a target's AWS account. */
+export interface FleetUnit {
+  /** "billing-eu", or "billing-eu/eu-west-1" for a region. */
+  name: string;
+  target: ResolvedTarget;
+  region: string | null;
+}
+
+interface EngineRun<P extends PlannedItem> {
+  apply: boolean;
+  max: number;
+  batchSize: number;
+  wait: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** A unit opened and its remedy built: run the engine on it (plan or apply), then close it. */
+export interface OpenedUnit<P extends PlannedItem> {
+  max: number;
+  batchSize: number;
+  execute(run: EngineRun<P>): Promise<RemediationReport<P>>;
+  close(): Promise<void>;
+}
+
 export interface FleetRemedySpec<P extends PlannedItem> {
   command: string;
   /** "Reap", "Retry" */
@@ -44,15 +72,37 @@ export interface FleetRemedySpec<P extends PlannedItem> {
   noun: string;
   /** The engine's applied word ("reaped"); more precise labels start with it ("rescued-retryable"). */
   applied: string;
-  /** Checks the target's schema and builds the remedy from its effective config. */
-  prepare(t: ResolvedTarget, db: Database, apply: boolean): Promise<Prepared<P>>;
+  /** The units to work on (default: every target with a database), and the targets left out with why. */
+  units?: (targets: ResolvedTarget[]) => { units: FleetUnit[]; skipped: Array<{ name: string; why: string }> };
+  /** Opens the unit (its connections tracked by `res`) and builds the remedy from the target's effective config. */
+  open(unit: FleetUnit, res: TargetResources, secrets: string[], apply: boolean): Promise<OpenedUnit<P>>;
   /** Columns after `target`, before plan/outcome. */
   columns: Column<ReportedItem<P>>[];
   detail: (r: ReportedItem<P>, dryRun: boolean) => unknown;
   headline: (dryRun: boolean, targets: number) => string;
 }
 
-type Row<P> = ReportedItem<P> & { target: string };
+type Row<P> = ReportedItem<P> & { target: string; region?: string };
+
+/** The database form of a unit: the target's session, its schema checked, the remedy built. */
+export function databaseUnit<P extends PlannedItem>(ctx: CommandContext, prepare: (t: ResolvedTarget, db: Database, apply: boolean) => Promise<Prepared<P>>) {
+  return async (unit: FleetUnit, res: TargetResources, secrets: string[], apply: boolean): Promise<OpenedUnit<P>> => {
+    const db = await openTargetDatabase(ctx, unit.target, res, secrets);
+    try {
+      const p = await prepare(unit.target, db, apply);
+      const { remediate } = await import('./remediation.js');
+      return { max: p.max, batchSize: p.batchSize, execute: (run) => remediate(db, p.remedy, run), close: () => db.close() };
+    } catch (e) {
+      await db.close();
+      throw e;
+    }
+  };
+}
+
+const databaseUnits = (targets: ResolvedTarget[]) => ({
+  units: targets.filter((t) => t.entry.database).map((t) => ({ name: t.name, target: t, region: null })),
+  skipped: targets.filter((t) => !t.entry.database).map((t) => ({ name: t.name, why: `target ${t.name} has no database: skipped` })),
+});
 
 interface TargetReport {
   target: string;
@@ -62,8 +112,10 @@ interface TargetReport {
   exitCode: number;
 }
 
+const unitName = (r: { target: string; region?: string }) => (r.region ? `${r.target}/${r.region}` : r.target);
+
 const outcomeTone = (o: string): Tone =>
-  /^(reaped|retried|rescued)/.test(o) ? 'good' : o === 'errored' ? 'bad' : o === 'planned' ? 'info' : o === 'cancelled' ? 'dim' : 'warn';
+  /^(reaped|retried|rescued|adopted)/.test(o) ? 'good' : o === 'errored' ? 'bad' : o === 'planned' ? 'info' : o === 'cancelled' ? 'dim' : 'warn';
 
 export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext, flags: FleetApplyFlags, spec: FleetRemedySpec<P>): Promise<number> {
   const { parseFormat } = await import('./output.js');
@@ -74,31 +126,33 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
   const maxFlag = flags.max === undefined ? undefined : parseCount(flags.max, '--max');
   const apply = Boolean(flags.apply);
   const all = await selectedTargets(ctx);
-  const targets = all.filter((t) => t.entry.database);
-  const { remediate } = await import('./remediation.js');
+  const { units, skipped } = (spec.units ?? databaseUnits)(all);
   const mask = (s: string, extra: string[] = []) => maskSecrets(s, [...extra, ...ctx.secrets()]);
 
-  /** Opens the target, prepares the remedy, runs fn, always closes. */
-  const onTarget = async <R>(t: ResolvedTarget, signal: AbortSignal, fn: (db: Database, p: Prepared<P>, max: number, batchSize: number) => Promise<R>) => {
+  /** Opens the unit, runs fn on it, always closes. */
+  const onUnit = async <R>(u: FleetUnit, signal: AbortSignal, fn: (o: OpenedUnit<P>, max: number, batchSize: number) => Promise<R>) => {
     const res = new TargetResources(signal);
     const secrets: string[] = [];
-    const db = await openTargetDatabase(ctx, t, res, secrets);
     try {
-      const p = await spec.prepare(t, db, apply);
-      return { value: await fn(db, p, maxFlag ?? p.max, batchFlag ?? p.batchSize), secrets };
+      const o = await spec.open(u, res, secrets, apply);
+      try {
+        return { value: await fn(o, maxFlag ?? o.max, batchFlag ?? o.batchSize), secrets };
+      } finally {
+        await o.close();
+      }
     } catch (e) {
       if (e instanceof OpsctlError) throw new OpsctlError(mask(e.message, secrets), e.exitCode);
       throw e;
-    } finally {
-      await db.close();
     }
   };
+  const byName = new Map(units.map((u) => [u.name, u]));
+  const tag = (u: FleetUnit) => ({ target: u.target.name, ...(u.region ? { region: u.region } : {}) });
 
   // 1. Plan everywhere, read-only.
   const plans = await runFleet(
-    targets,
+    units,
     opts,
-    (t, signal) => onTarget(t, signal, async (db, p, max, batchSize) => ({ report: await remediate(db, p.remedy, { apply: false, max, batchSize, wait: false }), max })),
+    (u, signal) => onUnit(u, signal, async (o, max, batchSize) => ({ report: await o.execute({ apply: false, max, batchSize, wait: false }), max })),
     (o, done, total) => ctx.progress(`${spec.command}: planned ${done}/${total} targets (last: ${o.target})`),
   );
   ctx.progressDone();
@@ -110,7 +164,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
       perTarget.push({ target: o.target, planned: Number(o.value.value.report.summary.planned ?? 0), summary: o.value.value.report.summary, exitCode: 0 });
     } else perTarget.push({ target: o.target, planned: 0, error: mask(o.error), exitCode: o.exitCode });
   }
-  for (const t of all.filter((x) => !x.entry.database)) perTarget.push({ target: t.name, planned: 0, error: `target ${t.name} has no database: skipped`, exitCode: 0 });
+  for (const x of skipped) perTarget.push({ target: x.name, planned: 0, error: x.why, exitCode: 0 });
   perTarget.sort((x, y) => x.target.localeCompare(y.target));
   const total = perTarget.reduce((n, r) => n + r.planned, 0);
   const byTarget = (pick: (r: TargetReport) => unknown) => Object.fromEntries(perTarget.map((r) => [r.target, pick(r)]));
@@ -120,7 +174,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
   let rows: Row<P>[] = [];
   let dryRun = true;
   if (!apply) {
-    for (const [target, { report }] of planned) rows.push(...report.items.map((i) => ({ target, ...i })));
+    for (const [name, { report }] of planned) rows.push(...report.items.map((i) => ({ ...tag(byName.get(name) as FleetUnit), ...i })));
   } else {
     // 2. Refuse before any write: the caps hold for the fleet as a whole.
     if (over.length)
@@ -133,14 +187,14 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
     // 3. Ask once, with the total per target.
     const go = total === 0 || (await ctx.confirm(`${spec.verb} ${total} ${spec.noun} on ${perTarget.filter((r) => r.planned > 0).length} target(s) (${perTargetText})?`));
     if (!go) {
-      for (const [target, { report }] of planned) rows.push(...report.items.map((i) => ({ target, ...i, outcome: i.outcome === 'planned' ? 'cancelled' : i.outcome })));
+      for (const [name, { report }] of planned) rows.push(...report.items.map((i) => ({ ...tag(byName.get(name) as FleetUnit), ...i, outcome: i.outcome === 'planned' ? 'cancelled' : i.outcome })));
       for (const r of perTarget) if (r.planned) r.summary = { ...r.summary, cancelled: true };
     } else {
       // 4. Target by target: the engine re-plans under each target's lock and guards each row.
       let used = 0;
       for (const r of perTarget) {
         if (r.planned === 0 || r.error) continue;
-        const t = targets.find((x) => x.name === r.target) as ResolvedTarget;
+        const u = byName.get(r.target) as FleetUnit;
         const budget = maxTotal > 0 ? maxTotal - used : 0;
         if (maxTotal > 0 && budget <= 0) {
           r.error = `not attempted: --max-total ${maxTotal} reached`;
@@ -149,13 +203,13 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
         }
         try {
           // The apply is not cut off by --target-timeout: an abandoned apply would leave its last batch in doubt. Each statement is bounded by database.statementTimeout.
-          const { value: report } = await onTarget(t, new AbortController().signal, (db, p, max, batchSize) =>
-            remediate(db, p.remedy, {
+          const { value: report } = await onUnit(u, new AbortController().signal, (o, max, batchSize) =>
+            o.execute({
               apply: true,
               max: maxTotal > 0 ? (max > 0 ? Math.min(max, budget) : budget) : max,
               batchSize,
               wait: Boolean(flags.wait),
-              onProgress: (done, n) => ctx.progress(`${spec.command} ${t.name}: ${done}/${n} rows`),
+              onProgress: (done, n) => ctx.progress(`${spec.command} ${u.name}: ${done}/${n} items`),
             }),
           );
           ctx.progressDone();
@@ -163,7 +217,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
           r.summary = report.summary;
           r.exitCode = report.exitCode;
           if (report.warning) r.error = mask(report.warning);
-          rows.push(...report.items.map((i) => ({ target: t.name, ...i })));
+          rows.push(...report.items.map((i) => ({ ...tag(u), ...i })));
         } catch (e) {
           ctx.progressDone();
           r.error = mask(e instanceof OpsctlError ? e.message : ((e as Error)?.message ?? String(e)));
@@ -201,7 +255,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
         columns: [
           { header: 'target', value: (r: TargetReport) => r.target },
           { header: 'planned', value: (r: TargetReport) => r.planned },
-          ...(dryRun ? [] : [{ header: spec.applied, value: (r: TargetReport) => rows.filter((x) => x.target === r.target && x.outcome.startsWith(spec.applied)).length }]),
+          ...(dryRun ? [] : [{ header: spec.applied, value: (r: TargetReport) => rows.filter((x) => unitName(x) === r.target && x.outcome.startsWith(spec.applied)).length }]),
           { header: 'note', value: (r: TargetReport) => r.error ?? (r.summary?.exceedsMax ? 'above --max' : ''), tone: (r: TargetReport) => (r.exitCode > 0 ? 'bad' : 'dim'), maxWidth: 80 },
         ],
         rows: perTarget,
@@ -238,12 +292,12 @@ export async function runFleetReap(ctx: CommandContext, flags: FleetReapFlags): 
   const { assertExecutionsSchema, reapRemedy } = await import('./checks/stuck-executions.js');
   const statusFlag = splitList(flags.status);
   if (flags.olderThan !== undefined) parseDuration(flags.olderThan, '--older-than');
-  return runFleetRemedy(ctx, flags, {
+  return runFleetRemedy<PlannedReap>(ctx, flags, {
     command: 'reap',
     verb: 'Reap',
     noun: 'execution(s)',
     applied: 'reaped',
-    async prepare(t, db) {
+    open: databaseUnit(ctx, async (t, db) => {
       const cfg = t.config.executions;
       const thresholdMs = parseDuration(flags.olderThan ?? cfg.threshold, flags.olderThan !== undefined ? '--older-than' : `targets.${t.name}: executions.threshold`);
       await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
@@ -253,7 +307,7 @@ export async function runFleetReap(ctx: CommandContext, flags: FleetReapFlags): 
         max: cfg.max,
         batchSize: cfg.batchSize,
       };
-    },
+    }),
     columns: [
       { header: 'id', value: (r) => r.id },
       { header: 'status', value: (r) => r.status },
@@ -273,12 +327,12 @@ export async function runFleetRetry(ctx: CommandContext, filter: DeadLetterFilte
   const { formatAge } = await import('./durations.js');
   const { assertPropagationsSchema, assertAuditSchema } = await import('./checks/propagations-table.js');
   const { retryRemedy } = await import('./checks/dead-letter-remedies.js');
-  return runFleetRemedy(ctx, flags, {
+  return runFleetRemedy<PlannedDeadLetter>(ctx, flags, {
     command: 'propagations retry',
     verb: 'Retry',
     noun: 'dead letter(s)',
     applied: 'retried',
-    async prepare(t, db, apply) {
+    open: databaseUnit(ctx, async (t, db, apply) => {
       const cfg = t.config.propagations;
       await db.readOnly(async (ro) => {
         await assertPropagationsSchema(ro, cfg);
@@ -289,7 +343,7 @@ export async function runFleetRetry(ctx: CommandContext, filter: DeadLetterFilte
         max: cfg.max,
         batchSize: cfg.batchSize,
       };
-    },
+    }),
     columns: [
       { header: 'id', value: (r) => r.id },
       { header: 'kind', value: (r) => r.kind },
@@ -313,12 +367,12 @@ export async function runFleetRescue(ctx: CommandContext, flags: FleetRescueFlag
   const { assertQueueSchema, rescueThresholdMs, resolveQueue } = await import('./checks/jobs-presets.js');
   const { rescueRemedy } = await import('./checks/stuck-jobs.js');
   if (flags.olderThan !== undefined) parseDuration(flags.olderThan, '--older-than');
-  return runFleetRemedy(ctx, flags, {
+  return runFleetRemedy<PlannedRescue>(ctx, flags, {
     command: 'jobs rescue',
     verb: 'Rescue',
     noun: 'stuck job(s)',
     applied: 'rescued',
-    async prepare(t, db, apply) {
+    open: databaseUnit(ctx, async (t, db, apply) => {
       let q;
       try {
         q = resolveQueue(t.config);
@@ -335,7 +389,7 @@ export async function runFleetRescue(ctx: CommandContext, flags: FleetRescueFlag
         max: q.cfg.max,
         batchSize: q.cfg.batchSize,
       };
-    },
+    }),
     columns: [
       { header: 'id', value: (r) => r.id },
       { header: 'kind', value: (r) => r.kind },
@@ -346,5 +400,61 @@ export async function runFleetRescue(ctx: CommandContext, flags: FleetRescueFlag
     detail: (r, dry) => (dry ? r.reason : (r.detail ?? r.reason)),
     headline: (dry, n) =>
       `${dry ? 'Plan: rescue' : 'Rescue of'} stuck jobs on ${n} target(s)${flags.olderThan ? ` older than ${formatDuration(parseDuration(flags.olderThan))}` : " (each target's queue rule)"}`,
+  });
+}
+
+export interface FleetAdoptFlags extends FleetApplyFlags {
+  prefix?: string;
+  force?: boolean;
+  allUnowned?: boolean;
+}
+
+/** The per-account quota of schedule groups: adopt's default --max, as for one account. */
+const ADOPT_DEFAULT_MAX = 500;
+
+/** adopt schedule-group over targets: one unit per target × region of its aws section. */
+export async function runFleetAdopt(ctx: CommandContext, names: string[], flags: FleetAdoptFlags): Promise<number> {
+  const { parseDuration } = await import('./durations.js');
+  const { adoptRemedy, findGroups, schedulerHost } = await import('./checks/schedule-groups.js');
+  const { runRemediation } = await import('./remediation.js');
+  return runFleetRemedy<GroupPlan>(ctx, flags, {
+    command: 'adopt schedule-group',
+    verb: 'Adopt',
+    noun: 'schedule group(s)',
+    applied: 'adopted',
+    units: (targets) => ({
+      units: targets.flatMap((t) => (t.entry.aws?.regions ?? []).map((region) => ({ name: `${t.name}/${region}`, target: t, region }))),
+      skipped: targets.filter((t) => !t.entry.aws).map((t) => ({ name: t.name, why: `target ${t.name} has no aws section: skipped` })),
+    }),
+    async open(unit, res, secrets) {
+      const t = unit.target;
+      const cfg = t.config.scheduleGroups;
+      if (Object.keys(cfg.ownerTags).length === 0) throw usageError(`target ${t.name}: scheduleGroups.ownerTags is not configured, so nothing can be adopted.`);
+      const retry = { tries: cfg.conflictRetries, delayMs: parseDuration(cfg.conflictDelay, 'scheduleGroups.conflictDelay') };
+      const expected = await targetExpectedGroups(ctx, t, res, secrets);
+      const api = await openTargetScheduler(ctx, t, unit.region as string, res);
+      const remedy = adoptRemedy({
+        cfg,
+        force: Boolean(flags.force),
+        retry,
+        nowMs: () => Date.now(),
+        find: (a) => findGroups(a, cfg, { prefix: flags.prefix, expected, nowMs: Date.now() }),
+        names,
+        allUnowned: Boolean(flags.allUnowned),
+      });
+      return {
+        max: ADOPT_DEFAULT_MAX,
+        batchSize: Math.max(cfg.concurrency * 4, 32),
+        execute: (run) => runRemediation(schedulerHost(api), remedy, { ...run, wait: false }),
+        close: async () => api.client.destroy(),
+      };
+    },
+    columns: [
+      { header: 'region', value: (r) => (r as unknown as { region?: string }).region ?? '' },
+      { header: 'group', value: (r) => r.name },
+      { header: 'class', value: (r) => r.class },
+    ],
+    detail: (r) => r.detail ?? r.diff,
+    headline: (dry, n) => `${dry ? 'Plan: adopt' : 'Adopt'} schedule groups on ${n} target × region(s)`,
   });
 }

@@ -15,7 +15,7 @@ export const DEFAULT_CONCURRENCY = 4;
 export const DEFAULT_TARGET_TIMEOUT = '5m';
 
 /** The commands that understand --target / --all-targets; any other refuses them (exit 2). */
-export const FLEET_COMMANDS = ['check', 'reap', 'propagations retry', 'jobs rescue'];
+export const FLEET_COMMANDS = ['check', 'reap', 'propagations retry', 'jobs rescue', 'adopt schedule-group'];
 
 export interface FleetOptions {
   concurrency: number;

@@ -206,3 +206,43 @@ describe('opsctl jobs rescue over targets', () => {
     }
   });
 });
+
+describe('opsctl adopt schedule-group over targets × regions', () => {
+  it('plans in every region of every target, refuses above --max-total, then adopts region by region', async () => {
+    const { emulator, awsEnv, OWNER } = await import('./support/aws.js');
+    const [east, west] = await Promise.all([emulator({ region: 'us-east-1' }), emulator({ region: 'eu-west-1' })]);
+    try {
+      east.seedGroup('u1');
+      east.seedGroup('u2');
+      west.seedGroup('u3');
+      const f = join(dir, 'adopt.json');
+      writeFileSync(
+        f,
+        JSON.stringify({
+          scheduleGroups: { ownerTags: OWNER, ownerKeyPrefix: 'alchemy::', desiredTags: { team: 'payments' }, conflictDelay: '10ms' },
+          targets: {
+            x: { aws: { regions: ['us-east-1', 'eu-west-1'], endpoints: { 'us-east-1': east.url, 'eu-west-1': west.url } } },
+            a: { database: { url: noPassword(a.url), passwordEnv: 'PW' } },
+          },
+        }),
+      );
+      const e = { ...awsEnv(east), AWS_ENDPOINT_URL_SCHEDULER: '', ...env() };
+      const dry = await cli(['--config', f, 'adopt', 'schedule-group', '--all-unowned', '--all-targets', '-o', 'json'], e);
+      expect(dry.code).toBe(0);
+      const s = dry.json().summary;
+      expect(s).toMatchObject({ planned: 3, byTarget: { 'x/us-east-1': { planned: 2 }, 'x/eu-west-1': { planned: 1 }, a: { error: 'target a has no aws section: skipped' } } });
+      expect(dry.json().items.map((i: any) => `${i.target}/${i.region}/${i.name}`).sort()).toEqual(['x/eu-west-1/u3', 'x/us-east-1/u1', 'x/us-east-1/u2']);
+      const snaps = [east.snapshot(), west.snapshot()];
+      const refused = await cli(['--config', f, 'adopt', 'schedule-group', '--all-unowned', '--all-targets', '--apply', '--max-total', '2'], e);
+      expect(refused.code).toBe(2);
+      expect([east.snapshot(), west.snapshot()]).toEqual(snaps);
+      const r = await cli(['--config', f, 'adopt', 'schedule-group', '--all-unowned', '--all-targets', '--apply', '--max-total', '3', '-o', 'json'], e);
+      expect(r.code).toBe(0);
+      expect(r.json().summary).toMatchObject({ planned: 3, adopted: 3 });
+      const after = await cli(['--config', f, 'check', '--all-targets', '--only', 'schedule-groups', '-o', 'json'], e);
+      expect(after.code).toBe(0); // every group now owned: clean in both regions
+    } finally {
+      await Promise.all([east.close(), west.close()]);
+    }
+  });
+});

@@ -26,6 +26,7 @@ interface WriteFlags extends AwsFlags {
   max?: string;
   allUnowned?: boolean;
   createMissing?: boolean;
+  maxTotal?: string;
 }
 
 const CLASSES = ['owned', 'unowned', 'foreign', 'drifted', 'missing', 'ignored'];
@@ -115,6 +116,15 @@ async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[],
     throw usageError('adopt needs group names, --all-unowned or --prefix: it never adopts unscoped.');
   }
   if (kind === 'adopt' && names.length > 0 && flags.allUnowned) throw usageError('pass either group names or --all-unowned, not both.');
+  if (kind === 'adopt') {
+    const { assertMaxTotal, requiresFleet, runFleetAdopt } = await import('../fleet-remedies.js');
+    assertMaxTotal(ctx, flags);
+    if (requiresFleet(ctx)) {
+      if (flags.region !== undefined || flags.profile !== undefined || flags.endpointUrl !== undefined)
+        throw usageError('--region, --profile and --endpoint-url do not combine with --target/--all-targets: each target names its own (targets.NAME.aws).');
+      return runFleetAdopt(ctx, names, flags);
+    }
+  }
   const max = flags.max === undefined ? DEFAULT_MAX : parseCount(flags.max, '--max');
   const config = await ctx.config();
   const cfg = config.scheduleGroups;
@@ -189,6 +199,7 @@ Examples:
   $ opsctl adopt schedule-group billing-nightly --apply
   $ opsctl adopt schedule-group --prefix billing- --apply --yes
   $ opsctl adopt schedule-group legacy-group --force --apply   # take over another owner's group
+  $ opsctl adopt schedule-group --all-unowned --all-targets --apply --max-total 50   # every target × region
 
 Each group is re-read at write time, tagged (ConflictException retried up to
 scheduleGroups.conflictRetries times, scheduleGroups.conflictDelay apart), then read back,
@@ -238,7 +249,8 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
       .argument('[names...]', 'groups to adopt')
       .option('--all-unowned', 'every unowned group')
       .option('--prefix <prefix>', 'unowned groups whose name starts with this')
-      .option('--force', 'also take over groups carrying another owner’s tags'),
+      .option('--force', 'also take over groups carrying another owner’s tags')
+      .option('--max-total <n>', 'with --target/--all-targets: refuse to adopt more than this many in all (--max is per target × region)'),
   );
   addApplyFlags(group, { max: String(DEFAULT_MAX), batch: false })
     .addHelpText('after', ADOPT_EXAMPLES)
