@@ -3,13 +3,23 @@ import type { GlobalOptions } from './context.js';
 import { OpsctlError, usageError } from './errors.js';
 import { createLimiter } from './concurrency.js';
 import { formatDuration, parseDuration } from './durations.js';
-import { parseShard } from './shards.js';
-import { isFleetSelection, type TargetSelection } from './targets.js';
+import { parseShard, type Shard } from './shards.js';
 
 /**
  * Fan-out over targets: at most `concurrency` targets at once, each with its own deadline.
  * A target that fails or times out is reported as such and never stops the others.
  */
+
+export interface TargetSelection {
+  /** --target, repeatable; each a name or a glob (* and ?). */
+  patterns?: string[];
+  /** --all-targets */
+  all?: boolean;
+  /** --shard I/N, already parsed. */
+  shard?: Shard | null;
+}
+
+export const isFleetSelection = (s: TargetSelection): boolean => Boolean(s.all || (s.patterns && s.patterns.length));
 
 export const DEFAULT_CONCURRENCY = 4;
 export const DEFAULT_TARGET_TIMEOUT = '5m';

@@ -5,7 +5,8 @@ import { merge, validateConfig } from './config.js';
 import type { TargetEntry } from './target-config.js';
 import { dependencyError, usageError } from './errors.js';
 import { maskConnectionString } from './masking.js';
-import { pickShard, type Shard } from './shards.js';
+import { pickShard } from './shards.js';
+import { isFleetSelection, type TargetSelection } from './fleet.js';
 
 /**
  * Targets: the named entries of `targets` in the config, each a database and/or an AWS
@@ -13,15 +14,6 @@ import { pickShard, type Shard } from './shards.js';
  * top-level config). Selection (--target, --all-targets, --shard) happens here; connecting
  * and fan-out in src/fleet.ts.
  */
-
-export interface TargetSelection {
-  /** --target, repeatable; each a name or a glob (* and ?). */
-  patterns?: string[];
-  /** --all-targets */
-  all?: boolean;
-  /** --shard I/N, already parsed. */
-  shard?: Shard | null;
-}
 
 export interface ResolvedTarget {
   name: string;
@@ -31,8 +23,6 @@ export interface ResolvedTarget {
   /** Where its database is, for messages: never with a password. */
   describe: string | null;
 }
-
-export const isFleetSelection = (s: TargetSelection): boolean => Boolean(s.all || (s.patterns && s.patterns.length));
 
 const GLOB = /[*?]/;
 
