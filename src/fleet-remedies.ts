@@ -13,6 +13,7 @@ import { maskSecrets } from './masking.js';
 import { TargetResources, fleetOptions, runFleet } from './fleet.js';
 import { openTargetDatabase, openTargetScheduler, selectedTargets, targetExpectedGroups } from './fleet-check.js';
 import { parseCount, parsePositive, splitList } from './commands/shared-flags.js';
+import { formatDuration, parseDuration } from './durations.js';
 
 /**
  * A remedy (reap, propagations retry) over several targets:
@@ -31,6 +32,30 @@ export interface FleetApplyFlags {
   batchSize?: string;
   reason?: string;
   wait?: boolean;
+}
+
+/** What a fleet remedy runs with (the single-target options plus --max-total); unset: each target's config. */
+export interface FleetApplyOptions {
+  apply: boolean;
+  /** Per target (unit); undefined: the target's config (0 = no cap). */
+  max?: number;
+  /** Over the whole run; undefined or 0: no overall cap. */
+  maxTotal?: number;
+  batchSize?: number;
+  reason?: string;
+  wait: boolean;
+}
+
+/** Flags to typed options: every value checked before any target is touched. */
+export function fleetApplyOptions(flags: FleetApplyFlags): FleetApplyOptions {
+  return {
+    apply: Boolean(flags.apply),
+    max: flags.max === undefined ? undefined : parseCount(flags.max, '--max'),
+    maxTotal: flags.maxTotal === undefined ? undefined : parseCount(flags.maxTotal, '--max-total'),
+    batchSize: flags.batchSize === undefined ? undefined : parsePositive(flags.batchSize, '--batch-size'),
+    reason: flags.reason,
+    wait: Boolean(flags.wait),
+  };
 }
 
 interface Prepared<P extends PlannedItem> {
@@ -117,28 +142,28 @@ const unitName = (r: { target: string; region?: string }) => (r.region ? `${r.ta
 const outcomeTone = (o: string): Tone =>
   /^(reaped|retried|rescued|adopted)/.test(o) ? 'good' : o === 'errored' ? 'bad' : o === 'planned' ? 'info' : o === 'cancelled' ? 'dim' : 'warn';
 
-export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext, flags: FleetApplyFlags, spec: FleetRemedySpec<P>): Promise<number> {
+export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext, o: FleetApplyOptions, spec: FleetRemedySpec<P>): Promise<number> {
   const { parseFormat } = await import('./output.js');
   parseFormat(ctx.globals.output);
   const opts = fleetOptions(ctx.globals);
-  const maxTotal = flags.maxTotal === undefined ? 0 : parseCount(flags.maxTotal, '--max-total');
-  const batchFlag = flags.batchSize === undefined ? undefined : parsePositive(flags.batchSize, '--batch-size');
-  const maxFlag = flags.max === undefined ? undefined : parseCount(flags.max, '--max');
-  const apply = Boolean(flags.apply);
+  const maxTotal = o.maxTotal ?? 0;
+  const batchFlag = o.batchSize;
+  const maxFlag = o.max;
+  const apply = o.apply;
   const all = await selectedTargets(ctx);
   const { units, skipped } = (spec.units ?? databaseUnits)(all);
   const mask = (s: string, extra: string[] = []) => maskSecrets(s, [...extra, ...ctx.secrets()]);
 
   /** Opens the unit, runs fn on it, always closes. */
-  const onUnit = async <R>(u: FleetUnit, signal: AbortSignal, fn: (o: OpenedUnit<P>, max: number, batchSize: number) => Promise<R>) => {
+  const onUnit = async <R>(u: FleetUnit, signal: AbortSignal, fn: (opened: OpenedUnit<P>, max: number, batchSize: number) => Promise<R>) => {
     const res = new TargetResources(signal);
     const secrets: string[] = [];
     try {
-      const o = await spec.open(u, res, secrets, apply);
+      const opened = await spec.open(u, res, secrets, apply);
       try {
-        return { value: await fn(o, maxFlag ?? o.max, batchFlag ?? o.batchSize), secrets };
+        return { value: await fn(opened, maxFlag ?? opened.max, batchFlag ?? opened.batchSize), secrets };
       } finally {
-        await o.close();
+        await opened.close();
       }
     } catch (e) {
       if (e instanceof OpsctlError) throw new OpsctlError(mask(e.message, secrets), e.exitCode);
@@ -152,7 +177,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
   const plans = await runFleet(
     units,
     opts,
-    (u, signal) => onUnit(u, signal, async (o, max, batchSize) => ({ report: await o.execute({ apply: false, max, batchSize, wait: false }), max })),
+    (u, signal) => onUnit(u, signal, async (opened, max, batchSize) => ({ report: await opened.execute({ apply: false, max, batchSize, wait: false }), max })),
     (o, done, total) => ctx.progress(`${spec.command}: planned ${done}/${total} targets (last: ${o.target})`),
   );
   ctx.progressDone();
@@ -203,12 +228,12 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
         }
         try {
           // The apply is not cut off by --target-timeout: an abandoned apply would leave its last batch in doubt. Each statement is bounded by database.statementTimeout.
-          const { value: report } = await onUnit(u, new AbortController().signal, (o, max, batchSize) =>
-            o.execute({
+          const { value: report } = await onUnit(u, new AbortController().signal, (opened, max, batchSize) =>
+            opened.execute({
               apply: true,
               max: maxTotal > 0 ? (max > 0 ? Math.min(max, budget) : budget) : max,
               batchSize,
-              wait: Boolean(flags.wait),
+              wait: o.wait,
               onProgress: (done, n) => ctx.progress(`${spec.command} ${u.name}: ${done}/${n} items`),
             }),
           );
@@ -278,32 +303,39 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
 export const requiresFleet = (ctx: CommandContext): boolean => Boolean(ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined);
 
 /** --max-total only means something over several targets. */
-export function assertMaxTotal(ctx: CommandContext, flags: FleetApplyFlags): void {
+export function assertMaxTotal(ctx: CommandContext, flags: { maxTotal?: unknown }): void {
   if (flags.maxTotal !== undefined && !requiresFleet(ctx)) throw usageError('--max-total caps a run over several targets: use it with --target or --all-targets (one target: --max).');
 }
 
-export interface FleetReapFlags extends FleetApplyFlags {
-  olderThan?: string;
-  status?: string;
+/** reap's options on a fleet: the single-target ones (unset: each target's config) plus --max-total. */
+export interface FleetReapOptions extends FleetApplyOptions {
+  thresholdMs?: number;
+  statuses?: string[];
 }
 
-export async function runFleetReap(ctx: CommandContext, flags: FleetReapFlags): Promise<number> {
-  const { parseDuration, formatDuration, formatAge } = await import('./durations.js');
+export function fleetReapOptions(flags: FleetApplyFlags & { olderThan?: string; status?: string }): FleetReapOptions {
+  return {
+    ...fleetApplyOptions(flags),
+    thresholdMs: flags.olderThan === undefined ? undefined : parseDuration(flags.olderThan, '--older-than'),
+    statuses: splitList(flags.status),
+  };
+}
+
+export async function runFleetReap(ctx: CommandContext, o: FleetReapOptions): Promise<number> {
+  const { formatAge } = await import('./durations.js');
   const { assertExecutionsSchema, reapRemedy } = await import('./checks/stuck-executions.js');
-  const statusFlag = splitList(flags.status);
-  if (flags.olderThan !== undefined) parseDuration(flags.olderThan, '--older-than');
-  return runFleetRemedy<PlannedReap>(ctx, flags, {
+  return runFleetRemedy<PlannedReap>(ctx, o, {
     command: 'reap',
     verb: 'Reap',
     noun: 'execution(s)',
     applied: 'reaped',
     open: databaseUnit(ctx, async (t, db) => {
       const cfg = t.config.executions;
-      const thresholdMs = parseDuration(flags.olderThan ?? cfg.threshold, flags.olderThan !== undefined ? '--older-than' : `targets.${t.name}: executions.threshold`);
+      const thresholdMs = o.thresholdMs ?? parseDuration(cfg.threshold, `targets.${t.name}: executions.threshold`);
       await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
-      const statuses = statusFlag ?? cfg.stuckStatuses;
+      const statuses = o.statuses ?? cfg.stuckStatuses;
       return {
-        remedy: reapRemedy(cfg, { thresholdMs, statuses, limit: 0, reason: flags.reason, actor: t.config.actor, audit: t.config.audit }),
+        remedy: reapRemedy(cfg, { thresholdMs, statuses, limit: 0, reason: o.reason, actor: t.config.actor, audit: t.config.audit }),
         max: cfg.max,
         batchSize: cfg.batchSize,
       };
@@ -315,7 +347,7 @@ export async function runFleetReap(ctx: CommandContext, flags: FleetReapFlags): 
     ],
     detail: (r, dry) => (dry ? r.reason : (r.detail ?? r.reason)),
     headline: (dry, n) =>
-      `${dry ? 'Plan: reap' : 'Reap of'} stuck executions on ${n} target(s)${flags.olderThan ? ` older than ${formatDuration(parseDuration(flags.olderThan))}` : " (each target's executions.threshold)"}`,
+      `${dry ? 'Plan: reap' : 'Reap of'} stuck executions on ${n} target(s)${o.thresholdMs !== undefined ? ` older than ${formatDuration(o.thresholdMs)}` : " (each target's executions.threshold)"}`,
   });
 }
 
@@ -324,10 +356,11 @@ export interface FleetRetryFlags extends FleetApplyFlags {
 }
 
 export async function runFleetRetry(ctx: CommandContext, filter: DeadLetterFilter, scope: string, flags: FleetRetryFlags): Promise<number> {
+  const o = fleetApplyOptions(flags);
   const { formatAge } = await import('./durations.js');
   const { assertPropagationsSchema, assertAuditSchema } = await import('./checks/propagations-table.js');
   const { retryRemedy } = await import('./checks/dead-letter-remedies.js');
-  return runFleetRemedy<PlannedDeadLetter>(ctx, flags, {
+  return runFleetRemedy<PlannedDeadLetter>(ctx, o, {
     command: 'propagations retry',
     verb: 'Retry',
     noun: 'dead letter(s)',
@@ -363,11 +396,11 @@ export interface FleetRescueFlags extends FleetApplyFlags {
 
 /** jobs rescue over targets: each target's own queue preset (jobs.queue, in its overrides or the top level). */
 export async function runFleetRescue(ctx: CommandContext, flags: FleetRescueFlags): Promise<number> {
-  const { formatAge, formatDuration, parseDuration } = await import('./durations.js');
+  const { formatAge } = await import('./durations.js');
   const { assertQueueSchema, rescueThresholdMs, resolveQueue } = await import('./checks/jobs-presets.js');
   const { rescueRemedy } = await import('./checks/stuck-jobs.js');
   if (flags.olderThan !== undefined) parseDuration(flags.olderThan, '--older-than');
-  return runFleetRemedy<PlannedRescue>(ctx, flags, {
+  return runFleetRemedy<PlannedRescue>(ctx, fleetApplyOptions(flags), {
     command: 'jobs rescue',
     verb: 'Rescue',
     noun: 'stuck job(s)',
@@ -414,10 +447,9 @@ const ADOPT_DEFAULT_MAX = 500;
 
 /** adopt schedule-group over targets: one unit per target × region of its aws section. */
 export async function runFleetAdopt(ctx: CommandContext, names: string[], flags: FleetAdoptFlags): Promise<number> {
-  const { parseDuration } = await import('./durations.js');
   const { adoptRemedy, findGroups, schedulerHost } = await import('./checks/schedule-groups.js');
   const { runRemediation } = await import('./remediation.js');
-  return runFleetRemedy<GroupPlan>(ctx, flags, {
+  return runFleetRemedy<GroupPlan>(ctx, fleetApplyOptions(flags), {
     command: 'adopt schedule-group',
     verb: 'Adopt',
     noun: 'schedule group(s)',

@@ -72,9 +72,9 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
 export async function runReap(ctx: CommandContext, flags: ReapFlags): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
-  const { assertMaxTotal, requiresFleet, runFleetReap } = await import('../fleet-remedies.js');
+  const { assertMaxTotal, requiresFleet, runFleetReap, fleetReapOptions } = await import('../fleet-remedies.js');
   assertMaxTotal(ctx, flags);
-  if (requiresFleet(ctx)) return runFleetReap(ctx, flags);
+  if (requiresFleet(ctx)) return runFleetReap(ctx, fleetReapOptions(flags));
   const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, flags);
   const config = await ctx.config();
   const max = flags.max === undefined ? cfg.max : parseCount(flags.max, '--max');
