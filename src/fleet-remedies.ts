@@ -247,6 +247,8 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
           ctx.progressDone();
           r.error = mask(e instanceof OpsctlError ? e.message : ((e as Error)?.message ?? String(e)));
           r.exitCode = e instanceof OpsctlError ? e.exitCode : 3;
+          // More rows than at plan time: the cap that refused may be what was left of --max-total.
+          if (r.exitCode === 2 && maxTotal > 0) r.error += ` (the cap was what was left of --max-total ${maxTotal}: ${budget})`;
         }
       }
     }
