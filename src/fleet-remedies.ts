@@ -353,12 +353,11 @@ export async function runFleetReap(ctx: CommandContext, o: FleetReapOptions): Pr
   });
 }
 
-export interface FleetRetryFlags extends FleetApplyFlags {
-  includeUnknownKinds?: boolean;
+export interface FleetRetryOptions extends FleetApplyOptions {
+  includeUnknownKinds: boolean;
 }
 
-export async function runFleetRetry(ctx: CommandContext, filter: DeadLetterFilter, scope: string, flags: FleetRetryFlags): Promise<number> {
-  const o = fleetApplyOptions(flags);
+export async function runFleetRetry(ctx: CommandContext, filter: DeadLetterFilter, scope: string, o: FleetRetryOptions): Promise<number> {
   const { formatAge } = await import('./durations.js');
   const { assertPropagationsSchema, assertAuditSchema } = await import('./checks/propagations-table.js');
   const { retryRemedy } = await import('./checks/dead-letter-remedies.js');
@@ -374,7 +373,7 @@ export async function runFleetRetry(ctx: CommandContext, filter: DeadLetterFilte
         if (apply) await assertAuditSchema(ro, t.config.audit);
       });
       return {
-        remedy: retryRemedy(cfg, { filter, includeUnknownKinds: Boolean(flags.includeUnknownKinds), reason: flags.reason, actor: t.config.actor, audit: t.config.audit }),
+        remedy: retryRemedy(cfg, { filter, includeUnknownKinds: o.includeUnknownKinds, reason: o.reason, actor: t.config.actor, audit: t.config.audit }),
         max: cfg.max,
         batchSize: cfg.batchSize,
       };
@@ -390,19 +389,19 @@ export async function runFleetRetry(ctx: CommandContext, filter: DeadLetterFilte
   });
 }
 
-export interface FleetRescueFlags extends FleetApplyFlags {
-  olderThan?: string;
+export interface FleetRescueOptions extends FleetApplyOptions {
+  /** --older-than; unset: each target's jobs.rescueAfter, else its queue's own rule. */
+  olderThanMs?: number;
   kind?: string;
   queue?: string;
 }
 
 /** jobs rescue over targets: each target's own queue preset (jobs.queue, in its overrides or the top level). */
-export async function runFleetRescue(ctx: CommandContext, flags: FleetRescueFlags): Promise<number> {
+export async function runFleetRescue(ctx: CommandContext, o: FleetRescueOptions): Promise<number> {
   const { formatAge } = await import('./durations.js');
   const { assertQueueSchema, rescueThresholdMs, resolveQueue } = await import('./checks/jobs-presets.js');
   const { rescueRemedy } = await import('./checks/stuck-jobs.js');
-  if (flags.olderThan !== undefined) parseDuration(flags.olderThan, '--older-than');
-  return runFleetRemedy<PlannedRescue>(ctx, fleetApplyOptions(flags), {
+  return runFleetRemedy<PlannedRescue>(ctx, o, {
     command: 'jobs rescue',
     verb: 'Rescue',
     noun: 'stuck job(s)',
@@ -414,13 +413,13 @@ export async function runFleetRescue(ctx: CommandContext, flags: FleetRescueFlag
       } catch (e) {
         throw usageError(`target ${t.name}: ${(e as Error).message}`);
       }
-      const thresholdMs = rescueThresholdMs(q, flags.olderThan);
+      const thresholdMs = o.olderThanMs ?? rescueThresholdMs(q, undefined);
       await db.readOnly(async (ro) => {
         await assertQueueSchema(ro, q);
         if (apply && t.config.audit.table) await ro.assertColumns('audit', t.config.audit.table, t.config.audit.schema, {});
       });
       return {
-        remedy: rescueRemedy(q, { filter: { thresholdMs, kind: flags.kind, queue: flags.queue }, reason: flags.reason, actor: t.config.actor, audit: t.config.audit }),
+        remedy: rescueRemedy(q, { filter: { thresholdMs, kind: o.kind, queue: o.queue }, reason: o.reason, actor: t.config.actor, audit: t.config.audit }),
         max: q.cfg.max,
         batchSize: q.cfg.batchSize,
       };
@@ -434,24 +433,25 @@ export async function runFleetRescue(ctx: CommandContext, flags: FleetRescueFlag
     ],
     detail: (r, dry) => (dry ? r.reason : (r.detail ?? r.reason)),
     headline: (dry, n) =>
-      `${dry ? 'Plan: rescue' : 'Rescue of'} stuck jobs on ${n} target(s)${flags.olderThan ? ` older than ${formatDuration(parseDuration(flags.olderThan))}` : " (each target's queue rule)"}`,
+      `${dry ? 'Plan: rescue' : 'Rescue of'} stuck jobs on ${n} target(s)${o.olderThanMs !== undefined ? ` older than ${formatDuration(o.olderThanMs)}` : " (each target's queue rule)"}`,
   });
 }
 
-export interface FleetAdoptFlags extends FleetApplyFlags {
+export interface FleetAdoptOptions extends FleetApplyOptions {
+  names: string[];
   prefix?: string;
-  force?: boolean;
-  allUnowned?: boolean;
+  force: boolean;
+  allUnowned: boolean;
 }
 
 /** The per-account quota of schedule groups: adopt's default --max, as for one account. */
 const ADOPT_DEFAULT_MAX = 500;
 
 /** adopt schedule-group over targets: one unit per target × region of its aws section. */
-export async function runFleetAdopt(ctx: CommandContext, names: string[], flags: FleetAdoptFlags): Promise<number> {
+export async function runFleetAdopt(ctx: CommandContext, o: FleetAdoptOptions): Promise<number> {
   const { adoptRemedy, findGroups, schedulerHost } = await import('./checks/schedule-groups.js');
   const { runRemediation } = await import('./remediation.js');
-  return runFleetRemedy<GroupPlan>(ctx, fleetApplyOptions(flags), {
+  return runFleetRemedy<GroupPlan>(ctx, o, {
     command: 'adopt schedule-group',
     verb: 'Adopt',
     noun: 'schedule group(s)',
@@ -469,12 +469,12 @@ export async function runFleetAdopt(ctx: CommandContext, names: string[], flags:
       const api = await openTargetScheduler(ctx, t, unit.region as string, res);
       const remedy = adoptRemedy({
         cfg,
-        force: Boolean(flags.force),
+        force: o.force,
         retry,
         nowMs: () => Date.now(),
-        find: (a) => findGroups(a, cfg, { prefix: flags.prefix, expected, nowMs: Date.now() }),
-        names,
-        allUnowned: Boolean(flags.allUnowned),
+        find: (a) => findGroups(a, cfg, { prefix: o.prefix, expected, nowMs: Date.now() }),
+        names: o.names,
+        allUnowned: o.allUnowned,
       });
       return {
         max: ADOPT_DEFAULT_MAX,

@@ -245,7 +245,12 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
 export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promise<number> {
   const { assertMaxTotal, requiresFleet, runFleetRescue } = await import('../fleet-remedies.js');
   assertMaxTotal(ctx, flags);
-  if (requiresFleet(ctx)) return runFleetRescue(ctx, flags);
+  if (requiresFleet(ctx)) {
+    const { fleetApplyOptions } = await import('../fleet-remedies.js');
+    const { parseDuration } = await import('../durations.js');
+    const olderThanMs = flags.olderThan === undefined ? undefined : parseDuration(flags.olderThan, '--older-than');
+    return runFleetRescue(ctx, { ...fleetApplyOptions(flags), olderThanMs, kind: flags.kind, queue: flags.queue });
+  }
   const { config, q, formatAge, formatDuration } = await setup(ctx);
   const { assertQueueSchema, rescueThresholdMs } = await import('../checks/jobs-presets.js');
   const thresholdMs = rescueThresholdMs(q, flags.olderThan);

@@ -236,7 +236,8 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
   assertMaxTotal(ctx, flags);
   if (requiresFleet(ctx)) {
     const scope = [unique.length ? `${unique.length} id(s)` : null, flags.kind !== undefined ? `kind ${flags.kind}` : null, flags.since ? `dead-lettered within ${flags.since}` : null].filter(Boolean).join(', ');
-    return runFleetRetry(ctx, filter, scope, flags);
+    const { fleetApplyOptions } = await import('../fleet-remedies.js');
+    return runFleetRetry(ctx, filter, scope, { ...fleetApplyOptions(flags), includeUnknownKinds: Boolean(flags.includeUnknownKinds) });
   }
   const { retryRemedy } = await import('../checks/dead-letter-remedies.js');
   const { checkIds } = await import('../checks/dead-letters.js');

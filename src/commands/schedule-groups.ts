@@ -122,7 +122,8 @@ async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[],
     if (requiresFleet(ctx)) {
       if (flags.region !== undefined || flags.profile !== undefined || flags.endpointUrl !== undefined)
         throw usageError('--region, --profile and --endpoint-url do not combine with --target/--all-targets: each target names its own (targets.NAME.aws).');
-      return runFleetAdopt(ctx, names, flags);
+      const { fleetApplyOptions } = await import('../fleet-remedies.js');
+      return runFleetAdopt(ctx, { ...fleetApplyOptions(flags), names, prefix: flags.prefix, force: Boolean(flags.force), allUnowned: Boolean(flags.allUnowned) });
     }
   }
   const max = flags.max === undefined ? DEFAULT_MAX : parseCount(flags.max, '--max');
