@@ -1,6 +1,7 @@
 import type { CommandContext } from './context.js';
 import type { Column, OutputFormat, Tone } from './output.js';
 import type { Database } from './database.js';
+import type { Deps } from './context.js';
 import type { CheckDeps, CheckGroup, CheckResult } from './checks/all-checks.js';
 import type { ResolvedTarget } from './targets.js';
 import { usageError } from './errors.js';
@@ -35,18 +36,31 @@ export interface CheckFleetFlags {
 export async function selectedTargets(ctx: CommandContext): Promise<ResolvedTarget[]> {
   const config = await ctx.config();
   const { selectTargetNames, resolveTargets } = await import('./targets.js');
+  const { CHECK_THRESHOLDS } = await import('./checks/check-registry.js');
   const names = selectTargetNames(Object.keys(config.targets), fleetSelection(ctx.globals));
-  return resolveTargets(config, names);
+  return resolveTargets(config, names, CHECK_THRESHOLDS);
+}
+
+/**
+ * The deps factory of one target: the run's own (ctx.deps) pointed at the target's database
+ * and account, every session and client it opens tracked so the target's deadline closes them.
+ */
+export function targetDeps(ctx: CommandContext, t: ResolvedTarget, res: TargetResources, secrets: string[]): Deps {
+  return {
+    openDatabase: async (settings, env) => {
+      const { targetConnection } = await import('./targets.js');
+      const conn = targetConnection(t, ctx.io.env, ctx.io.cwd);
+      secrets.push(...conn.secrets);
+      return res.track(await ctx.deps.openDatabase({ ...settings, url: conn.url }, env), (d) => d.close());
+    },
+    openScheduler: async (access) => res.track(await ctx.deps.openScheduler(access), (a) => a.client.destroy()),
+    now: () => ctx.deps.now(),
+  };
 }
 
 /** Opens the target's database with its own connection and settings; closed on its deadline. */
-export async function openTargetDatabase(ctx: CommandContext, t: ResolvedTarget, res: TargetResources, secrets: string[]): Promise<Database> {
-  const { targetConnection } = await import('./targets.js');
-  const { Database } = await import('./database.js');
-  const conn = targetConnection(t, ctx.io.env, ctx.io.cwd);
-  secrets.push(...conn.secrets);
-  const db = await Database.connect({ settings: { ...t.config.database, url: conn.url }, env: ctx.io.env });
-  return res.track(db, (d) => d.close());
+export function openTargetDatabase(ctx: CommandContext, t: ResolvedTarget, res: TargetResources, secrets: string[]): Promise<Database> {
+  return targetDeps(ctx, t, res, secrets).openDatabase(t.config.database, ctx.io.env);
 }
 
 /** The target's expected schedule groups: its config list, or expectedQuery on its own database. */
@@ -65,20 +79,12 @@ export async function targetExpectedGroups(ctx: CommandContext, t: ResolvedTarge
   }
 }
 
-/** A Scheduler client for one region of the target's account; destroyed on its deadline. */
+/** A Scheduler client for one region of the target's account (its profile, its endpoint for that region); destroyed on its deadline. */
 export async function openTargetScheduler(ctx: CommandContext, t: ResolvedTarget, region: string, res: TargetResources) {
-  const { createSchedulerApi } = await import('./aws.js');
-  const { parseDuration } = await import('./durations.js');
+  const { schedulerAccess } = await import('./aws.js');
   const aws = t.entry.aws;
-  const sg = t.config.scheduleGroups;
-  const api = await createSchedulerApi({
-    env: ctx.io.env,
-    region,
-    profile: aws?.profile ?? ctx.io.env.AWS_PROFILE ?? null,
-    endpoint: aws?.endpoints?.[region] ?? sg.endpoint,
-    requestTimeoutMs: parseDuration(sg.requestTimeout, 'scheduleGroups.requestTimeout'),
-  });
-  return res.track(api, (a) => a.client.destroy());
+  const access = schedulerAccess(ctx.io.env, { region, profile: aws?.profile, endpointUrl: aws?.endpoints?.[region] }, t.config);
+  return targetDeps(ctx, t, res, []).openScheduler(access);
 }
 
 export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags, format: OutputFormat, only: CheckGroup[] | null): Promise<number> {
@@ -86,7 +92,8 @@ export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags,
     throw usageError('--region, --profile and --endpoint-url do not combine with --target/--all-targets: each target names its own (targets.NAME.aws).');
   const opts = fleetOptions(ctx.globals);
   const targets = await selectedTargets(ctx);
-  const { CHECKS, runChecks } = await import('./checks/all-checks.js');
+  const { runChecks, thresholdOf } = await import('./checks/all-checks.js');
+  const { CHECKS } = await import('./checks/check-registry.js');
 
   const selectedDefs = (groups: CheckGroup[]) => CHECKS.filter((d) => groups.includes(d.group) && (!only || only.includes(d.group)));
   /** The rows a target would have produced, all with one status: for skipped parts and failed targets. */
@@ -98,7 +105,7 @@ export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags,
       group: d.group,
       status,
       count: 0,
-      threshold: d.threshold(t.config),
+      threshold: thresholdOf(t.config, d.threshold),
       worst: null,
       items: [],
       breakdown: {},
@@ -113,7 +120,9 @@ export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags,
   const checkTarget = async (t: ResolvedTarget, signal: AbortSignal): Promise<FleetCheckResult[]> => {
     const res = new TargetResources(signal);
     const secrets: string[] = [];
-    const openDb = () => openTargetDatabase(ctx, t, res, secrets);
+    // One deps factory per target: its database and account, closed on its deadline.
+    const deps = targetDeps(ctx, t, res, secrets);
+    const openDb = () => deps.openDatabase(t.config.database, ctx.io.env);
     const sg = t.config.scheduleGroups;
     const expectedGroups = () => targetExpectedGroups(ctx, t, res, secrets);
     const base: CheckDeps = {
@@ -121,7 +130,7 @@ export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags,
       openDb,
       openScheduler: () => Promise.reject(usageError('no region')),
       expectedGroups,
-      now: () => Date.now(),
+      now: () => ctx.deps.now(),
     };
     const parts: Array<Promise<FleetCheckResult[]>> = [];
     parts.push(
@@ -170,7 +179,7 @@ async function emitFleetCheck(ctx: CommandContext, format: OutputFormat, results
   const shard = ctx.globals.shard;
   if (format === 'markdown' || format === 'prometheus') {
     const { renderMarkdown, renderPrometheus } = await import('./check-report.js');
-    ctx.io.stdout.write(format === 'markdown' ? renderMarkdown(results, exitCode, { targets: byTarget }) : renderPrometheus(results, Date.now(), { targets: byTarget }));
+    ctx.io.stdout.write(format === 'markdown' ? renderMarkdown(results, exitCode, { targets: byTarget }) : renderPrometheus(results, ctx.deps.now(), { targets: byTarget }));
     return exitCode;
   }
   const count = (s: TargetStatus) => Object.values(byTarget).filter((x) => x === s).length;
@@ -200,7 +209,7 @@ async function emitFleetCheck(ctx: CommandContext, format: OutputFormat, results
   const skipped = results.filter((r) => r.status === 'skipped').length;
   return ctx.emit({
     command: 'check',
-    dryRun: true,
+    mode: 'read',
     items: format === 'table' ? results.filter((r) => r.status !== 'skipped') : results,
     notes: () => (format === 'table' && skipped ? [`${skipped} skipped check(s) not shown (not configured for their target; -o json lists them).`] : []),
     columns,

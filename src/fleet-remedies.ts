@@ -12,7 +12,7 @@ import { OpsctlError, usageError } from './errors.js';
 import { maskSecrets } from './masking.js';
 import { TargetResources, fleetOptions, runFleet } from './fleet.js';
 import { openTargetDatabase, openTargetScheduler, selectedTargets, targetExpectedGroups } from './fleet-check.js';
-import { parseCount, parsePositive, splitList } from './commands/shared-flags.js';
+import type { ApplyOptions } from './commands/shared-flags.js';
 import { formatDuration, parseDuration } from './durations.js';
 
 /**
@@ -25,38 +25,8 @@ import { formatDuration, parseDuration } from './durations.js';
  * A target that cannot be planned is reported (exit 3) and never stops the others.
  */
 
-export interface FleetApplyFlags {
-  apply?: boolean;
-  max?: string;
-  maxTotal?: string;
-  batchSize?: string;
-  reason?: string;
-  wait?: boolean;
-}
-
-/** What a fleet remedy runs with (the single-target options plus --max-total); unset: each target's config. */
-export interface FleetApplyOptions {
-  apply: boolean;
-  /** Per target (unit); undefined: the target's config (0 = no cap). */
-  max?: number;
-  /** Over the whole run; undefined or 0: no overall cap. */
-  maxTotal?: number;
-  batchSize?: number;
-  reason?: string;
-  wait: boolean;
-}
-
-/** Flags to typed options: every value checked before any target is touched. */
-export function fleetApplyOptions(flags: FleetApplyFlags): FleetApplyOptions {
-  return {
-    apply: Boolean(flags.apply),
-    max: flags.max === undefined ? undefined : parseCount(flags.max, '--max'),
-    maxTotal: flags.maxTotal === undefined ? undefined : parseCount(flags.maxTotal, '--max-total'),
-    batchSize: flags.batchSize === undefined ? undefined : parsePositive(flags.batchSize, '--batch-size'),
-    reason: flags.reason,
-    wait: Boolean(flags.wait),
-  };
-}
+/** What a fleet remedy runs with: the single-target apply options (their maxTotal included); unset: each target's config. */
+export type FleetApplyOptions = ApplyOptions;
 
 interface Prepared<P extends PlannedItem> {
   remedy: Remedy<P>;
@@ -212,7 +182,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
     // 3. Ask once, with the total per target.
     const go = total === 0 || (await ctx.confirm(`${spec.verb} ${total} ${spec.noun} on ${perTarget.filter((r) => r.planned > 0).length} target(s) (${perTargetText})?`));
     if (!go) {
-      for (const [name, { report }] of planned) rows.push(...report.items.map((i) => ({ ...tag(byName.get(name) as FleetUnit), ...i, outcome: i.outcome === 'planned' ? 'cancelled' : i.outcome })));
+      for (const [name, { report }] of planned) rows.push(...report.items.map((i) => ({ ...tag(byName.get(name) as FleetUnit), ...i, ...(i.outcomeClass === 'planned' ? { outcome: 'cancelled', outcomeClass: 'cancelled' as const } : {}) })));
       for (const r of perTarget) if (r.planned) r.summary = { ...r.summary, cancelled: true };
     } else {
       // 4. Target by target: the engine re-plans under each target's lock and guards each row.
@@ -271,7 +241,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
   ];
   return ctx.emit({
     command: spec.command,
-    dryRun,
+    mode: dryRun ? 'plan' : 'apply',
     items: rows,
     columns,
     headline: spec.headline(dryRun, perTarget.length),
@@ -313,14 +283,6 @@ export function assertMaxTotal(ctx: CommandContext, flags: { maxTotal?: unknown 
 export interface FleetReapOptions extends FleetApplyOptions {
   thresholdMs?: number;
   statuses?: string[];
-}
-
-export function fleetReapOptions(flags: FleetApplyFlags & { olderThan?: string; status?: string }): FleetReapOptions {
-  return {
-    ...fleetApplyOptions(flags),
-    thresholdMs: flags.olderThan === undefined ? undefined : parseDuration(flags.olderThan, '--older-than'),
-    statuses: splitList(flags.status),
-  };
 }
 
 export async function runFleetReap(ctx: CommandContext, o: FleetReapOptions): Promise<number> {
@@ -471,8 +433,8 @@ export async function runFleetAdopt(ctx: CommandContext, o: FleetAdoptOptions): 
         cfg,
         force: o.force,
         retry,
-        nowMs: () => Date.now(),
-        find: (a) => findGroups(a, cfg, { prefix: o.prefix, expected, nowMs: Date.now() }),
+        nowMs: () => ctx.deps.now(),
+        find: (a) => findGroups(a, cfg, { prefix: o.prefix, expected, nowMs: ctx.deps.now() }),
         names: o.names,
         allUnowned: o.allUnowned,
       });

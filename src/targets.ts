@@ -68,15 +68,18 @@ const preview = (names: string[]) => {
   return sorted.length > 8 ? `${sorted.slice(0, 8).join(', ')}, … ${sorted.length - 8} more` : sorted.join(', ');
 };
 
-/** Each selected target's effective config; an override that is not valid config is a config error (exit 2). */
-export function resolveTargets(config: Config, names: string[]): ResolvedTarget[] {
+/**
+ * Each selected target's effective config; an override that is not valid config is a config
+ * error (exit 2). `checkThresholds`: the registered check.thresholds keys, as for the top level.
+ */
+export function resolveTargets(config: Config, names: string[], checkThresholds?: Record<string, number>): ResolvedTarget[] {
   return names.map((name) => {
     const entry = config.targets[name];
     const { targets: _all, ...base } = config;
     let merged = merge(base as Record<string, unknown>, (entry.overrides ?? {}) as Record<string, unknown>);
     // The connection is the target's own: never the top-level DATABASE_URL or --database-url.
     merged = merge(merged, { database: { url: null } });
-    const effective = validateConfig({ ...merged, targets: {} }, `targets.${name}.overrides`);
+    const effective = validateConfig({ ...merged, targets: {} }, `targets.${name}.overrides`, checkThresholds);
     return { name, config: effective, entry, describe: describeDatabase(entry) };
   });
 }

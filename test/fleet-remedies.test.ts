@@ -77,7 +77,7 @@ describe('opsctl reap over targets', () => {
     const r = await cli(['--config', config(true), 'reap', '--all-targets', '-o', 'json'], env());
     expect(r.code).toBe(3);
     const out = r.json();
-    expect(out.dryRun).toBe(true);
+    expect(out.mode).toBe('plan');
     expect(out.summary).toMatchObject({ targets: 4, planned: 8, targetsFailed: 1 });
     expect(out.summary.byTarget.a.planned).toBe(3);
     expect(out.summary.byTarget.b.planned).toBe(5);
@@ -93,7 +93,7 @@ describe('opsctl reap over targets', () => {
     const r = await cli(['--config', config(true), 'reap', '--all-targets', '--apply', '--reason', 'fleet test', '-o', 'json'], env());
     expect(r.code).toBe(3);
     const out = r.json();
-    expect(out.dryRun).toBe(false);
+    expect(out.mode).toBe('apply');
     expect(out.summary).toMatchObject({ planned: 8, reaped: 8, targetsFailed: 1 });
     expect([await failed(a), await failed(b), await failed(c)]).toEqual([3, 5, 0]);
     expect(await count(a, 'SELECT count(*)::int AS n FROM audit_log')).toBeGreaterThan(0);

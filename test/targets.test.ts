@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig, loadConfig, validateConfig } from '../src/config.js';
 import { resolveTargets, selectTargetNames, targetConnection } from '../src/targets.js';
+import { CHECK_THRESHOLDS } from '../src/checks/check-registry.js';
 import { OpsctlError } from '../src/errors.js';
 
 const fail = (f: () => unknown): OpsctlError => {
@@ -22,7 +23,7 @@ function fileConfig(body: unknown): string {
   writeFileSync(f, JSON.stringify(body));
   return f;
 }
-const load = (body: unknown, env: NodeJS.ProcessEnv = {}) => loadConfig({ configPath: fileConfig(body), env, cwd: '/' }).config;
+const load = (body: unknown, env: NodeJS.ProcessEnv = {}) => loadConfig({ configPath: fileConfig(body), env, cwd: '/', checkThresholds: CHECK_THRESHOLDS }).config;
 
 const TARGETS = {
   'prod-eu': { database: { host: 'db-eu', port: 5433, user: 'opsctl', dbname: 'billing', passwordEnv: 'EU_PW' } },
@@ -74,9 +75,11 @@ describe('targets in the config', () => {
 
   it('an override that is not valid config is a config error naming the target', () => {
     const config = load({ targets: { a: { aws: { regions: ['us-east-1'] }, overrides: { executions: { threshold: 'soon' } } } } });
-    const e = fail(() => resolveTargets(config, ['a']));
+    const e = fail(() => resolveTargets(config, ['a'], CHECK_THRESHOLDS));
     expect(e.exitCode).toBe(2);
     expect(e.message).toMatch(/^targets\.a\.overrides: executions\.threshold/);
+    const typo = load({ targets: { a: { aws: { regions: ['us-east-1'] }, overrides: { check: { thresholds: { stuckExecution: 3 } } } } } });
+    expect(fail(() => resolveTargets(typo, ['a'], CHECK_THRESHOLDS)).exitCode).toBe(2);
   });
 });
 
