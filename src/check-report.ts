@@ -23,9 +23,19 @@ export function renderMarkdown(results: Tagged[], exitCode: number, fleet?: Flee
     `| ${fleet ? 'target | region | ' : ''}check | status | count | threshold | worst example |`,
     `|${fleet ? '---|---|' : ''}---|---|---:|---:|---|`,
   ];
-  for (const r of results) {
+  // A fleet's summary is read in a CI job summary: its skipped checks (not configured for their target) only in json.
+  const shown = fleet ? results.filter((r) => r.status !== 'skipped') : results;
+  for (const r of shown) {
     const worst = r.status === 'unknown' || r.status === 'skipped' ? (r.error ?? '') : (r.worst ?? '');
     out.push(`| ${where(r)}${r.check} | ${STATUS_ICON[r.status]} | ${r.count} | ${r.threshold} | ${mdEscape(truncate(worst, 120))} |`);
+  }
+  if (fleet) {
+    const icon: Record<string, string> = { clean: '✅ clean', findings: '❌ findings', unknown: '⚠️ unknown' };
+    out.push('', '### Per target', '', '| target | status | findings | unknown |', '|---|---|---:|---:|');
+    for (const [t, status] of Object.entries(fleet.targets)) {
+      const mine = results.filter((r) => r.target === t);
+      out.push(`| ${mdEscape(t)} | ${icon[status]} | ${mine.filter((r) => r.status === 'finding').length} | ${mine.filter((r) => r.status === 'unknown').length} |`);
+    }
   }
   for (const r of results) {
     if (r.items.length === 0) continue;

@@ -176,6 +176,12 @@ describe('opsctl check --all-targets', () => {
     const table = marked.lexer(md.stdout).find((t) => t.type === 'table') as any;
     expect(table.header.map((h: any) => h.text)).toEqual(['target', 'region', 'check', 'status', 'count', 'threshold', 'worst example']);
     expect(table.rows.some((r: any) => r[0].text === 'tenant-a' && r[1].text === 'eu-west-1' && r[2].text === 'schedule-groups')).toBe(true);
+    const perTarget = (marked.lexer(md.stdout).filter((t) => t.type === 'table') as any[]).find((t) => t.header[0].text === 'target' && t.header[1].text === 'status');
+    expect(perTarget.rows.map((r: any) => [r[0].text, r[1].text])).toEqual([
+      ['tenant-a', '❌ findings'],
+      ['tenant-b', '✅ clean'],
+      ['tenant-c', '✅ clean'],
+    ]);
 
     const prom = await cli(['--config', config(), 'check', '--all-targets', '-o', 'prometheus'], env());
     expect(prom.code).toBe(3);
