@@ -347,6 +347,7 @@ Examples:
   $ opsctl jobs rescue                         # dry run with the queue's own threshold
   $ opsctl jobs rescue --older-than 2h --kind import_csv --apply --reason "INC-81 worker OOM"
   $ opsctl jobs rescue --apply --yes -o json
+  $ opsctl jobs rescue --all-targets --apply --max-total 500   # each target's own queue preset
 
 A rescued job that was in fact still running may run twice: the threshold must exceed the
 longest legitimate run. Outcomes: rescued-retryable, rescued-discarded (no attempts left),
