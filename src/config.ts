@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { parseDuration } from './durations.js';
 import { usageError } from './errors.js';
 import { maskConnectionString } from './masking.js';
+import { targetsSchema } from './target-config.js';
 import { QUEUE_NAMES } from './checks/queue-presets.js';
 
 /** A duration string in config, checked with the same parser as the flags. */
@@ -153,6 +154,8 @@ export const configSchema = z
     scheduleGroups: scheduleGroupsSchema,
     jobs: jobsSchema,
     check: checkSchema,
+    /** Named targets for fleet runs (--target, --all-targets): src/target-config.ts. */
+    targets: targetsSchema,
   })
   .strict();
 
@@ -247,6 +250,7 @@ export function defaultConfig(): Config {
       thresholds: {},
       scheduleGroupClasses: ['partial', 'unowned', 'foreign', 'drifted', 'deleting', 'missing'],
     },
+    targets: {},
   };
 }
 
@@ -254,7 +258,7 @@ type Plain = Record<string, unknown>;
 const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Deep merge where arrays and scalars replace, objects merge; records like ownerTags replace whole. */
-function merge(base: Plain, over: Plain, path: string[] = []): Plain {
+export function merge(base: Plain, over: Plain, path: string[] = []): Plain {
   const out: Plain = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const here = [...path, k].join('.');
@@ -311,6 +315,9 @@ export function validateConfig(raw: unknown, source: string, checkThresholds?: R
   if (issue.code === 'unrecognized_keys') {
     key = formatPath([...issue.path, issue.keys[0]]);
     what = 'unknown key (check the spelling against the config reference in the README)';
+  } else if (issue.code === 'invalid_key' && issue.issues[0]) {
+    // A record key (a target name) that fails its own rule: say which rule.
+    what = issue.issues[0].message;
   } else if (issue.code === 'invalid_type') {
     what = issue.message.replace(/^Invalid input: /, '');
   }

@@ -260,6 +260,9 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
 }
 
 export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promise<number> {
+  const { assertMaxTotal, requiresFleet, runFleetRescue } = await import('../fleet-remedies.js');
+  assertMaxTotal(ctx, o);
+  if (requiresFleet(ctx)) return runFleetRescue(ctx, o);
   const { config, q } = await setup(ctx);
   const { assertQueueSchema, rescueThresholdMs } = await import('../checks/jobs-presets.js');
   const thresholdMs = o.olderThanMs ?? rescueThresholdMs(q, undefined);
@@ -344,6 +347,7 @@ Examples:
   $ opsctl jobs rescue                         # dry run with the queue's own threshold
   $ opsctl jobs rescue --older-than 2h --kind import_csv --apply --reason "INC-81 worker OOM"
   $ opsctl jobs rescue --apply --yes -o json
+  $ opsctl jobs rescue --all-targets --apply --max-total 500   # each target's own queue preset
 
 A rescued job that was in fact still running may run twice: the threshold must exceed the
 longest legitimate run. Outcomes: rescued-retryable, rescued-discarded (no attempts left),
@@ -396,7 +400,8 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .description("Rescue stuck jobs the way the queue's own rescuer does (dry run unless --apply)")
     .option('--older-than <duration>', "threshold (default: jobs.rescueAfter, else the queue's own rule)")
     .option('--kind <kind>', 'only jobs of this kind')
-    .option('--queue <name>', 'only jobs in this named queue');
+    .option('--queue <name>', 'only jobs in this named queue')
+    .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)');
   addApplyFlags(rescue, { max: '1000' })
     .addHelpText('after', RESCUE_EXAMPLES)
     .action(r.wrap((ctx, flags: RescueFlags) => runRescue(ctx, jobRescueOptions(flags))));

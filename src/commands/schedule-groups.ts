@@ -25,6 +25,7 @@ interface WriteFlags extends AwsFlags {
   createMissing?: boolean;
   reason?: string;
   wait?: boolean;
+  maxTotal?: string;
 }
 
 /** What `schedule-groups list` runs with. */
@@ -50,6 +51,8 @@ export interface WriteOptions {
   reason: string | null;
   /** Wait for another adopter of the same account+region instead of exiting 3. */
   wait: boolean;
+  /** adopt with --target/--all-targets: the cap over every target × region. */
+  maxTotal?: number;
   aws: AwsFlags;
 }
 
@@ -78,6 +81,7 @@ export function writeOptions(kind: WriteOptions['kind'], names: string[], flags:
     createMissing: Boolean(flags.createMissing),
     reason: flags.reason ?? null,
     wait: Boolean(flags.wait),
+    maxTotal: flags.maxTotal === undefined ? undefined : parseCount(flags.maxTotal, '--max-total'),
     aws: awsOf(flags),
   };
 }
@@ -178,6 +182,15 @@ export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<nu
   const { findGroups, findNamedGroups } = await import('../checks/schedule-groups.js');
   const { adoptRemedy, reconcileRemedy, schedulerHost } = await import('../checks/schedule-group-remedies.js');
   const { kind, names, max } = o;
+  if (kind === 'adopt') {
+    const { assertMaxTotal, requiresFleet, runFleetAdopt } = await import('../fleet-remedies.js');
+    assertMaxTotal(ctx, o);
+    if (requiresFleet(ctx)) {
+      if (o.aws.region !== undefined || o.aws.profile !== undefined || o.aws.endpointUrl !== undefined)
+        throw usageError('--region, --profile and --endpoint-url do not combine with --target/--all-targets: each target names its own (targets.NAME.aws).');
+      return runFleetAdopt(ctx, { apply: o.apply, max: o.max, maxTotal: o.maxTotal, wait: false, names, prefix: o.prefix, force: o.force, allUnowned: o.allUnowned });
+    }
+  }
   const config = await ctx.config();
   const cfg = config.scheduleGroups;
   const { parseDuration } = await import('../durations.js');
@@ -279,6 +292,7 @@ Examples:
   $ opsctl adopt schedule-group billing-nightly --apply
   $ opsctl adopt schedule-group --prefix billing- --apply --yes
   $ opsctl adopt schedule-group legacy-group --force --apply   # take over another owner's group
+  $ opsctl adopt schedule-group --all-unowned --all-targets --apply --max-total 50   # every target × region
 
 Each group is re-read at write time (its State, then its tags): DELETING since the plan is
 refused at once, vanished is "gone". Then tagged (ConflictException retried up to
@@ -334,7 +348,8 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
       .argument('[names...]', 'groups to adopt')
       .option('--all-unowned', 'every unowned (or partial) group')
       .option('--prefix <prefix>', 'unowned groups whose name starts with this')
-      .option('--force', 'also take over groups carrying another owner’s tags'),
+      .option('--force', 'also take over groups carrying another owner’s tags')
+      .option('--max-total <n>', 'with --target/--all-targets: refuse to adopt more than this many in all (--max is per target × region)'),
   );
   addApplyFlags(group, { max: String(DEFAULT_MAX), batch: false })
     .addHelpText('after', ADOPT_EXAMPLES)
