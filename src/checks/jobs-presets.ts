@@ -98,6 +98,24 @@ export interface QueuePreset {
   rescueSql(schema: string | null): string;
   /** $1 ids, $2 tokens (text[]): retries rows still discarded with the same token; returns (id, state). */
   retrySql(schema: string | null, includeCancelled: boolean): string;
+  /** Locks the queue keeps outside its jobs (graphile-worker's named queues); see queue-locks.ts. */
+  queueLocks?: QueueLockSql;
+  /** Where the queue moves old failures (pg-boss's archive); listed read-only, see the preset. */
+  archive?: ArchiveSql;
+}
+
+export interface QueueLockSql {
+  table: string;
+  /** (id, queue, locked_at, locked_by, age_seconds, token) of locks older than the threshold with no locked job behind. */
+  staleSql(schema: string | null, thresholdMs: number | null, params: unknown[], limit: number): string;
+  /** $1 ids, $2 tokens (text[]): frees the locks still as planned; returns (id). */
+  releaseSql(schema: string | null): string;
+}
+
+export interface ArchiveSql {
+  table: string;
+  /** The discardedSql columns plus nothing else, over the archive; `oldest`/`newest` as there. */
+  discardedSql(schema: string | null, f: JobFilter, includeCancelled: boolean, params: unknown[], order: 'newest' | 'oldest', limit: number): string;
 }
 
 export const PRESETS: Record<QueueKind, QueuePreset> = {

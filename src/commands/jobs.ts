@@ -3,7 +3,8 @@ import { describe } from './index.js';
 import { errorGroupSections } from './error-group-sections.js';
 import type { Registrar } from '../cli.js';
 import type { CommandContext } from '../context.js';
-import type { Column, Tone } from '../output.js';
+import type { Column, Section, Tone } from '../output.js';
+import type { StaleQueueLock } from '../checks/queue-locks.js';
 import type { ResolvedQueue } from '../checks/jobs-presets.js';
 import type { DiscardedJob } from '../checks/discarded-jobs.js';
 import type { StuckJob } from '../checks/stuck-jobs.js';
@@ -62,6 +63,21 @@ async function setup(ctx: CommandContext) {
 
 const attempts = (r: { attempt: number; maxAttempts: number }) => `${r.attempt}/${r.maxAttempts}`;
 
+/** The table of stale queue locks (graphile-worker's named queues) under a stuck or rescue listing. */
+function queueLockSection(locks: Array<StaleQueueLock & { outcome?: string }>, formatAge: (ms: number) => string): Section {
+  return {
+    title: 'Stale queue locks (no stuck job behind them)',
+    columns: [
+      { header: 'queue', value: (l: StaleQueueLock) => l.queue },
+      { header: 'locked_by', value: (l: StaleQueueLock) => l.lockedBy },
+      { header: 'age', value: (l: StaleQueueLock) => formatAge(l.ageSeconds * 1000) },
+      { header: 'locked_at', value: (l: StaleQueueLock) => l.lockedAt },
+      ...(locks.some((l) => l.outcome) ? [{ header: 'outcome', value: (l: { outcome?: string }) => l.outcome }] : []),
+    ],
+    rows: locks,
+  };
+}
+
 export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<number> {
   const { q, formatAge, formatDuration } = await setup(ctx);
   const limit = flags.limit === undefined ? STUCK_LIMIT : parseCount(flags.limit, '--limit');
@@ -76,6 +92,8 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
       await ro.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       await assertQueueSchema(ro, q);
       const total = await countStuckJobs(ro, q, filter);
+      const { findStaleQueueLocks } = await import('../checks/queue-locks.js');
+      const queueLocks = (await findStaleQueueLocks(ro, q, thresholdMs)).map(({ token: _t, ...l }) => l);
       let shown = 0;
       const rows = (async function* () {
         for await (const r of streamStuckJobs(ro, q, filter, limit)) {
@@ -101,9 +119,14 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
         columns,
         headline: `${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where} (database clock)`,
         emptyMessage: `No stuck jobs: nothing ${q.preset.describeStuck(threshold)}.`,
-        notes: () => (limit > 0 && shown < total.count ? [`Showing the oldest ${shown} of ${total.count} (--limit 0 lists every job).`] : []),
+        notes: () => [
+          ...(limit > 0 && shown < total.count ? [`Showing the oldest ${shown} of ${total.count} (--limit 0 lists every job).`] : []),
+          ...(queueLocks.length ? [`${queueLocks.length} stale queue lock(s) with no stuck job behind them: every job of those queues waits; jobs rescue frees them as ${q.preset.label}'s own recovery does.`] : []),
+        ],
+        sections: () => (queueLocks.length ? [queueLockSection(queueLocks, formatAge)] : []),
         summary: () => ({
           stuck: total.count,
+          ...(q.preset.queueLocks ? { staleQueueLocks: queueLocks.length, queueLocks } : {}),
           shown,
           preset: q.preset.queue,
           threshold: threshold ?? 'expire_in',
@@ -262,7 +285,17 @@ export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promis
       onProgress: (done, total) => ctx.progress(`rescue: ${done}/${total} jobs`),
     });
     ctx.progressDone();
+    // Stale queue locks (graphile-worker) after the jobs: a job's rescue frees its own queue's lock.
+    const { queueLockRemedy } = await import('../checks/queue-locks.js');
+    const locks = q.preset.queueLocks
+      ? await remediate(db, queueLockRemedy(q, { thresholdMs, reason: flags.reason, actor: config.actor, audit: config.audit }), {
+          ...opts,
+          confirm: (plan) => (report.summary.planned ? Promise.resolve(true) : ctx.confirm(`Release ${plan.length} stale queue lock(s) in ${q.where} (${q.preset.label})?`)),
+        })
+      : null;
     const notes: string[] = [];
+    if (locks?.items.length)
+      notes.push(`${locks.items.length} stale queue lock(s) with no stuck job behind them${locks.dryRun ? ': --apply frees them (locked_at/locked_by cleared) as its own recovery does' : ''}.`);
     if (report.dryRun && report.items.length > 0) {
       notes.push(`Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`);
       notes.push('A rescued job that was in fact still running may run twice: the threshold must exceed the longest legitimate run.');
@@ -284,10 +317,18 @@ export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promis
       columns,
       headline: `${report.dryRun ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
       emptyMessage: `Nothing to rescue: no job ${q.preset.describeStuck(threshold)}.`,
-      summary: () => ({ ...rescueSummary(report), preset: q.preset.queue, threshold: threshold ?? 'expire_in' }),
+      summary: () => ({
+        ...rescueSummary(report),
+        preset: q.preset.queue,
+        threshold: threshold ?? 'expire_in',
+        ...(locks
+          ? { [locks.dryRun ? 'staleQueueLocks' : 'queueLocksReleased']: locks.dryRun ? locks.items.length : Number(locks.summary.released ?? 0), queueLocks: locks.items }
+          : {}),
+      }),
+      sections: () => (locks?.items.length ? [queueLockSection(locks.items, formatAge)] : []),
       notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
+      exitCode: () => Math.max(report.exitCode, locks?.exitCode ?? 0),
+      warnings: () => [report.warning, locks?.warning].filter((w): w is string => Boolean(w)),
     });
   });
 }
