@@ -6,14 +6,17 @@ import { expect } from 'vitest';
  * opsctl's on the other ("ops"), then every column of every row compared.
  */
 
-/** Copies every row of schema `from`.table into `to`.table (generated columns left out). */
+/** Copies every row of schema `from`.table into `to`.table (generated columns left out; a schema's own enums cast by name). */
 export async function copyRows(client: pg.Client, from: string, to: string, table: string, onConflict = ''): Promise<void> {
-  const cols = await client.query<{ attname: string }>(
-    `SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum`,
-    [`"${from}"."${table}"`],
+  const cols = await client.query<{ attname: string; same: boolean; target: string }>(
+    `SELECT s.attname, s.atttypid = t.atttypid AS same, format_type(t.atttypid, t.atttypmod) AS target
+       FROM pg_attribute s JOIN pg_attribute t ON t.attrelid = to_regclass($2) AND t.attname = s.attname
+      WHERE s.attrelid = to_regclass($1) AND s.attnum > 0 AND NOT s.attisdropped AND s.attgenerated = '' ORDER BY s.attnum`,
+    [`"${from}"."${table}"`, `"${to}"."${table}"`],
   );
   const list = cols.rows.map((c) => `"${c.attname}"`).join(', ');
-  await client.query(`INSERT INTO "${to}"."${table}" (${list}) OVERRIDING SYSTEM VALUE SELECT ${list} FROM "${from}"."${table}" ${onConflict}`);
+  const values = cols.rows.map((c) => (c.same ? `"${c.attname}"` : `"${c.attname}"::text::${c.target}`)).join(', ');
+  await client.query(`INSERT INTO "${to}"."${table}" (${list}) OVERRIDING SYSTEM VALUE SELECT ${values} FROM "${from}"."${table}" ${onConflict}`);
 }
 
 export type Row = Record<string, unknown>;
