@@ -22,6 +22,8 @@ export interface JobFilter {
   ids?: string[];
   /** Discarded within this long (finalized on or after now() - since). */
   sinceMs?: number;
+  /** Also the queue's archive (presets with `archive`): rows carry archived = true. */
+  includeArchived?: boolean;
 }
 
 export interface StuckFilter extends JobFilter {
@@ -60,6 +62,8 @@ export interface DiscardedJobRow {
   age_seconds: number | null;
   last_error: string | null;
   token: string;
+  /** Presets with an archive: whether the row is there (read-only). */
+  archived?: boolean;
 }
 
 export interface QueuePreset {
@@ -100,7 +104,7 @@ export interface QueuePreset {
   retrySql(schema: string | null, includeCancelled: boolean): string;
   /** Locks the queue keeps outside its jobs (graphile-worker's named queues); see queue-locks.ts. */
   queueLocks?: QueueLockSql;
-  /** Where the queue moves old failures (pg-boss's archive); listed read-only, see the preset. */
+  /** Where the queue moves old failures (pg-boss's archive); discardedSql reads it with f.includeArchived. */
   archive?: ArchiveSql;
 }
 
@@ -112,10 +116,11 @@ export interface QueueLockSql {
   releaseSql(schema: string | null): string;
 }
 
+/** A table the queue moves finished jobs to (pg-boss's archive): its failures are listed (JobFilter.includeArchived), never retried. */
 export interface ArchiveSql {
   table: string;
-  /** The discardedSql columns plus nothing else, over the archive; `oldest`/`newest` as there. */
-  discardedSql(schema: string | null, f: JobFilter, includeCancelled: boolean, params: unknown[], order: 'newest' | 'oldest', limit: number): string;
+  /** One sentence: when the queue moves failures there, and why opsctl does not retry them. */
+  note: string;
 }
 
 export const PRESETS: Record<QueueKind, QueuePreset> = {

@@ -9,6 +9,7 @@ import type { ResolvedQueue } from '../checks/jobs-presets.js';
 import type { DiscardedJob } from '../checks/discarded-jobs.js';
 import type { StuckJob } from '../checks/stuck-jobs.js';
 import { usageError } from '../errors.js';
+import { displayName } from '../identifiers.js';
 import { addApplyFlags, parseCount, parsePositive } from './shared-flags.js';
 
 interface StuckFlags {
@@ -142,15 +143,24 @@ export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): 
   const { q, formatAge, parseDuration } = await setup(ctx);
   const limit = flags.limit === undefined ? DISCARDED_LIMIT : parseCount(flags.limit, '--limit');
   const includeCancelled = Boolean(flags.includeCancelled) || q.cfg.includeCancelled;
-  const filter = { kind: flags.kind, queue: flags.queue, includeCancelled, sinceMs: flags.since === undefined ? undefined : parseDuration(flags.since, '--since') };
+  // The queue's archive too (pg-boss), read-only: a failure moved there is still one the queue gave up on.
+  const archive = q.preset.archive;
+  const filter = {
+    kind: flags.kind,
+    queue: flags.queue,
+    includeCancelled,
+    sinceMs: flags.since === undefined ? undefined : parseDuration(flags.since, '--since'),
+    ...(archive ? { includeArchived: true } : {}),
+  };
   const { assertQueueSchema } = await import('../checks/jobs-presets.js');
-  const { summariseDiscardedJobs, streamDiscardedJobs, discardedHeadline } = await import('../checks/discarded-jobs.js');
+  const { summariseDiscardedJobs, streamDiscardedJobs, discardedHeadline, countArchivedJobs } = await import('../checks/discarded-jobs.js');
   const states = q.preset.discardedStates(includeCancelled);
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       await ro.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       await assertQueueSchema(ro, q);
       const summary = await summariseDiscardedJobs(ro, q, filter);
+      const archived = await countArchivedJobs(ro, q, filter);
       let shown = 0;
       const rows = (async function* () {
         for await (const r of streamDiscardedJobs(ro, q, filter, limit)) {
@@ -166,6 +176,7 @@ export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): 
         { header: 'attempt', value: attempts },
         { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
         { header: 'finalized_at', value: (r) => r.finalizedAt },
+        ...(archive ? [{ header: 'where', value: (r: DiscardedJob) => (r.archived ? archive.table : q.preset.table), tone: (r: DiscardedJob): Tone => (r.archived ? 'dim' : undefined) }] : []),
         { header: 'last error', value: (r) => r.lastError, tone: () => 'bad', maxWidth: 60 },
       ];
       return ctx.emit({
@@ -176,10 +187,14 @@ export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): 
         headline: discardedHeadline(summary, q.where, states),
         emptyMessage: 'No discarded jobs match.',
         sections: () => errorGroupSections(summary),
-        notes: () => (limit > 0 && shown < summary.total ? [`Showing the newest ${shown} of ${summary.total}; the groups count all of them (--limit 0 lists every job).`] : []),
+        notes: () => [
+          ...(limit > 0 && shown < summary.total ? [`Showing the newest ${shown} of ${summary.total}; the groups count all of them (--limit 0 lists every job).`] : []),
+          ...(archive && archived ? [`${archived} of them are in ${displayName(archive.table, q.schema)}: ${archive.note}.`] : []),
+        ],
         summary: () => ({
           total: summary.total,
           shown,
+          ...(archive ? { archived, archive: displayName(archive.table, q.schema) } : {}),
           preset: q.preset.queue,
           states,
           ...(limit > 0 && shown < summary.total ? { limitReached: limit } : {}),
@@ -217,7 +232,7 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
   };
   const opts = engineOptions(q, flags);
   const states = q.preset.discardedStates(includeCancelled);
-  const { retryRemedy, checkRetryIds } = await import('../checks/discarded-jobs.js');
+  const { retryRemedy, checkRetryIds, countArchivedJobs } = await import('../checks/discarded-jobs.js');
   const { remediate } = await import('../remediation.js');
   return ctx.withDatabase(async (db) => {
     const idCheck = await db.readOnly(async (ro) => {
@@ -225,6 +240,8 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
       if (opts.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
       return unique.length ? checkRetryIds(ro, q, unique, includeCancelled) : null;
     });
+    // pg-boss's archive: matching failures there are reported, never retried (its own retry cannot either).
+    const archived = q.preset.archive ? await db.readOnly((ro) => countArchivedJobs(ro, q, filter)) : 0;
     const remedy = retryRemedy(q, { filter, reason: flags.reason, actor: config.actor, audit: config.audit });
     const report = await remediate(db, remedy, {
       ...opts,
@@ -239,6 +256,7 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
     const notes: string[] = [];
     if (idCheck && idCheck.notFound + idCheck.notDiscarded > 0)
       notes.push(`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDiscarded} are not ${states.join('/')}: nothing to retry there.`);
+    if (archived && q.preset.archive) notes.push(`${archived} matching job(s) are in ${displayName(q.preset.archive.table, q.schema)}, not retried: ${q.preset.archive.note}.`);
     if (report.dryRun && report.items.length > 0) notes.push(`Dry run: nothing was changed. Re-run with --apply to retry these jobs: ${q.preset.retryEffect}.`);
     if (report.summary.exceedsMax) notes.push(`More than --max ${opts.max} jobs match: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
     const columns: Column<(typeof report.items)[number]>[] = [
@@ -257,7 +275,12 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
       columns,
       headline: `${report.dryRun ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
       emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
-      summary: () => ({ ...report.summary, preset: q.preset.queue, ...(idCheck ? { idsNotFound: idCheck.notFound, idsNotDiscarded: idCheck.notDiscarded } : {}) }),
+      summary: () => ({
+        ...report.summary,
+        preset: q.preset.queue,
+        ...(q.preset.archive ? { archivedNotRetried: archived } : {}),
+        ...(idCheck ? { idsNotFound: idCheck.notFound, idsNotDiscarded: idCheck.notDiscarded } : {}),
+      }),
       notes: () => notes,
       exitCode: () => report.exitCode,
       warnings: () => (report.warning ? [report.warning] : []),
