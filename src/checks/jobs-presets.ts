@@ -6,6 +6,7 @@ import { parseDuration } from '../durations.js';
 import { riverPreset } from './jobs-river.js';
 import { graphileWorkerPreset } from './jobs-graphile-worker.js';
 import { pgBossPreset } from './jobs-pg-boss.js';
+import { obanPreset } from './jobs-oban.js';
 
 /**
  * A preset is one job queue's schema and semantics: where its table lives, what "stuck" and
@@ -68,7 +69,7 @@ export interface DiscardedJobRow {
 
 export interface QueuePreset {
   queue: QueueKind;
-  /** For messages: "River", "graphile-worker", "pg-boss". */
+  /** For messages: "River", "graphile-worker", "pg-boss", "Oban". */
   label: string;
   defaultSchema: string | null;
   /** The jobs table: the advisory-lock key and the name in messages. */
@@ -127,6 +128,7 @@ export const PRESETS: Record<QueueKind, QueuePreset> = {
   river: riverPreset,
   'graphile-worker': graphileWorkerPreset,
   'pg-boss': pgBossPreset,
+  oban: obanPreset,
 };
 
 /** The configured queue with its schema resolved; one sentence and exit 2 when none is set. */
@@ -140,7 +142,7 @@ export interface ResolvedQueue {
 
 export function resolveQueue(config: Config): ResolvedQueue {
   const cfg = config.jobs;
-  if (!cfg.queue) throw usageError('no job queue is configured: set jobs.queue to river, graphile-worker or pg-boss in the config file to use opsctl jobs.');
+  if (!cfg.queue) throw usageError('no job queue is configured: set jobs.queue to river, graphile-worker, pg-boss or oban in the config file to use opsctl jobs.');
   const preset = PRESETS[cfg.queue];
   const schema = cfg.schema ?? preset.defaultSchema;
   return { preset, schema, cfg, where: displayName(preset.table, schema) };

@@ -366,11 +366,11 @@ Examples:
 `;
 const STUCK_EXAMPLES = `
 Examples:
-  $ opsctl jobs stuck                          # the queue's own rule (River 1h, graphile-worker 4h, pg-boss expire_in)
+  $ opsctl jobs stuck                          # the queue's own rule (River 1h, graphile-worker 4h, pg-boss expire_in, Oban 1h)
   $ opsctl jobs stuck --older-than 30m --kind send_email
   $ opsctl jobs stuck --queue critical --limit 0 -o ndjson
 
-Needs jobs.queue (river, graphile-worker or pg-boss) in the config file.
+Needs jobs.queue (river, graphile-worker, pg-boss or oban) in the config file.
 `;
 const DISCARDED_EXAMPLES = `
 Examples:
@@ -410,7 +410,7 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .command('stuck')
     .description('List jobs stuck in the running state past a threshold, oldest first (read-only)')
     .option('--older-than <duration>', "threshold, e.g. 30m, 2h (default: jobs.rescueAfter, else the queue's own rule)")
-    .option('--kind <kind>', 'only jobs of this kind (graphile-worker: task identifier; pg-boss: queue name)')
+    .option('--kind <kind>', 'only jobs of this kind (graphile-worker: task identifier; pg-boss: queue name; Oban: worker)')
     .option('--queue <name>', 'only jobs in this named queue')
     .option('--limit <n>', `at most this many jobs (0 = no limit; default ${STUCK_LIMIT})`)
     .addHelpText('after', STUCK_EXAMPLES)
@@ -422,7 +422,7 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--kind <kind>', 'only jobs of this kind')
     .option('--queue <name>', 'only jobs in this named queue')
     .option('--since <duration>', 'only jobs discarded within this long, e.g. 24h')
-    .option('--include-cancelled', 'cancelled jobs too (River, pg-boss; default: jobs.includeCancelled)')
+    .option('--include-cancelled', 'cancelled jobs too (River, pg-boss, Oban; default: jobs.includeCancelled)')
     .option('--limit <n>', `at most this many jobs listed (0 = no limit; default ${DISCARDED_LIMIT}); the groups count all`)
     .addHelpText('after', DISCARDED_EXAMPLES)
     .action(r.wrap((ctx, flags: DiscardedFlags) => runDiscarded(ctx, flags)));
