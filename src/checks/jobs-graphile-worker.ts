@@ -60,6 +60,7 @@ export const graphileWorkerPreset: QueuePreset = {
   retryEffect: 'run_at → now, max_attempts → attempts + 1 (graphile_worker.reschedule_jobs), attempts and last_error kept',
   rescueEffect:
     'locked_at/locked_by cleared on the job and its queue, run_at → now, last_error and updated_at kept (its resetLockedAt; the reason goes to the audit row); no attempts left → stays permanently failed; stale queue locks freed',
+  reasonInAuditOnly: true,
   idPattern: /^\d{1,19}$/,
   idType: 'bigint',
 

@@ -43,6 +43,7 @@ export const obanPreset: QueuePreset = {
   describeStuck: (t) => `executing for longer than ${t}`,
   retryEffect: "state → available, scheduled_at → now, max_attempts → GREATEST(max_attempts, attempt + 1), completed/cancelled/discarded_at cleared (Oban's retry_job)",
   rescueEffect: "state → available (attempts left) or discarded with discarded_at, nothing else written (Oban's Lifeline plugin; the reason goes to the audit row)",
+  reasonInAuditOnly: true,
   idPattern: /^\d{1,19}$/,
   idType: 'bigint',
 

@@ -90,6 +90,8 @@ export interface QueuePreset {
   /** One line each: what retry and rescue write, in the queue's own terms. */
   retryEffect: string;
   rescueEffect: string;
+  /** True when the queue's own rescue writes no error text (graphile-worker, Oban): the reason goes to the audit row only. */
+  reasonInAuditOnly?: boolean;
   idPattern: RegExp;
   idType: string;
   stuckSql(schema: string | null, f: StuckFilter, params: unknown[], limit: number): string;

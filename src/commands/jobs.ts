@@ -331,7 +331,7 @@ export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promis
       { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
       { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
       { header: report.dryRun ? 'would become' : 'outcome', value: (r) => (report.dryRun && r.outcome === 'planned' ? r.wouldBecome : r.outcome), tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'error it would record' : 'detail', value: (r) => (report.dryRun ? r.reason : (r.detail ?? r.reason)), maxWidth: 70 },
+      { header: report.dryRun ? (q.preset.reasonInAuditOnly ? 'reason (audit row only)' : 'error it would record') : 'detail', value: (r) => (report.dryRun ? r.reason : (r.detail ?? r.reason)), maxWidth: 70 },
     ];
     return ctx.emit({
       command: 'jobs rescue',
