@@ -242,6 +242,8 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
     });
     // pg-boss's archive: matching failures there are reported, never retried (its own retry cannot either).
     const archived = q.preset.archive ? await db.readOnly((ro) => countArchivedJobs(ro, q, filter)) : 0;
+    // An id found in the archive exists: it is reported as archived, not as missing.
+    if (idCheck) idCheck.notFound = Math.max(0, idCheck.notFound - archived);
     const remedy = retryRemedy(q, { filter, reason: flags.reason, actor: config.actor, audit: config.audit });
     const report = await remediate(db, remedy, {
       ...opts,

@@ -5,7 +5,7 @@ import { resetLockedAt } from 'graphile-worker/dist/sql/resetLockedAt.js';
 import { makeEnhancedWithPgClient, processSharedOptions } from 'graphile-worker/dist/lib.js';
 import { makeWithPgClientFromClient } from 'graphile-worker/dist/helpers.js';
 import { freshDatabase } from '../support/db.js';
-import { cli } from '../support/cli.js';
+import { cli, cliProcess } from '../support/cli.js';
 import { jobsConfig, until } from '../support/jobs.js';
 import { copyRows, expectSameRows, rowsOf } from '../support/fidelity.js';
 import { AUDIT_LOG_SQL } from '../../src/reference/schema.js';
@@ -88,11 +88,16 @@ describe('graphile-worker fidelity: rescue is its own resetLockedAt', () => {
     const stuck = await cli(['--config', ops(), 'jobs', 'stuck', '-o', 'json'], env);
     expect(stuck.json().summary).toMatchObject({ stuck: 2, staleQueueLocks: 1 });
     expect(stuck.json().summary.queueLocks).toEqual([expect.objectContaining({ queue: 'orphaned', lockedBy: 'gone-pool' })]);
+    expect((await cli(['--config', ops(), 'jobs', 'stuck'], env)).stdout).toMatch(/Stale queue locks \(no stuck job behind them\)[\s\S]*orphaned[\s\S]*gone-pool/);
+    const check = await cli(['--config', ops(), 'check', '--only', 'jobs', '-o', 'json'], env);
+    const stuckCheck = check.json().items.find((i: any) => i.check === 'stuck-jobs');
+    expect(stuckCheck).toMatchObject({ status: 'finding', count: 3 });
+    expect(stuckCheck.breakdown).toMatchObject({ staleQueueLocks: 1 });
 
     const t0 = Date.now();
     const options = processSharedOptions({ connectionString: db.url, schema: OWN, logger: silent });
     await resetLockedAt(options, makeEnhancedWithPgClient(makeWithPgClientFromClient(db.client)));
-    const r = await cli(['--config', ops(), 'jobs', 'rescue', '--apply', '--reason', 'INC-7', '-o', 'json'], env);
+    const r = await cliProcess(['--config', ops(), 'jobs', 'rescue', '--apply', '--reason', 'INC-7', '-o', 'json'], env);
     const tolerance = Date.now() - t0 + 1000;
     expect(r.code).toBe(0);
     expect(r.json().summary).toMatchObject({ rescued: 2, queueLocksReleased: 1 });
@@ -136,7 +141,7 @@ describe('graphile-worker fidelity: retry is its own reschedule_jobs; --since se
     const t0 = Date.now();
     for (const id of [...failed, manual])
       await db.client.query(`SELECT ${OWN}.reschedule_jobs(ARRAY[$1::bigint], run_at := now(), max_attempts := (SELECT attempts + 1 FROM ${OWN}._private_jobs WHERE id = $1))`, [id]);
-    const r = await cli(['--config', ops(), 'jobs', 'retry', '--all', '--apply', '-o', 'json'], env);
+    const r = await cliProcess(['--config', ops(), 'jobs', 'retry', '--all', '--apply', '-o', 'json'], env);
     const tolerance = Date.now() - t0 + 1000;
     expect(r.json().summary).toMatchObject({ planned: 4, retried: 4 });
     expectSameRows(await jobs(OWN), await jobs(OPS), { nowToleranceMs: tolerance });

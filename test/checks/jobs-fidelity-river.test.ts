@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../support/db.js';
-import { cli } from '../support/cli.js';
+import { cli, cliProcess } from '../support/cli.js';
 import { jobsConfig } from '../support/jobs.js';
 import { copyRows, expectSameRows, rowsOf, withoutTimes, type Row } from '../support/fidelity.js';
 import { AUDIT_LOG_SQL } from '../../src/reference/schema.js';
@@ -139,7 +139,7 @@ describe('River fidelity: rescue is its JobRescuer', () => {
 
     const t0 = Date.now();
     await riverRescue('1 hour');
-    const r = await cli(['--config', ops(), 'jobs', 'rescue', '--apply', '-o', 'json'], env);
+    const r = await cliProcess(['--config', ops(), 'jobs', 'rescue', '--apply', '-o', 'json'], env);
     const t1 = Date.now();
     expect(r.code).toBe(0);
     expect(r.json().summary).toMatchObject({ rescued: 5, 'rescued-retryable': 3, 'rescued-discarded': 1, 'rescued-cancelled': 1 });
@@ -188,7 +188,7 @@ describe('River fidelity: retry is its JobRetry', () => {
 
     const t0 = Date.now();
     for (const id of [exhausted, early, over, cancelled]) await riverRetry(id);
-    const r = await cli(['--config', ops(), 'jobs', 'retry', '--all', '--include-cancelled', '--apply', '-o', 'json'], env);
+    const r = await cliProcess(['--config', ops(), 'jobs', 'retry', '--all', '--include-cancelled', '--apply', '-o', 'json'], env);
     const t1 = Date.now();
     expect(r.json().summary).toMatchObject({ planned: 4, retried: 4 });
     expectSameRows(await jobs(OWN), await jobs(OPS), { nowToleranceMs: t1 - t0 + 1000 });

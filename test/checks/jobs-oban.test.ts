@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { freshDatabase } from '../support/db.js';
-import { cli } from '../support/cli.js';
+import { cli, cliProcess } from '../support/cli.js';
 import { connect, jobsConfig, queueFor } from '../support/jobs.js';
 import { copyRows, expectSameRows, rowsOf } from '../support/fidelity.js';
 import { AUDIT_LOG_SQL } from '../../src/reference/schema.js';
@@ -162,7 +162,7 @@ describe('Oban fidelity', () => {
 
     const t0 = Date.now();
     await lifeline();
-    const r = await cli(['--config', ops(), 'jobs', 'rescue', '--apply', '--reason', 'INC-4', '-o', 'json'], env);
+    const r = await cliProcess(['--config', ops(), 'jobs', 'rescue', '--apply', '--reason', 'INC-4', '-o', 'json'], env);
     const t1 = Date.now();
     expect(r.code).toBe(0);
     expect(r.json().summary).toMatchObject({ planned: 3, rescued: 3, 'rescued-available': 2, 'rescued-discarded': 1 });
@@ -184,7 +184,7 @@ describe('Oban fidelity', () => {
 
     const t0 = Date.now();
     await obanRetry([exhausted, early, cancelled]);
-    const r = await cli(['--config', ops(), 'jobs', 'retry', '--all', '--include-cancelled', '--apply', '-o', 'json'], env);
+    const r = await cliProcess(['--config', ops(), 'jobs', 'retry', '--all', '--include-cancelled', '--apply', '-o', 'json'], env);
     const t1 = Date.now();
     expect(r.json().summary).toMatchObject({ planned: 3, retried: 3 });
     expectSameRows(await jobs(OWN), await jobs(OPS), { nowToleranceMs: t1 - t0 + 1000 });
