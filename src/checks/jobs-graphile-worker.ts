@@ -21,7 +21,11 @@ import { filterPredicates, limitClause, olderThan, type FilterColumns } from './
  *   attempt, like River's retry, keeping attempts and last_error.
  */
 
-/** When the job last failed: its failure path's run_at minus the backoff it added, or updated_at if later. */
+/**
+ * When the job last failed: its failure path's run_at minus the backoff it added, or updated_at
+ * if later (permanently_fail_jobs). A job left exhausted by resetLockedAt (its pool died) has
+ * no failure time of its own: it shows up to exp(min(attempts, 10)) s before its recovery.
+ */
 const FAILED_AT = `greatest(j.updated_at, j.run_at - exp(least(j.attempts, 10)) * interval '1 second')`;
 
 const COLS: FilterColumns = { kind: 't.identifier', queue: 'q.queue_name', id: 'j.id', idArrayType: 'bigint[]', finalizedAt: FAILED_AT };
