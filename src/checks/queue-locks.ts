@@ -2,7 +2,6 @@ import type { Database } from '../database.js';
 import type { Config } from '../config.js';
 import type { ItemOutcome, Remedy } from '../remediation.js';
 import type { ResolvedQueue } from './jobs-presets.js';
-import { writeAudit } from '../audit.js';
 
 /**
  * Locks a queue keeps on something other than a job (graphile-worker's named queues in
@@ -54,6 +53,7 @@ export function queueLockRemedy(q: ResolvedQueue, opts: QueueLockOptions): Remed
     table: ql.table,
     schema: q.schema,
     labels: { applied: 'released', lost: 'race-lost' },
+    audit: { audit: opts.audit, actor: opts.actor },
     async plan(db, limit) {
       const rows = await findStaleQueueLocks(db, q, opts.thresholdMs, limit);
       tokens.clear();
@@ -62,25 +62,24 @@ export function queueLockRemedy(q: ResolvedQueue, opts: QueueLockOptions): Remed
         return l;
       });
     },
+    // The engine writes the audit entries of applied outcomes, in the batch's transaction.
     async applyBatch(tx, batch): Promise<ItemOutcome[]> {
       const released = await tx.queryRaw<{ id: string }>(ql.releaseSql(q.schema), [batch.map((b) => b.id), batch.map((b) => tokens.get(b.id) ?? '')]);
       const done = new Set(released.map((r) => r.id));
-      await writeAudit(
-        tx,
-        opts.audit,
-        opts.actor,
-        batch
-          .filter((b) => done.has(b.id))
-          .map((b) => ({
-            kind: 'job.queue_lock_release',
-            resourceType: ql.table,
-            resourceId: b.queue,
-            summary: `opsctl: released the stale lock of queue ${b.queue}${opts.reason ? ` (${opts.reason})` : ''}`,
-            metadata: { preset: q.preset.queue, queue: b.queue, locked_by: b.lockedBy, locked_at: b.lockedAt, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
-          })),
-      );
       return batch.map((b): ItemOutcome =>
-        done.has(b.id) ? { id: b.id, outcome: 'applied' } : { id: b.id, outcome: 'lost', detail: 'the queue lock changed since the plan (released or taken again); left alone' },
+        done.has(b.id)
+          ? {
+              id: b.id,
+              outcome: 'applied',
+              audit: {
+                kind: 'job.queue_lock_release',
+                resourceType: ql.table,
+                resourceId: b.queue,
+                summary: `opsctl: released the stale lock of queue ${b.queue}${opts.reason ? ` (${opts.reason})` : ''}`,
+                metadata: { preset: q.preset.queue, queue: b.queue, locked_by: b.lockedBy, locked_at: b.lockedAt, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
+              },
+            }
+          : { id: b.id, outcome: 'lost', detail: 'the queue lock changed since the plan (released or taken again); left alone' },
       );
     },
   };

@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
+import { describe } from './descriptions.js';
 import { errorGroupSections } from './error-group-sections.js';
-import type { Registrar } from '../cli.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Section, Tone } from '../output.js';
 import type { StaleQueueLock } from '../checks/queue-locks.js';
 import type { ResolvedQueue } from '../checks/jobs-presets.js';
 import type { DiscardedJob } from '../checks/discarded-jobs.js';
-import type { StuckJob } from '../checks/stuck-jobs.js';
+import type { PlannedRescue, StuckJob } from '../checks/stuck-jobs.js';
 import { usageError } from '../errors.js';
 import { displayName } from '../identifiers.js';
 import { addApplyFlags, parseCount, parsePositive } from './shared-flags.js';
@@ -37,19 +37,6 @@ type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'>;
 
 const STUCK_LIMIT = 1000;
 const DISCARDED_LIMIT = 100;
-
-const outcomeTone = (o: string): Tone =>
-  o === 'retried' || o.startsWith('rescued')
-    ? 'good'
-    : o === 'errored'
-      ? 'bad'
-      : o === 'race-lost' || o === 'not-discarded-anymore' || o === 'skipped-locked'
-        ? 'warn'
-        : o === 'planned'
-          ? 'info'
-          : o === 'cancelled'
-            ? 'dim'
-            : undefined;
 
 /** Format, config, the queue preset; nothing touches the database before these are valid. */
 async function setup(ctx: CommandContext) {
@@ -105,17 +92,17 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
       const columns: Column<StuckJob>[] = [
         { header: 'id', value: (r) => r.id },
         { header: 'kind', value: (r) => r.kind },
-        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'queue', value: (r: StuckJob) => r.queue }]),
+        ...(q.preset.namedQueues === false ? [] : [{ header: 'queue', value: (r: StuckJob) => r.queue }]),
         { header: 'state', value: (r) => r.state, tone: () => 'warn' },
         { header: 'attempt', value: attempts },
         { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
         { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
-        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'worker', value: (r: StuckJob) => r.worker, maxWidth: 30 }]),
+        ...(q.preset.recordsWorker === false ? [] : [{ header: 'worker', value: (r: StuckJob) => r.worker, maxWidth: 30 }]),
         { header: 'attempted_at', value: (r) => r.attemptedAt },
       ];
       return ctx.emit({
         command: 'jobs stuck',
-        dryRun: true,
+        mode: 'read',
         items: rows,
         columns,
         headline: `${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where} (database clock)`,
@@ -171,7 +158,7 @@ export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): 
       const columns: Column<DiscardedJob>[] = [
         { header: 'id', value: (r) => r.id },
         { header: 'kind', value: (r) => r.kind },
-        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'queue', value: (r: DiscardedJob) => r.queue }]),
+        ...(q.preset.namedQueues === false ? [] : [{ header: 'queue', value: (r: DiscardedJob) => r.queue }]),
         ...(states.length > 1 ? [{ header: 'state', value: (r: DiscardedJob) => r.state }] : []),
         { header: 'attempt', value: attempts },
         { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
@@ -181,7 +168,7 @@ export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): 
       ];
       return ctx.emit({
         command: 'jobs discarded',
-        dryRun: true,
+        mode: 'read',
         items: rows,
         columns,
         headline: discardedHeadline(summary, q.where, states),
@@ -234,6 +221,7 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
   const states = q.preset.discardedStates(includeCancelled);
   const { retryRemedy, checkRetryIds, countArchivedJobs } = await import('../checks/discarded-jobs.js');
   const { remediate } = await import('../remediation.js');
+  const { presentRemediation } = await import('../remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
     const idCheck = await db.readOnly(async (ro) => {
       await assertQueueSchema(ro, q);
@@ -245,48 +233,44 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
     // An id found in the archive exists: it is reported as archived, not as missing.
     if (idCheck) idCheck.notFound = Math.max(0, idCheck.notFound - archived);
     const remedy = retryRemedy(q, { filter, reason: flags.reason, actor: config.actor, audit: config.audit });
-    const report = await remediate(db, remedy, {
-      ...opts,
-      confirm: (plan) => ctx.confirm(`Retry ${plan.length} ${states.join('/')} job(s) in ${q.where} (${q.preset.label})?`),
-      onProgress: (done, total) => ctx.progress(`retry: ${done}/${total} jobs`),
-    });
-    ctx.progressDone();
     const scope =
       [unique.length ? `${unique.length} id(s)` : null, flags.kind !== undefined ? `kind ${flags.kind}` : null, flags.queue !== undefined ? `queue ${flags.queue}` : null, flags.since ? `within ${flags.since}` : null]
         .filter(Boolean)
         .join(', ') || 'all';
-    const notes: string[] = [];
-    if (idCheck && idCheck.notFound + idCheck.notDiscarded > 0)
-      notes.push(`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDiscarded} are not ${states.join('/')}: nothing to retry there.`);
-    if (archived && q.preset.archive) notes.push(`${archived} matching job(s) are in ${displayName(q.preset.archive.table, q.schema)}, not retried: ${q.preset.archive.note}.`);
-    if (report.dryRun && report.items.length > 0) notes.push(`Dry run: nothing was changed. Re-run with --apply to retry these jobs: ${q.preset.retryEffect}.`);
-    if (report.summary.exceedsMax) notes.push(`More than --max ${opts.max} jobs match: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
-    const columns: Column<(typeof report.items)[number]>[] = [
-      { header: 'id', value: (r) => r.id },
-      { header: 'kind', value: (r) => r.kind },
-      ...(states.length > 1 ? [{ header: 'state', value: (r: DiscardedJob) => r.state }] : []),
-      { header: 'attempt', value: attempts },
-      { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
-      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'last error' : 'detail', value: (r) => (report.dryRun ? r.lastError : (r.detail ?? r.lastError)), maxWidth: 60 },
-    ];
-    return ctx.emit({
-      command: 'jobs retry',
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: `${report.dryRun ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
-      emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
-      summary: () => ({
-        ...report.summary,
-        preset: q.preset.queue,
-        ...(q.preset.archive ? { archivedNotRetried: archived } : {}),
-        ...(idCheck ? { idsNotFound: idCheck.notFound, idsNotDiscarded: idCheck.notDiscarded } : {}),
-      }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+    return presentRemediation<DiscardedJob>(
+      ctx,
+      {
+        command: 'jobs retry',
+        action: 'retry',
+        unit: 'jobs',
+        question: (n) => `Retry ${n} ${states.join('/')} job(s) in ${q.where} (${q.preset.label})?`,
+        columns: [
+          { header: 'id', value: (r) => r.id },
+          { header: 'kind', value: (r) => r.kind },
+          ...(states.length > 1 ? [{ header: 'state', value: (r: DiscardedJob) => r.state }] : []),
+          { header: 'attempt', value: attempts },
+          { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
+        ],
+        detail: { planHeader: 'last error', text: (r) => r.lastError, maxWidth: 60 },
+        headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
+        emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
+        notesBefore: [
+          ...(idCheck && idCheck.notFound + idCheck.notDiscarded > 0
+            ? [`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDiscarded} are not ${states.join('/')}: nothing to retry there.`]
+            : []),
+          ...(archived && q.preset.archive ? [`${archived} matching job(s) are in ${displayName(q.preset.archive.table, q.schema)}, not retried: ${q.preset.archive.note}.`] : []),
+        ],
+        dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to retry these jobs: ${q.preset.retryEffect}.`],
+        overMax: `More than --max ${opts.max} jobs match`,
+        summary: (report) => ({
+          ...report.summary,
+          preset: q.preset.queue,
+          ...(q.preset.archive ? { archivedNotRetried: archived } : {}),
+          ...(idCheck ? { idsNotFound: idCheck.notFound, idsNotDiscarded: idCheck.notDiscarded } : {}),
+        }),
+      },
+      (hooks) => remediate(db, remedy, { ...opts, ...hooks }),
+    );
   });
 }
 
@@ -298,63 +282,68 @@ export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promis
   const opts = engineOptions(q, flags);
   const { rescueRemedy, rescueSummary } = await import('../checks/stuck-jobs.js');
   const { remediate } = await import('../remediation.js');
+  const { presentRemediation } = await import('../remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
     await db.readOnly(async (ro) => {
       await assertQueueSchema(ro, q);
       if (opts.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
     });
     const remedy = rescueRemedy(q, { filter: { thresholdMs, kind: flags.kind, queue: flags.queue }, reason: flags.reason, actor: config.actor, audit: config.audit });
-    const report = await remediate(db, remedy, {
-      ...opts,
-      confirm: (plan) => ctx.confirm(`Rescue ${plan.length} stuck job(s) in ${q.where} (${q.preset.label})? A job that is in fact still running may run twice.`),
-      onProgress: (done, total) => ctx.progress(`rescue: ${done}/${total} jobs`),
-    });
-    ctx.progressDone();
-    // Stale queue locks (graphile-worker) after the jobs: a job's rescue frees its own queue's lock.
-    const { queueLockRemedy } = await import('../checks/queue-locks.js');
-    const locks = q.preset.queueLocks
-      ? await remediate(db, queueLockRemedy(q, { thresholdMs, reason: flags.reason, actor: config.actor, audit: config.audit }), {
+    let locks: import('../remediation.js').RemediationReport<StaleQueueLock> | null = null;
+    return presentRemediation<PlannedRescue>(
+      ctx,
+      {
+        command: 'jobs rescue',
+        action: 'rescue',
+        unit: 'jobs',
+        question: (n) => `Rescue ${n} stuck job(s) in ${q.where} (${q.preset.label})? A job that is in fact still running may run twice.`,
+        columns: [
+          { header: 'id', value: (r) => r.id },
+          { header: 'kind', value: (r) => r.kind },
+          { header: 'attempt', value: attempts },
+          { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
+          { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
+        ],
+        planOutcome: { header: 'would become', value: (r) => r.wouldBecome },
+        detail: { planHeader: q.preset.reasonInAuditOnly ? 'reason (audit row only)' : 'error it would record', text: (r) => r.reason, maxWidth: 70 },
+        headline: (mode) =>
+          `${mode === 'plan' ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
+        emptyMessage: `Nothing to rescue: no job ${q.preset.describeStuck(threshold)}.`,
+        dryRunNotes: () => [
+          `Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`,
+          'A rescued job that was in fact still running may run twice: the threshold must exceed the longest legitimate run.',
+        ],
+        overMax: `More than --max ${opts.max} jobs are stuck`,
+        notesAfter: () =>
+          locks?.items.length
+            ? [
+                `${locks.items.length} stale queue lock(s) with no stuck job behind them${locks.mode === 'plan' ? ': --apply frees them (locked_at/locked_by cleared) as its own recovery does' : ''}: ${locks.items
+                  .map((l) => `${l.queue} (locked by ${l.lockedBy ?? '?'} for ${formatAge(l.ageSeconds * 1000)}) ${l.outcome}`)
+                  .join(', ')}.`,
+              ]
+            : [],
+        summary: (report) => ({
+          ...rescueSummary(report),
+          preset: q.preset.queue,
+          threshold: threshold ?? 'expire_in',
+          ...(locks
+            ? { [locks.mode === 'plan' ? 'staleQueueLocks' : 'queueLocksReleased']: locks.mode === 'plan' ? locks.items.length : Number(locks.summary.released ?? 0), queueLocks: locks.items }
+            : {}),
+        }),
+      },
+      async (hooks) => {
+        const report = await remediate(db, remedy, { ...opts, ...hooks });
+        // Stale queue locks (graphile-worker) after the jobs: a job's rescue frees its own queue's lock.
+        if (!q.preset.queueLocks) return report;
+        const { queueLockRemedy } = await import('../checks/queue-locks.js');
+        locks = await remediate(db, queueLockRemedy(q, { thresholdMs, reason: flags.reason, actor: config.actor, audit: config.audit }), {
           ...opts,
-          confirm: (plan) => (report.summary.planned ? Promise.resolve(true) : ctx.confirm(`Release ${plan.length} stale queue lock(s) in ${q.where} (${q.preset.label})?`)),
-        })
-      : null;
-    const notes: string[] = [];
-    if (locks?.items.length)
-      notes.push(`${locks.items.length} stale queue lock(s) with no stuck job behind them${locks.dryRun ? ': --apply frees them (locked_at/locked_by cleared) as its own recovery does' : ''}.`);
-    if (report.dryRun && report.items.length > 0) {
-      notes.push(`Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`);
-      notes.push('A rescued job that was in fact still running may run twice: the threshold must exceed the longest legitimate run.');
-    }
-    if (report.summary.exceedsMax) notes.push(`More than --max ${opts.max} jobs are stuck: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
-    const columns: Column<(typeof report.items)[number]>[] = [
-      { header: 'id', value: (r) => r.id },
-      { header: 'kind', value: (r) => r.kind },
-      { header: 'attempt', value: attempts },
-      { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
-      { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
-      { header: report.dryRun ? 'would become' : 'outcome', value: (r) => (report.dryRun && r.outcome === 'planned' ? r.wouldBecome : r.outcome), tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? (q.preset.reasonInAuditOnly ? 'reason (audit row only)' : 'error it would record') : 'detail', value: (r) => (report.dryRun ? r.reason : (r.detail ?? r.reason)), maxWidth: 70 },
-    ];
-    return ctx.emit({
-      command: 'jobs rescue',
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: `${report.dryRun ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
-      emptyMessage: `Nothing to rescue: no job ${q.preset.describeStuck(threshold)}.`,
-      summary: () => ({
-        ...rescueSummary(report),
-        preset: q.preset.queue,
-        threshold: threshold ?? 'expire_in',
-        ...(locks
-          ? { [locks.dryRun ? 'staleQueueLocks' : 'queueLocksReleased']: locks.dryRun ? locks.items.length : Number(locks.summary.released ?? 0), queueLocks: locks.items }
-          : {}),
-      }),
-      sections: () => (locks?.items.length ? [queueLockSection(locks.items, formatAge)] : []),
-      notes: () => notes,
-      exitCode: () => Math.max(report.exitCode, locks?.exitCode ?? 0),
-      warnings: () => [report.warning, locks?.warning].filter((w): w is string => Boolean(w)),
-    });
+          confirm: (plan) => (Number(report.summary.planned ?? 0) > 0 ? Promise.resolve(true) : hooks.confirm!(plan as never)),
+        });
+        const warning = [report.warning, locks.warning].filter(Boolean).join(' ');
+        return { ...report, exitCode: Math.max(report.exitCode, locks.exitCode), ...(warning ? { warning } : {}) };
+      },
+    );
   });
 }
 

@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
+import { describe } from './descriptions.js';
 import { errorGroupSections } from './error-group-sections.js';
-import type { Registrar } from '../cli.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
-import type { Column, Tone } from '../output.js';
+import type { Column } from '../output.js';
+import type { Presentation } from '../remediation-presenter.js';
 import type { Database } from '../database.js';
 import type { Remedy } from '../remediation.js';
 import type { DeadLetter, DeadLetterFilter } from '../checks/dead-letters.js';
@@ -45,19 +46,6 @@ interface PurgeFlags extends ApplyFlags {
 const DEAD_LETTER_LIMIT = 100;
 const PENDING_LIMIT = 1000;
 
-const outcomeTone = (o: string): Tone =>
-  o === 'retried' || o === 'purged'
-    ? 'good'
-    : o === 'errored'
-      ? 'bad'
-      : o === 'not-dead-anymore' || o === 'skipped-locked' || o === 'refused'
-        ? 'warn'
-        : o === 'planned'
-          ? 'info'
-          : o === 'cancelled'
-            ? 'dim'
-            : undefined;
-
 async function setup(ctx: CommandContext) {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
@@ -96,7 +84,7 @@ export async function runDeadLetters(ctx: CommandContext, flags: DeadLetterFlags
       ];
       return ctx.emit({
         command: 'propagations dead-letters',
-        dryRun: true,
+        mode: 'read',
         items: rows,
         columns,
         headline: deadLetterHeadline(summary, where),
@@ -139,7 +127,7 @@ export async function runPending(ctx: CommandContext, flags: PendingFlags): Prom
       const threshold = formatDuration(overdueMs);
       return ctx.emit({
         command: 'propagations pending',
-        dryRun: true,
+        mode: 'read',
         items: rows,
         columns,
         headline: `Pending propagations in trouble in ${where}: overdue by more than ${threshold}, near-dead (attempts >= ${nearDeadAt(cfg)} of ${cfg.maxAttempts})${cfg.knownKinds ? ', or of an unknown kind' : ''}`,
@@ -158,68 +146,43 @@ export async function runPending(ctx: CommandContext, flags: PendingFlags): Prom
   );
 }
 
-/** What retry and purge share: the engine run and the outcome table. */
+/** What retry and purge share: the schema checks, the engine run and its presentation. */
 async function runRemedy(
   ctx: CommandContext,
   s: Awaited<ReturnType<typeof setup>>,
   flags: ApplyFlags,
-  make: (db: Database) => Promise<{
-    remedy: Remedy<PlannedDeadLetter>;
-    command: string;
-    headline: (dryRun: boolean) => string;
-    question: (count: number) => string;
-    confirm?: (count: number) => Promise<boolean>;
-    extra: Record<string, unknown>;
-    notes: (dryRun: boolean, planned: number) => string[];
-    after?: (summary: Record<string, unknown>) => void;
-  }>,
+  make: (db: Database) => Promise<{ remedy: Remedy<PlannedDeadLetter> } & Omit<Presentation<PlannedDeadLetter>, 'action' | 'unit' | 'columns' | 'detail' | 'emptyMessage' | 'overMax'>>,
 ): Promise<number> {
   const { cfg, config, formatAge } = s;
   const max = flags.max === undefined ? cfg.max : parseCount(flags.max, '--max');
   const batchSize = flags.batchSize === undefined ? cfg.batchSize : parsePositive(flags.batchSize, '--batch-size');
   const { assertPropagationsSchema, assertAuditSchema } = await import('../checks/propagations-table.js');
   const { remediate } = await import('../remediation.js');
+  const { presentRemediation } = await import('../remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
     await db.readOnly(async (ro) => {
       await assertPropagationsSchema(ro, cfg);
       if (flags.apply) await assertAuditSchema(ro, config.audit);
     });
-    const m = await make(db);
-    const report = await remediate(db, m.remedy, {
-      apply: Boolean(flags.apply),
-      max,
-      batchSize,
-      wait: Boolean(flags.wait),
-      confirm: async (plan) => {
-        const count = plan.filter((p) => !p.refusal).length;
-        return m.confirm ? m.confirm(count) : ctx.confirm(m.question(count));
+    const { remedy, ...m } = await make(db);
+    return presentRemediation<PlannedDeadLetter>(
+      ctx,
+      {
+        ...m,
+        action: remedy.action,
+        unit: 'rows',
+        columns: [
+          { header: 'id', value: (r) => r.id },
+          { header: 'kind', value: (r) => r.kind },
+          { header: 'attempts', value: (r) => r.attempts },
+          { header: 'dead for', value: (r) => formatAge(r.ageSeconds * 1000) },
+        ],
+        detail: { planHeader: 'last error', text: (r) => r.lastError, maxWidth: 60 },
+        emptyMessage: `Nothing to ${remedy.action}: no dead letter matches.`,
+        overMax: `More than --max ${max} rows match`,
       },
-      onProgress: (done, total) => ctx.progress(`${m.remedy.action}: ${done}/${total} rows`),
-    });
-    ctx.progressDone();
-    m.after?.(report.summary);
-    const columns: Column<(typeof report.items)[number]>[] = [
-      { header: 'id', value: (r) => r.id },
-      { header: 'kind', value: (r) => r.kind },
-      { header: 'attempts', value: (r) => r.attempts },
-      { header: 'dead for', value: (r) => formatAge(r.ageSeconds * 1000) },
-      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'last error' : 'detail', value: (r) => (r.refusal ?? (report.dryRun ? r.lastError : (r.detail ?? r.lastError))), maxWidth: 60 },
-    ];
-    const notes = m.notes(report.dryRun, Number(report.summary.planned ?? 0));
-    if (report.summary.exceedsMax) notes.push(`More than --max ${max} rows match: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
-    return ctx.emit({
-      command: m.command,
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: m.headline(report.dryRun),
-      emptyMessage: `Nothing to ${m.remedy.action}: no dead letter matches.`,
-      summary: () => ({ ...report.summary, ...m.extra }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+      (hooks) => remediate(db, remedy, { apply: Boolean(flags.apply), max, batchSize, wait: Boolean(flags.wait), ...hooks }),
+    );
   });
 }
 
@@ -238,19 +201,18 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
     const scope = [unique.length ? `${unique.length} id(s)` : null, flags.kind !== undefined ? `kind ${flags.kind}` : null, flags.since ? `dead-lettered within ${flags.since}` : null]
       .filter(Boolean)
       .join(', ');
+    const extra = idCheck ? { idsNotFound: idCheck.notFound, idsNotDead: idCheck.notDead } : {};
     return {
       remedy: retryRemedy(cfg, { filter, includeUnknownKinds: Boolean(flags.includeUnknownKinds), reason: flags.reason, actor: config.actor, audit: config.audit }),
       command: 'propagations retry',
-      headline: (dry) => `${dry ? 'Plan: retry' : 'Retry of'} dead letters in ${where} (${scope || 'all'}): clear failed_at, attempts → 0, due now`,
+      headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} dead letters in ${where} (${scope || 'all'}): clear failed_at, attempts → 0, due now`,
       question: (count) => `Retry ${count} dead letter(s) in ${where}?`,
-      extra: idCheck ? { idsNotFound: idCheck.notFound, idsNotDead: idCheck.notDead } : {},
-      notes: (dry, planned) => {
-        const out: string[] = [];
-        if (idCheck && idCheck.notFound + idCheck.notDead > 0)
-          out.push(`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDead} are not dead letters (applied or pending): nothing to retry there.`);
-        if (dry && planned > 0) out.push('Dry run: nothing was changed. Re-run with --apply to retry these dead letters.');
-        return out;
-      },
+      summary: (report) => ({ ...report.summary, ...extra }),
+      notesBefore:
+        idCheck && idCheck.notFound + idCheck.notDead > 0
+          ? [`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDead} are not dead letters (applied or pending): nothing to retry there.`]
+          : [],
+      dryRunNotes: () => ['Dry run: nothing was changed. Re-run with --apply to retry these dead letters.'],
     };
   });
 }
@@ -270,7 +232,7 @@ export async function runPurge(ctx: CommandContext, flags: PurgeFlags): Promise<
   return runRemedy(ctx, s, flags, async () => ({
     remedy: purgeRemedy(cfg, { filter: { kind: flags.kind }, olderThanMs, reason: flags.reason, actor: config.actor, audit: config.audit }),
     command: 'propagations purge',
-    headline: (dry) => `${dry ? 'Plan: delete' : 'Purge of'} dead letters in ${where} dead-lettered more than ${olderThan} ago${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
+    headline: (mode) => `${mode === 'plan' ? 'Plan: delete' : 'Purge of'} dead letters in ${where} dead-lettered more than ${olderThan} ago${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
     question: (count) => `Delete ${count} dead letter(s) from ${where}? This cannot be undone.`,
     confirm:
       expect === undefined
@@ -279,17 +241,16 @@ export async function runPurge(ctx: CommandContext, flags: PurgeFlags): Promise<
             if (count !== expect) throw expectMismatch(expect, count, olderThan);
             return true;
           },
-    extra: { olderThan, ...(expect !== undefined ? { expect } : {}) },
-    notes: (dry, planned) => {
-      if (!dry || planned === 0) return [];
+    summary: (report) => ({ ...report.summary, olderThan, ...(expect !== undefined ? { expect } : {}) }),
+    dryRunNotes: (planned) => {
       const out = ['Dry run: nothing was deleted.'];
       if (expect !== undefined && expect !== planned) out.push(`--expect ${expect} does not match the ${planned} planned: --apply would refuse.`);
       out.push(`To delete them: opsctl propagations purge --older-than ${flags.olderThan}${flags.kind !== undefined ? ` --kind ${JSON.stringify(flags.kind)}` : ''} --apply --expect ${planned}`);
       return out;
     },
     // The engine asks nothing when the plan is empty: an --expect of more than 0 is still wrong.
-    after: (summary) => {
-      if (flags.apply && expect !== undefined && Number(summary.planned) !== expect) throw expectMismatch(expect, Number(summary.planned), olderThan);
+    after: (report) => {
+      if (flags.apply && expect !== undefined && Number(report.summary.planned) !== expect) throw expectMismatch(expect, Number(report.summary.planned), olderThan);
     },
   }));
 }
