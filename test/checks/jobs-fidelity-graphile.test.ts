@@ -6,9 +6,11 @@ import { makeEnhancedWithPgClient, processSharedOptions } from 'graphile-worker/
 import { makeWithPgClientFromClient } from 'graphile-worker/dist/helpers.js';
 import { freshDatabase } from '../support/db.js';
 import { cli, cliProcess } from '../support/cli.js';
-import { jobsConfig, until } from '../support/jobs.js';
+import { connect, jobsConfig, queueFor, until } from '../support/jobs.js';
 import { copyRows, expectSameRows, rowsOf } from '../support/fidelity.js';
 import { AUDIT_LOG_SQL } from '../../src/reference/schema.js';
+import { remediate } from '../../src/remediation.js';
+import { queueLockRemedy } from '../../src/checks/queue-locks.js';
 
 // The same rows in two graphile-worker schemas (both made by its own migrations): graphile-worker's
 // own code on `gw_own`, opsctl's on `gw_ops`, then every column compared.
@@ -116,6 +118,49 @@ describe('graphile-worker fidelity: rescue is its own resetLockedAt', () => {
     const ran: string[] = [];
     await withRunner(OPS, { send_email: async (_p, h) => void ran.push(String(h.job.id)) }, async () => ran.length >= 2);
     expect(ran.sort()).toEqual([retried, blocked].sort());
+  });
+});
+
+describe('graphile-worker: a stale queue lock with no stuck job at all', () => {
+  it('a dry run lists it and changes nothing; --apply frees it; a lock its live pool took since is left alone', async () => {
+    await add('send_email', 'orphaned', 3);
+    await add('send_email', 'taken', 3);
+    await db.client.query(`UPDATE ${OWN}._private_job_queues SET locked_at = now() - interval '5 hours', locked_by = 'gone-pool' WHERE queue_name IN ('orphaned', 'taken')`);
+    await copyAll();
+    const dry = await cli(['--config', ops(), 'jobs', 'rescue', '-o', 'json'], env);
+    expect(dry.json().summary).toMatchObject({ planned: 0, staleQueueLocks: 2 });
+    expect((await queues(OPS)).size).toBe(2);
+    for (const q of (await queues(OPS)).values()) expect(q.locked_by).toBe('gone-pool');
+    const conn = await connect(db.url);
+    try {
+      const { config, q } = queueFor('graphile-worker', { schema: OPS });
+      const report = await remediate(conn, queueLockRemedy(q, { thresholdMs: null, actor: 't', audit: config.audit }), {
+        apply: true,
+        max: 10,
+        batchSize: 10,
+        wait: false,
+        // Between plan and write, a live pool takes queue "taken" (graphile-worker's getJobs locks it anew).
+        confirm: async () => {
+          await db.client.query(`UPDATE ${OPS}._private_job_queues SET locked_at = now(), locked_by = 'live-pool' WHERE queue_name = 'taken'`);
+          return true;
+        },
+      });
+      expect(Object.fromEntries(report.items.map((i) => [i.queue, i.outcome]))).toEqual({ orphaned: 'released', taken: 'race-lost' });
+    } finally {
+      await conn.close();
+    }
+    const byName = new Map([...(await queues(OPS)).values()].map((x) => [x.queue_name, x]));
+    expect(byName.get('orphaned')).toMatchObject({ locked_at: null, locked_by: null });
+    expect(byName.get('taken')).toMatchObject({ locked_by: 'live-pool' });
+    expect((await db.client.query("SELECT resource_id FROM audit_log WHERE kind = 'job.queue_lock_release'")).rows).toEqual([{ resource_id: 'orphaned' }]);
+    // Through the CLI: the same lock left stale again is freed by rescue --apply even with no stuck job.
+    await db.client.query(`UPDATE ${OPS}._private_job_queues SET locked_at = now() - interval '5 hours', locked_by = 'gone-pool' WHERE queue_name = 'taken'`);
+    const apply = await cliProcess(['--config', ops(), 'jobs', 'rescue', '--apply', '--yes', '-o', 'json'], env);
+    expect(apply.code).toBe(0);
+    expect(apply.json().summary).toMatchObject({ planned: 0, queueLocksReleased: 1 });
+    for (const x of (await queues(OPS)).values()) expect(x).toMatchObject({ locked_at: null, locked_by: null });
+    const again = await cli(['--config', ops(), 'jobs', 'stuck', '-o', 'json'], env);
+    expect(again.json().summary).toMatchObject({ stuck: 0, staleQueueLocks: 0 });
   });
 });
 
