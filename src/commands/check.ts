@@ -98,7 +98,8 @@ Examples:
   $ opsctl check -o prometheus > /var/lib/node_exporter/textfile/opsctl.prom
 
 Exit status: 0 clean, 1 a finding at or above its threshold (check.thresholds),
-2 bad flags or config, 3 a check could not run (reported as unknown, never as clean).
+2 bad flags or config, 3 a check could not run (reported as unknown, never as clean),
+4 an internal error (a bug in opsctl).
 check never writes: remediation is reap / propagations retry / adopt / reconcile.
 `;
 

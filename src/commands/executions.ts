@@ -5,20 +5,14 @@ import type { CommandContext } from '../context.js';
 import type { Column } from '../output.js';
 import { formatAge, formatDuration, parseDuration } from '../durations.js';
 import type { PlannedReap, StuckExecution } from '../checks/stuck-executions.js';
-import { addApplyFlags, parseCount, parsePositive, splitList } from './shared-flags.js';
+import { addApplyFlags, applyOptions, parseCount, splitList, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface StuckFlags {
   olderThan?: string;
   status?: string;
   limit?: string;
 }
-interface ReapFlags extends StuckFlags {
-  apply?: boolean;
-  max?: string;
-  batchSize?: string;
-  reason?: string;
-  wait?: boolean;
-}
+type ReapFlags = StuckFlags & ApplyFlags;
 
 /** What `executions stuck` runs with; an unset field takes its config default. */
 export interface StuckOptions {
@@ -29,14 +23,9 @@ export interface StuckOptions {
 }
 
 /** What `reap` runs with; an unset field takes its config default. */
-export interface ReapOptions {
+export interface ReapOptions extends ApplyOptions {
   thresholdMs?: number;
   statuses?: string[];
-  apply: boolean;
-  max?: number;
-  batchSize?: number;
-  reason?: string;
-  wait: boolean;
 }
 
 /** Flags to typed options: every value checked before anything is read. */
@@ -52,11 +41,7 @@ export function reapOptions(flags: ReapFlags): ReapOptions {
   return {
     thresholdMs: flags.olderThan === undefined ? undefined : parseDuration(flags.olderThan, '--older-than'),
     statuses: splitList(flags.status),
-    apply: Boolean(flags.apply),
-    max: flags.max === undefined ? undefined : parseCount(flags.max, '--max'),
-    batchSize: flags.batchSize === undefined ? undefined : parsePositive(flags.batchSize, '--batch-size'),
-    reason: flags.reason,
-    wait: Boolean(flags.wait),
+    ...applyOptions(flags),
   };
 }
 
@@ -160,7 +145,8 @@ Examples:
 
 Each row is re-checked at write time (status and age, compare-and-set) and reported as
 reaped, race-lost (the worker finished first and wins), skipped-locked or errored.
-Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another reaper running.
+Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another reaper running,
+4 an internal error (a bug in opsctl).
 `;
 
 export function registerExecutionCommands(program: Command, r: Registrar): void {

@@ -10,7 +10,8 @@ import type { DiscardedJob } from '../checks/discarded-jobs.js';
 import type { PlannedRescue, StuckJob } from '../checks/stuck-jobs.js';
 import { usageError } from '../errors.js';
 import { displayName } from '../identifiers.js';
-import { addApplyFlags, parseCount, parsePositive } from './shared-flags.js';
+import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface StuckFlags {
   olderThan?: string;
@@ -25,18 +26,58 @@ interface DiscardedFlags {
   limit?: string;
   includeCancelled?: boolean;
 }
-interface ApplyFlags {
-  apply?: boolean;
-  max?: string;
-  batchSize?: string;
-  reason?: string;
-  wait?: boolean;
-}
 type RetryFlags = ApplyFlags & Omit<DiscardedFlags, 'limit'> & { all?: boolean };
 type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'>;
 
 const STUCK_LIMIT = 1000;
 const DISCARDED_LIMIT = 100;
+
+/** What the jobs commands run with: flags checked and parsed; unset fields take the config's defaults. */
+export interface JobSelection {
+  kind?: string;
+  queue?: string;
+}
+export interface JobStuckOptions extends JobSelection {
+  /** --older-than; unset: jobs.rescueAfter, else the queue's own rule. */
+  olderThanMs?: number;
+  limit: number;
+}
+export interface JobDiscardedOptions extends JobSelection {
+  /** --since as given (for headlines) and in milliseconds. */
+  since?: { text: string; ms: number };
+  includeCancelled: boolean;
+  limit: number;
+}
+export type JobApplyOptions = ApplyOptions;
+export type JobRetryOptions = JobApplyOptions & Omit<JobDiscardedOptions, 'limit'> & { ids: string[]; all: boolean };
+export type JobRescueOptions = JobApplyOptions & Omit<JobStuckOptions, 'limit'>;
+
+const durationFlag = (v: string | undefined, flag: string) => (v === undefined ? undefined : parseDuration(v, flag));
+
+export function jobStuckOptions(f: StuckFlags): JobStuckOptions {
+  return { kind: f.kind, queue: f.queue, olderThanMs: durationFlag(f.olderThan, '--older-than'), limit: f.limit === undefined ? STUCK_LIMIT : parseCount(f.limit, '--limit') };
+}
+
+export function jobDiscardedOptions(f: DiscardedFlags): JobDiscardedOptions {
+  return {
+    kind: f.kind,
+    queue: f.queue,
+    since: f.since === undefined ? undefined : { text: f.since, ms: parseDuration(f.since, '--since') },
+    includeCancelled: Boolean(f.includeCancelled),
+    limit: f.limit === undefined ? DISCARDED_LIMIT : parseCount(f.limit, '--limit'),
+  };
+}
+
+export function jobRetryOptions(ids: string[], f: RetryFlags): JobRetryOptions {
+  if (ids.length === 0 && f.kind === undefined && f.queue === undefined && f.since === undefined && !f.all)
+    throw usageError('retry needs a scope: pass job ids, a filter (--kind, --queue, --since) or --all; nothing was changed.');
+  const { limit: _limit, ...selection } = jobDiscardedOptions(f);
+  return { ...applyOptions(f), ...selection, ids, all: Boolean(f.all) };
+}
+
+export function jobRescueOptions(f: RescueFlags): JobRescueOptions {
+  return { ...applyOptions(f), kind: f.kind, queue: f.queue, olderThanMs: durationFlag(f.olderThan, '--older-than') };
+}
 
 /** Format, config, the queue preset; nothing touches the database before these are valid. */
 async function setup(ctx: CommandContext) {
@@ -45,8 +86,7 @@ async function setup(ctx: CommandContext) {
   const config = await ctx.config();
   const { resolveQueue } = await import('../checks/jobs-presets.js');
   const q = resolveQueue(config);
-  const { formatAge, formatDuration, parseDuration } = await import('../durations.js');
-  return { config, q, formatAge, formatDuration, parseDuration };
+  return { config, q };
 }
 
 const attempts = (r: { attempt: number; maxAttempts: number }) => `${r.attempt}/${r.maxAttempts}`;
@@ -66,14 +106,14 @@ function queueLockSection(locks: Array<StaleQueueLock & { outcome?: string }>, f
   };
 }
 
-export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<number> {
-  const { q, formatAge, formatDuration } = await setup(ctx);
-  const limit = flags.limit === undefined ? STUCK_LIMIT : parseCount(flags.limit, '--limit');
+export async function runStuck(ctx: CommandContext, o: JobStuckOptions): Promise<number> {
+  const { q } = await setup(ctx);
+  const { limit } = o;
   const { rescueThresholdMs, assertQueueSchema } = await import('../checks/jobs-presets.js');
   const { streamStuckJobs, countStuckJobs } = await import('../checks/stuck-jobs.js');
-  const thresholdMs = rescueThresholdMs(q, flags.olderThan);
+  const thresholdMs = o.olderThanMs ?? rescueThresholdMs(q, undefined);
   const threshold = thresholdMs === null ? null : formatDuration(thresholdMs);
-  const filter = { thresholdMs, kind: flags.kind, queue: flags.queue };
+  const filter = { thresholdMs, kind: o.kind, queue: o.queue };
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       // One snapshot for the count and the rows, so they agree.
@@ -126,19 +166,13 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
   );
 }
 
-export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): Promise<number> {
-  const { q, formatAge, parseDuration } = await setup(ctx);
-  const limit = flags.limit === undefined ? DISCARDED_LIMIT : parseCount(flags.limit, '--limit');
-  const includeCancelled = Boolean(flags.includeCancelled) || q.cfg.includeCancelled;
+export async function runDiscarded(ctx: CommandContext, o: JobDiscardedOptions): Promise<number> {
+  const { q } = await setup(ctx);
+  const { limit } = o;
+  const includeCancelled = o.includeCancelled || q.cfg.includeCancelled;
   // The queue's archive too (pg-boss), read-only: a failure moved there is still one the queue gave up on.
   const archive = q.preset.archive;
-  const filter = {
-    kind: flags.kind,
-    queue: flags.queue,
-    includeCancelled,
-    sinceMs: flags.since === undefined ? undefined : parseDuration(flags.since, '--since'),
-    ...(archive ? { includeArchived: true } : {}),
-  };
+  const filter = { kind: o.kind, queue: o.queue, includeCancelled, sinceMs: o.since?.ms, ...(archive ? { includeArchived: true } : {}) };
   const { assertQueueSchema } = await import('../checks/jobs-presets.js');
   const { summariseDiscardedJobs, streamDiscardedJobs, discardedHeadline, countArchivedJobs } = await import('../checks/discarded-jobs.js');
   const states = q.preset.discardedStates(includeCancelled);
@@ -194,30 +228,24 @@ export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): 
 }
 
 /** The engine settings shared by retry and rescue. */
-function engineOptions(q: ResolvedQueue, flags: ApplyFlags) {
-  return {
-    apply: Boolean(flags.apply),
-    max: flags.max === undefined ? q.cfg.max : parseCount(flags.max, '--max'),
-    batchSize: flags.batchSize === undefined ? q.cfg.batchSize : parsePositive(flags.batchSize, '--batch-size'),
-    wait: Boolean(flags.wait),
-  };
+function engineOptions(q: ResolvedQueue, o: JobApplyOptions) {
+  return { apply: o.apply, max: o.max ?? q.cfg.max, batchSize: o.batchSize ?? q.cfg.batchSize, wait: o.wait };
 }
 
-export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryFlags): Promise<number> {
-  const { config, q, formatAge, parseDuration } = await setup(ctx);
-  if (ids.length === 0 && flags.kind === undefined && flags.queue === undefined && flags.since === undefined && !flags.all)
-    throw usageError('retry needs a scope: pass job ids, a filter (--kind, --queue, --since) or --all; nothing was changed.');
+export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise<number> {
+  const { config, q } = await setup(ctx);
+  const { ids } = o;
   const { assertQueueSchema, checkJobIds } = await import('../checks/jobs-presets.js');
   const unique = checkJobIds(q.preset, ids);
-  const includeCancelled = Boolean(flags.includeCancelled) || q.cfg.includeCancelled;
+  const includeCancelled = o.includeCancelled || q.cfg.includeCancelled;
   const filter = {
-    kind: flags.kind,
-    queue: flags.queue,
+    kind: o.kind,
+    queue: o.queue,
     includeCancelled,
-    sinceMs: flags.since === undefined ? undefined : parseDuration(flags.since, '--since'),
+    sinceMs: o.since?.ms,
     ids: unique.length ? unique : undefined,
   };
-  const opts = engineOptions(q, flags);
+  const opts = engineOptions(q, o);
   const states = q.preset.discardedStates(includeCancelled);
   const { retryRemedy, checkRetryIds, countArchivedJobs } = await import('../checks/discarded-jobs.js');
   const { remediate } = await import('../remediation.js');
@@ -232,9 +260,9 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
     const archived = q.preset.archive ? await db.readOnly((ro) => countArchivedJobs(ro, q, filter)) : 0;
     // An id found in the archive exists: it is reported as archived, not as missing.
     if (idCheck) idCheck.notFound = Math.max(0, idCheck.notFound - archived);
-    const remedy = retryRemedy(q, { filter, reason: flags.reason, actor: config.actor, audit: config.audit });
+    const remedy = retryRemedy(q, { filter, reason: o.reason, actor: config.actor, audit: config.audit });
     const scope =
-      [unique.length ? `${unique.length} id(s)` : null, flags.kind !== undefined ? `kind ${flags.kind}` : null, flags.queue !== undefined ? `queue ${flags.queue}` : null, flags.since ? `within ${flags.since}` : null]
+      [unique.length ? `${unique.length} id(s)` : null, o.kind !== undefined ? `kind ${o.kind}` : null, o.queue !== undefined ? `queue ${o.queue}` : null, o.since ? `within ${o.since.text}` : null]
         .filter(Boolean)
         .join(', ') || 'all';
     return presentRemediation<DiscardedJob>(
@@ -274,12 +302,12 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
   });
 }
 
-export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promise<number> {
-  const { config, q, formatAge, formatDuration } = await setup(ctx);
+export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promise<number> {
+  const { config, q } = await setup(ctx);
   const { assertQueueSchema, rescueThresholdMs } = await import('../checks/jobs-presets.js');
-  const thresholdMs = rescueThresholdMs(q, flags.olderThan);
+  const thresholdMs = o.olderThanMs ?? rescueThresholdMs(q, undefined);
   const threshold = thresholdMs === null ? null : formatDuration(thresholdMs);
-  const opts = engineOptions(q, flags);
+  const opts = engineOptions(q, o);
   const { rescueRemedy, rescueSummary } = await import('../checks/stuck-jobs.js');
   const { remediate } = await import('../remediation.js');
   const { presentRemediation } = await import('../remediation-presenter.js');
@@ -288,7 +316,7 @@ export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promis
       await assertQueueSchema(ro, q);
       if (opts.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
     });
-    const remedy = rescueRemedy(q, { filter: { thresholdMs, kind: flags.kind, queue: flags.queue }, reason: flags.reason, actor: config.actor, audit: config.audit });
+    const remedy = rescueRemedy(q, { filter: { thresholdMs, kind: o.kind, queue: o.queue }, reason: o.reason, actor: config.actor, audit: config.audit });
     let locks: import('../remediation.js').RemediationReport<StaleQueueLock> | null = null;
     return presentRemediation<PlannedRescue>(
       ctx,
@@ -307,7 +335,7 @@ export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promis
         planOutcome: { header: 'would become', value: (r) => r.wouldBecome },
         detail: { planHeader: q.preset.reasonInAuditOnly ? 'reason (audit row only)' : 'error it would record', text: (r) => r.reason, maxWidth: 70 },
         headline: (mode) =>
-          `${mode === 'plan' ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
+          `${mode === 'plan' ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${o.kind !== undefined ? ` (kind ${o.kind})` : ''}`,
         emptyMessage: `Nothing to rescue: no job ${q.preset.describeStuck(threshold)}.`,
         dryRunNotes: () => [
           `Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`,
@@ -336,7 +364,7 @@ export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promis
         // Stale queue locks (graphile-worker) after the jobs: a job's rescue frees its own queue's lock.
         if (!q.preset.queueLocks) return report;
         const { queueLockRemedy } = await import('../checks/queue-locks.js');
-        locks = await remediate(db, queueLockRemedy(q, { thresholdMs, reason: flags.reason, actor: config.actor, audit: config.audit }), {
+        locks = await remediate(db, queueLockRemedy(q, { thresholdMs, reason: o.reason, actor: config.actor, audit: config.audit }), {
           ...opts,
           confirm: (plan) => (Number(report.summary.planned ?? 0) > 0 ? Promise.resolve(true) : hooks.confirm!(plan as never)),
         });
@@ -378,7 +406,8 @@ Examples:
 Never unscoped: give ids, a filter or --all. Each job is re-checked at write time
 (compare-and-set on the state the plan saw) and reported as retried,
 not-discarded-anymore (someone else got there first), skipped-locked or errored.
-Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running.
+Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running,
+4 an internal error (a bug in opsctl).
 `;
 const RESCUE_EXAMPLES = `
 Examples:
@@ -389,7 +418,8 @@ Examples:
 A rescued job that was in fact still running may run twice: the threshold must exceed the
 longest legitimate run. Outcomes: rescued-retryable, rescued-discarded (no attempts left),
 race-lost (its worker finished or it was fetched again since the plan), skipped-locked, errored.
-Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running.
+Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running,
+4 an internal error (a bug in opsctl).
 `;
 
 export function registerJobCommands(program: Command, r: Registrar): void {
@@ -405,7 +435,7 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--queue <name>', 'only jobs in this named queue')
     .option('--limit <n>', `at most this many jobs (0 = no limit; default ${STUCK_LIMIT})`)
     .addHelpText('after', STUCK_EXAMPLES)
-    .action(r.wrap((ctx, flags: StuckFlags) => runStuck(ctx, flags)));
+    .action(r.wrap((ctx, flags: StuckFlags) => runStuck(ctx, jobStuckOptions(flags))));
 
   jobs
     .command('discarded')
@@ -416,7 +446,7 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--include-cancelled', 'cancelled jobs too (River, pg-boss, Oban; default: jobs.includeCancelled)')
     .option('--limit <n>', `at most this many jobs listed (0 = no limit; default ${DISCARDED_LIMIT}); the groups count all`)
     .addHelpText('after', DISCARDED_EXAMPLES)
-    .action(r.wrap((ctx, flags: DiscardedFlags) => runDiscarded(ctx, flags)));
+    .action(r.wrap((ctx, flags: DiscardedFlags) => runDiscarded(ctx, jobDiscardedOptions(flags))));
 
   const retry = jobs
     .command('retry')
@@ -429,7 +459,7 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--include-cancelled', 'cancelled jobs too (default: jobs.includeCancelled)');
   addApplyFlags(retry, { max: '1000' })
     .addHelpText('after', RETRY_EXAMPLES)
-    .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, ids, flags)));
+    .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, jobRetryOptions(ids, flags))));
 
   const rescue = jobs
     .command('rescue')
@@ -439,5 +469,5 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--queue <name>', 'only jobs in this named queue');
   addApplyFlags(rescue, { max: '1000' })
     .addHelpText('after', RESCUE_EXAMPLES)
-    .action(r.wrap((ctx, flags: RescueFlags) => runRescue(ctx, flags)));
+    .action(r.wrap((ctx, flags: RescueFlags) => runRescue(ctx, jobRescueOptions(flags))));
 }
