@@ -123,9 +123,9 @@ const jobsSchema = z
   .object({
     /** Which queue's schema and semantics to use; null = the jobs commands and checks are off. */
     queue: z.enum(JOB_QUEUES).nullable(),
-    /** null = the queue's own default schema (River: search_path, graphile-worker: graphile_worker, pg-boss: pgboss). */
+    /** null = the queue's own default schema (River: search_path, graphile-worker: graphile_worker, pg-boss: pgboss, Oban: public). */
     schema: ident.nullable(),
-    /** null = the queue's own rule (River 1h, graphile-worker 4h, pg-boss each job's expire_in). */
+    /** null = the queue's own rule (River 1h, graphile-worker 4h, pg-boss each job's expire_in, Oban 1h). */
     rescueAfter: duration.nullable(),
     includeCancelled: z.boolean(),
     batchSize: positiveInt.max(10_000),
