@@ -9,7 +9,7 @@ import { formatAge, formatDuration, parseDuration } from '../durations.js';
  * "unknown" — never "ok" — and a check whose config is not set up is "skipped".
  */
 
-export const CHECK_GROUPS = ['executions', 'propagations', 'schedule-groups', 'jobs'] as const;
+export const CHECK_GROUPS = ['executions', 'propagations', 'schedule-groups', 'jobs', 'workers'] as const;
 export type CheckGroup = (typeof CHECK_GROUPS)[number];
 export type CheckStatus = 'ok' | 'finding' | 'unknown' | 'skipped';
 
@@ -173,6 +173,12 @@ const discardedJobs: Runner = (deps) =>
     };
   });
 
+const deadWorkers: Runner = (deps) =>
+  withDb(deps, async (db) => {
+    const { deadWorkersCheck } = await import('./dead-workers.js');
+    return deadWorkersCheck(db, deps.config.workers, parseDuration(deps.config.workers.stale, 'workers.stale'), ITEM_LIMIT);
+  });
+
 const jobsNotConfigured = (c: Config) => (c.jobs.queue === null ? 'jobs.queue is not configured' : null);
 
 interface CheckDef {
@@ -197,6 +203,7 @@ export const CHECKS: CheckDef[] = [
   },
   { check: 'stuck-jobs', group: 'jobs', threshold: (c) => c.check.thresholds.stuckJobs, run: stuckJobs, skip: jobsNotConfigured },
   { check: 'discarded-jobs', group: 'jobs', threshold: (c) => c.check.thresholds.discardedJobs, run: discardedJobs, skip: jobsNotConfigured },
+  { check: 'dead-workers', group: 'workers', threshold: (c) => c.check.thresholds.deadWorkers, run: deadWorkers, skip: (c) => (c.workers.enabled ? null : 'workers.enabled is false') },
 ];
 
 function describe(e: unknown): string {

@@ -12,6 +12,7 @@ interface CheckFlags {
   region?: string;
   profile?: string;
   endpointUrl?: string;
+  workerStale?: string;
 }
 
 const statusTone = (s: string): Tone => (s === 'ok' ? 'good' : s === 'finding' ? 'bad' : s === 'unknown' ? 'warn' : 'dim');
@@ -22,7 +23,10 @@ export async function runCheck(ctx: CommandContext, flags: CheckFlags): Promise<
   const { CHECK_GROUPS, runChecks, checkExitCode } = await import('../checks/all-checks.js');
   const only = splitList(flags.only) as CheckGroup[] | undefined;
   for (const g of only ?? []) if (!(CHECK_GROUPS as readonly string[]).includes(g)) throw usageError(`--only ${g} is not a check: use ${CHECK_GROUPS.join(', ')}.`);
-  const config = await ctx.config();
+  // --worker-stale is the dead-workers check's heartbeat threshold (workers.stale), checked as a flag first.
+  const { parseDuration } = await import('../durations.js');
+  if (flags.workerStale !== undefined) parseDuration(flags.workerStale, '--worker-stale');
+  const config = await ctx.config(flags.workerStale !== undefined ? { workers: { stale: flags.workerStale } } : {});
   const { Database } = await import('../database.js');
   const { expectedNames, openScheduler } = await import('./schedule-groups.js');
   const results = await runChecks(
@@ -83,6 +87,7 @@ Examples:
   $ opsctl check --only executions,propagations    # just the database checks
   $ opsctl check -o markdown >> "$GITHUB_STEP_SUMMARY"
   $ opsctl check -o prometheus > /var/lib/node_exporter/textfile/opsctl.prom
+  $ opsctl check --only workers --worker-stale 5m  # dead workers still holding rows (needs workers.enabled)
 
 Exit status: 0 clean, 1 a finding at or above its threshold (check.thresholds),
 2 bad flags or config, 3 a check could not run (reported as unknown, never as clean).
@@ -93,7 +98,8 @@ export function registerCheckCommand(program: Command, r: Registrar): void {
   program
     .command('check')
     .description(describe('check'))
-    .option('--only <list>', 'only these checks: executions, propagations, schedule-groups, jobs')
+    .option('--only <list>', 'only these checks: executions, propagations, schedule-groups, jobs, workers')
+    .option('--worker-stale <duration>', 'dead-workers check: a heartbeat older than this is dead (default: workers.stale)')
     .option('--region <region>', 'AWS region for the schedule-groups check')
     .option('--profile <name>', 'AWS profile')
     .option('--endpoint-url <url>', 'Scheduler endpoint')

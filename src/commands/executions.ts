@@ -5,6 +5,7 @@ import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
 import type { StuckExecution } from '../checks/stuck-executions.js';
 import { addApplyFlags, parseCount, parsePositive, splitList } from './shared-flags.js';
+import { usageError } from '../errors.js';
 
 interface StuckFlags {
   olderThan?: string;
@@ -17,6 +18,8 @@ interface ReapFlags extends StuckFlags {
   batchSize?: string;
   reason?: string;
   wait?: boolean;
+  deadWorkers?: boolean;
+  stale?: string;
 }
 
 const outcomeTone = (o: string): Tone =>
@@ -69,6 +72,12 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
 }
 
 export async function runReap(ctx: CommandContext, flags: ReapFlags): Promise<number> {
+  if (flags.deadWorkers) {
+    const { refuseAgeFlags, runReapDeadWorkers } = await import('./workers.js');
+    refuseAgeFlags(flags, 'reap');
+    return runReapDeadWorkers(ctx, flags);
+  }
+  if (flags.stale !== undefined) throw usageError('--stale goes with --dead-workers (the heartbeat threshold); for an age threshold use --older-than.');
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
   const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, flags);
@@ -136,6 +145,11 @@ Examples:
 Each row is re-checked at write time (status and age, compare-and-set) and reported as
 reaped, race-lost (the worker finished first and wins), skipped-locked or errored.
 Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another reaper running.
+
+  $ opsctl reap --dead-workers                   # rows of workers.runs held by dead workers, any age
+  $ opsctl reap --dead-workers --stale 5m --apply --reason "INC-9 node lost"
+With --dead-workers a row is re-checked at write time: still held by the same worker, and that
+worker still silent (a worker that heartbeats again before the write keeps its rows: race-lost).
 `;
 
 export function registerExecutionCommands(program: Command, r: Registrar): void {
@@ -153,7 +167,9 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
     .command('reap')
     .description(describe('reap'))
     .option('--older-than <duration>', 'threshold, e.g. 10m (default: executions.threshold)')
-    .option('--status <list>', 'stuck statuses, comma-separated (default: executions.stuckStatuses)');
+    .option('--status <list>', 'stuck statuses, comma-separated (default: executions.stuckStatuses)')
+    .option('--dead-workers', 'instead: rows of workers.runs held by workers whose heartbeat is stale, whatever their age')
+    .option('--stale <duration>', 'with --dead-workers: a heartbeat older than this is dead (default: workers.stale)');
   addApplyFlags(reap, { max: '1000' })
     .addHelpText('after', REAP_EXAMPLES)
     .action(r.wrap((ctx, flags: ReapFlags) => runReap(ctx, flags)));

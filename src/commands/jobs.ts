@@ -31,7 +31,7 @@ interface ApplyFlags {
   wait?: boolean;
 }
 type RetryFlags = ApplyFlags & Omit<DiscardedFlags, 'limit'> & { all?: boolean };
-type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'>;
+type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'> & { deadWorkers?: boolean; stale?: string };
 
 const STUCK_LIMIT = 1000;
 const DISCARDED_LIMIT = 100;
@@ -243,6 +243,12 @@ export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryF
 }
 
 export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promise<number> {
+  if (flags.deadWorkers) {
+    const { refuseAgeFlags, runRescueDeadWorkers } = await import('./workers.js');
+    refuseAgeFlags(flags, 'jobs rescue');
+    return runRescueDeadWorkers(ctx, flags);
+  }
+  if (flags.stale !== undefined) throw usageError('--stale goes with --dead-workers (the heartbeat threshold); for an age threshold use --older-than.');
   const { config, q, formatAge, formatDuration } = await setup(ctx);
   const { assertQueueSchema, rescueThresholdMs } = await import('../checks/jobs-presets.js');
   const thresholdMs = rescueThresholdMs(q, flags.olderThan);
@@ -335,6 +341,10 @@ A rescued job that was in fact still running may run twice: the threshold must e
 longest legitimate run. Outcomes: rescued-retryable, rescued-discarded (no attempts left),
 race-lost (its worker finished or it was fetched again since the plan), skipped-locked, errored.
 Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running.
+
+  $ opsctl jobs rescue --dead-workers          # jobs whose worker's heartbeat (workers.table) is stale, any age
+With --dead-workers (River, graphile-worker; pg-boss v10 records no worker) a job is rescued
+only if its worker is still silent at write time and the job still has the same attempt.
 `;
 
 export function registerJobCommands(program: Command, r: Registrar): void {
@@ -381,7 +391,9 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .description("Rescue stuck jobs the way the queue's own rescuer does (dry run unless --apply)")
     .option('--older-than <duration>', "threshold (default: jobs.rescueAfter, else the queue's own rule)")
     .option('--kind <kind>', 'only jobs of this kind')
-    .option('--queue <name>', 'only jobs in this named queue');
+    .option('--queue <name>', 'only jobs in this named queue')
+    .option('--dead-workers', "instead: running jobs whose worker (River attempted_by, graphile-worker locked_by) has a stale heartbeat in workers.table, whatever their age")
+    .option('--stale <duration>', 'with --dead-workers: a heartbeat older than this is dead (default: workers.stale)');
   addApplyFlags(rescue, { max: '1000' })
     .addHelpText('after', RESCUE_EXAMPLES)
     .action(r.wrap((ctx, flags: RescueFlags) => runRescue(ctx, flags)));
