@@ -124,7 +124,7 @@ export async function findIdleAdvisoryLocks(db: Database, idleMs: number, limit:
     `SELECT l.pid, CASE WHEN l.objsubid = 1 THEN ((l.classid::int8 << 32) | l.objid::int8)::text
                         ELSE (l.classid::int8::bit(32)::int4)::text || ',' || (l.objid::int8::bit(32)::int4)::text END AS key,
             CASE WHEN l.objsubid = 2 AND l.classid::int8 = $2::int8 THEN 'opsctl ' || coalesce(to_regclass(l.objid::regclass::text)::text, l.objid::text) END AS owner,
-            l.mode, nullif(a.application_name, '') AS application_name, a.client_addr::text AS client_addr, a.usename::text AS usename, a.state,
+            l.mode, nullif(a.application_name, '') AS application_name, host(a.client_addr) AS client_addr, a.usename::text AS usename, a.state,
             extract(epoch FROM now() - a.state_change)::float8 AS idle_seconds,
             CASE WHEN a.state LIKE 'idle in transaction%' THEN extract(epoch FROM now() - a.xact_start)::float8 END AS xact_seconds,
             extract(epoch FROM now() - a.backend_start)::float8 AS connected_seconds
