@@ -299,3 +299,67 @@ describe('check: dead-workers', () => {
     expect(bad.stderr).toMatch(/^opsctl: --worker-stale "soon" is not a duration/);
   });
 });
+
+describe('read paths and dry runs are read-only; the documented grants suffice', () => {
+  it('workers dead, reap --dead-workers (dry run), locks expired and locks advisory run every query READ ONLY (checked by the server) and write nothing', async () => {
+    await seed();
+    await q(`INSERT INTO scheduler.locks (name, holder, expires_at) VALUES ('l1', 'w-dead', now() + interval '1 hour'), ('l2', 'w-alive', now() - interval '1 hour')`);
+    await q(`
+      CREATE OR REPLACE FUNCTION public.wk_assert_read_only() RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+      BEGIN
+        IF current_setting('transaction_read_only') <> 'on' THEN RAISE EXCEPTION 'wk_assert_read_only: this query ran in a read-write transaction'; END IF;
+        RETURN true;
+      END $$;
+      CREATE SCHEMA IF NOT EXISTS ro;
+      CREATE OR REPLACE VIEW ro.workers AS SELECT * FROM scheduler.workers WHERE public.wk_assert_read_only();
+      CREATE OR REPLACE VIEW ro.runs AS SELECT * FROM scheduler.runs WHERE public.wk_assert_read_only();
+      CREATE OR REPLACE VIEW ro.locks AS SELECT * FROM scheduler.locks WHERE public.wk_assert_read_only();`);
+    await expect(q('SELECT * FROM ro.workers')).rejects.toThrow(/read-write transaction/);
+    const viaViews = configFile({ workers: { schema: 'ro', runs: { schema: 'ro' }, locks: { schema: 'ro' } } });
+    const checksum = async () => (await q("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) AS s FROM (SELECT r::text AS t FROM scheduler.runs r UNION ALL SELECT w::text FROM scheduler.workers w UNION ALL SELECT l::text FROM scheduler.locks l) x")).rows[0].s;
+    const before = await checksum();
+    const runs: Array<[string[], (o: any) => number]> = [
+      [['workers', 'dead'], (o) => o.summary.heldRows],
+      [['reap', '--dead-workers'], (o) => o.summary.planned],
+      [['locks', 'expired'], (o) => o.summary.listed],
+      [['locks', 'advisory', '--idle', '1ms'], () => 1],
+    ];
+    for (const [args, found] of runs) {
+      const r = await cli(['--config', viaViews, ...args, '-o', 'json'], env);
+      expect(r.stderr, args.join(' ')).toBe('');
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(found(r.json()), args.join(' ')).toBeGreaterThan(0);
+    }
+    expect(await checksum()).toBe(before);
+  });
+
+  it('reap --dead-workers --apply works with the documented grants; without UPDATE on a column of the worker table it is refused (exit 3), nothing written', async () => {
+    const { dead } = await seed();
+    const role = `wk_op_${Math.random().toString(36).slice(2, 8)}`;
+    const { serverPassword } = await import('../support/db.js');
+    await q(`CREATE ROLE ${role} LOGIN PASSWORD '${serverPassword()}';
+      GRANT USAGE ON SCHEMA scheduler TO ${role};
+      GRANT SELECT ON scheduler.workers, scheduler.runs, scheduler.locks TO ${role};
+      GRANT UPDATE (status, error, updated_at, finished_at) ON scheduler.runs TO ${role};`);
+    const u = new URL(db.url);
+    u.username = role;
+    const asRole = { DATABASE_URL: u.toString() };
+    try {
+      const dry = await cli(['workers', 'dead', '-o', 'json'], asRole);
+      expect(dry.code).toBe(0);
+      const refused = await cli(['reap', '--dead-workers', '--apply', '-o', 'json'], asRole);
+      expect(refused.code).toBe(3);
+      expect(refused.stderr).toMatch(/^opsctl: PostgreSQL refused the operation: permission denied for table workers/);
+      for (const row of await rowsOf(dead)) expect(row.status).toBe('running');
+      await q(`GRANT UPDATE (host) ON scheduler.workers TO ${role}`);
+      const ok = await cli(['reap', '--dead-workers', '--apply', '-o', 'json'], asRole);
+      expect(ok.stderr).toBe('');
+      expect(ok.code).toBe(0);
+      expect(ok.json().summary).toMatchObject({ planned: 3, reaped: 3 });
+      // The worker table itself is never written.
+      expect((await q("SELECT host FROM scheduler.workers WHERE id = 'w-dead'")).rows[0].host).toBe('w-dead.internal');
+    } finally {
+      await q(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+});
