@@ -75,14 +75,15 @@ const ISO = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"H
 export const staleHeartbeat = (n: ReturnType<typeof workerNames>, param: string) => `w.${n.heartbeat} < now() - make_interval(secs => ${param}::float8)`;
 
 /** Dead workers, longest silent first, with how many rows each still holds. `limit` 0 = all. */
-export async function findDeadWorkers(db: Database, cfg: WorkersConfig, staleMs: number, limit: number): Promise<DeadWorker[]> {
+export async function findDeadWorkers(db: Database, cfg: WorkersConfig, staleMs: number, limit: number, opts: { holdingOnly?: boolean } = {}): Promise<DeadWorker[]> {
   const n = workerNames(cfg);
+  const holds = `EXISTS (SELECT 1 FROM ${n.runs} r WHERE r.${n.worker} = w.${n.id} AND r.${n.runStatus} = ANY($2::text[]))`;
   const rows = await db.query<{ id: string; host: string | null; status: string | null; heartbeat_at: string; silent_seconds: number; held: number }>(
     `SELECT w.${n.id}::text AS id, ${n.host ? `w.${n.host}::text` : 'NULL::text'} AS host, ${n.status ? `w.${n.status}::text` : 'NULL::text'} AS status,
             ${ISO(`w.${n.heartbeat}`)} AS heartbeat_at, extract(epoch FROM now() - w.${n.heartbeat})::float8 AS silent_seconds,
             (SELECT count(*) FROM ${n.runs} r WHERE r.${n.worker} = w.${n.id} AND r.${n.runStatus} = ANY($2::text[]))::int AS held
        FROM ${n.workers} w
-      WHERE ${staleHeartbeat(n, '$1')}
+      WHERE ${staleHeartbeat(n, '$1')}${opts.holdingOnly ? ` AND ${holds}` : ''}
       ORDER BY w.${n.heartbeat}, w.${n.id}${limit > 0 ? ` LIMIT ${Math.floor(limit)}` : ''}`,
     [staleMs / 1000, cfg.runs.heldStatuses],
   );
@@ -285,7 +286,7 @@ export async function deadWorkersCheck(db: Database, cfg: WorkersConfig, staleMs
     [staleMs / 1000, cfg.runs.heldStatuses],
   );
   const count = holding[0]?.n ?? 0;
-  const items = count ? (await findDeadWorkers(db, cfg, staleMs, 0)).filter((w) => w.held > 0).slice(0, itemLimit) : [];
+  const items = count ? await findDeadWorkers(db, cfg, staleMs, itemLimit, { holdingOnly: true }) : [];
   const w = items[0];
   return {
     count,
