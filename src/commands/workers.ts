@@ -209,6 +209,8 @@ Examples:
 A worker is dead when its heartbeat (workers.columns.heartbeat) is older than the threshold on
 the database clock. "rows held" counts the rows of workers.runs in a held status naming it.
 Read-only. Remedy: opsctl reap --dead-workers (dry run unless --apply).
+Exit status: 0 listed (dead workers are not an error here: opsctl check --only workers makes
+them one), 2 bad flags or config, or a configured table/column missing, 3 database unreachable.
 `;
 
 export function registerWorkerCommands(program: Command, r: Registrar): void {
