@@ -213,12 +213,12 @@ export function deadWorkerReapRemedy(cfg: WorkersConfig, opts: DeadWorkerReapOpt
       const verdict = new Map(batch.map((b) => [b.id, holderVerdict(live, b.worker)]));
       const eligible = batch.filter((b) => verdict.get(b.id) === null);
       const template = deadWorkerReason(r.reasonTemplate, { worker: '{worker}', stale, status: '{status}', reason: opts.reason, actor: opts.actor });
-      const sets = [
-        `${n.runStatus} = $4`,
-        n.error ? `${n.error} = replace(replace($5::text, '{status}', t.${n.runStatus}::text), '{worker}', t.${n.worker}::text)` : null,
-        n.updatedAt ? `${n.updatedAt} = now()` : null,
-        n.finishedAt ? `${n.finishedAt} = now()` : null,
-      ].filter(Boolean);
+      const params: unknown[] = [eligible.map((b) => b.id), eligible.map((b) => b.worker), eligible.map((b) => b.id), r.failedStatus, r.heldStatuses, opts.staleMs / 1000];
+      const sets = [`${n.runStatus} = $4`, n.updatedAt ? `${n.updatedAt} = now()` : null, n.finishedAt ? `${n.finishedAt} = now()` : null];
+      if (n.error) {
+        params.push(template);
+        sets.push(`${n.error} = replace(replace($${params.length}::text, '{status}', t.${n.runStatus}::text), '{worker}', t.${n.worker}::text)`);
+      }
       // Lock what can be locked without waiting (a row its worker is writing is skipped), then
       // the compare-and-set: same holder as planned, still held, holder still dead (re-read
       // here too, on the snapshot taken after the share lock).
@@ -229,14 +229,14 @@ export function deadWorkerReapRemedy(cfg: WorkersConfig, opts: DeadWorkerReapOpt
                SELECT t.${n.key} AS k, t.${n.runStatus}::text AS status, t.${n.worker}::text AS worker
                  FROM ${n.runs} t WHERE t.${n.key} = ANY($3) FOR UPDATE SKIP LOCKED
              ), upd AS (
-               UPDATE ${n.runs} t SET ${sets.join(', ')}
+               UPDATE ${n.runs} t SET ${sets.filter(Boolean).join(', ')}
                  FROM locked JOIN input ON input.id = locked.k::text
-                WHERE t.${n.key} = locked.k AND t.${n.runStatus} = ANY($6::text[]) AND t.${n.worker}::text = input.worker
-                  AND EXISTS (SELECT 1 FROM ${n.workers} w WHERE w.${n.id} = t.${n.worker} AND ${staleHeartbeat(n, '$7')})
+                WHERE t.${n.key} = locked.k AND t.${n.runStatus} = ANY($5::text[]) AND t.${n.worker}::text = input.worker
+                  AND EXISTS (SELECT 1 FROM ${n.workers} w WHERE w.${n.id} = t.${n.worker} AND ${staleHeartbeat(n, '$6')})
             RETURNING t.${n.key} AS k
              )
              SELECT locked.k::text AS id, locked.status, locked.worker, upd.k IS NOT NULL AS updated FROM locked LEFT JOIN upd ON upd.k = locked.k`,
-            [eligible.map((b) => b.id), eligible.map((b) => b.worker), eligible.map((b) => b.id), r.failedStatus, n.error ? template : '', r.heldStatuses, opts.staleMs / 1000],
+            params,
           )
         : [];
       const locked = new Map(rows.map((x) => [x.id, x]));

@@ -363,3 +363,41 @@ describe('read paths and dry runs are read-only; the documented grants suffice',
     }
   });
 });
+
+describe('every name configurable', () => {
+  it('a minimal shape with its own names (uuid ids, bigint keys, no error/updated/finished columns, a quoted odd name) works end to end', async () => {
+    await q(`
+      DROP TABLE IF EXISTS public."Node Registry", public.work_items;
+      CREATE TABLE public."Node Registry" (node uuid PRIMARY KEY, "beat;at" timestamptz);
+      CREATE TABLE public.work_items (item_no bigserial PRIMARY KEY, owner uuid, phase text NOT NULL);
+      INSERT INTO public."Node Registry" VALUES ('00000000-0000-0000-0000-00000000000a', now() - interval '1 hour'), ('00000000-0000-0000-0000-00000000000b', now());
+      INSERT INTO public.work_items (owner, phase) VALUES
+        ('00000000-0000-0000-0000-00000000000a', 'claimed'), ('00000000-0000-0000-0000-00000000000a', 'claimed'),
+        ('00000000-0000-0000-0000-00000000000a', 'done'), ('00000000-0000-0000-0000-00000000000b', 'claimed');`);
+    const own = configFile({
+      actor: 'test-operator',
+      audit: { table: 'audit_log' },
+      workers: {
+        schema: 'public',
+        table: 'Node Registry',
+        columns: { id: 'node', heartbeat: 'beat;at', status: null, host: null },
+        stale: '10m',
+        runs: { schema: null, table: 'work_items', key: 'item_no', worker: 'owner', status: 'phase', heldStatuses: ['claimed'], failedStatus: 'abandoned', error: null, updatedAt: null, finishedAt: null },
+      },
+    });
+    const dead = await cli(['--config', own, 'workers', 'dead', '-o', 'json'], env);
+    expect(dead.stderr).toBe('');
+    expect(dead.json().items).toEqual([{ id: '00000000-0000-0000-0000-00000000000a', host: null, status: null, heartbeatAt: expect.any(String), silentSeconds: expect.any(Number), held: 2 }]);
+    const r = await cli(['--config', own, 'reap', '--dead-workers', '--apply', '-o', 'json'], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.json().summary).toMatchObject({ planned: 2, reaped: 2 });
+    expect(r.json().items.map((i: any) => i.ageSeconds)).toEqual([null, null]);
+    const phases = (await q('SELECT owner::text, phase, count(*)::int AS n FROM public.work_items GROUP BY 1, 2 ORDER BY 1, 2')).rows;
+    expect(phases).toEqual([
+      { owner: '00000000-0000-0000-0000-00000000000a', phase: 'abandoned', n: 2 },
+      { owner: '00000000-0000-0000-0000-00000000000a', phase: 'done', n: 1 },
+      { owner: '00000000-0000-0000-0000-00000000000b', phase: 'claimed', n: 1 },
+    ]);
+  });
+});
