@@ -105,6 +105,22 @@ describe('locks advisory', () => {
     }
   });
 
+  it("opsctl's own table lock is named as such (an opsctl run that died mid-apply would show here)", async () => {
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'opsctl' });
+    await holder.connect();
+    try {
+      // The key opsctl's advisory-lock.ts takes for a table: ("opsc", the table's oid).
+      await holder.query("SELECT pg_advisory_lock(1869640547, 'purchase_executions'::regclass::oid::int)");
+      const out = await eventually('idle past 1ms', async () => {
+        const r = await cli(['locks', 'advisory', '--idle', '1ms', '-o', 'json'], env);
+        return r.json().items.length === 1 ? r.json() : null;
+      });
+      expect(out.items[0]).toMatchObject({ owner: 'opsctl purchase_executions', applicationName: 'opsctl', state: 'idle' });
+    } finally {
+      await holder.end();
+    }
+  });
+
   it("a role that cannot see other roles' sessions counts their locks as notVisible instead of guessing", async () => {
     const role = `locks_ro_${Math.random().toString(36).slice(2, 8)}`;
     await q(`CREATE ROLE ${role} LOGIN PASSWORD '${serverPassword()}'`);
