@@ -2,10 +2,10 @@ import type { Config, WorkersConfig } from '../config.js';
 import type { ItemOutcome, Remedy } from '../remediation.js';
 import type { JobFilter, ResolvedQueue, StuckJobRow } from './jobs-presets.js';
 import type { PlannedRescue } from './stuck-jobs.js';
-import { writeAudit } from '../audit.js';
+import { lockThenClassify } from '../guarded-batch.js';
 import { usageError } from '../errors.js';
 import { formatDuration } from '../durations.js';
-import { lockJobs } from './job-locks.js';
+import { lockJobsAndApply } from './jobs-presets.js';
 import { holderVerdict, lockHolders, staleHeartbeat, workerNames } from './dead-workers.js';
 
 /**
@@ -46,6 +46,7 @@ export function deadWorkerRescueRemedy(q: ResolvedQueue, cfg: WorkersConfig, opt
     table: q.preset.table,
     schema: q.schema,
     labels: { applied: 'rescued', lost: 'race-lost' },
+    audit: { audit: opts.audit, actor: opts.actor },
     async plan(db, limit) {
       const params: unknown[] = [];
       // The preset's own running-job query with a vanishing age threshold: every running job,
@@ -84,35 +85,37 @@ export function deadWorkerRescueRemedy(q: ResolvedQueue, cfg: WorkersConfig, opt
       const live = await lockHolders(tx, cfg, opts.staleMs, batch.map((b) => b.worker));
       const verdict = new Map(batch.map((b) => [b.id, holderVerdict(live, b.worker)]));
       const eligible = batch.filter((b) => verdict.get(b.id) === null);
-      const locks = eligible.length ? await lockJobs(tx, q, eligible.map((b) => b.id)) : { locked: new Map<string, string>(), present: new Set<string>() };
-      const mine = eligible.filter((b) => locks.locked.has(b.id));
-      // The preset's rescue, whose token (attempt and lease) proves the same holder still has it.
-      const rescued = mine.length
-        ? await tx.queryRaw<{ id: string; result: string }>(q.preset.rescueSql(q.schema), [mine.map((b) => b.id), mine.map((b) => tokens.get(b.id) ?? ''), mine.map((b) => b.reason)])
+      const byId = new Map(eligible.map((b) => [b.id, b]));
+      const classified = eligible.length
+        ? await lockThenClassify(tx, eligible, {
+            // The preset's own rescue, whose token (attempt and lease) proves the same holder still has it.
+            lockAndApply: (t, ids) =>
+              lockJobsAndApply(t, q, ids, (mine) =>
+                t
+                  .queryRaw<{ id: string; result: string }>(q.preset.rescueSql(q.schema), [mine, mine.map((id) => tokens.get(id) ?? ''), mine.map((id) => byId.get(id)?.reason ?? '')])
+                  .then((rows) => rows.map((r) => [r.id, r.result] as const)),
+              ),
+            existsSql: q.preset.existsSql(q.schema),
+            applied: (b, result) => ({
+              label: `rescued-${result}`,
+              audit: {
+                kind: 'job.dead_worker_rescue',
+                resourceType: q.preset.table,
+                resourceId: b.id,
+                summary: `${b.reason}: ${b.kind} job → ${result}`,
+                metadata: { preset: q.preset.queue, job_id: b.id, kind: b.kind, queue: b.queue, worker: b.worker, stale, worker_silent_seconds: b.workerSilentSeconds, from_state: b.state, to_state: result, attempt: b.attempt, reason: opts.reason ?? null },
+              },
+            }),
+            lost: () => 'changed since the plan (finished, or fetched again by another worker): left alone',
+            skipped: 'locked by another transaction (a worker?); left alone',
+            gone: 'job no longer exists (completed and deleted?)',
+          })
         : [];
-      const result = new Map(rescued.map((r) => [r.id, r.result]));
-      await writeAudit(
-        tx,
-        opts.audit,
-        opts.actor,
-        batch
-          .filter((b) => result.has(b.id))
-          .map((b) => ({
-            kind: 'job.dead_worker_rescue',
-            resourceType: q.preset.table,
-            resourceId: b.id,
-            summary: `${b.reason}: ${b.kind} job → ${result.get(b.id)}`,
-            metadata: { preset: q.preset.queue, job_id: b.id, kind: b.kind, queue: b.queue, worker: b.worker, stale, worker_silent_seconds: b.workerSilentSeconds, from_state: b.state, to_state: result.get(b.id), attempt: b.attempt, reason: opts.reason ?? null },
-          })),
-      );
+      const done = new Map(classified.map((o) => [o.id, o]));
       return batch.map((b): ItemOutcome => {
         const why = verdict.get(b.id);
-        if (why) return live.busy.has(b.worker) ? { id: b.id, outcome: 'skipped', detail: why } : { id: b.id, outcome: 'lost', detail: why };
-        const r = result.get(b.id);
-        if (r) return { id: b.id, outcome: 'applied', label: `rescued-${r}` };
-        if (locks.locked.has(b.id)) return { id: b.id, outcome: 'lost', detail: 'changed since the plan (finished, or fetched again by another worker): left alone' };
-        if (locks.present.has(b.id)) return { id: b.id, outcome: 'skipped', detail: 'locked by another transaction (a worker?); left alone' };
-        return { id: b.id, outcome: 'lost', detail: 'job no longer exists (completed and deleted?)' };
+        if (why) return { id: b.id, outcome: live.busy.has(b.worker) ? 'skipped' : 'lost', detail: why };
+        return done.get(b.id) ?? { id: b.id, outcome: 'errored', detail: 'no outcome reported' };
       });
     },
   };

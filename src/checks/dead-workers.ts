@@ -1,7 +1,7 @@
 import type { Database } from '../database.js';
 import type { Config, WorkersConfig } from '../config.js';
 import type { ItemOutcome, Remedy } from '../remediation.js';
-import { writeAudit } from '../audit.js';
+import { lockThenClassify } from '../guarded-batch.js';
 import { formatDuration } from '../durations.js';
 import { displayName, qualifiedName, quoteIdent } from '../identifiers.js';
 
@@ -189,6 +189,7 @@ export function deadWorkerReapRemedy(cfg: WorkersConfig, opts: DeadWorkerReapOpt
     table: r.table,
     schema: r.schema,
     labels: { applied: 'reaped', lost: 'race-lost' },
+    audit: { audit: opts.audit, actor: opts.actor },
     async plan(db, limit) {
       const rows = await db.query<{ id: string; worker: string; status: string; age_seconds: number | null; silent_seconds: number }>(
         `SELECT r.${n.key}::text AS id, r.${n.worker}::text AS worker, r.${n.runStatus}::text AS status,
@@ -213,60 +214,56 @@ export function deadWorkerReapRemedy(cfg: WorkersConfig, opts: DeadWorkerReapOpt
       const verdict = new Map(batch.map((b) => [b.id, holderVerdict(live, b.worker)]));
       const eligible = batch.filter((b) => verdict.get(b.id) === null);
       const template = deadWorkerReason(r.reasonTemplate, { worker: '{worker}', stale, status: '{status}', reason: opts.reason, actor: opts.actor });
-      const params: unknown[] = [eligible.map((b) => b.id), eligible.map((b) => b.worker), eligible.map((b) => b.id), r.failedStatus, r.heldStatuses, opts.staleMs / 1000];
-      const sets = [`${n.runStatus} = $4`, n.updatedAt ? `${n.updatedAt} = now()` : null, n.finishedAt ? `${n.finishedAt} = now()` : null];
-      if (n.error) {
-        params.push(template);
-        sets.push(`${n.error} = replace(replace($${params.length}::text, '{status}', t.${n.runStatus}::text), '{worker}', t.${n.worker}::text)`);
-      }
-      // Lock what can be locked without waiting (a row its worker is writing is skipped), then
-      // the compare-and-set: same holder as planned, still held, holder still dead (re-read
-      // here too, on the snapshot taken after the share lock).
-      const rows = eligible.length
-        ? await tx.queryRaw<{ id: string; status: string; worker: string | null; updated: boolean }>(
-            `WITH input AS (SELECT * FROM unnest($1::text[], $2::text[]) AS u(id, worker)),
-             locked AS (
-               SELECT t.${n.key} AS k, t.${n.runStatus}::text AS status, t.${n.worker}::text AS worker
-                 FROM ${n.runs} t WHERE t.${n.key} = ANY($3) FOR UPDATE SKIP LOCKED
-             ), upd AS (
-               UPDATE ${n.runs} t SET ${sets.filter(Boolean).join(', ')}
-                 FROM locked JOIN input ON input.id = locked.k::text
-                WHERE t.${n.key} = locked.k AND t.${n.runStatus} = ANY($5::text[]) AND t.${n.worker}::text = input.worker
-                  AND EXISTS (SELECT 1 FROM ${n.workers} w WHERE w.${n.id} = t.${n.worker} AND ${staleHeartbeat(n, '$6')})
-            RETURNING t.${n.key} AS k
-             )
-             SELECT locked.k::text AS id, locked.status, locked.worker, upd.k IS NOT NULL AS updated FROM locked LEFT JOIN upd ON upd.k = locked.k`,
-            params,
-          )
+      const workerOf = new Map(eligible.map((b) => [b.id, b.worker]));
+      const classified = eligible.length
+        ? await lockThenClassify(tx, eligible, {
+            async lockAndApply(t, ids) {
+              const params: unknown[] = [ids, ids.map((id) => workerOf.get(id) ?? ''), ids, r.failedStatus, r.heldStatuses, opts.staleMs / 1000];
+              const sets = [`${n.runStatus} = $4`, n.updatedAt ? `${n.updatedAt} = now()` : null, n.finishedAt ? `${n.finishedAt} = now()` : null];
+              if (n.error) {
+                params.push(template);
+                sets.push(`${n.error} = replace(replace($${params.length}::text, '{status}', t.${n.runStatus}::text), '{worker}', t.${n.worker}::text)`);
+              }
+              // Lock what can be locked without waiting (a row its worker is writing is skipped),
+              // then the compare-and-set: same holder as planned, still held, holder still dead
+              // (re-read here too, on the snapshot taken after the share lock).
+              const rows = await t.queryRaw<{ id: string; status: string; worker: string | null; updated: boolean }>(
+                `WITH input AS (SELECT * FROM unnest($1::text[], $2::text[]) AS u(id, worker)),
+                 locked AS (
+                   SELECT t.${n.key} AS k, t.${n.runStatus}::text AS status, t.${n.worker}::text AS worker
+                     FROM ${n.runs} t WHERE t.${n.key} = ANY($3) FOR UPDATE SKIP LOCKED
+                 ), upd AS (
+                   UPDATE ${n.runs} t SET ${sets.filter(Boolean).join(', ')}
+                     FROM locked JOIN input ON input.id = locked.k::text
+                    WHERE t.${n.key} = locked.k AND t.${n.runStatus} = ANY($5::text[]) AND t.${n.worker}::text = input.worker
+                      AND EXISTS (SELECT 1 FROM ${n.workers} w WHERE w.${n.id} = t.${n.worker} AND ${staleHeartbeat(n, '$6')})
+                RETURNING t.${n.key} AS k
+                 )
+                 SELECT locked.k::text AS id, locked.status, locked.worker, upd.k IS NOT NULL AS updated FROM locked LEFT JOIN upd ON upd.k = locked.k`,
+                params,
+              );
+              return { locked: new Map(rows.map((x) => [x.id, x])), changed: new Map(rows.filter((x) => x.updated).map((x) => [x.id, true])) };
+            },
+            existsSql: `SELECT ${n.key}::text AS id FROM ${n.runs} WHERE ${n.key} = ANY($1)`,
+            applied: (b) => ({
+              audit: {
+                kind: 'run.reaped_dead_worker',
+                resourceType: r.table,
+                resourceId: b.id,
+                summary: b.reason,
+                metadata: { run_id: b.id, worker: b.worker, from_status: b.status, to_status: r.failedStatus, stale, worker_silent_seconds: b.workerSilentSeconds, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
+              },
+            }),
+            lost: (_b, now) => `changed since the plan (now ${now.status}, worker ${now.worker ?? 'none'}): left alone`,
+            skipped: 'locked by another transaction (its worker?); left alone',
+            gone: 'row no longer exists',
+          })
         : [];
-      const locked = new Map(rows.map((x) => [x.id, x]));
-      const updated = new Set(rows.filter((x) => x.updated).map((x) => x.id));
-      const notLocked = eligible.filter((b) => !locked.has(b.id)).map((b) => b.id);
-      const stillThere = notLocked.length
-        ? new Set((await tx.queryRaw<{ id: string }>(`SELECT ${n.key}::text AS id FROM ${n.runs} WHERE ${n.key} = ANY($1)`, [notLocked])).map((x) => x.id))
-        : new Set<string>();
-      await writeAudit(
-        tx,
-        opts.audit,
-        opts.actor,
-        batch
-          .filter((b) => updated.has(b.id))
-          .map((b) => ({
-            kind: 'run.reaped_dead_worker',
-            resourceType: r.table,
-            resourceId: b.id,
-            summary: b.reason,
-            metadata: { run_id: b.id, worker: b.worker, from_status: b.status, to_status: r.failedStatus, stale, worker_silent_seconds: b.workerSilentSeconds, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
-          })),
-      );
+      const done = new Map(classified.map((o) => [o.id, o]));
       return batch.map((b): ItemOutcome => {
         const why = verdict.get(b.id);
-        if (why) return live.busy.has(b.worker) ? { id: b.id, outcome: 'skipped', detail: why } : { id: b.id, outcome: 'lost', detail: why };
-        if (updated.has(b.id)) return { id: b.id, outcome: 'applied' };
-        const now = locked.get(b.id);
-        if (now) return { id: b.id, outcome: 'lost', detail: `changed since the plan (now ${now.status}, worker ${now.worker ?? 'none'}): left alone` };
-        if (stillThere.has(b.id)) return { id: b.id, outcome: 'skipped', detail: 'locked by another transaction (its worker?); left alone' };
-        return { id: b.id, outcome: 'lost', detail: 'row no longer exists' };
+        if (why) return { id: b.id, outcome: live.busy.has(b.worker) ? 'skipped' : 'lost', detail: why };
+        return done.get(b.id) ?? { id: b.id, outcome: 'errored', detail: 'no outcome reported' };
       });
     },
   };

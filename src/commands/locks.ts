@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import { describe } from './descriptions.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
 import type { Column } from '../output.js';
 import type { ExpiredLockRow, IdleAdvisoryLock } from '../checks/expired-locks.js';
 import { parseCount } from './shared-flags.js';
+import { formatAge, formatDuration, parseDuration } from '../durations.js';
 
 interface ExpiredFlags {
   stale?: string;
@@ -18,13 +19,31 @@ interface AdvisoryFlags {
 const RELEASE_NOTE =
   'Read-only: opsctl never releases locks. An advisory lock is released only by its own session (or by ending it: pg_terminate_backend(pid), which also rolls back its open transaction).';
 
-export async function runExpired(ctx: CommandContext, flags: ExpiredFlags): Promise<number> {
+/** What `locks expired` runs with; an unset field takes its config default. */
+export interface ExpiredOptions {
+  staleMs?: number;
+  /** 0 = no limit. */
+  limit: number;
+}
+/** What `locks advisory` runs with. */
+export interface AdvisoryOptions {
+  idleMs?: number;
+  limit: number;
+}
+
+export function expiredOptions(flags: ExpiredFlags): ExpiredOptions {
+  return { staleMs: flags.stale === undefined ? undefined : parseDuration(flags.stale, '--stale'), limit: flags.limit === undefined ? 1000 : parseCount(flags.limit, '--limit') };
+}
+export function advisoryOptions(flags: AdvisoryFlags): AdvisoryOptions {
+  return { idleMs: flags.idle === undefined ? undefined : parseDuration(flags.idle, '--idle'), limit: flags.limit === undefined ? 1000 : parseCount(flags.limit, '--limit') };
+}
+
+export async function runExpired(ctx: CommandContext, o: ExpiredOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
-  const limit = flags.limit === undefined ? 1000 : parseCount(flags.limit, '--limit');
+  const { limit } = o;
   const cfg = (await ctx.config()).workers;
-  const { parseDuration, formatAge, formatDuration } = await import('../durations.js');
-  const staleMs = parseDuration(flags.stale ?? cfg.stale, flags.stale !== undefined ? '--stale' : 'workers.stale');
+  const staleMs = o.staleMs ?? parseDuration(cfg.stale, 'workers.stale');
   const { assertLocksTable, findExpiredLockRows, workerTableExists } = await import('../checks/expired-locks.js');
   const { displayName } = await import('../identifiers.js');
   const where = displayName(cfg.locks.table, cfg.locks.schema);
@@ -50,7 +69,7 @@ export async function runExpired(ctx: CommandContext, flags: ExpiredFlags): Prom
       if (cfg.locks.holder && !judgeHolders) notes.push(`Holders not judged: the worker table ${displayName(cfg.table, cfg.schema)} does not exist.`);
       return ctx.emit({
         command: 'locks expired',
-        dryRun: true,
+        mode: 'read',
         items: rows,
         columns,
         headline: `Rows of ${where} past their expiry${judgeHolders ? ` or held by a worker silent for longer than ${formatDuration(staleMs)}` : ''} (database clock)`,
@@ -68,13 +87,12 @@ export async function runExpired(ctx: CommandContext, flags: ExpiredFlags): Prom
   );
 }
 
-export async function runAdvisory(ctx: CommandContext, flags: AdvisoryFlags): Promise<number> {
+export async function runAdvisory(ctx: CommandContext, o: AdvisoryOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
-  const limit = flags.limit === undefined ? 1000 : parseCount(flags.limit, '--limit');
+  const { limit } = o;
   const cfg = (await ctx.config()).workers;
-  const { parseDuration, formatAge, formatDuration } = await import('../durations.js');
-  const idleMs = parseDuration(flags.idle ?? cfg.advisoryIdle, flags.idle !== undefined ? '--idle' : 'workers.advisoryIdle');
+  const idleMs = o.idleMs ?? parseDuration(cfg.advisoryIdle, 'workers.advisoryIdle');
   const { findIdleAdvisoryLocks } = await import('../checks/expired-locks.js');
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
@@ -96,7 +114,7 @@ export async function runAdvisory(ctx: CommandContext, flags: AdvisoryFlags): Pr
         notes.push(`${listing.notVisible} advisory lock(s) are held by sessions this role cannot inspect: grant pg_read_all_stats (or pg_monitor) to see them.`);
       return ctx.emit({
         command: 'locks advisory',
-        dryRun: true,
+        mode: 'read',
         items: listing.locks,
         columns,
         headline: `Advisory locks held by sessions idle for longer than ${formatDuration(idleMs)} (this database, pg_locks × pg_stat_activity)`,
@@ -145,12 +163,12 @@ export function registerLockCommands(program: Command, r: Registrar): void {
     .option('--stale <duration>', 'a holder silent for longer than this is dead (default: workers.stale)')
     .option('--limit <n>', 'at most this many rows (0 = no limit; default 1000)')
     .addHelpText('after', EXPIRED_EXAMPLES)
-    .action(r.wrap((ctx, flags: ExpiredFlags) => runExpired(ctx, flags)));
+    .action(r.wrap((ctx, flags: ExpiredFlags) => runExpired(ctx, expiredOptions(flags))));
   locks
     .command('advisory')
     .description('List advisory locks held by sessions idle (or idle in transaction) past a threshold (read-only)')
     .option('--idle <duration>', 'idle for longer than this, e.g. 5m (default: workers.advisoryIdle)')
     .option('--limit <n>', 'at most this many locks (0 = no limit; default 1000)')
     .addHelpText('after', ADVISORY_EXAMPLES)
-    .action(r.wrap((ctx, flags: AdvisoryFlags) => runAdvisory(ctx, flags)));
+    .action(r.wrap((ctx, flags: AdvisoryFlags) => runAdvisory(ctx, advisoryOptions(flags))));
 }

@@ -1,45 +1,40 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import { describe } from './descriptions.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
-import type { Column, Tone } from '../output.js';
-import type { DeadWorker } from '../checks/dead-workers.js';
+import type { Column } from '../output.js';
+import type { DeadWorker, PlannedDeadWorkerReap } from '../checks/dead-workers.js';
+import type { PlannedDeadWorkerRescue } from '../checks/dead-worker-jobs.js';
 import { usageError } from '../errors.js';
-import { parseCount, parsePositive } from './shared-flags.js';
+import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import { applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface DeadFlags {
   stale?: string;
   limit?: string;
 }
-interface ApplyFlags {
-  stale?: string;
-  apply?: boolean;
-  max?: string;
-  batchSize?: string;
-  reason?: string;
-  wait?: boolean;
-  kind?: string;
-  queue?: string;
+type DeadWorkerFlags = ApplyFlags & { stale?: string; kind?: string; queue?: string; olderThan?: string; status?: string };
+
+export interface DeadOptions {
+  staleMs?: number;
+  /** 0 = no limit. */
+  limit: number;
 }
 
-const outcomeTone = (o: string): Tone =>
-  o === 'reaped' || o.startsWith('rescued') ? 'good' : o === 'errored' ? 'bad' : o === 'race-lost' || o === 'skipped-locked' ? 'warn' : o === 'planned' ? 'info' : undefined;
-
-/** The staleness threshold: --stale, else workers.stale. */
-async function staleMs(ctx: CommandContext, flag: string | undefined): Promise<number> {
-  const { parseDuration } = await import('../durations.js');
-  const cfg = (await ctx.config()).workers;
-  return parseDuration(flag ?? cfg.stale, flag !== undefined ? '--stale' : 'workers.stale');
+export function deadOptions(flags: DeadFlags): DeadOptions {
+  return {
+    staleMs: flags.stale === undefined ? undefined : parseDuration(flags.stale, '--stale'),
+    limit: flags.limit === undefined ? 1000 : parseCount(flags.limit, '--limit'),
+  };
 }
 
-export async function runDead(ctx: CommandContext, flags: DeadFlags): Promise<number> {
+export async function runDead(ctx: CommandContext, o: DeadOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
-  const limit = flags.limit === undefined ? 1000 : parseCount(flags.limit, '--limit');
+  const { limit } = o;
   const cfg = (await ctx.config()).workers;
-  const ms = await staleMs(ctx, flags.stale);
+  const ms = o.staleMs ?? parseDuration(cfg.stale, 'workers.stale');
   const { assertWorkersSchema, countWorkers, findDeadWorkers, workerTableName, workTableName } = await import('../checks/dead-workers.js');
-  const { formatAge, formatDuration } = await import('../durations.js');
   const stale = formatDuration(ms);
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
@@ -63,7 +58,7 @@ export async function runDead(ctx: CommandContext, flags: DeadFlags): Promise<nu
       if (limit > 0 && dead.length < counts.dead) notes.push(`Showing the ${dead.length} longest silent of ${counts.dead} (--limit 0 lists all).`);
       return ctx.emit({
         command: 'workers dead',
-        dryRun: true,
+        mode: 'read',
         items: dead,
         columns,
         headline: `Workers in ${workerTableName(cfg)} silent for longer than ${stale} (database clock), with the rows of ${workTableName(cfg)} they hold`,
@@ -75,65 +70,67 @@ export async function runDead(ctx: CommandContext, flags: DeadFlags): Promise<nu
   );
 }
 
+/** What `reap --dead-workers` and `jobs rescue --dead-workers` run with; an unset field takes its config default. */
+export interface DeadWorkerOptions extends ApplyOptions {
+  staleMs?: number;
+  kind?: string;
+  queue?: string;
+}
+
+/** Flags to options: --dead-workers replaces the age criterion, so the age flags are refused. */
+export function deadWorkerOptions(flags: DeadWorkerFlags, command: string): DeadWorkerOptions {
+  refuseAgeFlags(flags, command);
+  return { ...applyOptions(flags), staleMs: flags.stale === undefined ? undefined : parseDuration(flags.stale, '--stale'), kind: flags.kind, queue: flags.queue };
+}
+
 /** `opsctl reap --dead-workers`: rows of workers.runs held by dead workers, whatever their age. */
-export async function runReapDeadWorkers(ctx: CommandContext, flags: ApplyFlags): Promise<number> {
+export async function runReapDeadWorkers(ctx: CommandContext, o: DeadWorkerOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
   const config = await ctx.config();
   const cfg = config.workers;
-  const ms = await staleMs(ctx, flags.stale);
-  const max = flags.max === undefined ? cfg.max : parseCount(flags.max, '--max');
-  const batchSize = flags.batchSize === undefined ? cfg.batchSize : parsePositive(flags.batchSize, '--batch-size');
+  const ms = o.staleMs ?? parseDuration(cfg.stale, 'workers.stale');
+  const max = o.max ?? cfg.max;
   const { assertWorkersSchema, deadWorkerReapRemedy, workTableName } = await import('../checks/dead-workers.js');
   const { remediate } = await import('../remediation.js');
-  const { formatAge, formatDuration } = await import('../durations.js');
+  const { presentRemediation } = await import('../remediation-presenter.js');
   const stale = formatDuration(ms);
   const where = workTableName(cfg);
   return ctx.withDatabase(async (db) => {
     await db.readOnly(async (ro) => {
       await assertWorkersSchema(ro, cfg);
-      if (flags.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
+      if (o.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
     });
-    const remedy = deadWorkerReapRemedy(cfg, { staleMs: ms, reason: flags.reason, actor: config.actor, audit: config.audit });
-    const report = await remediate(db, remedy, {
-      apply: Boolean(flags.apply),
-      max,
-      batchSize,
-      wait: Boolean(flags.wait),
-      confirm: (plan) => ctx.confirm(`Reap ${plan.length} row(s) of ${where} held by dead workers (move to ${cfg.runs.failedStatus})?`),
-      onProgress: (done, total) => ctx.progress(`reap: ${done}/${total} rows`),
-    });
-    ctx.progressDone();
-    const columns: Column<(typeof report.items)[number]>[] = [
-      { header: 'id', value: (r) => r.id },
-      { header: 'worker', value: (r) => r.worker, maxWidth: 30 },
-      { header: 'worker silent', value: (r) => formatAge(r.workerSilentSeconds * 1000) },
-      { header: 'stale after', value: () => stale, tone: () => 'dim' },
-      { header: 'status', value: (r) => r.status },
-      { header: 'row age', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
-      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'reason it would write' : 'detail', value: (r) => (report.dryRun ? r.reason : (r.detail ?? r.reason)), maxWidth: 70 },
-    ];
-    const notes: string[] = [];
-    if (report.dryRun && report.items.length > 0) notes.push('Dry run: nothing was changed. Re-run with --apply to reap these rows; a worker that heartbeats again before the write keeps its rows.');
-    if (report.summary.exceedsMax) notes.push(`More than --max ${max} rows are held by dead workers: --apply would refuse. Raise --max (0 = no cap).`);
-    return ctx.emit({
-      command: 'reap',
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: `${report.dryRun ? 'Plan: reap' : 'Reap of'} rows of ${where} held by workers silent for longer than ${stale} → ${cfg.runs.failedStatus}`,
-      emptyMessage: `Nothing to reap: no row of ${where} is held by a worker silent for longer than ${stale}.`,
-      summary: () => ({ ...report.summary, deadWorkers: new Set(report.items.map((i) => i.worker)).size, stale }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+    const remedy = deadWorkerReapRemedy(cfg, { staleMs: ms, reason: o.reason, actor: config.actor, audit: config.audit });
+    return presentRemediation<PlannedDeadWorkerReap>(
+      ctx,
+      {
+        command: 'reap',
+        action: 'reap',
+        unit: 'rows',
+        question: (n) => `Reap ${n} row(s) of ${where} held by dead workers (move to ${cfg.runs.failedStatus})?`,
+        columns: [
+          { header: 'id', value: (r) => r.id },
+          { header: 'worker', value: (r) => r.worker, maxWidth: 30 },
+          { header: 'worker silent', value: (r) => formatAge(r.workerSilentSeconds * 1000) },
+          { header: 'stale after', value: () => stale, tone: () => 'dim' },
+          { header: 'status', value: (r) => r.status },
+          { header: 'row age', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
+        ],
+        detail: { planHeader: 'reason it would write', text: (r) => r.reason, maxWidth: 70 },
+        headline: (mode) => `${mode === 'plan' ? 'Plan: reap' : 'Reap of'} rows of ${where} held by workers silent for longer than ${stale} → ${cfg.runs.failedStatus}`,
+        emptyMessage: `Nothing to reap: no row of ${where} is held by a worker silent for longer than ${stale}.`,
+        dryRunNotes: () => ['Dry run: nothing was changed. Re-run with --apply to reap these rows; a worker that heartbeats again before the write keeps its rows.'],
+        overMax: `More than --max ${max} rows are held by dead workers`,
+        summary: (report) => ({ ...report.summary, deadWorkers: new Set(report.items.map((i) => i.worker)).size, stale }),
+      },
+      (hooks) => remediate(db, remedy, { apply: o.apply, max, batchSize: o.batchSize ?? cfg.batchSize, wait: o.wait, ...hooks }),
+    );
   });
 }
 
 /** `opsctl jobs rescue --dead-workers`: running jobs whose worker is dead, whatever their age. */
-export async function runRescueDeadWorkers(ctx: CommandContext, flags: ApplyFlags): Promise<number> {
+export async function runRescueDeadWorkers(ctx: CommandContext, o: DeadWorkerOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
   const config = await ctx.config();
@@ -142,55 +139,45 @@ export async function runRescueDeadWorkers(ctx: CommandContext, flags: ApplyFlag
   const { assertQueueRecordsWorker, deadWorkerRescueRemedy } = await import('../checks/dead-worker-jobs.js');
   assertQueueRecordsWorker(q);
   const cfg = config.workers;
-  const ms = await staleMs(ctx, flags.stale);
-  const max = flags.max === undefined ? q.cfg.max : parseCount(flags.max, '--max');
-  const batchSize = flags.batchSize === undefined ? q.cfg.batchSize : parsePositive(flags.batchSize, '--batch-size');
+  const ms = o.staleMs ?? parseDuration(cfg.stale, 'workers.stale');
+  const max = o.max ?? q.cfg.max;
   const { assertWorkerTable, workerTableName } = await import('../checks/dead-workers.js');
   const { rescueSummary } = await import('../checks/stuck-jobs.js');
   const { remediate } = await import('../remediation.js');
-  const { formatAge, formatDuration } = await import('../durations.js');
+  const { presentRemediation } = await import('../remediation-presenter.js');
   const stale = formatDuration(ms);
   return ctx.withDatabase(async (db) => {
     await db.readOnly(async (ro) => {
       await assertQueueSchema(ro, q);
       await assertWorkerTable(ro, cfg);
-      if (flags.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
+      if (o.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
     });
-    const remedy = deadWorkerRescueRemedy(q, cfg, { staleMs: ms, filter: { kind: flags.kind, queue: flags.queue }, reason: flags.reason, actor: config.actor, audit: config.audit });
-    const report = await remediate(db, remedy, {
-      apply: Boolean(flags.apply),
-      max,
-      batchSize,
-      wait: Boolean(flags.wait),
-      confirm: (plan) => ctx.confirm(`Rescue ${plan.length} job(s) in ${q.where} held by dead workers (${q.preset.label})?`),
-      onProgress: (done, total) => ctx.progress(`rescue: ${done}/${total} jobs`),
-    });
-    ctx.progressDone();
-    const columns: Column<(typeof report.items)[number]>[] = [
-      { header: 'id', value: (r) => r.id },
-      { header: 'kind', value: (r) => r.kind },
-      { header: 'worker', value: (r) => r.worker, maxWidth: 30 },
-      { header: 'worker silent', value: (r) => formatAge(r.workerSilentSeconds * 1000) },
-      { header: 'stale after', value: () => stale, tone: () => 'dim' },
-      { header: 'job age', value: (r) => formatAge(r.ageSeconds * 1000) },
-      { header: report.dryRun ? 'would become' : 'outcome', value: (r) => (report.dryRun && r.outcome === 'planned' ? r.wouldBecome : r.outcome), tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'error it would record' : 'detail', value: (r) => (report.dryRun ? r.reason : (r.detail ?? r.reason)), maxWidth: 70 },
-    ];
-    const notes: string[] = [];
-    if (report.dryRun && report.items.length > 0) notes.push(`Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`);
-    if (report.summary.exceedsMax) notes.push(`More than --max ${max} jobs are held by dead workers: --apply would refuse. Raise --max (0 = no cap).`);
-    return ctx.emit({
-      command: 'jobs rescue',
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: `${report.dryRun ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs in ${q.where} held by workers of ${workerTableName(cfg)} silent for longer than ${stale}`,
-      emptyMessage: `Nothing to rescue: no running job is held by a worker silent for longer than ${stale}.`,
-      summary: () => ({ ...rescueSummary(report), preset: q.preset.queue, deadWorkers: new Set(report.items.map((i) => i.worker)).size, stale }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+    const remedy = deadWorkerRescueRemedy(q, cfg, { staleMs: ms, filter: { kind: o.kind, queue: o.queue }, reason: o.reason, actor: config.actor, audit: config.audit });
+    return presentRemediation<PlannedDeadWorkerRescue>(
+      ctx,
+      {
+        command: 'jobs rescue',
+        action: 'rescue',
+        unit: 'jobs',
+        question: (n) => `Rescue ${n} job(s) in ${q.where} held by dead workers (${q.preset.label})?`,
+        columns: [
+          { header: 'id', value: (r) => r.id },
+          { header: 'kind', value: (r) => r.kind },
+          { header: 'worker', value: (r) => r.worker, maxWidth: 30 },
+          { header: 'worker silent', value: (r) => formatAge(r.workerSilentSeconds * 1000) },
+          { header: 'stale after', value: () => stale, tone: () => 'dim' },
+          { header: 'job age', value: (r) => formatAge(r.ageSeconds * 1000) },
+        ],
+        planOutcome: { header: 'would become', value: (r) => r.wouldBecome },
+        detail: { planHeader: 'error it would record', text: (r) => r.reason, maxWidth: 70 },
+        headline: (mode) => `${mode === 'plan' ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs in ${q.where} held by workers of ${workerTableName(cfg)} silent for longer than ${stale}`,
+        emptyMessage: `Nothing to rescue: no running job is held by a worker silent for longer than ${stale}.`,
+        dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`],
+        overMax: `More than --max ${max} jobs are held by dead workers`,
+        summary: (report) => ({ ...rescueSummary(report), preset: q.preset.queue, deadWorkers: new Set(report.items.map((i) => i.worker)).size, stale }),
+      },
+      (hooks) => remediate(db, remedy, { apply: o.apply, max, batchSize: o.batchSize ?? q.cfg.batchSize, wait: o.wait, ...hooks }),
+    );
   });
 }
 
@@ -221,5 +208,5 @@ export function registerWorkerCommands(program: Command, r: Registrar): void {
     .option('--stale <duration>', 'heartbeat older than this is dead, e.g. 2m, 30s (default: workers.stale)')
     .option('--limit <n>', 'at most this many workers (0 = no limit; default 1000)')
     .addHelpText('after', DEAD_EXAMPLES)
-    .action(r.wrap((ctx, flags: DeadFlags) => runDead(ctx, flags)));
+    .action(r.wrap((ctx, flags: DeadFlags) => runDead(ctx, deadOptions(flags))));
 }

@@ -64,6 +64,7 @@ describe('workers dead', () => {
     expect(r.code).toBe(0);
     const out = r.json();
     expect(out.command).toBe('workers dead');
+    expect(out.mode).toBe('read');
     expect(out.items.map((i: any) => [i.id, i.held, i.host])).toEqual([
       ['w-dead-idle', 0, 'w-dead-idle.internal'],
       ['w-dead', 3, 'w-dead.internal'],
@@ -124,7 +125,7 @@ describe('reap --dead-workers', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = r.json();
-    expect(out.dryRun).toBe(true);
+    expect(out.mode).toBe('plan');
     expect(out.items.map((i: any) => i.id).sort()).toEqual([...dead].sort());
     for (const i of out.items) {
       expect(i).toMatchObject({ worker: 'w-dead', status: 'running', outcome: 'planned' });
