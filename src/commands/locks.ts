@@ -141,7 +141,8 @@ Examples:
 
 Read-only: opsctl never deletes lock rows (the application's own acquire decides whether an
 expired row may be taken over).
-Exit status: 0 listed, 2 bad flags or config, or a configured table/column missing, 3 database unreachable.
+Exit status: 0 listed, 2 bad flags or config, or a configured table/column missing, 3 database unreachable,
+4 an internal error (a bug in opsctl).
 `;
 const ADVISORY_EXAMPLES = `
 Examples:
@@ -152,7 +153,7 @@ Lists granted advisory locks of this database whose session is idle, or idle in 
 past the threshold: the key, the backend's pid, application_name, client address and ages.
 Read-only: opsctl never terminates sessions. Seeing other roles' sessions needs
 pg_read_all_stats (or pg_monitor); locks it cannot inspect are counted as notVisible.
-Exit status: 0 listed, 2 bad flags or config, 3 database unreachable.
+Exit status: 0 listed, 2 bad flags or config, 3 database unreachable, 4 an internal error (a bug in opsctl).
 `;
 
 export function registerLockCommands(program: Command, r: Registrar): void {

@@ -197,7 +197,8 @@ A worker is dead when its heartbeat (workers.columns.heartbeat) is older than th
 the database clock. "rows held" counts the rows of workers.runs in a held status naming it.
 Read-only. Remedy: opsctl reap --dead-workers (dry run unless --apply).
 Exit status: 0 listed (dead workers are not an error here: opsctl check --only workers makes
-them one), 2 bad flags or config, or a configured table/column missing, 3 database unreachable.
+them one), 2 bad flags or config, or a configured table/column missing, 3 database unreachable,
+4 an internal error (a bug in opsctl).
 `;
 
 export function registerWorkerCommands(program: Command, r: Registrar): void {
