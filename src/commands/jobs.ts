@@ -27,7 +27,7 @@ interface DiscardedFlags {
   includeCancelled?: boolean;
 }
 type RetryFlags = ApplyFlags & Omit<DiscardedFlags, 'limit'> & { all?: boolean };
-type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'>;
+type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'> & { deadWorkers?: boolean; stale?: string };
 
 const STUCK_LIMIT = 1000;
 const DISCARDED_LIMIT = 100;
@@ -76,6 +76,7 @@ export function jobRetryOptions(ids: string[], f: RetryFlags): JobRetryOptions {
 }
 
 export function jobRescueOptions(f: RescueFlags): JobRescueOptions {
+  if (f.stale !== undefined) throw usageError('--stale goes with --dead-workers (the heartbeat threshold); for an age threshold use --older-than.');
   return { ...applyOptions(f), kind: f.kind, queue: f.queue, olderThanMs: durationFlag(f.olderThan, '--older-than') };
 }
 
@@ -424,6 +425,10 @@ longest legitimate run. Outcomes: rescued-retryable, rescued-discarded (no attem
 race-lost (its worker finished or it was fetched again since the plan), skipped-locked, errored.
 Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running,
 4 an internal error (a bug in opsctl).
+
+  $ opsctl jobs rescue --dead-workers          # jobs whose worker's heartbeat (workers.table) is stale, any age
+With --dead-workers (River, graphile-worker; pg-boss v10 records no worker) a job is rescued
+only if its worker is still silent at write time and the job still has the same attempt.
 `;
 
 export function registerJobCommands(program: Command, r: Registrar): void {
@@ -471,8 +476,20 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--older-than <duration>', "threshold (default: jobs.rescueAfter, else the queue's own rule)")
     .option('--kind <kind>', 'only jobs of this kind')
     .option('--queue <name>', 'only jobs in this named queue')
-    .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)');
+    .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)')
+    .option('--dead-workers', "instead: running jobs whose worker (River attempted_by, graphile-worker locked_by) has a stale heartbeat in workers.table, whatever their age")
+    .option('--stale <duration>', 'with --dead-workers: a heartbeat older than this is dead (default: workers.stale)');
   addApplyFlags(rescue, { max: '1000' })
     .addHelpText('after', RESCUE_EXAMPLES)
-    .action(r.wrap((ctx, flags: RescueFlags) => runRescue(ctx, jobRescueOptions(flags))));
+    .action(
+      r.wrap(async (ctx, flags: RescueFlags) => {
+        if (!flags.deadWorkers) return runRescue(ctx, jobRescueOptions(flags));
+        if (ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined) {
+          const { usageError } = await import('../errors.js');
+          throw usageError('jobs rescue --dead-workers runs on one database: it does not combine with --target, --all-targets or --shard.');
+        }
+        const { deadWorkerOptions, runRescueDeadWorkers } = await import('./workers.js');
+        return runRescueDeadWorkers(ctx, deadWorkerOptions(flags, 'jobs rescue'));
+      }),
+    );
 }
