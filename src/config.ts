@@ -123,11 +123,59 @@ const jobsSchema = z
   .object({
     /** Which queue's schema and semantics to use; null = the jobs commands and checks are off. */
     queue: z.enum(JOB_QUEUES).nullable(),
-    /** null = the queue's own default schema (River: search_path, graphile-worker: graphile_worker, pg-boss: pgboss). */
+    /** null = the queue's own default schema (River: search_path, graphile-worker: graphile_worker, pg-boss: pgboss, Oban: public). */
     schema: ident.nullable(),
-    /** null = the queue's own rule (River 1h, graphile-worker 4h, pg-boss each job's expire_in). */
+    /** null = the queue's own rule (River 1h, graphile-worker 4h, pg-boss each job's expire_in, Oban 1h). */
     rescueAfter: duration.nullable(),
     includeCancelled: z.boolean(),
+    batchSize: positiveInt.max(10_000),
+    max: z.number().int().min(0),
+  })
+  .strict();
+
+/**
+ * Workers that register and heartbeat (source-systems.md section 5: scheduler.workers), the
+ * work table whose rows name the worker holding them (scheduler.runs), and a table-based lock
+ * (scheduler.locks). Read by src/checks/dead-workers.ts and src/checks/expired-locks.ts.
+ */
+const workersSchema = z
+  .object({
+    /** Whether `check` runs dead-workers; the workers and locks commands work either way. */
+    enabled: z.boolean(),
+    schema: ident.nullable(),
+    table: ident,
+    columns: z.object({ id: ident, heartbeat: ident, status: ident.nullable(), host: ident.nullable() }).strict(),
+    /** A worker whose heartbeat is older than this (database clock) is dead. */
+    stale: duration,
+    runs: z
+      .object({
+        schema: ident.nullable(),
+        table: ident,
+        key: ident,
+        /** The column naming the worker that holds the row. */
+        worker: ident,
+        status: ident,
+        heldStatuses: z.array(z.string().min(1)).min(1),
+        failedStatus: z.string().min(1),
+        error: ident.nullable(),
+        updatedAt: ident.nullable(),
+        finishedAt: ident.nullable(),
+        reasonTemplate: z.string().min(1),
+      })
+      .strict(),
+    locks: z
+      .object({
+        schema: ident.nullable(),
+        table: ident,
+        name: ident,
+        holder: ident.nullable(),
+        expiresAt: ident.nullable(),
+        acquiredAt: ident.nullable(),
+      })
+      .strict()
+      .refine((l) => l.holder !== null || l.expiresAt !== null, 'needs at least one of holder and expiresAt'),
+    /** Advisory locks held by a session idle (or idle in transaction) longer than this are listed. */
+    advisoryIdle: duration,
     batchSize: positiveInt.max(10_000),
     max: z.number().int().min(0),
   })
@@ -153,6 +201,7 @@ export const configSchema = z
     propagations: propagationsSchema,
     scheduleGroups: scheduleGroupsSchema,
     jobs: jobsSchema,
+    workers: workersSchema,
     check: checkSchema,
     /** Named targets for fleet runs (--target, --all-targets): src/target-config.ts. */
     targets: targetsSchema,
@@ -164,6 +213,7 @@ export type ExecutionsConfig = Config['executions'];
 export type PropagationsConfig = Config['propagations'];
 export type ScheduleGroupsConfig = Config['scheduleGroups'];
 export type JobsConfig = Config['jobs'];
+export type WorkersConfig = Config['workers'];
 
 function defaultActor(): string {
   try {
@@ -243,6 +293,30 @@ export function defaultConfig(): Config {
       schema: null,
       rescueAfter: null,
       includeCancelled: false,
+      batchSize: 500,
+      max: 1000,
+    },
+    workers: {
+      enabled: false,
+      schema: 'scheduler',
+      table: 'workers',
+      columns: { id: 'id', heartbeat: 'last_heartbeat_at', status: 'status', host: 'host' },
+      stale: '2m',
+      runs: {
+        schema: 'scheduler',
+        table: 'runs',
+        key: 'id',
+        worker: 'worker_id',
+        status: 'status',
+        heldStatuses: ['running'],
+        failedStatus: 'failed',
+        error: 'error',
+        updatedAt: 'updated_at',
+        finishedAt: 'finished_at',
+        reasonTemplate: 'reaped: worker {worker} stopped heartbeating (stale after {stale}) while it held this run in {status} state',
+      },
+      locks: { schema: 'scheduler', table: 'locks', name: 'name', holder: 'holder', expiresAt: 'expires_at', acquiredAt: 'acquired_at' },
+      advisoryIdle: '5m',
       batchSize: 500,
       max: 1000,
     },

@@ -5,6 +5,7 @@ import { pendingPropagationsCheck } from './check/pending-propagations.js';
 import { scheduleGroupsCheck } from './check/schedule-groups.js';
 import { stuckJobsCheck } from './check/stuck-jobs.js';
 import { discardedJobsCheck } from './check/discarded-jobs.js';
+import { deadWorkersCheck } from './check/dead-workers.js';
 
 /**
  * Every check `opsctl check` runs, in report order: adding one is its file in check/, its
@@ -18,6 +19,7 @@ export const CHECKS: readonly CheckDefinition[] = [
   scheduleGroupsCheck,
   stuckJobsCheck,
   discardedJobsCheck,
+  deadWorkersCheck,
 ];
 
 export const CHECK_GROUPS: readonly string[] = [...new Set(CHECKS.map((c) => c.group))];

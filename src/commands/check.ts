@@ -8,12 +8,14 @@ import type { CheckResult } from '../checks/all-checks.js';
 import { CHECK_GROUPS } from '../checks/check-registry.js';
 import { splitList } from './shared-flags.js';
 import { usageError } from '../errors.js';
+import { parseDuration } from '../durations.js';
 
 interface CheckFlags {
   only?: string;
   region?: string;
   profile?: string;
   endpointUrl?: string;
+  workerStale?: string;
 }
 
 const statusTone = (s: string): Tone => (s === 'ok' ? 'good' : s === 'finding' ? 'bad' : s === 'unknown' ? 'warn' : 'dim');
@@ -23,12 +25,15 @@ export interface CheckOptions {
   /** Groups to run; null: every check. */
   only: string[] | null;
   aws: AwsFlags;
+  /** The dead-workers check's heartbeat threshold (a duration), instead of workers.stale. */
+  workerStale?: string;
 }
 
 export function checkOptions(flags: CheckFlags): CheckOptions {
   const only = splitList(flags.only) ?? null;
   for (const g of only ?? []) if (!CHECK_GROUPS.includes(g)) throw usageError(`--only ${g} is not a check: use ${CHECK_GROUPS.join(', ')}.`);
-  return { only, aws: { region: flags.region, profile: flags.profile, endpointUrl: flags.endpointUrl } };
+  if (flags.workerStale !== undefined) parseDuration(flags.workerStale, '--worker-stale');
+  return { only, aws: { region: flags.region, profile: flags.profile, endpointUrl: flags.endpointUrl }, workerStale: flags.workerStale };
 }
 
 export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<number> {
@@ -40,7 +45,8 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
     const { runFleetCheck } = await import('../fleet-check.js');
     return runFleetCheck(ctx, o.aws, format, only);
   }
-  const config = await ctx.config();
+  // --worker-stale is the dead-workers check's heartbeat threshold: the workers.stale key, from the command line.
+  const config = await ctx.config(o.workerStale !== undefined ? { workers: { stale: o.workerStale } } : {});
   const { expectedGroupNames } = await import('../checks/expected-groups.js');
   const results = await runChecks(
     {
@@ -103,6 +109,7 @@ Examples:
   $ opsctl check --all-targets                     # every target of the config, 4 at a time
   $ opsctl check --target 'prod-*' --target staging -o json
   $ opsctl check --all-targets --shard $JOB_COMPLETION_INDEX/4 --concurrency 8 --target-timeout 2m -o prometheus
+  $ opsctl check --only workers --worker-stale 5m  # dead workers still holding rows (needs workers.enabled)
 
 With targets (--target, --all-targets; the global options in opsctl --help): database checks
 once per target, schedule groups once per target × region, one report; an unreachable or
@@ -119,6 +126,7 @@ export function registerCheckCommand(program: Command, r: Registrar): void {
     .command('check')
     .description(describe('check'))
     .option('--only <list>', `only these checks: ${CHECK_GROUPS.join(', ')}`)
+    .option('--worker-stale <duration>', 'dead-workers check: a heartbeat older than this is dead (default: workers.stale)')
     .option('--region <region>', 'AWS region for the schedule-groups check')
     .option('--profile <name>', 'AWS profile')
     .option('--endpoint-url <url>', 'Scheduler endpoint')

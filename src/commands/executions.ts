@@ -5,6 +5,7 @@ import type { CommandContext } from '../context.js';
 import type { Column } from '../output.js';
 import { formatAge, formatDuration, parseDuration } from '../durations.js';
 import type { PlannedReap, StuckExecution } from '../checks/stuck-executions.js';
+import { usageError } from '../errors.js';
 import { addApplyFlags, applyOptions, parseCount, splitList, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface StuckFlags {
@@ -12,7 +13,7 @@ interface StuckFlags {
   status?: string;
   limit?: string;
 }
-type ReapFlags = StuckFlags & ApplyFlags;
+type ReapFlags = StuckFlags & ApplyFlags & { deadWorkers?: boolean; stale?: string };
 
 /** What `executions stuck` runs with; an unset field takes its config default. */
 export interface StuckOptions {
@@ -38,6 +39,7 @@ export function stuckOptions(flags: StuckFlags): StuckOptions {
 }
 
 export function reapOptions(flags: ReapFlags): ReapOptions {
+  if (flags.stale !== undefined) throw usageError('--stale goes with --dead-workers (the heartbeat threshold); for an age threshold use --older-than.');
   return {
     thresholdMs: flags.olderThan === undefined ? undefined : parseDuration(flags.olderThan, '--older-than'),
     statuses: splitList(flags.status),
@@ -151,6 +153,11 @@ Each row is re-checked at write time (status and age, compare-and-set) and repor
 reaped, race-lost (the worker finished first and wins), skipped-locked or errored.
 Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another reaper running,
 4 an internal error (a bug in opsctl).
+
+  $ opsctl reap --dead-workers                   # rows of workers.runs held by dead workers, any age
+  $ opsctl reap --dead-workers --stale 5m --apply --reason "INC-9 node lost"
+With --dead-workers a row is re-checked at write time: still held by the same worker, and that
+worker still silent (a worker that heartbeats again before the write keeps its rows: race-lost).
 `;
 
 export function registerExecutionCommands(program: Command, r: Registrar): void {
@@ -169,8 +176,20 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
     .description(describe('reap'))
     .option('--older-than <duration>', 'threshold, e.g. 10m (default: executions.threshold)')
     .option('--status <list>', 'stuck statuses, comma-separated (default: executions.stuckStatuses)')
-    .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)');
+    .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)')
+    .option('--dead-workers', 'instead: rows of workers.runs held by workers whose heartbeat is stale, whatever their age')
+    .option('--stale <duration>', 'with --dead-workers: a heartbeat older than this is dead (default: workers.stale)');
   addApplyFlags(reap, { max: '1000' })
     .addHelpText('after', REAP_EXAMPLES)
-    .action(r.wrap((ctx, flags: ReapFlags) => runReap(ctx, reapOptions(flags))));
+    .action(
+      r.wrap(async (ctx, flags: ReapFlags) => {
+        if (!flags.deadWorkers) return runReap(ctx, reapOptions(flags));
+        if (ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined) {
+          const { usageError } = await import('../errors.js');
+          throw usageError('reap --dead-workers runs on one database: it does not combine with --target, --all-targets or --shard.');
+        }
+        const { deadWorkerOptions, runReapDeadWorkers } = await import('./workers.js');
+        return runReapDeadWorkers(ctx, deadWorkerOptions(flags, 'reap'));
+      }),
+    );
 }

@@ -12,6 +12,8 @@ const LOADERS: Array<[string, () => Promise<Register>]> = [
   ['schedule-groups', async () => (await import('./schedule-groups.js')).registerScheduleGroupCommands],
   ['adopt', async () => (await import('./schedule-groups.js')).registerScheduleGroupCommands],
   ['jobs', async () => (await import('./jobs.js')).registerJobCommands],
+  ['workers', async () => (await import('./workers.js')).registerWorkerCommands],
+  ['locks', async () => (await import('./locks.js')).registerLockCommands],
   ['check', async () => (await import('./check.js')).registerCheckCommand],
   ['demo', async () => (await import('./demo.js')).registerDemoCommand],
   ['config', async () => (await import('./config.js')).registerConfigCommands],
