@@ -200,7 +200,8 @@ export function defaultConfig(): Config {
       failedStatus: 'failed',
       threshold: '10m',
       reasonTemplate: 'reaped after {threshold} in {status} state — executor did not complete',
-      batchSize: 500,
+      // The cap: reap sizes its batches by time, from 500 rows up to this.
+      batchSize: 10_000,
       max: 1000,
     },
     propagations: {

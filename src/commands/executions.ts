@@ -65,6 +65,8 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
   );
 }
 
+const REAP_BATCH_TARGET_MS = 250;
+
 export async function runReap(ctx: CommandContext, flags: ReapFlags): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
@@ -83,6 +85,8 @@ export async function runReap(ctx: CommandContext, flags: ReapFlags): Promise<nu
       apply: Boolean(flags.apply),
       max,
       batchSize,
+      // Batches sized by time up to the cap: ~250 ms of row locks each (see batch-sizer.ts).
+      batchTargetMs: REAP_BATCH_TARGET_MS,
       wait: Boolean(flags.wait),
       confirm: (plan) => ctx.confirm(`Reap ${plan.length} execution(s) in ${cfg.table} (move to ${cfg.failedStatus})?`),
       onProgress: (done, total) => ctx.progress(`reap: ${done}/${total} rows`),
@@ -151,7 +155,7 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
     .description(describe('reap'))
     .option('--older-than <duration>', 'threshold, e.g. 10m (default: executions.threshold)')
     .option('--status <list>', 'stuck statuses, comma-separated (default: executions.stuckStatuses)');
-  addApplyFlags(reap, { max: '1000' })
+  addApplyFlags(reap, { max: '1000', batchHelp: 'largest batch: batches are sized by time, ~250 ms each, up to this many rows (default from config, 10000)' })
     .addHelpText('after', REAP_EXAMPLES)
     .action(r.wrap((ctx, flags: ReapFlags) => runReap(ctx, flags)));
 }
