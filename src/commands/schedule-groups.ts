@@ -68,7 +68,12 @@ export async function expectedNames(ctx: CommandContext, config: Config): Promis
 }
 
 function summarizeApi(api: SchedulerApi) {
-  return { apiCalls: api.stats.calls, throttled: api.stats.throttled, conflictsRetried: api.stats.conflictsRetried };
+  return {
+    apiCalls: api.stats.calls,
+    throttled: api.stats.throttled,
+    conflictsRetried: api.stats.conflictsRetried,
+    ...(api.stats.concurrencyLowest !== undefined ? { concurrencyLowest: api.stats.concurrencyLowest } : {}),
+  };
 }
 
 export async function runList(ctx: CommandContext, flags: ListFlags): Promise<number> {
@@ -138,7 +143,7 @@ async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[],
     const report = await runRemediation(schedulerHost(api), remedy, {
       apply: Boolean(flags.apply),
       max,
-      batchSize: Math.max(cfg.concurrency * 4, 32),
+      batchSize: Math.max(Math.min(cfg.concurrency, 8) * 4, 32), // writes: at most 8 in flight
       wait: false,
       confirm: (plan) => ctx.confirm(`${kind === 'adopt' ? 'Adopt' : 'Reconcile'} ${plan.filter((p) => !p.refusal && !p.settled).length} schedule group(s) in ${api.region}?`),
       onProgress: (done, total) => ctx.progress(`${kind}: ${done}/${total} groups`),
