@@ -212,7 +212,8 @@ export async function benchListing(ctx) {
   const { runs, warmup, pg, workDir } = ctx;
   check(existsSync('/usr/bin/time'), 'listing: /usr/bin/time (GNU time) is missing: apt-get install time');
   const { copySql, plan } = await ensureSizedData(ctx);
-  const env = childEnv({ DATABASE_URL: pg.url('sized') });
+  // A loaded machine can stretch a 1M-row COPY past the default 30 s statement_timeout.
+  const env = childEnv({ DATABASE_URL: pg.url('sized'), OPSCTL_STATEMENT_TIMEOUT: '10m' });
   const results = [];
   const rss = {};
   for (const z of sizes(ctx.rows)) {
@@ -358,7 +359,7 @@ export async function benchReap(ctx) {
             withCopy(z, async (db) => {
               const out = join(workDir, 'reap-opsctl.json');
               const r = await timed(NODE, [BIN, 'reap', '--apply', '--max', '0', '--yes', '-o', 'json', '--older-than', z.olderThan], {
-                env: childEnv({ DATABASE_URL: pg.url(db) }),
+                env: childEnv({ DATABASE_URL: pg.url(db), OPSCTL_STATEMENT_TIMEOUT: '10m' }),
                 stdoutFile: out,
                 cwd: workDir,
                 rssFile: join(workDir, 'opsctl.time'),
