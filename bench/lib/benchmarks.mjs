@@ -465,7 +465,7 @@ export async function benchScheduleGroups(ctx) {
     const calls = { baseline: [], opsctl: [], tagging: [], c8: [], c16: [], c24: [] };
     // The concurrency sweep: the default (32) against 8, 16 and 24, per-group tag reads.
     const sweep = [8, 16, 24].map((c) => {
-      const file = join(workDir, `sg-c${c}.json`);
+      const file = join(workDir, `sg-config-c${c}.json`);
       writeFileSync(file, JSON.stringify({ scheduleGroups: { concurrency: c } }));
       return { key: `c${c}`, concurrency: c, file };
     });
