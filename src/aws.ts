@@ -2,6 +2,8 @@ import type { SchedulerClient } from '@aws-sdk/client-scheduler';
 import type { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { dependencyError, OpsctlError } from './errors.js';
 import { delay } from './concurrency.js';
+import type { Config } from './config.js';
+import { parseDuration } from './durations.js';
 
 /** Regions where EventBridge Scheduler is offered; anything else is refused unless an endpoint is set. */
 const KNOWN_REGIONS = new Set([
@@ -102,6 +104,24 @@ function countCalls(client: StatsMiddlewareTarget, stats: ApiStats): void {
     // Below the retry middleware and right around the HTTP exchange: one count per attempt.
     { step: 'deserialize', name: 'opsctlCallStats', priority: 'low' },
   );
+}
+
+/** The AWS flags a command may take; each falls back to the environment, then the config. */
+export interface AwsFlags {
+  region?: string;
+  profile?: string;
+  endpointUrl?: string;
+}
+
+/** Where and how to reach Scheduler: --region > AWS_REGION > AWS_DEFAULT_REGION > config; likewise profile and endpoint. */
+export function schedulerAccess(env: NodeJS.ProcessEnv, flags: AwsFlags, config: Config): SchedulerAccess {
+  return {
+    env,
+    region: flags.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? config.scheduleGroups.region,
+    profile: flags.profile ?? env.AWS_PROFILE ?? null,
+    endpoint: flags.endpointUrl ?? config.scheduleGroups.endpoint,
+    requestTimeoutMs: parseDuration(config.scheduleGroups.requestTimeout, 'scheduleGroups.requestTimeout'),
+  };
 }
 
 /** Loads the SDK (only now: `opsctl --help` must not pay for it) and builds a client. */

@@ -1,17 +1,11 @@
 import { Command, CommanderError, Option } from 'commander';
-import { CommandContext, type Io, type GlobalOptions } from './context.js';
+import { CommandContext, createDeps, type Io, type GlobalOptions } from './context.js';
 import { ExitCode } from './errors.js';
 import { COMMAND_INDEX } from './commands/index.js';
+import type { Registrar } from './commands/registrar.js';
 
 export const VERSION = '0.1.0';
 
-/** A command action: gets the context, returns an exit code. */
-export type Action = (ctx: CommandContext, ...args: any[]) => Promise<number>;
-
-export interface Registrar {
-  /** Wraps an action with context creation, error translation and the exit code. */
-  wrap(action: Action): (...args: any[]) => Promise<void>;
-}
 
 /**
  * Builds the program. Only the modules of the commands in `load` are imported (the one being
@@ -45,7 +39,8 @@ Examples:
   $ opsctl adopt schedule-group --all-unowned --apply
   $ opsctl <command> --help                      # every command has examples
 
-Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dependency unreachable or refused.`,
+Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dependency unreachable or refused,
+4 an internal error (a bug in opsctl).`,
     )
     .showSuggestionAfterError(true)
     .exitOverride();
@@ -55,7 +50,7 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
       return async (...args: any[]) => {
         const command = args[args.length - 1] as Command;
         const globals = command.optsWithGlobals() as GlobalOptions;
-        const ctx = new CommandContext(io, globals);
+        const ctx = new CommandContext(io, globals, createDeps({ runCli }));
         try {
           setExit(await action(ctx, ...args));
         } catch (e) {

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { parseDuration } from './durations.js';
 import { usageError } from './errors.js';
 import { maskConnectionString } from './masking.js';
+import { QUEUE_NAMES } from './checks/queue-presets.js';
 
 /** A duration string in config, checked with the same parser as the flags. */
 const duration = z.string().superRefine((v, ctx) => {
@@ -114,8 +115,8 @@ const scheduleGroupsSchema = z
   })
   .strict();
 
-/** The PostgreSQL job queues `opsctl jobs` knows (src/checks/jobs-presets.ts). */
-export const JOB_QUEUES = ['river', 'graphile-worker', 'pg-boss'] as const;
+/** The PostgreSQL job queues `opsctl jobs` knows: the registry's names (src/checks/queue-presets.ts). */
+export const JOB_QUEUES = QUEUE_NAMES;
 
 const jobsSchema = z
   .object({
@@ -134,16 +135,9 @@ const jobsSchema = z
 const checkSchema = z
   .object({
     /** A check is a finding when its count is at least this. */
-    thresholds: z
-      .object({
-        stuckExecutions: positiveInt,
-        deadLetters: positiveInt,
-        pendingPropagations: positiveInt,
-        scheduleGroups: positiveInt,
-        stuckJobs: positiveInt,
-        discardedJobs: positiveInt,
-      })
-      .strict(),
+    // Keyed by the registered checks (src/checks/check-registry.ts): loadConfig is given their
+    // keys and defaults, so the config never imports the checks.
+    thresholds: z.record(z.string(), positiveInt),
     scheduleGroupClasses: z.array(z.enum(['unowned', 'foreign', 'drifted', 'missing'])),
   })
   .strict();
@@ -252,7 +246,7 @@ export function defaultConfig(): Config {
       max: 1000,
     },
     check: {
-      thresholds: { stuckExecutions: 1, deadLetters: 1, pendingPropagations: 1, scheduleGroups: 1, stuckJobs: 1, discardedJobs: 1 },
+      thresholds: {},
       scheduleGroupClasses: ['unowned', 'foreign', 'drifted', 'missing'],
     },
   };
@@ -285,6 +279,8 @@ export interface ConfigSources {
   cwd: string;
   /** Flag values that override config keys (flags > env > file > defaults). */
   overrides?: Plain;
+  /** The registered checks' check.thresholds keys with their defaults; other keys are refused. */
+  checkThresholds?: Record<string, number>;
 }
 
 /** The environment layer: a small, documented set of variables. */
@@ -304,9 +300,13 @@ function formatPath(path: PropertyKey[]): string {
   return path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
 }
 
-export function validateConfig(raw: unknown, source: string): Config {
+export function validateConfig(raw: unknown, source: string, checkThresholds?: Record<string, number>): Config {
   const parsed = configSchema.safeParse(raw);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    const unknown = checkThresholds && Object.keys(parsed.data.check.thresholds).find((k) => !(k in checkThresholds));
+    if (unknown) throw usageError(`${source}: check.thresholds.${unknown}: unknown key (check the spelling against the config reference in the README).`);
+    return parsed.data;
+  }
   const issue = parsed.error.issues[0];
   let key = formatPath(issue.path);
   let what = issue.message;
@@ -321,6 +321,7 @@ export function validateConfig(raw: unknown, source: string): Config {
 }
 
 export function loadConfig(src: ConfigSources): LoadedConfig {
+  const defaults = merge(defaultConfig() as unknown as Plain, { check: { thresholds: { ...src.checkThresholds } } });
   let file: string | null = null;
   let fromFile: Plain = {};
   const candidate = src.configPath ?? src.env.OPSCTL_CONFIG;
@@ -347,13 +348,13 @@ export function loadConfig(src: ConfigSources): LoadedConfig {
     }
     if (!isPlain(fromFile)) throw usageError(`${file}: (top level): expected a JSON object.`);
     // Validate the file on its own first so errors name the file, not the merged result.
-    validateConfig(merge(defaultConfig() as unknown as Plain, fromFile), file);
+    validateConfig(merge(defaults, fromFile), file, src.checkThresholds);
   }
-  let merged = merge(defaultConfig() as unknown as Plain, fromFile);
+  let merged = merge(defaults, fromFile);
   merged = merge(merged, envOverrides(src.env));
-  validateConfig(merged, 'environment');
+  validateConfig(merged, 'environment', src.checkThresholds);
   merged = merge(merged, src.overrides ?? {});
-  return { config: validateConfig(merged, 'command line'), file };
+  return { config: validateConfig(merged, 'command line', src.checkThresholds), file };
 }
 
 /** The effective config with every secret masked, for `opsctl config show`. */

@@ -2,6 +2,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Config } from './config.js';
 import type { Database } from './database.js';
 import type { CommandResult, OutputFormat } from './output.js';
+import type { AwsFlags, SchedulerAccess, SchedulerApi } from './aws.js';
 import { ExitCode, OpsctlError } from './errors.js';
 import { maskSecrets } from './masking.js';
 
@@ -28,6 +29,29 @@ export interface GlobalOptions {
 }
 
 /**
+ * The outside world a run function reaches, passed in: how to open a database session and a
+ * Scheduler client, the clock, and (for the demo) how to run opsctl itself. The streams are
+ * in Io. Each opener loads its driver only when called (start-up never imports pg or the SDK).
+ */
+export interface Deps {
+  openDatabase(settings: Config['database'], env: NodeJS.ProcessEnv): Promise<Database>;
+  openScheduler(access: SchedulerAccess): Promise<SchedulerApi>;
+  now(): number;
+  /** Runs an opsctl command line with the given io (the demo replays commands); set by the program. */
+  runCli?: (argv: string[], io: Io) => Promise<number>;
+}
+
+/** The real dependencies: PostgreSQL through pg, Scheduler through the AWS SDK, the system clock. */
+export function createDeps(overrides: Partial<Deps> = {}): Deps {
+  return {
+    openDatabase: async (settings, env) => (await import('./database.js')).Database.connect({ settings, env }),
+    openScheduler: async (access) => (await import('./aws.js')).createSchedulerApi(access),
+    now: () => Date.now(),
+    ...overrides,
+  };
+}
+
+/**
  * What a command's run function receives: its dependencies, not globals. Tests build one
  * around a real PostgreSQL and the Scheduler emulator and call the run function directly.
  */
@@ -35,6 +59,7 @@ export class CommandContext {
   constructor(
     readonly io: Io,
     readonly globals: GlobalOptions,
+    readonly deps: Deps = createDeps(),
   ) {}
 
   private loaded?: Config;
@@ -45,9 +70,10 @@ export class CommandContext {
   async config(overrides: Record<string, unknown> = {}): Promise<Config> {
     if (this.loaded) return this.loaded;
     const { loadConfig } = await import('./config.js');
+    const { CHECK_THRESHOLDS } = await import('./checks/check-registry.js');
     const flagLayer: Record<string, unknown> = { ...overrides };
     if (this.globals.databaseUrl) flagLayer.database = { ...((flagLayer.database as object) ?? {}), url: this.globals.databaseUrl };
-    const { config, file } = loadConfig({ configPath: this.globals.config, env: this.io.env, cwd: this.io.cwd, overrides: flagLayer });
+    const { config, file } = loadConfig({ configPath: this.globals.config, env: this.io.env, cwd: this.io.cwd, overrides: flagLayer, checkThresholds: CHECK_THRESHOLDS });
     this.loaded = config;
     this.configFile = file;
     return config;
@@ -55,14 +81,25 @@ export class CommandContext {
 
   /** Opens a session, runs fn, always closes it. */
   async withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
-    const cfg = await this.config();
-    const { Database } = await import('./database.js');
-    const db = await Database.connect({ settings: cfg.database, env: this.io.env });
+    const db = await this.openDatabase();
     try {
       return await fn(db);
     } finally {
       await db.close();
     }
+  }
+
+  /** A session with the effective config's settings; the caller closes it. */
+  async openDatabase(): Promise<Database> {
+    const cfg = await this.config();
+    return this.deps.openDatabase(cfg.database, this.io.env);
+  }
+
+  /** A Scheduler client from the AWS flags, the environment and the config; the caller destroys it. */
+  async openScheduler(flags: AwsFlags): Promise<SchedulerApi> {
+    const cfg = await this.config();
+    const { schedulerAccess } = await import('./aws.js');
+    return this.deps.openScheduler(schedulerAccess(this.io.env, flags, cfg));
   }
 
   get format(): OutputFormat {
@@ -132,6 +169,7 @@ export class CommandContext {
     const err = e as Error;
     this.say(`opsctl: unexpected error: ${err?.message ?? String(e)}${this.globals.debug ? '' : ' (re-run with --debug for details)'}`);
     if (this.globals.debug && err?.stack) this.say(err.stack);
-    return ExitCode.DEPENDENCY;
+    // Not a dependency's fault: a code of its own, so scripts never retry a bug as an outage.
+    return ExitCode.INTERNAL;
   }
 }

@@ -7,6 +7,8 @@ export const ExitCode = {
   USAGE: 2,
   /** A dependency (PostgreSQL, AWS) cannot be reached, refused us, or is busy (lock held). */
   DEPENDENCY: 3,
+  /** A bug in opsctl: an error nobody expected (not a dependency's fault); report it. */
+  INTERNAL: 4,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

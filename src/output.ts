@@ -24,7 +24,8 @@ export interface Section {
 /** The one result shape every command hands to the output layer. */
 export interface CommandResult<T = Record<string, unknown>> {
   command: string;
-  dryRun: boolean;
+  /** read: a listing or check; plan: a dry run of a remedy; apply: --apply (README, "Output shapes"). */
+  mode: 'read' | 'plan' | 'apply';
   /** An array, or a stream for listings that must not hold every row in memory. */
   items: T[] | AsyncIterable<T>;
   columns: Column<T>[];
@@ -142,7 +143,7 @@ export async function render<T>(result: CommandResult<T>, format: OutputFormat, 
     await renderSerialized(result, result.ndjson(), format, out, target.stream);
   } else if (format === 'json') {
     // Streamed as it goes, but always one valid JSON object in the end.
-    await out.add(`{"command":${toJson(result.command)},"dryRun":${result.dryRun},"items":[`);
+    await out.add(`{"command":${toJson(result.command)},"mode":${toJson(result.mode)},"items":[`);
     let first = true;
     for await (const item of iterate(result.items)) {
       await out.add(`${first ? '' : ','}\n${toJson(item)}`);
@@ -152,7 +153,7 @@ export async function render<T>(result: CommandResult<T>, format: OutputFormat, 
     await out.flush();
   } else if (format === 'ndjson') {
     for await (const item of iterate(result.items)) await out.add(`${toJson(item)}\n`);
-    await out.add(`${toJson({ type: 'summary', command: result.command, dryRun: result.dryRun, summary: result.summary() })}\n`);
+    await out.add(`${toJson({ type: 'summary', command: result.command, mode: result.mode, summary: result.summary() })}\n`);
     await out.flush();
   } else if (format === 'table') {
     await renderTable(result, target);
@@ -165,7 +166,7 @@ export async function render<T>(result: CommandResult<T>, format: OutputFormat, 
 /** Pre-serialized NDJSON passed through as bytes; for json each newline becomes the array's ",\n". */
 async function renderSerialized<T>(result: CommandResult<T>, chunks: AsyncIterable<Buffer>, format: OutputFormat, out: ChunkedWriter, stream: Writable): Promise<void> {
   const json = format === 'json';
-  if (json) await out.add(`{"command":${toJson(result.command)},"dryRun":${result.dryRun},"items":[`);
+  if (json) await out.add(`{"command":${toJson(result.command)},"mode":${toJson(result.mode)},"items":[`);
   await out.flush();
   // Small chunks are gathered into ~64 KiB writes, as ChunkedWriter does for strings.
   let pending: Buffer[] = [];
@@ -203,7 +204,7 @@ async function renderSerialized<T>(result: CommandResult<T>, chunks: AsyncIterab
   }
   await flush();
   if (json) await out.add(`${any ? '\n' : ''}],"summary":${toJson(result.summary())}}\n`);
-  else await out.add(`${toJson({ type: 'summary', command: result.command, dryRun: result.dryRun, summary: result.summary() })}\n`);
+  else await out.add(`${toJson({ type: 'summary', command: result.command, mode: result.mode, summary: result.summary() })}\n`);
   await out.flush();
 }
 const NEWLINE = Buffer.from('\n');

@@ -3,6 +3,8 @@ import { isConnectionError } from './database.js';
 import { acquireTableLock } from './advisory-lock.js';
 import { ExitCode, usageError, OpsctlError } from './errors.js';
 import { displayName } from './identifiers.js';
+import { writeAudit, type AuditEntry } from './audit.js';
+import type { Config } from './config.js';
 import { BatchSizer, sizedBatches } from './batch-sizer.js';
 
 /**
@@ -22,7 +24,19 @@ export interface OutcomeLabels {
   lost: string;
 }
 
-export const DEFAULT_LABELS = { skipped: 'skipped-locked', refused: 'refused', errored: 'errored', planned: 'planned' } as const;
+export const DEFAULT_LABELS = { skipped: 'skipped-locked', refused: 'refused', errored: 'errored', planned: 'planned', cancelled: 'cancelled' } as const;
+
+/** The class every reported item carries: the engine's outcome classes, plus `planned` (dry run) and `cancelled` (not confirmed). */
+export type ResultClass = OutcomeClass | 'planned' | 'cancelled';
+
+/** read: a listing or check, nothing planned; plan: a dry run; apply: --apply. */
+export type ResultMode = 'read' | 'plan' | 'apply';
+
+/** Where a remedy's audit entries go: the configured audit table, written as this actor. */
+export interface AuditDestination {
+  audit: Config['audit'];
+  actor: string;
+}
 
 export interface PlannedItem {
   id: string;
@@ -38,6 +52,8 @@ export interface ItemOutcome {
   detail?: string;
   /** A more precise word than the class label, e.g. "created" for an applied create. */
   label?: string;
+  /** What to record of an applied change: the engine writes it in the batch's own transaction. */
+  audit?: AuditEntry;
 }
 
 /**
@@ -51,9 +67,14 @@ export interface Remedy<P extends PlannedItem, C = Database> {
   table: string;
   schema: string | null;
   labels: OutcomeLabels;
+  /** Where the engine records the audit entries of applied outcomes; null or absent: not recorded. */
+  audit?: AuditDestination | null;
   /** Read-only (inside a READ ONLY transaction for databases). `limit` 0 means no limit. */
   plan(target: C, limit: number): Promise<P[]>;
-  /** Applies one batch (inside one short transaction for databases); an outcome for every item. */
+  /**
+   * Applies one batch (inside one short transaction for databases); an outcome for every item,
+   * an applied one with its audit entry. It never writes the audit itself: the engine does.
+   */
   applyBatch(target: C, batch: P[]): Promise<ItemOutcome[]>;
 }
 
@@ -70,6 +91,11 @@ export interface RemedyHost<C> {
   translate(e: unknown): OpsctlError;
   /** True when a failed batch is known to have changed nothing (a database transaction that was rolled back). */
   rolledBack?(e: unknown): boolean;
+  /**
+   * Records a batch's audit entries inside the batch (for a database: its transaction, so an
+   * audit row exists iff the change committed). A host without one has no audit destination.
+   */
+  writeAudit?(target: C, destination: AuditDestination | null, entries: AuditEntry[]): Promise<void>;
 }
 
 export function databaseHost(db: Database, table: string, schema: string | null): RemedyHost<Database> {
@@ -84,6 +110,9 @@ export function databaseHost(db: Database, table: string, schema: string | null)
     translate: (e) => db.translate(e),
     // Only a lost connection leaves the batch's COMMIT in doubt; any other error rolled it back.
     rolledBack: (e) => !isConnectionError(e),
+    writeAudit: async (tx, d, entries) => {
+      if (d) await writeAudit(tx, d.audit, d.actor, entries);
+    },
   };
 }
 
@@ -100,15 +129,32 @@ export interface RemediationOptions<P extends PlannedItem> {
   onProgress?: (done: number, total: number) => void;
 }
 
-export type ReportedItem<P> = P & { outcome: string; detail?: string };
+/** A planned item with its outcome: `outcome` is the label (the remedy's word), `outcomeClass` the engine's class. */
+export type ReportedItem<P> = P & { outcome: string; outcomeClass: ResultClass; detail?: string };
+
+/** Per class: the remedy's word for it and how many items ended there (`byLabel` when items carried their own words). */
+export type OutcomeCounts = Partial<Record<ResultClass, { label: string; count: number; byLabel?: Record<string, number> }>>;
 
 export interface RemediationReport<P extends PlannedItem> {
   /** Set when the run stopped part-way for a reason that must reach stderr too. */
   warning?: string;
-  dryRun: boolean;
+  mode: 'plan' | 'apply';
   items: ReportedItem<P>[];
-  summary: Record<string, number | string | boolean>;
+  /** Counts under the remedy's words (planned, reaped, race-lost, ...), and `outcomes` keyed by class. */
+  summary: Record<string, unknown> & { outcomes: OutcomeCounts };
   exitCode: number;
+}
+
+/** The summary's `outcomes`: every item counted under its class, with the class's label. */
+function outcomeCounts(items: Array<{ outcome: string; outcomeClass: ResultClass }>, label: (c: ResultClass) => string, classes: ResultClass[]): OutcomeCounts {
+  const out: OutcomeCounts = {};
+  for (const c of classes) out[c] = { label: label(c), count: 0 };
+  for (const i of items) {
+    const entry = (out[i.outcomeClass] ??= { label: label(i.outcomeClass), count: 0 });
+    entry.count += 1;
+    if (i.outcome !== entry.label) (entry.byLabel ??= {})[i.outcome] = (entry.byLabel[i.outcome] ?? 0) + 1;
+  }
+  return out;
 }
 
 /** insufficient_privilege, undefined table/column, read-only transaction, statement and lock timeouts. */
@@ -132,8 +178,7 @@ export async function runRemediation<P extends PlannedItem, C>(
   remedy: Remedy<P, C>,
   opts: RemediationOptions<P>,
 ): Promise<RemediationReport<P>> {
-  const label = (o: OutcomeClass | 'planned'): string =>
-    o === 'applied' ? remedy.labels.applied : o === 'lost' ? remedy.labels.lost : DEFAULT_LABELS[o];
+  const label = (o: ResultClass): string => (o === 'applied' ? remedy.labels.applied : o === 'lost' ? remedy.labels.lost : DEFAULT_LABELS[o]);
   const limit = opts.max > 0 ? opts.max + 1 : 0;
   const where = displayName(remedy.table, remedy.schema);
 
@@ -141,20 +186,20 @@ export async function runRemediation<P extends PlannedItem, C>(
     const plan = await host.readOnly((ro) => remedy.plan(ro, limit));
     const exceedsMax = opts.max > 0 && plan.filter(isActionable).length > opts.max;
     const shown = exceedsMax ? plan.slice(0, opts.max) : plan;
-    const items = shown.map((p) => ({
-      ...p,
-      outcome: label(p.refusal ? 'refused' : p.settled ? 'lost' : 'planned'),
-      ...(p.refusal || p.settled ? { detail: p.refusal ?? p.settled ?? undefined } : {}),
-    }));
+    const items = shown.map((p) => {
+      const outcomeClass: ResultClass = p.refusal ? 'refused' : p.settled ? 'lost' : 'planned';
+      return { ...p, outcome: label(outcomeClass), outcomeClass, ...(p.refusal || p.settled ? { detail: p.refusal ?? p.settled ?? undefined } : {}) };
+    });
     const actionable = items.filter(isActionable).length;
     return {
-      dryRun: true,
+      mode: 'plan',
       items,
       summary: {
         planned: actionable,
         refused: items.filter((i) => i.refusal).length,
         [remedy.labels.lost]: items.filter((i) => !i.refusal && i.settled).length,
         ...(exceedsMax ? { exceedsMax: true, max: opts.max } : {}),
+        outcomes: outcomeCounts(items, label, ['planned', 'lost', 'refused']),
       },
       exitCode: ExitCode.OK,
     };
@@ -198,6 +243,13 @@ export async function runRemediation<P extends PlannedItem, C>(
         : 'unknown: the connection was lost during this batch; re-run to converge';
       for (const p of items) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail });
     };
+    // The batch and its audit rows in one unit: an audit row exists iff its change committed.
+    const applyAudited = async (tx: C, batch: P[]): Promise<ItemOutcome[]> => {
+      const result = await remedy.applyBatch(tx, batch);
+      const entries = result.filter((r) => r.outcome === 'applied' && r.audit).map((r) => r.audit as AuditEntry);
+      if (entries.length && host.writeAudit) await host.writeAudit(tx, remedy.audit ?? null, entries);
+      return result;
+    };
     if (!cancelled) {
       for (const batch of sizedBatches(actionable, sizer ?? { next: () => opts.batchSize })) {
         if (aborted) {
@@ -206,7 +258,7 @@ export async function runRemediation<P extends PlannedItem, C>(
         }
         const started = performance.now();
         try {
-          const result = await host.batch((tx) => remedy.applyBatch(tx, batch));
+          const result = await host.batch((tx) => applyAudited(tx, batch));
           for (const r of result) outcomes.set(r.id, r);
         } catch (e) {
           if (host.isFatal(e)) {
@@ -215,7 +267,7 @@ export async function runRemediation<P extends PlannedItem, C>(
             // Isolate the failing rows: each item on its own, so one bad row does not fail its neighbours.
             for (const p of batch) {
               try {
-                const [r] = await host.batch((tx) => remedy.applyBatch(tx, [p]));
+                const [r] = await host.batch((tx) => applyAudited(tx, [p]));
                 outcomes.set(p.id, r ?? { id: p.id, outcome: 'errored', detail: 'no outcome reported' });
               } catch (e2) {
                 if (host.isFatal(e2)) {
@@ -238,16 +290,16 @@ export async function runRemediation<P extends PlannedItem, C>(
     }
 
     const items: ReportedItem<P>[] = plan.map((p) => {
-      if (cancelled && isActionable(p)) return { ...p, outcome: 'cancelled' };
+      if (cancelled && isActionable(p)) return { ...p, outcome: label('cancelled'), outcomeClass: 'cancelled' as const };
       const o = outcomes.get(p.id) ?? { id: p.id, outcome: 'errored' as const, detail: 'no outcome reported' };
-      return { ...p, outcome: o.label ?? label(o.outcome), ...(o.detail ? { detail: o.detail } : {}) };
+      return { ...p, outcome: o.label ?? label(o.outcome), outcomeClass: o.outcome, ...(o.detail ? { detail: o.detail } : {}) };
     });
     // Items with their own label are counted under it, not twice.
     const count = (o: OutcomeClass) => [...outcomes.values()].filter((x) => x.outcome === o && !x.label).length;
     const errored = [...outcomes.values()].filter((x) => x.outcome === 'errored').length;
     const extraLabels: Record<string, number> = {};
     for (const o of outcomes.values()) if (o.label) extraLabels[o.label] = (extraLabels[o.label] ?? 0) + 1;
-    const summary: Record<string, number | string | boolean> = {
+    const summary: RemediationReport<P>['summary'] = {
       planned: actionable.length,
       [remedy.labels.applied]: count('applied'),
       [remedy.labels.lost]: count('lost'),
@@ -258,11 +310,12 @@ export async function runRemediation<P extends PlannedItem, C>(
       batches,
       longestBatchMs: Math.round(longestBatchMs),
       ...(sizer ? { batchSizes: sizer.describe() } : {}),
+      outcomes: outcomeCounts(items, label, ['applied', 'lost', 'skipped', 'refused', 'errored']),
     };
     if (cancelled) summary.cancelled = true;
     if (aborted) summary.aborted = aborted;
     const exitCode = fatal ? fatal.exitCode : aborted ? ExitCode.DEPENDENCY : errored > 0 ? ExitCode.FINDINGS : ExitCode.OK;
-    return { dryRun: false, items, summary, exitCode, ...(fatal ? { warning: fatal.message } : {}) };
+    return { mode: 'apply', items, summary, exitCode, ...(fatal ? { warning: fatal.message } : {}) };
   } finally {
     await lock.release();
   }

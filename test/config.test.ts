@@ -74,6 +74,27 @@ describe('config loading', () => {
     expect(e.message).toMatch(/does not exist/);
   });
 
+  it('config show honours -o: a line per setting (table), the document (json, ndjson); an unknown format is exit 2', async () => {
+    const d = dir();
+    write(d, 'opsctl.config.json', { executions: { table: 'runs' } });
+    const table = await cli(['config', 'show'], {}, { cwd: d });
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^# source: .*opsctl\.config\.json$/m);
+    expect(table.stdout).toMatch(/^executions\.table\s+runs$/m);
+    expect(table.stdout).toMatch(/^executions\.stuckStatuses\s+\["approved","running"\]$/m);
+    const json = await cli(['config', 'show', '-o', 'json'], {}, { cwd: d });
+    expect(json.code).toBe(0);
+    expect(json.json().config.executions.table).toBe('runs');
+    expect(json.stdout.split('\n').length).toBeGreaterThan(10);
+    const ndjson = await cli(['config', 'show', '-o', 'ndjson'], {}, { cwd: d });
+    expect(ndjson.stdout.trim().split('\n')).toHaveLength(1);
+    expect(JSON.parse(ndjson.stdout).config).toEqual(json.json().config);
+    const bad = await cli(['config', 'show', '-o', 'yaml'], {}, { cwd: d });
+    expect(bad.code).toBe(2);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr.trim()).toBe('opsctl: -o yaml is not a known output format: use one of table, json, ndjson.');
+  });
+
   it('config show masks the password and exits 0; a bad file exits 2 with one line', async () => {
     const d = dir();
     write(d, 'opsctl.config.json', { database: { url: 'postgres://app:s3cr3t-pw@db.internal:5432/app' } });

@@ -1,7 +1,8 @@
 import type { Database } from '../database.js';
 import type { Config, PropagationsConfig } from '../config.js';
-import type { ItemOutcome, Remedy } from '../remediation.js';
-import { writeAudit, type AuditEntry } from '../audit.js';
+import type { Remedy } from '../remediation.js';
+import type { AuditEntry } from '../audit.js';
+import { lockThenClassify, type GuardedBatch } from '../guarded-batch.js';
 import { formatDuration } from '../durations.js';
 import { deadLetterColumns, deadLetterWhere, toDeadLetter, type DeadLetter, type DeadLetterFilter, type DeadLetterRow } from './dead-letters.js';
 import { bind, propagationNames, type PropagationNames } from './propagations-table.js';
@@ -56,31 +57,26 @@ interface LockedRow {
   last_error: string | null;
 }
 
-/** Locks the batch's rows without waiting: a row a live worker holds is skipped, not waited on. */
-async function lockRows(tx: Database, n: PropagationNames, ids: string[]): Promise<Map<string, LockedRow>> {
-  const rows = await tx.queryRaw<LockedRow>(
-    `SELECT ${n.id}::text AS id, ${n.kind}::text AS kind, ${n.teamId} AS team_id, ${n.attempts}::int AS attempts,
-            ${n.failedAt} AS failed_at, ${n.appliedAt} AS applied_at, ${n.lastError}::text AS last_error
-       FROM ${n.table} WHERE ${n.id} = ANY($1) FOR UPDATE SKIP LOCKED`,
-    [ids],
-  );
-  return new Map(rows.map((r) => [r.id, r]));
+/** Locks the batch's rows without waiting (a row a live worker holds is skipped), then runs the CAS on them. */
+function lockAndApply(n: PropagationNames, cas: (tx: Database, ids: string[]) => Promise<Array<{ id: string }>>): GuardedBatch<PlannedDeadLetter, LockedRow, true>['lockAndApply'] {
+  return async (tx, ids) => {
+    const rows = await tx.queryRaw<LockedRow>(
+      `SELECT ${n.id}::text AS id, ${n.kind}::text AS kind, ${n.teamId} AS team_id, ${n.attempts}::int AS attempts,
+              ${n.failedAt} AS failed_at, ${n.appliedAt} AS applied_at, ${n.lastError}::text AS last_error
+         FROM ${n.table} WHERE ${n.id} = ANY($1) FOR UPDATE SKIP LOCKED`,
+      [ids],
+    );
+    const locked = new Map(rows.map((r) => [r.id, r]));
+    const changed = locked.size ? await cas(tx, [...locked.keys()]) : [];
+    return { locked, changed: new Map(changed.map((r) => [r.id, true as const])) };
+  };
 }
 
-/** Applied / lost / skipped for every item of a batch, from what was locked and what the CAS changed. */
-async function outcomesFor(tx: Database, n: PropagationNames, batch: PlannedDeadLetter[], locked: Map<string, LockedRow>, changed: Set<string>, lost: (r: LockedRow) => string): Promise<ItemOutcome[]> {
-  const notLocked = batch.filter((b) => !locked.has(b.id)).map((b) => b.id);
-  const present = notLocked.length
-    ? new Set((await tx.queryRaw<{ id: string }>(`SELECT ${n.id}::text AS id FROM ${n.table} WHERE ${n.id} = ANY($1)`, [notLocked])).map((r) => r.id))
-    : new Set<string>();
-  return batch.map((b): ItemOutcome => {
-    if (changed.has(b.id)) return { id: b.id, outcome: 'applied' };
-    const row = locked.get(b.id);
-    if (row) return { id: b.id, outcome: 'lost', detail: lost(row) };
-    if (present.has(b.id)) return { id: b.id, outcome: 'skipped', detail: 'locked by another transaction (a worker?); left alone' };
-    return { id: b.id, outcome: 'lost', detail: 'row no longer exists' };
-  });
-}
+const rowWords = (n: PropagationNames) => ({
+  existsSql: `SELECT ${n.id}::text AS id FROM ${n.table} WHERE ${n.id} = ANY($1)`,
+  skipped: 'locked by another transaction (a worker?); left alone',
+  gone: 'row no longer exists',
+});
 
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const notDeadDetail = (r: LockedRow) =>
@@ -98,22 +94,22 @@ export function retryRemedy(cfg: PropagationsConfig, opts: RetryOptions): Remedy
     table: cfg.table,
     schema: cfg.schema,
     labels: { applied: 'retried', lost: 'not-dead-anymore' },
+    audit: { audit: opts.audit, actor: opts.actor },
     plan: (db, limit) => planDeadLetters(db, cfg, opts.filter, !opts.includeUnknownKinds, limit),
-    async applyBatch(tx, batch) {
-      const locked = await lockRows(tx, n, batch.map((b) => b.id));
-      const ids = [...locked.keys()];
-      const changed = ids.length
-        ? await tx.queryRaw<{ id: string }>(
+    applyBatch: (tx, batch) =>
+      lockThenClassify(tx, batch, {
+        lockAndApply: lockAndApply(n, (t, ids) =>
+          t.queryRaw<{ id: string }>(
             `UPDATE ${n.table} SET ${n.failedAt} = NULL, ${n.attempts} = 0, ${n.nextAttemptAt} = now()
               WHERE ${n.id} = ANY($1) AND ${n.failedAt} IS NOT NULL AND ${n.appliedAt} IS NULL
           RETURNING ${n.id}::text AS id`,
             [ids],
-          )
-        : [];
-      const done = new Set(changed.map((r) => r.id));
-      await writeAudit(tx, opts.audit, opts.actor, [...done].map((id) => retryAudit(cfg, locked.get(id)!, opts.reason)));
-      return outcomesFor(tx, n, batch, locked, done, notDeadDetail);
-    },
+          ),
+        ),
+        ...rowWords(n),
+        applied: (_b, _c, row) => ({ audit: retryAudit(cfg, row as LockedRow, opts.reason) }),
+        lost: (_b, row) => notDeadDetail(row),
+      }),
   };
 }
 
@@ -141,40 +137,35 @@ export function purgeRemedy(cfg: PropagationsConfig, opts: PurgeOptions): Remedy
     table: cfg.table,
     schema: cfg.schema,
     labels: { applied: 'purged', lost: 'not-dead-anymore' },
+    audit: { audit: opts.audit, actor: opts.actor },
     plan: (db, limit) => planDeadLetters(db, cfg, filter, false, limit),
-    async applyBatch(tx, batch) {
-      const locked = await lockRows(tx, n, batch.map((b) => b.id));
-      const ids = [...locked.keys()];
-      const deleted = ids.length
-        ? await tx.queryRaw<{ id: string }>(
+    applyBatch: (tx, batch) =>
+      lockThenClassify(tx, batch, {
+        lockAndApply: lockAndApply(n, (t, ids) =>
+          t.queryRaw<{ id: string }>(
             `DELETE FROM ${n.table}
               WHERE ${n.id} = ANY($1) AND ${n.failedAt} IS NOT NULL AND ${n.appliedAt} IS NULL
                 AND ${n.failedAt} < now() - make_interval(secs => $2::float8)
           RETURNING ${n.id}::text AS id`,
             [ids, opts.olderThanMs / 1000],
-          )
-        : [];
-      const done = new Set(deleted.map((r) => r.id));
-      await writeAudit(
-        tx,
-        opts.audit,
-        opts.actor,
-        [...done].map((id) => {
-          const row = locked.get(id)!;
+          ),
+        ),
+        ...rowWords(n),
+        applied: (b, _c, r) => {
+          const row = r as LockedRow;
           return {
-            kind: 'propagation.operator_purged',
-            resourceType: cfg.table,
-            resourceId: id,
-            summary: `operator purge of a ${row.kind} dead letter older than ${olderThan}${opts.reason ? `: ${opts.reason}` : ''}`,
-            // The row is gone: the audit row keeps what it was.
-            metadata: { propagation_id: id, kind: row.kind, team_id: row.team_id, attempts: row.attempts, failed_at: row.failed_at, last_error: row.last_error, older_than: olderThan, reason: opts.reason ?? null },
-            teamId: cfg.columns.teamId ? row.team_id : null,
+            audit: {
+              kind: 'propagation.operator_purged',
+              resourceType: cfg.table,
+              resourceId: b.id,
+              summary: `operator purge of a ${row.kind} dead letter older than ${olderThan}${opts.reason ? `: ${opts.reason}` : ''}`,
+              // The row is gone: the audit row keeps what it was.
+              metadata: { propagation_id: b.id, kind: row.kind, team_id: row.team_id, attempts: row.attempts, failed_at: row.failed_at, last_error: row.last_error, older_than: olderThan, reason: opts.reason ?? null },
+              teamId: cfg.columns.teamId ? row.team_id : null,
+            },
           };
-        }),
-      );
-      return outcomesFor(tx, n, batch, locked, done, (r) =>
-        r.failed_at && !r.applied_at ? `dead-lettered again at ${iso(r.failed_at)}, within ${olderThan}; left alone` : notDeadDetail(r),
-      );
-    },
+        },
+        lost: (_b, r) => (r.failed_at && !r.applied_at ? `dead-lettered again at ${iso(r.failed_at)}, within ${olderThan}; left alone` : notDeadDetail(r)),
+      }),
   };
 }

@@ -1,10 +1,10 @@
 import type { Database } from '../database.js';
 import type { Config } from '../config.js';
-import type { ItemOutcome, Remedy } from '../remediation.js';
+import type { Remedy } from '../remediation.js';
 import type { DiscardedJobRow, JobFilter, ResolvedQueue } from './jobs-presets.js';
-import { writeAudit } from '../audit.js';
 import { BoundedTally, errorClass } from './error-classes.js';
-import { lockJobs } from './job-locks.js';
+import { lockThenClassify } from '../guarded-batch.js';
+import { lockJobsAndApply } from './jobs-presets.js';
 
 /** A job the queue gave up on: River discarded, graphile-worker permanently failed, pg-boss failed (and cancelled, if included). */
 export interface DiscardedJob {
@@ -113,6 +113,7 @@ export function retryRemedy(q: ResolvedQueue, opts: RetryOptions): Remedy<Planne
     table: q.preset.table,
     schema: q.schema,
     labels: { applied: 'retried', lost: 'not-discarded-anymore' },
+    audit: { audit: opts.audit, actor: opts.actor },
     async plan(db, limit) {
       const params: unknown[] = [];
       const rows = await db.query<DiscardedJobRow>(q.preset.discardedSql(q.schema, opts.filter, opts.filter.includeCancelled, params, 'oldest', limit), params);
@@ -120,20 +121,17 @@ export function retryRemedy(q: ResolvedQueue, opts: RetryOptions): Remedy<Planne
       for (const r of rows) tokens.set(r.id, r.token);
       return rows.map(toDiscarded);
     },
-    async applyBatch(tx, batch): Promise<ItemOutcome[]> {
-      const locks = await lockJobs(tx, q, batch.map((b) => b.id));
-      const mine = batch.filter((b) => locks.locked.has(b.id));
-      const retried = mine.length
-        ? await tx.queryRaw<{ id: string; state: string }>(q.preset.retrySql(q.schema, opts.filter.includeCancelled), [mine.map((b) => b.id), mine.map((b) => tokens.get(b.id) ?? '')])
-        : [];
-      const now = new Map(retried.map((r) => [r.id, r.state]));
-      await writeAudit(
-        tx,
-        opts.audit,
-        opts.actor,
-        batch
-          .filter((b) => now.has(b.id))
-          .map((b) => ({
+    applyBatch(tx, batch) {
+      return lockThenClassify(tx, batch, {
+        lockAndApply: (t, ids) =>
+          lockJobsAndApply(t, q, ids, (mine) =>
+            t
+              .queryRaw<{ id: string; state: string }>(q.preset.retrySql(q.schema, opts.filter.includeCancelled), [mine, mine.map((id) => tokens.get(id) ?? '')])
+              .then((rows) => rows.map((r) => [r.id, r.state] as const)),
+          ),
+        existsSql: q.preset.existsSql(q.schema),
+        applied: (b, toState) => ({
+          audit: {
             kind: 'job.operator_retry',
             resourceType: q.preset.table,
             resourceId: b.id,
@@ -144,21 +142,17 @@ export function retryRemedy(q: ResolvedQueue, opts: RetryOptions): Remedy<Planne
               kind: b.kind,
               queue: b.queue,
               from_state: b.state,
-              to_state: now.get(b.id),
+              to_state: toState,
               attempt: b.attempt,
               max_attempts: b.maxAttempts,
               last_error: b.lastError,
               reason: opts.reason ?? null,
             },
-          })),
-      );
-      return batch.map((b): ItemOutcome => {
-        if (now.has(b.id)) return { id: b.id, outcome: 'applied' };
-        const state = locks.locked.get(b.id);
-        if (state !== undefined)
-          return { id: b.id, outcome: 'lost', detail: state === b.state ? `${state} again since the plan (re-run by someone else?); left alone` : `not ${b.state} anymore (now ${state}); left alone` };
-        if (locks.present.has(b.id)) return { id: b.id, outcome: 'skipped', detail: 'locked by another transaction (a worker?); left alone' };
-        return { id: b.id, outcome: 'lost', detail: 'job no longer exists (cleaned up?)' };
+          },
+        }),
+        lost: (b, state) => (state === b.state ? `${state} again since the plan (re-run by someone else?); left alone` : `not ${b.state} anymore (now ${state}); left alone`),
+        skipped: 'locked by another transaction (a worker?); left alone',
+        gone: 'job no longer exists (cleaned up?)',
       });
     },
   };

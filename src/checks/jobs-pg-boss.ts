@@ -1,4 +1,4 @@
-import type { QueuePreset } from './jobs-presets.js';
+import type { QueuePreset } from './queue-preset.js';
 import { qualifiedName } from '../identifiers.js';
 import { filterPredicates, limitClause, olderThan, type FilterColumns } from './jobs-sql.js';
 
@@ -50,6 +50,10 @@ export const pgBossPreset: QueuePreset = {
   rescueEffect: "failed by timeout as pg-boss's supervisor does: retry when retries remain, else failed (and its dead letter queue)",
   idPattern: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
   idType: 'uuid',
+  normalizeId: (id) => id.toLowerCase(),
+  // A job's name is its queue, and pg-boss does not record the worker.
+  namedQueues: false,
+  recordsWorker: false,
 
   stuckSql(schema, f, params, limit) {
     const age = f.thresholdMs === null ? 'j.started_on + j.expire_in < now()' : olderThan('j.started_on', f.thresholdMs, params);

@@ -3,108 +3,10 @@ import type { Database } from '../database.js';
 import { usageError } from '../errors.js';
 import { displayName, qualifiedName } from '../identifiers.js';
 import { parseDuration } from '../durations.js';
-import { riverPreset } from './jobs-river.js';
-import { graphileWorkerPreset } from './jobs-graphile-worker.js';
-import { pgBossPreset } from './jobs-pg-boss.js';
+import { presetNamed, QUEUE_NAMES } from './queue-presets.js';
+import type { QueuePreset } from './queue-preset.js';
 
-/**
- * A preset is one job queue's schema and semantics: where its table lives, what "stuck" and
- * "discarded" mean there, and the SQL of its own retry and rescue, each guarded by a
- * compare-and-set on the state the plan saw. stuck-jobs.ts and discarded-jobs.ts run the
- * same pipeline over any preset.
- */
-
-export type QueueKind = NonNullable<JobsConfig['queue']>;
-
-export interface JobFilter {
-  kind?: string;
-  queue?: string;
-  ids?: string[];
-  /** Discarded within this long (finalized on or after now() - since). */
-  sinceMs?: number;
-}
-
-export interface StuckFilter extends JobFilter {
-  /** null: the queue's own per-job rule (pg-boss: started_on + expire_in). */
-  thresholdMs: number | null;
-}
-
-/** Columns every preset's stuck query returns. */
-export interface StuckJobRow {
-  id: string;
-  kind: string;
-  queue: string | null;
-  state: string;
-  attempt: number;
-  max_attempts: number;
-  attempted_at: Date;
-  age_seconds: number;
-  worker: string | null;
-  /** The per-job limit when the queue has one (pg-boss expire_in), in seconds. */
-  limit_seconds: number | null;
-  /** What a rescue would make of it: retryable, discarded or cancelled. */
-  next_state: string;
-  /** The snapshot the compare-and-set re-checks (e.g. attempted_at and attempt, as text). */
-  token: string;
-}
-
-/** Columns every preset's discarded query returns. */
-export interface DiscardedJobRow {
-  id: string;
-  kind: string;
-  queue: string | null;
-  state: string;
-  attempt: number;
-  max_attempts: number;
-  finalized_at: Date | null;
-  age_seconds: number | null;
-  last_error: string | null;
-  token: string;
-}
-
-export interface QueuePreset {
-  queue: QueueKind;
-  /** For messages: "River", "graphile-worker", "pg-boss". */
-  label: string;
-  defaultSchema: string | null;
-  /** The jobs table: the advisory-lock key and the name in messages. */
-  table: string;
-  /** Tables and the columns opsctl reads or writes in them (the schema check). */
-  requiredColumns: Record<string, string[]>;
-  /** One sentence on what to do when the table is missing. */
-  missingHint: string;
-  /** Checked after the columns: a sentence when the shape is a version opsctl does not support. */
-  unsupportedShape?: (columns: Map<string, Set<string>>) => string | null;
-  /** The queue's own stuck threshold; null = per job (pg-boss expire_in). */
-  defaultRescueAfter: string | null;
-  /** The state words shown for stuck and discarded jobs. */
-  runningState: string;
-  discardedStates(includeCancelled: boolean): string[];
-  /** How a stuck job is recognised, for headlines, e.g. "running for longer than 1h". */
-  describeStuck(threshold: string | null): string;
-  /** One line each: what retry and rescue write, in the queue's own terms. */
-  retryEffect: string;
-  rescueEffect: string;
-  idPattern: RegExp;
-  idType: string;
-  stuckSql(schema: string | null, f: StuckFilter, params: unknown[], limit: number): string;
-  /** `order` newest: listings; oldest: a retry plan (the longest-waiting first). */
-  discardedSql(schema: string | null, f: JobFilter, includeCancelled: boolean, params: unknown[], order: 'newest' | 'oldest', limit: number): string;
-  /** $1 ids (text[]): locks without waiting, returns (id, state) of the rows it could lock. */
-  lockSql(schema: string | null): string;
-  /** $1 ids (text[]): (id) of the rows that exist. */
-  existsSql(schema: string | null): string;
-  /** $1 ids, $2 tokens, $3 reasons (text[]): rescues rows whose token still matches; returns (id, result). */
-  rescueSql(schema: string | null): string;
-  /** $1 ids, $2 tokens (text[]): retries rows still discarded with the same token; returns (id, state). */
-  retrySql(schema: string | null, includeCancelled: boolean): string;
-}
-
-export const PRESETS: Record<QueueKind, QueuePreset> = {
-  river: riverPreset,
-  'graphile-worker': graphileWorkerPreset,
-  'pg-boss': pgBossPreset,
-};
+export type { QueueKind, JobFilter, StuckFilter, StuckJobRow, DiscardedJobRow, QueuePreset } from './queue-preset.js';
 
 /** The configured queue with its schema resolved; one sentence and exit 2 when none is set. */
 export interface ResolvedQueue {
@@ -117,8 +19,9 @@ export interface ResolvedQueue {
 
 export function resolveQueue(config: Config): ResolvedQueue {
   const cfg = config.jobs;
-  if (!cfg.queue) throw usageError('no job queue is configured: set jobs.queue to river, graphile-worker or pg-boss in the config file to use opsctl jobs.');
-  const preset = PRESETS[cfg.queue];
+  if (!cfg.queue)
+    throw usageError(`no job queue is configured: set jobs.queue to ${QUEUE_NAMES.slice(0, -1).join(', ')} or ${QUEUE_NAMES[QUEUE_NAMES.length - 1]} in the config file to use opsctl jobs.`);
+  const preset = presetNamed(cfg.queue);
   const schema = cfg.schema ?? preset.defaultSchema;
   return { preset, schema, cfg, where: displayName(preset.table, schema) };
 }
@@ -156,5 +59,22 @@ export async function assertQueueSchema(db: Database, q: ResolvedQueue): Promise
 /** Ids are checked before any query: a malformed one is a usage error, nothing is read or written. */
 export function checkJobIds(preset: QueuePreset, ids: string[]): string[] {
   for (const id of ids) if (!preset.idPattern.test(id)) throw usageError(`job id "${id}" is not a valid ${preset.idType} (a ${preset.label} job id); nothing was changed.`);
-  return [...new Set(preset.queue === 'pg-boss' ? ids.map((i) => i.toLowerCase()) : ids.map((i) => i.replace(/^0+(?=\d)/, '')))];
+  const normalize = preset.normalizeId ?? ((i: string) => i.replace(/^0+(?=\d)/, ''));
+  return [...new Set(ids.map(normalize))];
+}
+
+/**
+ * The jobs half of lock-then-classify: lock with the preset's FOR UPDATE SKIP LOCKED (as the
+ * queue's own fetch does), then run its compare-and-set on the jobs locked.
+ */
+export async function lockJobsAndApply<C>(
+  tx: Database,
+  q: ResolvedQueue,
+  ids: string[],
+  apply: (locked: string[]) => Promise<ReadonlyArray<readonly [string, C]>>,
+): Promise<{ locked: Map<string, string>; changed: Map<string, C> }> {
+  const rows = await tx.queryRaw<{ id: string; state: string }>(q.preset.lockSql(q.schema), [ids]);
+  const locked = new Map(rows.map((r) => [r.id, r.state]));
+  const mine = ids.filter((id) => locked.has(id));
+  return { locked, changed: new Map(mine.length ? await apply(mine) : []) };
 }

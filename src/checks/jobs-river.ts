@@ -1,4 +1,4 @@
-import type { QueuePreset } from './jobs-presets.js';
+import type { QueuePreset } from './queue-preset.js';
 import { qualifiedName } from '../identifiers.js';
 import { filterPredicates, limitClause, olderThan, type FilterColumns } from './jobs-sql.js';
 

@@ -1,4 +1,4 @@
-import type { JobFilter } from './jobs-presets.js';
+import type { JobFilter } from './queue-preset.js';
 
 /** SQL pieces every queue preset shares: bound parameters and the optional filters. */
 

@@ -226,8 +226,20 @@ export function schedulerHost(api: SchedulerApi): RemedyHost<SchedulerApi> {
     isFatal: isFatalAwsError,
     describeError: (e) => translateAwsError(e, 'call', api).message,
     translate: (e) => translateAwsError(e, 'call', api),
+    // No transaction to write in: Scheduler changes have no audit destination (CloudTrail
+    // records the calls), as before. The entries reach the engine all the same.
+    writeAudit: async () => {},
   };
 }
+
+/** The audit entry of an applied tag change or create. */
+const groupAudit = (kind: string, p: GroupPlan, detail: string) => ({
+  kind,
+  resourceType: 'schedule_group',
+  resourceId: p.name,
+  summary: `${kind.replace('schedule_group.', '')} ${p.name}: ${detail}`,
+  metadata: { name: p.name, arn: p.arn, class: p.class, detail },
+});
 
 export interface GroupPlan extends PlannedItem {
   name: string;
@@ -323,7 +335,7 @@ export function adoptRemedy(o: WriteOptions & { names: string[]; allUnowned: boo
           if (now.class === 'owned' || now.class === 'drifted') return { id: p.id, outcome: 'lost', detail: 'owned by us since the plan' };
           if (now.class === 'foreign' && !o.force) return { id: p.id, outcome: 'refused', detail: `owned by someone else now (${now.reasons.join(', ')})` };
           const detail = await tagAndVerify(api, o, p.name, p.arn as string, current, adoptChanges(cfg, p.name, current));
-          return { id: p.id, outcome: 'applied', detail };
+          return { id: p.id, outcome: 'applied', detail, audit: groupAudit('schedule_group.adopted', p, detail) };
         } catch (e) {
           if (isFatalAwsError(e)) throw e;
           return { id: p.id, outcome: 'errored', detail: errorDetail(e) };
@@ -388,7 +400,7 @@ export function reconcileRemedy(o: WriteOptions & { names: string[]; createMissi
           if (changes.length === 0) return { id: p.id, outcome: 'lost', detail: 'in sync since the plan' };
           const detail = await tagAndVerify(api, o, p.name, p.arn as string, current, changes);
           const state = await groupState(api, p.name);
-          return { id: p.id, outcome: 'applied', detail: `${detail}${state && state !== 'ACTIVE' ? ` (state ${state})` : ''}` };
+          return { id: p.id, outcome: 'applied', detail: `${detail}${state && state !== 'ACTIVE' ? ` (state ${state})` : ''}`, audit: groupAudit('schedule_group.reconciled', p, detail) };
         } catch (e) {
           if (isFatalAwsError(e)) throw e;
           return { id: p.id, outcome: 'errored', detail: errorDetail(e) };
@@ -432,5 +444,6 @@ async function createGroup(api: SchedulerApi, o: WriteOptions, p: GroupPlan): Pr
   const after = await readTags(api, arn);
   const missing = Object.entries(tags).filter(([k, v]) => after?.[k] !== v);
   if (missing.length) return { id: p.id, outcome: 'errored', detail: `created, but read-back lacks ${missing.map(([k]) => k).join(', ')}` };
-  return { id: p.id, outcome: 'applied', label: 'created', detail: `created (state ${state ?? 'unknown'}) with ${Object.keys(tags).length} tags` };
+  const detail = `created (state ${state ?? 'unknown'}) with ${Object.keys(tags).length} tags`;
+  return { id: p.id, outcome: 'applied', label: 'created', detail, audit: groupAudit('schedule_group.created', p, detail) };
 }

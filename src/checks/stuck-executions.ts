@@ -1,7 +1,7 @@
 import type { Database } from '../database.js';
 import type { Config, ExecutionsConfig } from '../config.js';
-import type { ItemOutcome, Remedy } from '../remediation.js';
-import { writeAudit } from '../audit.js';
+import type { Remedy } from '../remediation.js';
+import { lockThenClassify } from '../guarded-batch.js';
 import { formatDuration } from '../durations.js';
 import { qualifiedName, quoteIdent } from '../identifiers.js';
 
@@ -204,61 +204,48 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
     table: cfg.table,
     schema: cfg.schema,
     labels: { applied: 'reaped', lost: 'race-lost' },
+    audit: { audit: opts.audit, actor: opts.actor },
     async plan(db, limit) {
       const rows = await findStuck(db, cfg, { ...opts, limit });
       return rows.map((r) => ({ ...r, reason: reasonFor(r.status) }));
     },
-    async applyBatch(tx, batch): Promise<ItemOutcome[]> {
-      const ids = batch.map((b) => b.id);
+    applyBatch(tx, batch) {
       const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
-      // One statement per batch: lock what can be locked without waiting (a row a live worker
-      // holds is skipped), then the compare-and-set — only rows still in a stuck status and
-      // still older than the threshold (re-evaluated on the locked, newest row version).
-      const rows = await tx.queryRaw<{ id: string; status: string; updated: boolean }>(
-        `WITH locked AS (
-           SELECT ${n.key} AS k, ${n.status}::text AS status FROM ${n.table} WHERE ${n.key} = ANY($1) FOR UPDATE SKIP LOCKED
-         ), upd AS (
-           UPDATE ${n.table} t
-              SET ${n.status} = $2, ${n.error} = replace($3::text, '{status}', t.${n.status}::text),
-                  ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}
-             FROM locked
-            WHERE t.${n.key} = locked.k AND t.${n.status} = ANY($4::text[])
-              AND t.${n.updatedAt} < now() - make_interval(secs => $5::float8)
-        RETURNING t.${n.key} AS k
-         )
-         SELECT locked.k::text AS id, locked.status, upd.k IS NOT NULL AS updated FROM locked LEFT JOIN upd ON upd.k = locked.k`,
-        [ids, cfg.failedStatus, template, opts.statuses, opts.thresholdMs / 1000],
-      );
-      const lockedStatus = new Map(rows.map((r) => [r.id, r.status]));
-      const updated = rows.filter((r) => r.updated);
-      const updatedIds = new Set(updated.map((r) => r.id));
-      const notLocked = ids.filter((id) => !lockedStatus.has(id));
-      const stillThere = notLocked.length
-        ? new Set(
-            (await tx.queryRaw<{ id: string }>(`SELECT ${n.key}::text AS id FROM ${n.table} WHERE ${n.key} = ANY($1)`, [notLocked])).map(
-              (r) => r.id,
-            ),
-          )
-        : new Set<string>();
-      await writeAudit(
-        tx,
-        opts.audit,
-        opts.actor,
-        batch
-          .filter((b) => updatedIds.has(b.id))
-          .map((b) => ({
+      return lockThenClassify(tx, batch, {
+        // One statement per batch: lock what can be locked without waiting, then the
+        // compare-and-set — only rows still in a stuck status and still older than the
+        // threshold (re-evaluated on the locked, newest row version).
+        async lockAndApply(t, ids) {
+          const rows = await t.queryRaw<{ id: string; status: string; updated: boolean }>(
+            `WITH locked AS (
+               SELECT ${n.key} AS k, ${n.status}::text AS status FROM ${n.table} WHERE ${n.key} = ANY($1) FOR UPDATE SKIP LOCKED
+             ), upd AS (
+               UPDATE ${n.table} t
+                  SET ${n.status} = $2, ${n.error} = replace($3::text, '{status}', t.${n.status}::text),
+                      ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}
+                 FROM locked
+                WHERE t.${n.key} = locked.k AND t.${n.status} = ANY($4::text[])
+                  AND t.${n.updatedAt} < now() - make_interval(secs => $5::float8)
+            RETURNING t.${n.key} AS k
+             )
+             SELECT locked.k::text AS id, locked.status, upd.k IS NOT NULL AS updated FROM locked LEFT JOIN upd ON upd.k = locked.k`,
+            [ids, cfg.failedStatus, template, opts.statuses, opts.thresholdMs / 1000],
+          );
+          return { locked: new Map(rows.map((r) => [r.id, r.status])), changed: new Map(rows.filter((r) => r.updated).map((r) => [r.id, r.status])) };
+        },
+        existsSql: `SELECT ${n.key}::text AS id FROM ${n.table} WHERE ${n.key} = ANY($1)`,
+        applied: (b, fromStatus) => ({
+          audit: {
             kind: 'execution.reaped',
             resourceType: cfg.table,
             resourceId: b.id,
-            summary: reasonFor(lockedStatus.get(b.id) ?? b.status),
-            metadata: { execution_id: b.id, from_status: lockedStatus.get(b.id) ?? b.status, to_status: cfg.failedStatus, threshold, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
-          })),
-      );
-      return batch.map((b): ItemOutcome => {
-        if (updatedIds.has(b.id)) return { id: b.id, outcome: 'applied' };
-        if (lockedStatus.has(b.id)) return { id: b.id, outcome: 'lost', detail: `changed since the plan (now ${lockedStatus.get(b.id)}): the worker wins` };
-        if (stillThere.has(b.id)) return { id: b.id, outcome: 'skipped', detail: 'locked by another transaction; left alone' };
-        return { id: b.id, outcome: 'lost', detail: 'row no longer exists' };
+            summary: reasonFor(fromStatus),
+            metadata: { execution_id: b.id, from_status: fromStatus, to_status: cfg.failedStatus, threshold, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
+          },
+        }),
+        lost: (_b, status) => `changed since the plan (now ${status}): the worker wins`,
+        skipped: 'locked by another transaction; left alone',
+        gone: 'row no longer exists',
       });
     },
   };

@@ -1,10 +1,10 @@
 import type { Database } from '../database.js';
 import type { Config } from '../config.js';
-import type { ItemOutcome, RemediationReport, Remedy } from '../remediation.js';
+import type { RemediationReport, Remedy } from '../remediation.js';
 import type { ResolvedQueue, StuckFilter, StuckJobRow } from './jobs-presets.js';
-import { writeAudit } from '../audit.js';
 import { formatDuration } from '../durations.js';
-import { lockJobs } from './job-locks.js';
+import { lockThenClassify } from '../guarded-batch.js';
+import { lockJobsAndApply } from './jobs-presets.js';
 
 /** A job in the queue's running state past the threshold (the queue's own rule by default). */
 export interface StuckJob {
@@ -86,48 +86,47 @@ export function rescueReason(threshold: string, state: string, reason?: string):
 export function rescueRemedy(q: ResolvedQueue, opts: RescueOptions): Remedy<PlannedRescue> {
   // The snapshot each job is compared against at write time; kept out of the reported items.
   const tokens = new Map<string, string>();
+  const byId = new Map<string, PlannedRescue>();
   return {
     action: 'rescue',
     table: q.preset.table,
     schema: q.schema,
     labels: { applied: 'rescued', lost: 'race-lost' },
+    audit: { audit: opts.audit, actor: opts.actor },
     async plan(db, limit) {
       const rows = await findStuckJobs(db, q, opts.filter, limit);
       tokens.clear();
+      byId.clear();
       return rows.map(({ token, ...job }) => {
         tokens.set(job.id, token);
-        return { ...job, reason: rescueReason(job.threshold, job.state, opts.reason) };
+        const planned = { ...job, reason: rescueReason(job.threshold, job.state, opts.reason) };
+        byId.set(job.id, planned);
+        return planned;
       });
     },
-    async applyBatch(tx, batch): Promise<ItemOutcome[]> {
-      const locks = await lockJobs(tx, q, batch.map((b) => b.id));
-      const mine = batch.filter((b) => locks.locked.has(b.id));
-      const rescued = mine.length
-        ? await tx.queryRaw<{ id: string; result: string }>(q.preset.rescueSql(q.schema), [
-            mine.map((b) => b.id),
-            mine.map((b) => tokens.get(b.id) ?? ''),
-            mine.map((b) => b.reason),
-          ])
-        : [];
-      const result = new Map(rescued.map((r) => [r.id, r.result]));
-      await writeAudit(
-        tx,
-        opts.audit,
-        opts.actor,
-        batch
-          .filter((b) => result.has(b.id))
-          .map((b) => ({
+    applyBatch(tx, batch) {
+      return lockThenClassify(tx, batch, {
+        lockAndApply: (t, ids) =>
+          lockJobsAndApply(t, q, ids, (mine) =>
+            t.queryRaw<{ id: string; result: string }>(q.preset.rescueSql(q.schema), [mine, mine.map((id) => tokens.get(id) ?? ''), mine.map((id) => byId.get(id)?.reason ?? '')]).then((rows) =>
+              rows.map((r) => [r.id, r.result] as const),
+            ),
+          ),
+        existsSql: q.preset.existsSql(q.schema),
+        applied: (b, result) => ({
+          label: `rescued-${result}`,
+          audit: {
             kind: 'job.operator_rescue',
             resourceType: q.preset.table,
             resourceId: b.id,
-            summary: `${b.reason}: ${b.kind} job → ${result.get(b.id)}`,
+            summary: `${b.reason}: ${b.kind} job → ${result}`,
             metadata: {
               preset: q.preset.queue,
               job_id: b.id,
               kind: b.kind,
               queue: b.queue,
               from_state: b.state,
-              to_state: result.get(b.id),
+              to_state: result,
               attempt: b.attempt,
               max_attempts: b.maxAttempts,
               threshold: b.threshold,
@@ -135,24 +134,19 @@ export function rescueRemedy(q: ResolvedQueue, opts: RescueOptions): Remedy<Plan
               worker: b.worker,
               reason: opts.reason ?? null,
             },
-          })),
-      );
-      return batch.map((b): ItemOutcome => {
-        const r = result.get(b.id);
-        if (r) return { id: b.id, outcome: 'applied', label: `rescued-${r}` };
-        const now = locks.locked.get(b.id);
-        if (now !== undefined)
-          return { id: b.id, outcome: 'lost', detail: now === b.state ? 'picked up again since the plan (a new attempt): the worker wins' : `changed since the plan (now ${now}): the worker wins` };
-        if (locks.present.has(b.id)) return { id: b.id, outcome: 'skipped', detail: 'locked by another transaction (a worker?); left alone' };
-        return { id: b.id, outcome: 'lost', detail: 'job no longer exists (completed and deleted?)' };
+          },
+        }),
+        lost: (b, now) => (now === b.state ? 'picked up again since the plan (a new attempt): the worker wins' : `changed since the plan (now ${now}): the worker wins`),
+        skipped: 'locked by another transaction (a worker?); left alone',
+        gone: 'job no longer exists (completed and deleted?)',
       });
     },
   };
 }
 
 /** The engine counts labelled outcomes under their label; `rescued` is their total. */
-export function rescueSummary(report: RemediationReport<PlannedRescue>): Record<string, number | string | boolean> {
-  if (report.dryRun) {
+export function rescueSummary(report: RemediationReport<PlannedRescue>): Record<string, unknown> {
+  if (report.mode === 'plan') {
     const would: Record<string, number> = {};
     for (const i of report.items) if (i.outcome === 'planned') would[`would-become-${i.wouldBecome}`] = (would[`would-become-${i.wouldBecome}`] ?? 0) + 1;
     return { ...report.summary, ...would };

@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import { describe } from './descriptions.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
+import type { AwsFlags } from '../aws.js';
 import type { Column, Tone } from '../output.js';
-import type { CheckGroup, CheckResult } from '../checks/all-checks.js';
+import type { CheckResult } from '../checks/all-checks.js';
+import { CHECK_GROUPS } from '../checks/check-registry.js';
 import { splitList } from './shared-flags.js';
 import { usageError } from '../errors.js';
 
@@ -16,29 +18,40 @@ interface CheckFlags {
 
 const statusTone = (s: string): Tone => (s === 'ok' ? 'good' : s === 'finding' ? 'bad' : s === 'unknown' ? 'warn' : 'dim');
 
-export async function runCheck(ctx: CommandContext, flags: CheckFlags): Promise<number> {
+/** What `check` runs with. */
+export interface CheckOptions {
+  /** Groups to run; null: every check. */
+  only: string[] | null;
+  aws: AwsFlags;
+}
+
+export function checkOptions(flags: CheckFlags): CheckOptions {
+  const only = splitList(flags.only) ?? null;
+  for (const g of only ?? []) if (!CHECK_GROUPS.includes(g)) throw usageError(`--only ${g} is not a check: use ${CHECK_GROUPS.join(', ')}.`);
+  return { only, aws: { region: flags.region, profile: flags.profile, endpointUrl: flags.endpointUrl } };
+}
+
+export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   const format = parseFormat(ctx.globals.output, ['table', 'json', 'ndjson', 'markdown', 'prometheus']);
-  const { CHECK_GROUPS, runChecks, checkExitCode } = await import('../checks/all-checks.js');
-  const only = splitList(flags.only) as CheckGroup[] | undefined;
-  for (const g of only ?? []) if (!(CHECK_GROUPS as readonly string[]).includes(g)) throw usageError(`--only ${g} is not a check: use ${CHECK_GROUPS.join(', ')}.`);
+  const { runChecks, checkExitCode } = await import('../checks/all-checks.js');
+  const { only } = o;
   const config = await ctx.config();
-  const { Database } = await import('../database.js');
-  const { expectedNames, openScheduler } = await import('./schedule-groups.js');
+  const { expectedGroupNames } = await import('../checks/expected-groups.js');
   const results = await runChecks(
     {
       config,
-      openDb: () => Database.connect({ settings: config.database, env: ctx.io.env }),
-      openScheduler: () => openScheduler(ctx, flags, config),
-      expectedGroups: () => expectedNames(ctx, config),
-      now: () => Date.now(),
+      openDb: () => ctx.openDatabase(),
+      openScheduler: () => ctx.openScheduler(o.aws),
+      expectedGroups: () => expectedGroupNames(config.scheduleGroups, (fn) => ctx.withDatabase(fn)),
+      now: () => ctx.deps.now(),
     },
-    only ?? null,
+    only,
   );
   const exitCode = checkExitCode(results);
   if (format === 'markdown' || format === 'prometheus') {
     const { renderMarkdown, renderPrometheus } = await import('../check-report.js');
-    ctx.io.stdout.write(format === 'markdown' ? renderMarkdown(results, exitCode) : renderPrometheus(results, Date.now()));
+    ctx.io.stdout.write(format === 'markdown' ? renderMarkdown(results, exitCode) : renderPrometheus(results, ctx.deps.now()));
     return exitCode;
   }
   const summary = () => ({
@@ -57,7 +70,7 @@ export async function runCheck(ctx: CommandContext, flags: CheckFlags): Promise<
   const { cellText } = await import('../output.js');
   return ctx.emit({
     command: 'check',
-    dryRun: true,
+    mode: 'read',
     items: results,
     columns,
     headline: 'opsctl check (read-only)',
@@ -85,7 +98,8 @@ Examples:
   $ opsctl check -o prometheus > /var/lib/node_exporter/textfile/opsctl.prom
 
 Exit status: 0 clean, 1 a finding at or above its threshold (check.thresholds),
-2 bad flags or config, 3 a check could not run (reported as unknown, never as clean).
+2 bad flags or config, 3 a check could not run (reported as unknown, never as clean),
+4 an internal error (a bug in opsctl).
 check never writes: remediation is reap / propagations retry / adopt / reconcile.
 `;
 
@@ -93,10 +107,10 @@ export function registerCheckCommand(program: Command, r: Registrar): void {
   program
     .command('check')
     .description(describe('check'))
-    .option('--only <list>', 'only these checks: executions, propagations, schedule-groups, jobs')
+    .option('--only <list>', `only these checks: ${CHECK_GROUPS.join(', ')}`)
     .option('--region <region>', 'AWS region for the schedule-groups check')
     .option('--profile <name>', 'AWS profile')
     .option('--endpoint-url <url>', 'Scheduler endpoint')
     .addHelpText('after', EXAMPLES)
-    .action(r.wrap((ctx, flags: CheckFlags) => runCheck(ctx, flags)));
+    .action(r.wrap((ctx, flags: CheckFlags) => runCheck(ctx, checkOptions(flags))));
 }

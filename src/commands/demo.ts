@@ -1,10 +1,22 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import { describe } from './descriptions.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
 
 interface DemoFlags {
   keep?: boolean;
+  pgPort?: string;
+}
+
+/** A TCP port from the command line: 1–65535, or a usage error. */
+async function parsePort(value: string | undefined): Promise<number | undefined> {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535) {
+    const { usageError } = await import('../errors.js');
+    throw usageError(`--pg-port ${value} is not a TCP port: give a number from 1 to 65535.`);
+  }
+  return n;
 }
 
 /**
@@ -12,6 +24,7 @@ interface DemoFlags {
  * emulator, seeded with realistic trouble, then `check` and the dry-run plans against them.
  */
 export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<number> {
+  const port = await parsePort(flags.pgPort);
   const { startEmbeddedPostgres } = await import('../embedded-postgres.js');
   const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
@@ -19,7 +32,8 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<nu
   const pg = (await import('pg')).default;
   const { startSchedulerEmulator } = await import('../emulator/scheduler-emulator.js');
   const { seedDatabase, seedScheduler, demoConfig } = await import('../demo/seed.js');
-  const { runCli } = await import('../cli.js');
+  const runCli = ctx.deps.runCli;
+  if (!runCli) throw new Error('the demo needs deps.runCli to replay its commands');
 
   const workDir = mkdtempSync(join(tmpdir(), 'opsctl-demo-'));
   let server: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
@@ -51,7 +65,7 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<nu
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, onSignal);
   try {
     ctx.say('Starting a throwaway PostgreSQL and the Scheduler emulator…');
-    server = await startEmbeddedPostgres({ name: 'opsctl-demo-pg' });
+    server = await startEmbeddedPostgres({ name: 'opsctl-demo-pg', port });
     const admin = new pg.Client({ connectionString: server.url('postgres') });
     await admin.connect();
     await admin.query('CREATE DATABASE demo');
@@ -110,6 +124,7 @@ export function registerDemoCommand(program: Command, r: Registrar): void {
     .command('demo')
     .description(describe('demo'))
     .option('--keep', 'leave both running (until Ctrl-C) and print the environment to use every other command')
-    .addHelpText('after', '\nExamples:\n  $ npx opsctl demo\n  $ npx opsctl demo --keep      # then use DATABASE_URL=… etc. from its output in another shell\n')
+    .option('--pg-port <port>', 'the port of the throwaway PostgreSQL (default: a free one)')
+    .addHelpText('after', '\nExamples:\n  $ npx opsctl demo\n  $ npx opsctl demo --keep      # then use DATABASE_URL=… etc. from its output in another shell\n  $ npx opsctl demo --pg-port 55432\n\nAs root, PostgreSQL runs as a `postgres` user from a copy of its binaries in the system temp\ndirectory (that user cannot enter a 0700 home); set OPSCTL_EMBEDDED_PG_CACHE to put it elsewhere.\nIf PostgreSQL cannot start, opsctl says why in one sentence and exits 3.\n')
     .action(r.wrap((ctx, flags: DemoFlags) => runDemo(ctx, flags)));
 }

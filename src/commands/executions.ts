@@ -1,42 +1,62 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import { describe } from './descriptions.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
-import type { Column, Tone } from '../output.js';
-import type { StuckExecution } from '../checks/stuck-executions.js';
-import { addApplyFlags, parseCount, parsePositive, splitList } from './shared-flags.js';
+import type { Column } from '../output.js';
+import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import type { PlannedReap, StuckExecution } from '../checks/stuck-executions.js';
+import { addApplyFlags, applyOptions, parseCount, splitList, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface StuckFlags {
   olderThan?: string;
   status?: string;
   limit?: string;
 }
-interface ReapFlags extends StuckFlags {
-  apply?: boolean;
-  max?: string;
-  batchSize?: string;
-  reason?: string;
-  wait?: boolean;
+type ReapFlags = StuckFlags & ApplyFlags;
+
+/** What `executions stuck` runs with; an unset field takes its config default. */
+export interface StuckOptions {
+  thresholdMs?: number;
+  statuses?: string[];
+  /** 0 = no limit. */
+  limit: number;
 }
 
-const outcomeTone = (o: string): Tone =>
-  o === 'reaped' ? 'good' : o === 'errored' ? 'bad' : o === 'race-lost' || o === 'skipped-locked' ? 'warn' : o === 'planned' ? 'info' : undefined;
+/** What `reap` runs with; an unset field takes its config default. */
+export interface ReapOptions extends ApplyOptions {
+  thresholdMs?: number;
+  statuses?: string[];
+}
 
-async function resolveQuery(ctx: CommandContext, flags: StuckFlags) {
-  const { parseDuration } = await import('../durations.js');
+/** Flags to typed options: every value checked before anything is read. */
+export function stuckOptions(flags: StuckFlags): StuckOptions {
+  return {
+    thresholdMs: flags.olderThan === undefined ? undefined : parseDuration(flags.olderThan, '--older-than'),
+    statuses: splitList(flags.status),
+    limit: flags.limit === undefined ? 1000 : parseCount(flags.limit, '--limit'),
+  };
+}
+
+export function reapOptions(flags: ReapFlags): ReapOptions {
+  return {
+    thresholdMs: flags.olderThan === undefined ? undefined : parseDuration(flags.olderThan, '--older-than'),
+    statuses: splitList(flags.status),
+    ...applyOptions(flags),
+  };
+}
+
+async function resolveQuery(ctx: CommandContext, o: { thresholdMs?: number; statuses?: string[] }) {
   const cfg = (await ctx.config()).executions;
-  const thresholdMs = parseDuration(flags.olderThan ?? cfg.threshold, flags.olderThan !== undefined ? '--older-than' : 'executions.threshold');
-  const statuses = splitList(flags.status) ?? cfg.stuckStatuses;
-  return { cfg, thresholdMs, statuses };
+  const thresholdMs = o.thresholdMs ?? parseDuration(cfg.threshold, 'executions.threshold');
+  return { cfg, thresholdMs, statuses: o.statuses ?? cfg.stuckStatuses };
 }
 
-export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<number> {
+export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
-  const limit = flags.limit === undefined ? 1000 : parseCount(flags.limit, '--limit');
-  const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, flags);
+  const { limit } = o;
+  const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, o);
   const { assertExecutionsSchema, copyStuck } = await import('../checks/stuck-executions.js');
-  const { formatAge, formatDuration } = await import('../durations.js');
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       await assertExecutionsSchema(ro, cfg);
@@ -50,7 +70,7 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
       ];
       return ctx.emit({
         command: 'executions stuck',
-        dryRun: true,
+        mode: 'read',
         items: listing.rows(),
         ndjson: listing.ndjson,
         columns,
@@ -67,58 +87,47 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
 
 const REAP_BATCH_TARGET_MS = 250;
 
-export async function runReap(ctx: CommandContext, flags: ReapFlags): Promise<number> {
+export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
-  const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, flags);
+  const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, o);
   const config = await ctx.config();
-  const max = flags.max === undefined ? cfg.max : parseCount(flags.max, '--max');
-  const batchSize = flags.batchSize === undefined ? cfg.batchSize : parsePositive(flags.batchSize, '--batch-size');
+  const max = o.max ?? cfg.max;
   const { assertExecutionsSchema, reapRemedy } = await import('../checks/stuck-executions.js');
   const { remediate } = await import('../remediation.js');
-  const { formatAge, formatDuration } = await import('../durations.js');
+  const { presentRemediation } = await import('../remediation-presenter.js');
   const threshold = formatDuration(thresholdMs);
   return ctx.withDatabase(async (db) => {
     await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
-    const remedy = reapRemedy(cfg, { thresholdMs, statuses, limit: 0, reason: flags.reason, actor: config.actor, audit: config.audit });
-    const report = await remediate(db, remedy, {
-      apply: Boolean(flags.apply),
-      max,
-      batchSize,
+    const remedy = reapRemedy(cfg, { thresholdMs, statuses, limit: 0, reason: o.reason, actor: config.actor, audit: config.audit });
+    return presentRemediation<PlannedReap>(
+      ctx,
+      {
+        command: 'reap',
+        action: 'reap',
+        unit: 'rows',
+        question: (n) => `Reap ${n} execution(s) in ${cfg.table} (move to ${cfg.failedStatus})?`,
+        columns: [
+          { header: 'id', value: (r) => r.id },
+          { header: 'status', value: (r) => r.status },
+          { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
+          { header: 'threshold', value: () => threshold, tone: () => 'dim' },
+        ],
+        detail: { planHeader: 'reason it would write', text: (r) => r.reason, maxWidth: 70 },
+        headline: (mode) =>
+          mode === 'plan'
+            ? `Plan: reap executions in ${statuses.join('/')} older than ${threshold} in ${cfg.table} → ${cfg.failedStatus}`
+            : `Reap of ${cfg.table}: executions in ${statuses.join('/')} older than ${threshold}`,
+        emptyMessage: `Nothing to reap: no execution in ${statuses.join('/')} older than ${threshold}.`,
+        dryRunNotes: () => ['Dry run: nothing was changed. Re-run with --apply to reap these rows.'],
+        overMax: `More than --max ${max} rows are stuck`,
+        notesAfter: (mode) =>
+          mode === 'plan' ? ['A reaped execution that was in fact still running may run twice: the threshold must exceed the longest legitimate run.'] : [],
+        summary: (report) => ({ ...report.summary, threshold }),
+      },
       // Batches sized by time up to the cap: ~250 ms of row locks each (see batch-sizer.ts).
-      batchTargetMs: REAP_BATCH_TARGET_MS,
-      wait: Boolean(flags.wait),
-      confirm: (plan) => ctx.confirm(`Reap ${plan.length} execution(s) in ${cfg.table} (move to ${cfg.failedStatus})?`),
-      onProgress: (done, total) => ctx.progress(`reap: ${done}/${total} rows`),
-    });
-    ctx.progressDone();
-    const columns: Column<(typeof report.items)[number]>[] = [
-      { header: 'id', value: (r) => r.id },
-      { header: 'status', value: (r) => r.status },
-      { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
-      { header: 'threshold', value: () => threshold, tone: () => 'dim' },
-      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'reason it would write' : 'detail', value: (r) => (report.dryRun ? r.reason : (r.detail ?? r.reason)), maxWidth: 70 },
-    ];
-    const notes: string[] = [];
-    if (report.dryRun && report.items.length > 0) notes.push('Dry run: nothing was changed. Re-run with --apply to reap these rows.');
-    if (report.summary.exceedsMax) notes.push(`More than --max ${max} rows are stuck: --apply would refuse. Narrow the selection or raise --max.`);
-    if (report.dryRun && report.items.length > 0)
-      notes.push('A reaped execution that was in fact still running may run twice: the threshold must exceed the longest legitimate run.');
-    return ctx.emit({
-      command: 'reap',
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: report.dryRun
-        ? `Plan: reap executions in ${statuses.join('/')} older than ${threshold} in ${cfg.table} → ${cfg.failedStatus}`
-        : `Reap of ${cfg.table}: executions in ${statuses.join('/')} older than ${threshold}`,
-      emptyMessage: `Nothing to reap: no execution in ${statuses.join('/')} older than ${threshold}.`,
-      summary: () => ({ ...report.summary, threshold }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+      (hooks) => remediate(db, remedy, { apply: o.apply, max, batchSize: o.batchSize ?? cfg.batchSize, batchTargetMs: REAP_BATCH_TARGET_MS, wait: o.wait, ...hooks }),
+    );
   });
 }
 
@@ -136,7 +145,8 @@ Examples:
 
 Each row is re-checked at write time (status and age, compare-and-set) and reported as
 reaped, race-lost (the worker finished first and wins), skipped-locked or errored.
-Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another reaper running.
+Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another reaper running,
+4 an internal error (a bug in opsctl).
 `;
 
 export function registerExecutionCommands(program: Command, r: Registrar): void {
@@ -148,7 +158,7 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
     .option('--status <list>', 'stuck statuses, comma-separated (default: executions.stuckStatuses)')
     .option('--limit <n>', 'at most this many rows (0 = no limit)', undefined)
     .addHelpText('after', STUCK_EXAMPLES)
-    .action(r.wrap((ctx, flags: StuckFlags) => runStuck(ctx, flags)));
+    .action(r.wrap((ctx, flags: StuckFlags) => runStuck(ctx, stuckOptions(flags))));
 
   const reap = program
     .command('reap')
@@ -157,5 +167,5 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
     .option('--status <list>', 'stuck statuses, comma-separated (default: executions.stuckStatuses)');
   addApplyFlags(reap, { max: '1000', batchHelp: 'largest batch: batches are sized by time, ~250 ms each, up to this many rows (default from config, 10000)' })
     .addHelpText('after', REAP_EXAMPLES)
-    .action(r.wrap((ctx, flags: ReapFlags) => runReap(ctx, flags)));
+    .action(r.wrap((ctx, flags: ReapFlags) => runReap(ctx, reapOptions(flags))));
 }

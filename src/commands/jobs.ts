@@ -1,14 +1,15 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
+import { describe } from './descriptions.js';
 import { errorGroupSections } from './error-group-sections.js';
-import type { Registrar } from '../cli.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
-import type { Column, Tone } from '../output.js';
+import type { Column } from '../output.js';
 import type { ResolvedQueue } from '../checks/jobs-presets.js';
 import type { DiscardedJob } from '../checks/discarded-jobs.js';
-import type { StuckJob } from '../checks/stuck-jobs.js';
+import type { PlannedRescue, StuckJob } from '../checks/stuck-jobs.js';
 import { usageError } from '../errors.js';
-import { addApplyFlags, parseCount, parsePositive } from './shared-flags.js';
+import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface StuckFlags {
   olderThan?: string;
@@ -23,31 +24,58 @@ interface DiscardedFlags {
   limit?: string;
   includeCancelled?: boolean;
 }
-interface ApplyFlags {
-  apply?: boolean;
-  max?: string;
-  batchSize?: string;
-  reason?: string;
-  wait?: boolean;
-}
 type RetryFlags = ApplyFlags & Omit<DiscardedFlags, 'limit'> & { all?: boolean };
 type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'>;
 
 const STUCK_LIMIT = 1000;
 const DISCARDED_LIMIT = 100;
 
-const outcomeTone = (o: string): Tone =>
-  o === 'retried' || o.startsWith('rescued')
-    ? 'good'
-    : o === 'errored'
-      ? 'bad'
-      : o === 'race-lost' || o === 'not-discarded-anymore' || o === 'skipped-locked'
-        ? 'warn'
-        : o === 'planned'
-          ? 'info'
-          : o === 'cancelled'
-            ? 'dim'
-            : undefined;
+/** What the jobs commands run with: flags checked and parsed; unset fields take the config's defaults. */
+export interface JobSelection {
+  kind?: string;
+  queue?: string;
+}
+export interface JobStuckOptions extends JobSelection {
+  /** --older-than; unset: jobs.rescueAfter, else the queue's own rule. */
+  olderThanMs?: number;
+  limit: number;
+}
+export interface JobDiscardedOptions extends JobSelection {
+  /** --since as given (for headlines) and in milliseconds. */
+  since?: { text: string; ms: number };
+  includeCancelled: boolean;
+  limit: number;
+}
+export type JobApplyOptions = ApplyOptions;
+export type JobRetryOptions = JobApplyOptions & Omit<JobDiscardedOptions, 'limit'> & { ids: string[]; all: boolean };
+export type JobRescueOptions = JobApplyOptions & Omit<JobStuckOptions, 'limit'>;
+
+const durationFlag = (v: string | undefined, flag: string) => (v === undefined ? undefined : parseDuration(v, flag));
+
+export function jobStuckOptions(f: StuckFlags): JobStuckOptions {
+  return { kind: f.kind, queue: f.queue, olderThanMs: durationFlag(f.olderThan, '--older-than'), limit: f.limit === undefined ? STUCK_LIMIT : parseCount(f.limit, '--limit') };
+}
+
+export function jobDiscardedOptions(f: DiscardedFlags): JobDiscardedOptions {
+  return {
+    kind: f.kind,
+    queue: f.queue,
+    since: f.since === undefined ? undefined : { text: f.since, ms: parseDuration(f.since, '--since') },
+    includeCancelled: Boolean(f.includeCancelled),
+    limit: f.limit === undefined ? DISCARDED_LIMIT : parseCount(f.limit, '--limit'),
+  };
+}
+
+export function jobRetryOptions(ids: string[], f: RetryFlags): JobRetryOptions {
+  if (ids.length === 0 && f.kind === undefined && f.queue === undefined && f.since === undefined && !f.all)
+    throw usageError('retry needs a scope: pass job ids, a filter (--kind, --queue, --since) or --all; nothing was changed.');
+  const { limit: _limit, ...selection } = jobDiscardedOptions(f);
+  return { ...applyOptions(f), ...selection, ids, all: Boolean(f.all) };
+}
+
+export function jobRescueOptions(f: RescueFlags): JobRescueOptions {
+  return { ...applyOptions(f), kind: f.kind, queue: f.queue, olderThanMs: durationFlag(f.olderThan, '--older-than') };
+}
 
 /** Format, config, the queue preset; nothing touches the database before these are valid. */
 async function setup(ctx: CommandContext) {
@@ -56,20 +84,19 @@ async function setup(ctx: CommandContext) {
   const config = await ctx.config();
   const { resolveQueue } = await import('../checks/jobs-presets.js');
   const q = resolveQueue(config);
-  const { formatAge, formatDuration, parseDuration } = await import('../durations.js');
-  return { config, q, formatAge, formatDuration, parseDuration };
+  return { config, q };
 }
 
 const attempts = (r: { attempt: number; maxAttempts: number }) => `${r.attempt}/${r.maxAttempts}`;
 
-export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<number> {
-  const { q, formatAge, formatDuration } = await setup(ctx);
-  const limit = flags.limit === undefined ? STUCK_LIMIT : parseCount(flags.limit, '--limit');
+export async function runStuck(ctx: CommandContext, o: JobStuckOptions): Promise<number> {
+  const { q } = await setup(ctx);
+  const { limit } = o;
   const { rescueThresholdMs, assertQueueSchema } = await import('../checks/jobs-presets.js');
   const { streamStuckJobs, countStuckJobs } = await import('../checks/stuck-jobs.js');
-  const thresholdMs = rescueThresholdMs(q, flags.olderThan);
+  const thresholdMs = o.olderThanMs ?? rescueThresholdMs(q, undefined);
   const threshold = thresholdMs === null ? null : formatDuration(thresholdMs);
-  const filter = { thresholdMs, kind: flags.kind, queue: flags.queue };
+  const filter = { thresholdMs, kind: o.kind, queue: o.queue };
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       // One snapshot for the count and the rows, so they agree.
@@ -86,17 +113,17 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
       const columns: Column<StuckJob>[] = [
         { header: 'id', value: (r) => r.id },
         { header: 'kind', value: (r) => r.kind },
-        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'queue', value: (r: StuckJob) => r.queue }]),
+        ...(q.preset.namedQueues === false ? [] : [{ header: 'queue', value: (r: StuckJob) => r.queue }]),
         { header: 'state', value: (r) => r.state, tone: () => 'warn' },
         { header: 'attempt', value: attempts },
         { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
         { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
-        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'worker', value: (r: StuckJob) => r.worker, maxWidth: 30 }]),
+        ...(q.preset.recordsWorker === false ? [] : [{ header: 'worker', value: (r: StuckJob) => r.worker, maxWidth: 30 }]),
         { header: 'attempted_at', value: (r) => r.attemptedAt },
       ];
       return ctx.emit({
         command: 'jobs stuck',
-        dryRun: true,
+        mode: 'read',
         items: rows,
         columns,
         headline: `${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where} (database clock)`,
@@ -115,11 +142,11 @@ export async function runStuck(ctx: CommandContext, flags: StuckFlags): Promise<
   );
 }
 
-export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): Promise<number> {
-  const { q, formatAge, parseDuration } = await setup(ctx);
-  const limit = flags.limit === undefined ? DISCARDED_LIMIT : parseCount(flags.limit, '--limit');
-  const includeCancelled = Boolean(flags.includeCancelled) || q.cfg.includeCancelled;
-  const filter = { kind: flags.kind, queue: flags.queue, includeCancelled, sinceMs: flags.since === undefined ? undefined : parseDuration(flags.since, '--since') };
+export async function runDiscarded(ctx: CommandContext, o: JobDiscardedOptions): Promise<number> {
+  const { q } = await setup(ctx);
+  const { limit } = o;
+  const includeCancelled = o.includeCancelled || q.cfg.includeCancelled;
+  const filter = { kind: o.kind, queue: o.queue, includeCancelled, sinceMs: o.since?.ms };
   const { assertQueueSchema } = await import('../checks/jobs-presets.js');
   const { summariseDiscardedJobs, streamDiscardedJobs, discardedHeadline } = await import('../checks/discarded-jobs.js');
   const states = q.preset.discardedStates(includeCancelled);
@@ -138,7 +165,7 @@ export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): 
       const columns: Column<DiscardedJob>[] = [
         { header: 'id', value: (r) => r.id },
         { header: 'kind', value: (r) => r.kind },
-        ...(q.preset.queue === 'pg-boss' ? [] : [{ header: 'queue', value: (r: DiscardedJob) => r.queue }]),
+        ...(q.preset.namedQueues === false ? [] : [{ header: 'queue', value: (r: DiscardedJob) => r.queue }]),
         ...(states.length > 1 ? [{ header: 'state', value: (r: DiscardedJob) => r.state }] : []),
         { header: 'attempt', value: attempts },
         { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
@@ -147,7 +174,7 @@ export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): 
       ];
       return ctx.emit({
         command: 'jobs discarded',
-        dryRun: true,
+        mode: 'read',
         items: rows,
         columns,
         headline: discardedHeadline(summary, q.where, states),
@@ -169,126 +196,112 @@ export async function runDiscarded(ctx: CommandContext, flags: DiscardedFlags): 
 }
 
 /** The engine settings shared by retry and rescue. */
-function engineOptions(q: ResolvedQueue, flags: ApplyFlags) {
-  return {
-    apply: Boolean(flags.apply),
-    max: flags.max === undefined ? q.cfg.max : parseCount(flags.max, '--max'),
-    batchSize: flags.batchSize === undefined ? q.cfg.batchSize : parsePositive(flags.batchSize, '--batch-size'),
-    wait: Boolean(flags.wait),
-  };
+function engineOptions(q: ResolvedQueue, o: JobApplyOptions) {
+  return { apply: o.apply, max: o.max ?? q.cfg.max, batchSize: o.batchSize ?? q.cfg.batchSize, wait: o.wait };
 }
 
-export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryFlags): Promise<number> {
-  const { config, q, formatAge, parseDuration } = await setup(ctx);
-  if (ids.length === 0 && flags.kind === undefined && flags.queue === undefined && flags.since === undefined && !flags.all)
-    throw usageError('retry needs a scope: pass job ids, a filter (--kind, --queue, --since) or --all; nothing was changed.');
+export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise<number> {
+  const { config, q } = await setup(ctx);
+  const { ids } = o;
   const { assertQueueSchema, checkJobIds } = await import('../checks/jobs-presets.js');
   const unique = checkJobIds(q.preset, ids);
-  const includeCancelled = Boolean(flags.includeCancelled) || q.cfg.includeCancelled;
+  const includeCancelled = o.includeCancelled || q.cfg.includeCancelled;
   const filter = {
-    kind: flags.kind,
-    queue: flags.queue,
+    kind: o.kind,
+    queue: o.queue,
     includeCancelled,
-    sinceMs: flags.since === undefined ? undefined : parseDuration(flags.since, '--since'),
+    sinceMs: o.since?.ms,
     ids: unique.length ? unique : undefined,
   };
-  const opts = engineOptions(q, flags);
+  const opts = engineOptions(q, o);
   const states = q.preset.discardedStates(includeCancelled);
   const { retryRemedy, checkRetryIds } = await import('../checks/discarded-jobs.js');
   const { remediate } = await import('../remediation.js');
+  const { presentRemediation } = await import('../remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
     const idCheck = await db.readOnly(async (ro) => {
       await assertQueueSchema(ro, q);
       if (opts.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
       return unique.length ? checkRetryIds(ro, q, unique, includeCancelled) : null;
     });
-    const remedy = retryRemedy(q, { filter, reason: flags.reason, actor: config.actor, audit: config.audit });
-    const report = await remediate(db, remedy, {
-      ...opts,
-      confirm: (plan) => ctx.confirm(`Retry ${plan.length} ${states.join('/')} job(s) in ${q.where} (${q.preset.label})?`),
-      onProgress: (done, total) => ctx.progress(`retry: ${done}/${total} jobs`),
-    });
-    ctx.progressDone();
+    const remedy = retryRemedy(q, { filter, reason: o.reason, actor: config.actor, audit: config.audit });
     const scope =
-      [unique.length ? `${unique.length} id(s)` : null, flags.kind !== undefined ? `kind ${flags.kind}` : null, flags.queue !== undefined ? `queue ${flags.queue}` : null, flags.since ? `within ${flags.since}` : null]
+      [unique.length ? `${unique.length} id(s)` : null, o.kind !== undefined ? `kind ${o.kind}` : null, o.queue !== undefined ? `queue ${o.queue}` : null, o.since ? `within ${o.since.text}` : null]
         .filter(Boolean)
         .join(', ') || 'all';
-    const notes: string[] = [];
-    if (idCheck && idCheck.notFound + idCheck.notDiscarded > 0)
-      notes.push(`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDiscarded} are not ${states.join('/')}: nothing to retry there.`);
-    if (report.dryRun && report.items.length > 0) notes.push(`Dry run: nothing was changed. Re-run with --apply to retry these jobs: ${q.preset.retryEffect}.`);
-    if (report.summary.exceedsMax) notes.push(`More than --max ${opts.max} jobs match: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
-    const columns: Column<(typeof report.items)[number]>[] = [
-      { header: 'id', value: (r) => r.id },
-      { header: 'kind', value: (r) => r.kind },
-      ...(states.length > 1 ? [{ header: 'state', value: (r: DiscardedJob) => r.state }] : []),
-      { header: 'attempt', value: attempts },
-      { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
-      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'last error' : 'detail', value: (r) => (report.dryRun ? r.lastError : (r.detail ?? r.lastError)), maxWidth: 60 },
-    ];
-    return ctx.emit({
-      command: 'jobs retry',
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: `${report.dryRun ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
-      emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
-      summary: () => ({ ...report.summary, preset: q.preset.queue, ...(idCheck ? { idsNotFound: idCheck.notFound, idsNotDiscarded: idCheck.notDiscarded } : {}) }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+    return presentRemediation<DiscardedJob>(
+      ctx,
+      {
+        command: 'jobs retry',
+        action: 'retry',
+        unit: 'jobs',
+        question: (n) => `Retry ${n} ${states.join('/')} job(s) in ${q.where} (${q.preset.label})?`,
+        columns: [
+          { header: 'id', value: (r) => r.id },
+          { header: 'kind', value: (r) => r.kind },
+          ...(states.length > 1 ? [{ header: 'state', value: (r: DiscardedJob) => r.state }] : []),
+          { header: 'attempt', value: attempts },
+          { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
+        ],
+        detail: { planHeader: 'last error', text: (r) => r.lastError, maxWidth: 60 },
+        headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
+        emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
+        notesBefore:
+          idCheck && idCheck.notFound + idCheck.notDiscarded > 0
+            ? [`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDiscarded} are not ${states.join('/')}: nothing to retry there.`]
+            : [],
+        dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to retry these jobs: ${q.preset.retryEffect}.`],
+        overMax: `More than --max ${opts.max} jobs match`,
+        summary: (report) => ({ ...report.summary, preset: q.preset.queue, ...(idCheck ? { idsNotFound: idCheck.notFound, idsNotDiscarded: idCheck.notDiscarded } : {}) }),
+      },
+      (hooks) => remediate(db, remedy, { ...opts, ...hooks }),
+    );
   });
 }
 
-export async function runRescue(ctx: CommandContext, flags: RescueFlags): Promise<number> {
-  const { config, q, formatAge, formatDuration } = await setup(ctx);
+export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promise<number> {
+  const { config, q } = await setup(ctx);
   const { assertQueueSchema, rescueThresholdMs } = await import('../checks/jobs-presets.js');
-  const thresholdMs = rescueThresholdMs(q, flags.olderThan);
+  const thresholdMs = o.olderThanMs ?? rescueThresholdMs(q, undefined);
   const threshold = thresholdMs === null ? null : formatDuration(thresholdMs);
-  const opts = engineOptions(q, flags);
+  const opts = engineOptions(q, o);
   const { rescueRemedy, rescueSummary } = await import('../checks/stuck-jobs.js');
   const { remediate } = await import('../remediation.js');
+  const { presentRemediation } = await import('../remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
     await db.readOnly(async (ro) => {
       await assertQueueSchema(ro, q);
       if (opts.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
     });
-    const remedy = rescueRemedy(q, { filter: { thresholdMs, kind: flags.kind, queue: flags.queue }, reason: flags.reason, actor: config.actor, audit: config.audit });
-    const report = await remediate(db, remedy, {
-      ...opts,
-      confirm: (plan) => ctx.confirm(`Rescue ${plan.length} stuck job(s) in ${q.where} (${q.preset.label})? A job that is in fact still running may run twice.`),
-      onProgress: (done, total) => ctx.progress(`rescue: ${done}/${total} jobs`),
-    });
-    ctx.progressDone();
-    const notes: string[] = [];
-    if (report.dryRun && report.items.length > 0) {
-      notes.push(`Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`);
-      notes.push('A rescued job that was in fact still running may run twice: the threshold must exceed the longest legitimate run.');
-    }
-    if (report.summary.exceedsMax) notes.push(`More than --max ${opts.max} jobs are stuck: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
-    const columns: Column<(typeof report.items)[number]>[] = [
-      { header: 'id', value: (r) => r.id },
-      { header: 'kind', value: (r) => r.kind },
-      { header: 'attempt', value: attempts },
-      { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
-      { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
-      { header: report.dryRun ? 'would become' : 'outcome', value: (r) => (report.dryRun && r.outcome === 'planned' ? r.wouldBecome : r.outcome), tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'error it would record' : 'detail', value: (r) => (report.dryRun ? r.reason : (r.detail ?? r.reason)), maxWidth: 70 },
-    ];
-    return ctx.emit({
-      command: 'jobs rescue',
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: `${report.dryRun ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
-      emptyMessage: `Nothing to rescue: no job ${q.preset.describeStuck(threshold)}.`,
-      summary: () => ({ ...rescueSummary(report), preset: q.preset.queue, threshold: threshold ?? 'expire_in' }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+    const remedy = rescueRemedy(q, { filter: { thresholdMs, kind: o.kind, queue: o.queue }, reason: o.reason, actor: config.actor, audit: config.audit });
+    return presentRemediation<PlannedRescue>(
+      ctx,
+      {
+        command: 'jobs rescue',
+        action: 'rescue',
+        unit: 'jobs',
+        question: (n) => `Rescue ${n} stuck job(s) in ${q.where} (${q.preset.label})? A job that is in fact still running may run twice.`,
+        columns: [
+          { header: 'id', value: (r) => r.id },
+          { header: 'kind', value: (r) => r.kind },
+          { header: 'attempt', value: attempts },
+          { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
+          { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
+        ],
+        planOutcome: { header: 'would become', value: (r) => r.wouldBecome },
+        detail: { planHeader: 'error it would record', text: (r) => r.reason, maxWidth: 70 },
+        headline: (mode) =>
+          `${mode === 'plan' ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${o.kind !== undefined ? ` (kind ${o.kind})` : ''}`,
+        emptyMessage: `Nothing to rescue: no job ${q.preset.describeStuck(threshold)}.`,
+        dryRunNotes: () => [
+          `Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`,
+          'A rescued job that was in fact still running may run twice: the threshold must exceed the longest legitimate run.',
+        ],
+        overMax: `More than --max ${opts.max} jobs are stuck`,
+        summary: (report) => ({ ...rescueSummary(report), preset: q.preset.queue, threshold: threshold ?? 'expire_in' }),
+      },
+      (hooks) => remediate(db, remedy, { ...opts, ...hooks }),
+    );
   });
 }
 
@@ -323,7 +336,8 @@ Examples:
 Never unscoped: give ids, a filter or --all. Each job is re-checked at write time
 (compare-and-set on the state the plan saw) and reported as retried,
 not-discarded-anymore (someone else got there first), skipped-locked or errored.
-Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running.
+Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running,
+4 an internal error (a bug in opsctl).
 `;
 const RESCUE_EXAMPLES = `
 Examples:
@@ -334,7 +348,8 @@ Examples:
 A rescued job that was in fact still running may run twice: the threshold must exceed the
 longest legitimate run. Outcomes: rescued-retryable, rescued-discarded (no attempts left),
 race-lost (its worker finished or it was fetched again since the plan), skipped-locked, errored.
-Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running.
+Exit status: 0 done, 1 some jobs errored, 2 bad input, 3 database unreachable or another opsctl running,
+4 an internal error (a bug in opsctl).
 `;
 
 export function registerJobCommands(program: Command, r: Registrar): void {
@@ -350,7 +365,7 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--queue <name>', 'only jobs in this named queue')
     .option('--limit <n>', `at most this many jobs (0 = no limit; default ${STUCK_LIMIT})`)
     .addHelpText('after', STUCK_EXAMPLES)
-    .action(r.wrap((ctx, flags: StuckFlags) => runStuck(ctx, flags)));
+    .action(r.wrap((ctx, flags: StuckFlags) => runStuck(ctx, jobStuckOptions(flags))));
 
   jobs
     .command('discarded')
@@ -361,7 +376,7 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--include-cancelled', 'cancelled jobs too (River, pg-boss; default: jobs.includeCancelled)')
     .option('--limit <n>', `at most this many jobs listed (0 = no limit; default ${DISCARDED_LIMIT}); the groups count all`)
     .addHelpText('after', DISCARDED_EXAMPLES)
-    .action(r.wrap((ctx, flags: DiscardedFlags) => runDiscarded(ctx, flags)));
+    .action(r.wrap((ctx, flags: DiscardedFlags) => runDiscarded(ctx, jobDiscardedOptions(flags))));
 
   const retry = jobs
     .command('retry')
@@ -374,7 +389,7 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--include-cancelled', 'cancelled jobs too (default: jobs.includeCancelled)');
   addApplyFlags(retry, { max: '1000' })
     .addHelpText('after', RETRY_EXAMPLES)
-    .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, ids, flags)));
+    .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, jobRetryOptions(ids, flags))));
 
   const rescue = jobs
     .command('rescue')
@@ -384,5 +399,5 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--queue <name>', 'only jobs in this named queue');
   addApplyFlags(rescue, { max: '1000' })
     .addHelpText('after', RESCUE_EXAMPLES)
-    .action(r.wrap((ctx, flags: RescueFlags) => runRescue(ctx, flags)));
+    .action(r.wrap((ctx, flags: RescueFlags) => runRescue(ctx, jobRescueOptions(flags))));
 }

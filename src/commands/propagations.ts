@@ -1,16 +1,18 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
+import { describe } from './descriptions.js';
 import { errorGroupSections } from './error-group-sections.js';
-import type { Registrar } from '../cli.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
-import type { Column, Tone } from '../output.js';
+import type { Column } from '../output.js';
+import type { Presentation } from '../remediation-presenter.js';
 import type { Database } from '../database.js';
 import type { Remedy } from '../remediation.js';
 import type { DeadLetter, DeadLetterFilter } from '../checks/dead-letters.js';
 import type { PlannedDeadLetter } from '../checks/dead-letter-remedies.js';
 import type { PendingPropagation } from '../checks/pending-propagations.js';
 import { usageError } from '../errors.js';
-import { addApplyFlags, parseCount, parsePositive } from './shared-flags.js';
+import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface DeadLetterFlags {
   kind?: string;
@@ -21,13 +23,6 @@ interface PendingFlags {
   overdue?: string;
   kind?: string;
   limit?: string;
-}
-interface ApplyFlags {
-  apply?: boolean;
-  max?: string;
-  batchSize?: string;
-  reason?: string;
-  wait?: boolean;
 }
 interface RetryFlags extends ApplyFlags {
   kind?: string;
@@ -45,32 +40,64 @@ interface PurgeFlags extends ApplyFlags {
 const DEAD_LETTER_LIMIT = 100;
 const PENDING_LIMIT = 1000;
 
-const outcomeTone = (o: string): Tone =>
-  o === 'retried' || o === 'purged'
-    ? 'good'
-    : o === 'errored'
-      ? 'bad'
-      : o === 'not-dead-anymore' || o === 'skipped-locked' || o === 'refused'
-        ? 'warn'
-        : o === 'planned'
-          ? 'info'
-          : o === 'cancelled'
-            ? 'dim'
-            : undefined;
+/** What the propagations commands run with: flags checked and parsed; unset fields take the config's defaults. */
+export interface DeadLetterListOptions {
+  kind?: string;
+  /** --since as given (for headlines) and in milliseconds. */
+  since?: { text: string; ms: number };
+  limit: number;
+}
+export interface PendingOptions {
+  overdueMs?: number;
+  kind?: string;
+  limit: number;
+}
+export type RemedyOptions = ApplyOptions;
+export type DeadLetterRetryOptions = RemedyOptions & Omit<DeadLetterListOptions, 'limit'> & { ids: string[]; all: boolean; includeUnknownKinds: boolean };
+export type PurgeOptions = RemedyOptions & { olderThan: { text: string; ms: number }; kind?: string; expect?: number };
+
+const since = (v: string | undefined) => (v === undefined ? undefined : { text: v, ms: parseDuration(v, '--since') });
+
+export function deadLetterListOptions(f: DeadLetterFlags): DeadLetterListOptions {
+  return { kind: f.kind, since: since(f.since), limit: f.limit === undefined ? DEAD_LETTER_LIMIT : parseCount(f.limit, '--limit') };
+}
+
+export function pendingOptions(f: PendingFlags): PendingOptions {
+  return {
+    overdueMs: f.overdue === undefined ? undefined : parseDuration(f.overdue, '--overdue'),
+    kind: f.kind,
+    limit: f.limit === undefined ? PENDING_LIMIT : parseCount(f.limit, '--limit'),
+  };
+}
+
+export function deadLetterRetryOptions(ids: string[], f: RetryFlags): DeadLetterRetryOptions {
+  if (ids.length === 0 && f.kind === undefined && f.since === undefined && !f.all)
+    throw usageError('retry needs a scope: pass dead-letter ids, a filter (--kind, --since) or --all; nothing was changed.');
+  return { ...applyOptions(f), ids, all: Boolean(f.all), kind: f.kind, since: since(f.since), includeUnknownKinds: Boolean(f.includeUnknownKinds) };
+}
+
+export function purgeOptions(f: PurgeFlags): PurgeOptions {
+  if (f.olderThan === undefined) throw usageError('purge needs --older-than D (e.g. 30d): only dead letters older than that are deleted.');
+  return {
+    ...applyOptions(f),
+    olderThan: { text: f.olderThan, ms: parseDuration(f.olderThan, '--older-than') },
+    kind: f.kind,
+    expect: f.expect === undefined ? undefined : parseCount(f.expect, '--expect'),
+  };
+}
 
 async function setup(ctx: CommandContext) {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
   const config = await ctx.config();
-  const { parseDuration, formatAge, formatDuration } = await import('../durations.js');
   const { displayName } = await import('../identifiers.js');
-  return { config, cfg: config.propagations, where: displayName(config.propagations.table, config.propagations.schema), parseDuration, formatAge, formatDuration };
+  return { config, cfg: config.propagations, where: displayName(config.propagations.table, config.propagations.schema), formatAge, formatDuration };
 }
 
-export async function runDeadLetters(ctx: CommandContext, flags: DeadLetterFlags): Promise<number> {
-  const { cfg, where, parseDuration, formatAge } = await setup(ctx);
-  const limit = flags.limit === undefined ? DEAD_LETTER_LIMIT : parseCount(flags.limit, '--limit');
-  const filter: DeadLetterFilter = { kind: flags.kind, sinceMs: flags.since === undefined ? undefined : parseDuration(flags.since, '--since') };
+export async function runDeadLetters(ctx: CommandContext, o: DeadLetterListOptions): Promise<number> {
+  const { cfg, where } = await setup(ctx);
+  const { limit } = o;
+  const filter: DeadLetterFilter = { kind: o.kind, sinceMs: o.since?.ms };
   const { assertPropagationsSchema } = await import('../checks/propagations-table.js');
   const { summariseDeadLetters, streamDeadLetters, deadLetterHeadline } = await import('../checks/dead-letters.js');
   return ctx.withDatabase((db) =>
@@ -96,7 +123,7 @@ export async function runDeadLetters(ctx: CommandContext, flags: DeadLetterFlags
       ];
       return ctx.emit({
         command: 'propagations dead-letters',
-        dryRun: true,
+        mode: 'read',
         items: rows,
         columns,
         headline: deadLetterHeadline(summary, where),
@@ -109,13 +136,13 @@ export async function runDeadLetters(ctx: CommandContext, flags: DeadLetterFlags
   );
 }
 
-export async function runPending(ctx: CommandContext, flags: PendingFlags): Promise<number> {
-  const { cfg, where, parseDuration, formatAge, formatDuration } = await setup(ctx);
-  const limit = flags.limit === undefined ? PENDING_LIMIT : parseCount(flags.limit, '--limit');
-  const overdueMs = parseDuration(flags.overdue ?? cfg.overdue, flags.overdue !== undefined ? '--overdue' : 'propagations.overdue');
+export async function runPending(ctx: CommandContext, o: PendingOptions): Promise<number> {
+  const { cfg, where } = await setup(ctx);
+  const { limit } = o;
+  const overdueMs = o.overdueMs ?? parseDuration(cfg.overdue, 'propagations.overdue');
   const { assertPropagationsSchema } = await import('../checks/propagations-table.js');
   const { streamPending, summarisePending, nearDeadAt } = await import('../checks/pending-propagations.js');
-  const q = { overdueMs, kind: flags.kind, limit };
+  const q = { overdueMs, kind: o.kind, limit };
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       await ro.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
@@ -139,7 +166,7 @@ export async function runPending(ctx: CommandContext, flags: PendingFlags): Prom
       const threshold = formatDuration(overdueMs);
       return ctx.emit({
         command: 'propagations pending',
-        dryRun: true,
+        mode: 'read',
         items: rows,
         columns,
         headline: `Pending propagations in trouble in ${where}: overdue by more than ${threshold}, near-dead (attempts >= ${nearDeadAt(cfg)} of ${cfg.maxAttempts})${cfg.knownKinds ? ', or of an unknown kind' : ''}`,
@@ -158,119 +185,89 @@ export async function runPending(ctx: CommandContext, flags: PendingFlags): Prom
   );
 }
 
-/** What retry and purge share: the engine run and the outcome table. */
+/** What retry and purge share: the schema checks, the engine run and its presentation. */
 async function runRemedy(
   ctx: CommandContext,
   s: Awaited<ReturnType<typeof setup>>,
-  flags: ApplyFlags,
-  make: (db: Database) => Promise<{
-    remedy: Remedy<PlannedDeadLetter>;
-    command: string;
-    headline: (dryRun: boolean) => string;
-    question: (count: number) => string;
-    confirm?: (count: number) => Promise<boolean>;
-    extra: Record<string, unknown>;
-    notes: (dryRun: boolean, planned: number) => string[];
-    after?: (summary: Record<string, unknown>) => void;
-  }>,
+  o: RemedyOptions,
+  make: (db: Database) => Promise<{ remedy: Remedy<PlannedDeadLetter> } & Omit<Presentation<PlannedDeadLetter>, 'action' | 'unit' | 'columns' | 'detail' | 'emptyMessage' | 'overMax'>>,
 ): Promise<number> {
-  const { cfg, config, formatAge } = s;
-  const max = flags.max === undefined ? cfg.max : parseCount(flags.max, '--max');
-  const batchSize = flags.batchSize === undefined ? cfg.batchSize : parsePositive(flags.batchSize, '--batch-size');
+  const { cfg, config } = s;
+  const max = o.max ?? cfg.max;
+  const batchSize = o.batchSize ?? cfg.batchSize;
   const { assertPropagationsSchema, assertAuditSchema } = await import('../checks/propagations-table.js');
   const { remediate } = await import('../remediation.js');
+  const { presentRemediation } = await import('../remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
     await db.readOnly(async (ro) => {
       await assertPropagationsSchema(ro, cfg);
-      if (flags.apply) await assertAuditSchema(ro, config.audit);
+      if (o.apply) await assertAuditSchema(ro, config.audit);
     });
-    const m = await make(db);
-    const report = await remediate(db, m.remedy, {
-      apply: Boolean(flags.apply),
-      max,
-      batchSize,
-      wait: Boolean(flags.wait),
-      confirm: async (plan) => {
-        const count = plan.filter((p) => !p.refusal).length;
-        return m.confirm ? m.confirm(count) : ctx.confirm(m.question(count));
+    const { remedy, ...m } = await make(db);
+    return presentRemediation<PlannedDeadLetter>(
+      ctx,
+      {
+        ...m,
+        action: remedy.action,
+        unit: 'rows',
+        columns: [
+          { header: 'id', value: (r) => r.id },
+          { header: 'kind', value: (r) => r.kind },
+          { header: 'attempts', value: (r) => r.attempts },
+          { header: 'dead for', value: (r) => formatAge(r.ageSeconds * 1000) },
+        ],
+        detail: { planHeader: 'last error', text: (r) => r.lastError, maxWidth: 60 },
+        emptyMessage: `Nothing to ${remedy.action}: no dead letter matches.`,
+        overMax: `More than --max ${max} rows match`,
       },
-      onProgress: (done, total) => ctx.progress(`${m.remedy.action}: ${done}/${total} rows`),
-    });
-    ctx.progressDone();
-    m.after?.(report.summary);
-    const columns: Column<(typeof report.items)[number]>[] = [
-      { header: 'id', value: (r) => r.id },
-      { header: 'kind', value: (r) => r.kind },
-      { header: 'attempts', value: (r) => r.attempts },
-      { header: 'dead for', value: (r) => formatAge(r.ageSeconds * 1000) },
-      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'last error' : 'detail', value: (r) => (r.refusal ?? (report.dryRun ? r.lastError : (r.detail ?? r.lastError))), maxWidth: 60 },
-    ];
-    const notes = m.notes(report.dryRun, Number(report.summary.planned ?? 0));
-    if (report.summary.exceedsMax) notes.push(`More than --max ${max} rows match: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`);
-    return ctx.emit({
-      command: m.command,
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: m.headline(report.dryRun),
-      emptyMessage: `Nothing to ${m.remedy.action}: no dead letter matches.`,
-      summary: () => ({ ...report.summary, ...m.extra }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+      (hooks) => remediate(db, remedy, { apply: o.apply, max, batchSize, wait: o.wait, ...hooks }),
+    );
   });
 }
 
-export async function runRetry(ctx: CommandContext, ids: string[], flags: RetryFlags): Promise<number> {
+export async function runRetry(ctx: CommandContext, o: DeadLetterRetryOptions): Promise<number> {
   const s = await setup(ctx);
   const { cfg, config, where } = s;
-  if (ids.length === 0 && flags.kind === undefined && flags.since === undefined && !flags.all)
-    throw usageError('retry needs a scope: pass dead-letter ids, a filter (--kind, --since) or --all; nothing was changed.');
-  const sinceMs = flags.since === undefined ? undefined : s.parseDuration(flags.since, '--since');
-  const unique = [...new Set(ids)];
-  const filter: DeadLetterFilter = { kind: flags.kind, sinceMs, ids: unique.length ? unique : undefined };
+  const unique = [...new Set(o.ids)];
+  const filter: DeadLetterFilter = { kind: o.kind, sinceMs: o.since?.ms, ids: unique.length ? unique : undefined };
   const { retryRemedy } = await import('../checks/dead-letter-remedies.js');
   const { checkIds } = await import('../checks/dead-letters.js');
-  return runRemedy(ctx, s, flags, async (db) => {
+  return runRemedy(ctx, s, o, async (db) => {
     const idCheck = unique.length ? await checkIds(db, cfg, unique) : null;
-    const scope = [unique.length ? `${unique.length} id(s)` : null, flags.kind !== undefined ? `kind ${flags.kind}` : null, flags.since ? `dead-lettered within ${flags.since}` : null]
+    const scope = [unique.length ? `${unique.length} id(s)` : null, o.kind !== undefined ? `kind ${o.kind}` : null, o.since ? `dead-lettered within ${o.since.text}` : null]
       .filter(Boolean)
       .join(', ');
+    const extra = idCheck ? { idsNotFound: idCheck.notFound, idsNotDead: idCheck.notDead } : {};
     return {
-      remedy: retryRemedy(cfg, { filter, includeUnknownKinds: Boolean(flags.includeUnknownKinds), reason: flags.reason, actor: config.actor, audit: config.audit }),
+      remedy: retryRemedy(cfg, { filter, includeUnknownKinds: o.includeUnknownKinds, reason: o.reason, actor: config.actor, audit: config.audit }),
       command: 'propagations retry',
-      headline: (dry) => `${dry ? 'Plan: retry' : 'Retry of'} dead letters in ${where} (${scope || 'all'}): clear failed_at, attempts → 0, due now`,
+      headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} dead letters in ${where} (${scope || 'all'}): clear failed_at, attempts → 0, due now`,
       question: (count) => `Retry ${count} dead letter(s) in ${where}?`,
-      extra: idCheck ? { idsNotFound: idCheck.notFound, idsNotDead: idCheck.notDead } : {},
-      notes: (dry, planned) => {
-        const out: string[] = [];
-        if (idCheck && idCheck.notFound + idCheck.notDead > 0)
-          out.push(`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDead} are not dead letters (applied or pending): nothing to retry there.`);
-        if (dry && planned > 0) out.push('Dry run: nothing was changed. Re-run with --apply to retry these dead letters.');
-        return out;
-      },
+      summary: (report) => ({ ...report.summary, ...extra }),
+      notesBefore:
+        idCheck && idCheck.notFound + idCheck.notDead > 0
+          ? [`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDead} are not dead letters (applied or pending): nothing to retry there.`]
+          : [],
+      dryRunNotes: () => ['Dry run: nothing was changed. Re-run with --apply to retry these dead letters.'],
     };
   });
 }
 
-export async function runPurge(ctx: CommandContext, flags: PurgeFlags): Promise<number> {
+export async function runPurge(ctx: CommandContext, o: PurgeOptions): Promise<number> {
   const s = await setup(ctx);
   const { cfg, config, where } = s;
-  if (flags.olderThan === undefined) throw usageError('purge needs --older-than D (e.g. 30d): only dead letters older than that are deleted.');
-  const olderThanMs = s.parseDuration(flags.olderThan, '--older-than');
-  const expect = flags.expect === undefined ? undefined : parseCount(flags.expect, '--expect');
+  const olderThanMs = o.olderThan.ms;
+  const { expect } = o;
   // A deletion count is confirmed by --expect, or by a person answering on a terminal (-y does not count).
   const interactive = Boolean(ctx.io.stdin.isTTY && ctx.io.stderr.isTTY && !ctx.globals.yes);
-  if (flags.apply && expect === undefined && !interactive)
+  if (o.apply && expect === undefined && !interactive)
     throw usageError('purge --apply needs --expect N (the count its dry run showed) when nobody can confirm on a terminal; nothing was deleted.');
   const olderThan = s.formatDuration(olderThanMs);
   const { purgeRemedy } = await import('../checks/dead-letter-remedies.js');
-  return runRemedy(ctx, s, flags, async () => ({
-    remedy: purgeRemedy(cfg, { filter: { kind: flags.kind }, olderThanMs, reason: flags.reason, actor: config.actor, audit: config.audit }),
+  return runRemedy(ctx, s, o, async () => ({
+    remedy: purgeRemedy(cfg, { filter: { kind: o.kind }, olderThanMs, reason: o.reason, actor: config.actor, audit: config.audit }),
     command: 'propagations purge',
-    headline: (dry) => `${dry ? 'Plan: delete' : 'Purge of'} dead letters in ${where} dead-lettered more than ${olderThan} ago${flags.kind !== undefined ? ` (kind ${flags.kind})` : ''}`,
+    headline: (mode) => `${mode === 'plan' ? 'Plan: delete' : 'Purge of'} dead letters in ${where} dead-lettered more than ${olderThan} ago${o.kind !== undefined ? ` (kind ${o.kind})` : ''}`,
     question: (count) => `Delete ${count} dead letter(s) from ${where}? This cannot be undone.`,
     confirm:
       expect === undefined
@@ -279,17 +276,16 @@ export async function runPurge(ctx: CommandContext, flags: PurgeFlags): Promise<
             if (count !== expect) throw expectMismatch(expect, count, olderThan);
             return true;
           },
-    extra: { olderThan, ...(expect !== undefined ? { expect } : {}) },
-    notes: (dry, planned) => {
-      if (!dry || planned === 0) return [];
+    summary: (report) => ({ ...report.summary, olderThan, ...(expect !== undefined ? { expect } : {}) }),
+    dryRunNotes: (planned) => {
       const out = ['Dry run: nothing was deleted.'];
       if (expect !== undefined && expect !== planned) out.push(`--expect ${expect} does not match the ${planned} planned: --apply would refuse.`);
-      out.push(`To delete them: opsctl propagations purge --older-than ${flags.olderThan}${flags.kind !== undefined ? ` --kind ${JSON.stringify(flags.kind)}` : ''} --apply --expect ${planned}`);
+      out.push(`To delete them: opsctl propagations purge --older-than ${o.olderThan.text}${o.kind !== undefined ? ` --kind ${JSON.stringify(o.kind)}` : ''} --apply --expect ${planned}`);
       return out;
     },
     // The engine asks nothing when the plan is empty: an --expect of more than 0 is still wrong.
-    after: (summary) => {
-      if (flags.apply && expect !== undefined && Number(summary.planned) !== expect) throw expectMismatch(expect, Number(summary.planned), olderThan);
+    after: (report) => {
+      if (o.apply && expect !== undefined && Number(report.summary.planned) !== expect) throw expectMismatch(expect, Number(report.summary.planned), olderThan);
     },
   }));
 }
@@ -322,7 +318,8 @@ Examples:
 Never unscoped: pass ids, a filter (--kind, --since) or --all. Each row is re-checked at
 write time (still dead, not applied) and reported as retried, not-dead-anymore,
 skipped-locked, refused (unknown kind) or errored. last_error is kept.
-Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another opsctl running.
+Exit status: 0 done, 1 some rows errored, 2 bad input, 3 database unreachable or another opsctl running,
+4 an internal error (a bug in opsctl).
 `;
 const PURGE_EXAMPLES = `
 Examples:
@@ -355,7 +352,7 @@ Examples:
     .option('--since <duration>', 'only dead-lettered within this long, e.g. 24h')
     .option('--limit <n>', `at most this many rows (0 = no limit; default ${DEAD_LETTER_LIMIT})`)
     .addHelpText('after', DEAD_LETTER_EXAMPLES)
-    .action(r.wrap((ctx, flags: DeadLetterFlags) => runDeadLetters(ctx, flags)));
+    .action(r.wrap((ctx, flags: DeadLetterFlags) => runDeadLetters(ctx, deadLetterListOptions(flags))));
 
   propagations
     .command('pending')
@@ -364,7 +361,7 @@ Examples:
     .option('--kind <kind>', 'only this kind')
     .option('--limit <n>', `at most this many rows (0 = no limit; default ${PENDING_LIMIT})`)
     .addHelpText('after', PENDING_EXAMPLES)
-    .action(r.wrap((ctx, flags: PendingFlags) => runPending(ctx, flags)));
+    .action(r.wrap((ctx, flags: PendingFlags) => runPending(ctx, pendingOptions(flags))));
 
   const retry = propagations
     .command('retry')
@@ -376,7 +373,7 @@ Examples:
     .option('--include-unknown-kinds', 'also retry kinds not in propagations.knownKinds');
   addApplyFlags(retry, { max: '1000' })
     .addHelpText('after', RETRY_EXAMPLES)
-    .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, ids, flags)));
+    .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, deadLetterRetryOptions(ids, flags))));
 
   const purge = propagations
     .command('purge')
@@ -386,5 +383,5 @@ Examples:
     .option('--expect <n>', 'with --apply: the count the dry run showed; refuse if the plan differs');
   addApplyFlags(purge, { max: '1000' })
     .addHelpText('after', PURGE_EXAMPLES)
-    .action(r.wrap((ctx, flags: PurgeFlags) => runPurge(ctx, flags)));
+    .action(r.wrap((ctx, flags: PurgeFlags) => runPurge(ctx, purgeOptions(flags))));
 }

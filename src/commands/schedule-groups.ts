@@ -1,19 +1,14 @@
 import type { Command } from 'commander';
-import { describe } from './index.js';
-import type { Registrar } from '../cli.js';
+import { describe } from './descriptions.js';
+import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
 import type { Column, Tone } from '../output.js';
 import type { Config } from '../config.js';
-import type { SchedulerApi } from '../aws.js';
-import type { GroupRecord } from '../checks/schedule-groups.js';
+import type { AwsFlags, SchedulerApi } from '../aws.js';
+import { validateGroupNames, type GroupPlan, type GroupRecord } from '../checks/schedule-groups.js';
 import { addApplyFlags, parseCount, splitList } from './shared-flags.js';
 import { usageError } from '../errors.js';
 
-interface AwsFlags {
-  region?: string;
-  profile?: string;
-  endpointUrl?: string;
-}
 interface ListFlags extends AwsFlags {
   prefix?: string;
   class?: string;
@@ -28,13 +23,59 @@ interface WriteFlags extends AwsFlags {
   createMissing?: boolean;
 }
 
+/** What `schedule-groups list` runs with. */
+export interface ListOptions {
+  prefix?: string;
+  /** null: every class. */
+  classes: string[] | null;
+  withSchedules: boolean;
+  aws: AwsFlags;
+}
+
+/** What `adopt schedule-group` and `schedule-groups reconcile` run with. */
+export interface WriteOptions {
+  kind: 'adopt' | 'reconcile';
+  names: string[];
+  prefix?: string;
+  apply: boolean;
+  force: boolean;
+  max: number;
+  allUnowned: boolean;
+  createMissing: boolean;
+  aws: AwsFlags;
+}
+
+const awsOf = (f: AwsFlags): AwsFlags => ({ region: f.region, profile: f.profile, endpointUrl: f.endpointUrl });
+
+export function listOptions(flags: ListFlags): ListOptions {
+  const classes = splitList(flags.class) ?? null;
+  for (const c of classes ?? []) if (!CLASSES.includes(c)) throw usageError(`--class ${c} is not a class: use ${CLASSES.join(', ')}.`);
+  return { prefix: flags.prefix, classes, withSchedules: Boolean(flags.withSchedules), aws: awsOf(flags) };
+}
+
+export function writeOptions(kind: WriteOptions['kind'], names: string[], flags: WriteFlags): WriteOptions {
+  validateGroupNames(names);
+  if (kind === 'adopt' && names.length === 0 && !flags.allUnowned && !flags.prefix) {
+    throw usageError('adopt needs group names, --all-unowned or --prefix: it never adopts unscoped.');
+  }
+  if (kind === 'adopt' && names.length > 0 && flags.allUnowned) throw usageError('pass either group names or --all-unowned, not both.');
+  return {
+    kind,
+    names,
+    prefix: flags.prefix,
+    apply: Boolean(flags.apply),
+    force: Boolean(flags.force),
+    max: flags.max === undefined ? DEFAULT_MAX : parseCount(flags.max, '--max'),
+    allUnowned: Boolean(flags.allUnowned),
+    createMissing: Boolean(flags.createMissing),
+    aws: awsOf(flags),
+  };
+}
+
 const CLASSES = ['owned', 'unowned', 'foreign', 'drifted', 'missing', 'ignored'];
 const DEFAULT_MAX = 500; // the per-account quota of schedule groups
 
 const classTone = (c: string): Tone => (c === 'owned' ? 'good' : c === 'ignored' ? 'dim' : c === 'foreign' || c === 'missing' ? 'bad' : 'warn');
-const outcomeTone = (o: string): Tone =>
-  ['adopted', 'reconciled', 'created'].includes(o) ? 'good' : o === 'errored' ? 'bad' : o === 'planned' ? 'info' : o === 'refused' ? 'warn' : 'dim';
-
 function addAwsFlags(cmd: Command): Command {
   return cmd
     .option('--region <region>', 'AWS region (default: $AWS_REGION, then scheduleGroups.region, then the profile)')
@@ -42,29 +83,10 @@ function addAwsFlags(cmd: Command): Command {
     .option('--endpoint-url <url>', 'Scheduler endpoint (default: $AWS_ENDPOINT_URL_SCHEDULER, $AWS_ENDPOINT_URL)');
 }
 
-export async function openScheduler(ctx: CommandContext, flags: AwsFlags, config: Config): Promise<SchedulerApi> {
-  const { createSchedulerApi } = await import('../aws.js');
-  const { parseDuration } = await import('../durations.js');
-  return createSchedulerApi({
-    env: ctx.io.env,
-    region: flags.region ?? ctx.io.env.AWS_REGION ?? ctx.io.env.AWS_DEFAULT_REGION ?? config.scheduleGroups.region,
-    profile: flags.profile ?? ctx.io.env.AWS_PROFILE ?? null,
-    endpoint: flags.endpointUrl ?? config.scheduleGroups.endpoint,
-    requestTimeoutMs: parseDuration(config.scheduleGroups.requestTimeout, 'scheduleGroups.requestTimeout'),
-  });
-}
-
 /** Expected names: the config list, or the rows of expectedQuery (read-only). */
-export async function expectedNames(ctx: CommandContext, config: Config): Promise<string[] | null> {
-  const sg = config.scheduleGroups;
-  if (sg.expected) return sg.expected;
-  if (!sg.expectedQuery) return null;
-  return ctx.withDatabase((db) =>
-    db.readOnly(async (ro) => {
-      const rows = await ro.query<Record<string, unknown>>(sg.expectedQuery as string);
-      return rows.map((r) => String(Object.values(r)[0])).filter(Boolean);
-    }),
-  );
+async function expectedNames(ctx: CommandContext, config: Config): Promise<string[] | null> {
+  const { expectedGroupNames } = await import('../checks/expected-groups.js');
+  return expectedGroupNames(config.scheduleGroups, (fn) => ctx.withDatabase(fn));
 }
 
 function summarizeApi(api: SchedulerApi) {
@@ -76,17 +98,16 @@ function summarizeApi(api: SchedulerApi) {
   };
 }
 
-export async function runList(ctx: CommandContext, flags: ListFlags): Promise<number> {
+export async function runList(ctx: CommandContext, o: ListOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
-  const classes = splitList(flags.class);
-  for (const c of classes ?? []) if (!CLASSES.includes(c)) throw usageError(`--class ${c} is not a class: use ${CLASSES.join(', ')}.`);
+  const { classes } = o;
   const config = await ctx.config();
   const expected = await expectedNames(ctx, config);
-  const api = await openScheduler(ctx, flags, config);
+  const api = await ctx.openScheduler(o.aws);
   const { findGroups } = await import('../checks/schedule-groups.js');
   const { describeChanges } = await import('../checks/tag-diff.js');
-  const all = await findGroups(api, config.scheduleGroups, { prefix: flags.prefix, withSchedules: flags.withSchedules, expected, nowMs: Date.now() });
+  const all = await findGroups(api, config.scheduleGroups, { prefix: o.prefix, withSchedules: o.withSchedules, expected, nowMs: ctx.deps.now() });
   const items = all.filter((g) => (classes ? classes.includes(g.class) : true));
   const counts: Record<string, number> = Object.fromEntries(CLASSES.map((c) => [c, 0]));
   for (const g of all) counts[g.class] += 1;
@@ -97,80 +118,69 @@ export async function runList(ctx: CommandContext, flags: ListFlags): Promise<nu
     { header: 'tag differences', value: (g) => (g.class === 'owned' || g.class === 'ignored' ? '' : describeChanges(g.changes) || g.reasons.join('; ')), maxWidth: 70 },
     { header: 'created', value: (g) => g.creationDate },
     { header: 'modified', value: (g) => g.lastModificationDate },
-    ...(flags.withSchedules ? [{ header: 'schedules', value: (g: GroupRecord) => g.schedules ?? '' }] : []),
+    ...(o.withSchedules ? [{ header: 'schedules', value: (g: GroupRecord) => g.schedules ?? '' }] : []),
   ];
   api.client.destroy();
   return ctx.emit({
     command: 'schedule-groups list',
-    dryRun: true,
+    mode: 'read',
     items: items.map((g) => ({ ...g, diff: describeChanges(g.changes) })),
     columns,
-    headline: `Schedule groups in ${api.region}${flags.prefix ? ` with prefix ${flags.prefix}` : ''}`,
+    headline: `Schedule groups in ${api.region}${o.prefix ? ` with prefix ${o.prefix}` : ''}`,
     emptyMessage: 'No schedule groups match.',
     summary: () => ({ groups: all.length, shown: items.length, ...counts, ...summarizeApi(api) }),
   });
 }
 
-async function runWrite(ctx: CommandContext, flags: WriteFlags, names: string[], kind: 'adopt' | 'reconcile'): Promise<number> {
+export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
-  const { validateGroupNames, adoptRemedy, reconcileRemedy, findGroups, schedulerHost } = await import('../checks/schedule-groups.js');
-  validateGroupNames(names);
-  if (kind === 'adopt' && names.length === 0 && !flags.allUnowned && !flags.prefix) {
-    throw usageError('adopt needs group names, --all-unowned or --prefix: it never adopts unscoped.');
-  }
-  if (kind === 'adopt' && names.length > 0 && flags.allUnowned) throw usageError('pass either group names or --all-unowned, not both.');
-  const max = flags.max === undefined ? DEFAULT_MAX : parseCount(flags.max, '--max');
+  const { adoptRemedy, reconcileRemedy, findGroups, schedulerHost } = await import('../checks/schedule-groups.js');
+  const { kind, names, max } = o;
   const config = await ctx.config();
   const cfg = config.scheduleGroups;
   const { parseDuration } = await import('../durations.js');
   const retry = { tries: cfg.conflictRetries, delayMs: parseDuration(cfg.conflictDelay, 'scheduleGroups.conflictDelay') };
   const expected = await expectedNames(ctx, config);
-  const api = await openScheduler(ctx, flags, config);
+  const api = await ctx.openScheduler(o.aws);
   const { runRemediation } = await import('../remediation.js');
   const common = {
     cfg,
-    force: Boolean(flags.force),
+    force: o.force,
     retry,
-    nowMs: () => Date.now(),
-    find: (a: SchedulerApi) => findGroups(a, cfg, { prefix: flags.prefix, expected, nowMs: Date.now() }),
+    nowMs: () => ctx.deps.now(),
+    find: (a: SchedulerApi) => findGroups(a, cfg, { prefix: o.prefix, expected, nowMs: ctx.deps.now() }),
   };
   const remedy =
     kind === 'adopt'
-      ? adoptRemedy({ ...common, names, allUnowned: Boolean(flags.allUnowned) })
-      : reconcileRemedy({ ...common, names, createMissing: Boolean(flags.createMissing) });
+      ? adoptRemedy({ ...common, names, allUnowned: o.allUnowned })
+      : reconcileRemedy({ ...common, names, createMissing: o.createMissing });
+  const { presentRemediation } = await import('../remediation-presenter.js');
+  const Verb = kind === 'adopt' ? 'Adopt' : 'Reconcile';
   try {
-    const report = await runRemediation(schedulerHost(api), remedy, {
-      apply: Boolean(flags.apply),
-      max,
-      batchSize: Math.max(Math.min(cfg.concurrency, 8) * 4, 32), // writes: at most 8 in flight
-      wait: false,
-      confirm: (plan) => ctx.confirm(`${kind === 'adopt' ? 'Adopt' : 'Reconcile'} ${plan.filter((p) => !p.refusal && !p.settled).length} schedule group(s) in ${api.region}?`),
-      onProgress: (done, total) => ctx.progress(`${kind}: ${done}/${total} groups`),
-    });
-    ctx.progressDone();
-    type Row = (typeof report.items)[number];
-    const columns: Column<Row>[] = [
-      { header: 'group', value: (r) => r.name },
-      { header: 'class', value: (r) => r.class, tone: (r) => classTone(r.class) },
-      { header: report.dryRun ? 'plan' : 'outcome', value: (r) => r.outcome, tone: (r) => outcomeTone(r.outcome) },
-      { header: report.dryRun ? 'tags it would write' : 'detail', value: (r) => (report.dryRun ? r.detail ?? r.diff : r.detail ?? r.diff), maxWidth: 80 },
-    ];
-    const notes: string[] = [];
-    if (report.dryRun && Number(report.summary.planned) > 0) notes.push(`Dry run: nothing was changed. Re-run with --apply to ${kind}.`);
-    if (report.summary.exceedsMax) notes.push(`More than --max ${max} groups: --apply would refuse.`);
-    return ctx.emit({
-      command: kind === 'adopt' ? 'adopt schedule-group' : 'schedule-groups reconcile',
-      dryRun: report.dryRun,
-      items: report.items,
-      columns,
-      headline: report.dryRun ? `Plan: ${kind} schedule groups in ${api.region}` : `${kind === 'adopt' ? 'Adopt' : 'Reconcile'} schedule groups in ${api.region}`,
-      emptyMessage: kind === 'adopt' ? 'Nothing to adopt: no unowned group matches.' : 'Nothing to reconcile: no drifted group matches.',
-      summary: () => ({ ...report.summary, ...summarizeApi(api) }),
-      notes: () => notes,
-      exitCode: () => report.exitCode,
-      warnings: () => (report.warning ? [report.warning] : []),
-    });
+    return await presentRemediation<GroupPlan>(
+      ctx,
+      {
+        command: kind === 'adopt' ? 'adopt schedule-group' : 'schedule-groups reconcile',
+        action: kind,
+        unit: 'groups',
+        question: (n) => `${Verb} ${n} schedule group(s) in ${api.region}?`,
+        columns: [
+          { header: 'group', value: (r) => r.name },
+          { header: 'class', value: (r) => r.class, tone: (r) => classTone(r.class) },
+        ],
+        detail: { planHeader: 'tags it would write', text: (r) => r.diff, maxWidth: 80 },
+        headline: (mode) => (mode === 'plan' ? `Plan: ${kind} schedule groups in ${api.region}` : `${Verb} schedule groups in ${api.region}`),
+        emptyMessage: kind === 'adopt' ? 'Nothing to adopt: no unowned group matches.' : 'Nothing to reconcile: no drifted group matches.',
+        dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to ${kind}.`],
+        overMax: `More than --max ${max} groups`,
+        summary: (report) => ({ ...report.summary, ...summarizeApi(api) }),
+        // "already-owned" and "in-sync" are nothing to worry about here.
+        tones: { lost: 'dim' },
+      },
+      // Writes: at most 8 in flight (see writeConcurrency in checks/schedule-groups.ts).
+      (hooks) => runRemediation(schedulerHost(api), remedy, { apply: o.apply, max, batchSize: Math.max(Math.min(cfg.concurrency, 8) * 4, 32), wait: false, ...hooks }),
+    );
   } finally {
     api.client.destroy();
   }
@@ -220,7 +230,7 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
       .option('--with-schedules', "add each group's schedule count (one more call per group)"),
   )
     .addHelpText('after', LIST_EXAMPLES)
-    .action(r.wrap((ctx, flags: ListFlags) => runList(ctx, flags)));
+    .action(r.wrap((ctx, flags: ListFlags) => runList(ctx, listOptions(flags))));
 
   const reconcile = addAwsFlags(
     groups
@@ -233,7 +243,7 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
   );
   addApplyFlags(reconcile, { max: String(DEFAULT_MAX), batch: false })
     .addHelpText('after', RECONCILE_EXAMPLES)
-    .action(r.wrap((ctx, names: string[], flags: WriteFlags) => runWrite(ctx, flags, names, 'reconcile')));
+    .action(r.wrap((ctx, names: string[], flags: WriteFlags) => runWrite(ctx, writeOptions('reconcile', names, flags))));
 
   const adopt = program.command('adopt').description(describe('adopt'));
   const group = addAwsFlags(
@@ -247,5 +257,5 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
   );
   addApplyFlags(group, { max: String(DEFAULT_MAX), batch: false })
     .addHelpText('after', ADOPT_EXAMPLES)
-    .action(r.wrap((ctx, names: string[], flags: WriteFlags) => runWrite(ctx, flags, names, 'adopt')));
+    .action(r.wrap((ctx, names: string[], flags: WriteFlags) => runWrite(ctx, writeOptions('adopt', names, flags))));
 }

@@ -30,3 +30,31 @@ export function addApplyFlags(cmd: Command, defaults: { max: string; batch?: boo
   if (defaults.batch !== false) cmd.addOption(new Option('--batch-size <n>', defaults.batchHelp ?? 'rows per short transaction (default from config, 500)'));
   return cmd;
 }
+
+/** The flags addApplyFlags adds, as commander hands them over. */
+export interface ApplyFlags {
+  apply?: boolean;
+  max?: string;
+  batchSize?: string;
+  reason?: string;
+  wait?: boolean;
+}
+
+/** The same, checked and parsed; an unset max or batch size takes the config's default. */
+export interface ApplyOptions {
+  apply: boolean;
+  max?: number;
+  batchSize?: number;
+  reason?: string;
+  wait: boolean;
+}
+
+export function applyOptions(f: ApplyFlags): ApplyOptions {
+  return {
+    apply: Boolean(f.apply),
+    max: f.max === undefined ? undefined : parseCount(f.max, '--max'),
+    batchSize: f.batchSize === undefined ? undefined : parsePositive(f.batchSize, '--batch-size'),
+    reason: f.reason,
+    wait: Boolean(f.wait),
+  };
+}

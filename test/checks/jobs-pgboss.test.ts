@@ -109,7 +109,7 @@ describe('pg-boss: rescue and retry', () => {
     const before = await tableChecksum(db.client, 'pgboss"."job');
     for (const args of [['jobs', 'rescue'], ['jobs', 'retry', '--all']]) {
       const r = await cli(['--config', cfg, ...args, '-o', 'json'], env);
-      expect(r.json()).toMatchObject({ dryRun: true, summary: { planned: 1 } });
+      expect(r.json()).toMatchObject({ mode: 'plan', summary: { planned: 1 } });
     }
     expect(await tableChecksum(db.client, 'pgboss"."job')).toBe(before);
   });

@@ -146,7 +146,7 @@ describe('jobs rescue (River)', () => {
     const r = await cli(['--config', river, 'jobs', 'rescue', '-o', 'json'], env);
     expect(r.code).toBe(0);
     const out = r.json();
-    expect(out.dryRun).toBe(true);
+    expect(out.mode).toBe('plan');
     expect(out.items.map((i: any) => [i.outcome, i.wouldBecome])).toEqual([
       ['planned', 'retryable'],
       ['planned', 'discarded'],

@@ -228,7 +228,7 @@ describe('propagations retry', () => {
     const r = await cli(['propagations', 'retry', '--all', '-o', 'json'], env);
     expect(r.code).toBe(0);
     const out = r.json();
-    expect(out.dryRun).toBe(true);
+    expect(out.mode).toBe('plan');
     expect(out.items.map((i: any) => i.id).sort()).toEqual([...all].sort());
     expect(out.items.every((i: any) => i.outcome === 'planned')).toBe(true);
     expect(out.summary).toMatchObject({ planned: 40, refused: 0 });

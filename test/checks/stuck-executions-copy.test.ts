@@ -86,7 +86,7 @@ class Collect extends Writable {
 
 /** The listing result as runStuck builds it, from either path. */
 function result(source: 'cursor' | 'copy', ro: Database, cfg: ExecutionsConfig, q: StuckQuery): CommandResult<StuckExecution> {
-  const base = { command: 'executions stuck', dryRun: true, columns: [
+  const base = { command: 'executions stuck', mode: 'read' as const, columns: [
     { header: 'id', value: (r: StuckExecution) => r.id },
     { header: 'status', value: (r: StuckExecution) => r.status },
     { header: 'age', value: (r: StuckExecution) => r.ageSeconds },

@@ -52,7 +52,7 @@ describe('executions stuck', () => {
     expect(r.code).toBe(0);
     const out = r.json();
     expect(out.command).toBe('executions stuck');
-    expect(out.dryRun).toBe(true);
+    expect(out.mode).toBe('read');
     expect(out.items.map((i: any) => i.id)).toEqual([stuck[3], stuck[0], stuck[1], stuck[2]]);
     expect(out.items[0].ageSeconds).toBeGreaterThanOrEqual(240 * 60 - 5);
     expect(out.summary.stuck).toBe(4);
@@ -86,7 +86,7 @@ describe('reap', () => {
     const r = await cli(['reap', '--older-than', '10m', '-o', 'json'], env);
     expect(r.code).toBe(0);
     const out = r.json();
-    expect(out.dryRun).toBe(true);
+    expect(out.mode).toBe('plan');
     expect(out.items.map((i: any) => i.id).sort()).toEqual([...stuck].sort());
     const running = out.items.find((i: any) => i.id === stuck[1]);
     expect(running.reason).toBe('reaped after 10m in running state — executor did not complete');
@@ -116,7 +116,7 @@ describe('reap', () => {
     const r = await cli(['--config', cfgFile, 'reap', '--older-than', '10m', '--apply', '--reason', 'INC-42', '-o', 'json'], env);
     expect(r.code).toBe(0);
     const out = r.json();
-    expect(out.dryRun).toBe(false);
+    expect(out.mode).toBe('apply');
     expect(out.summary).toMatchObject({ planned: 4, reaped: 4, 'race-lost': 0, errored: 0 });
     for (const id of stuck) {
       const row = await statusOf(id);

@@ -1,24 +1,33 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { BIN, cliProcess } from '../support/cli.js';
 
-const demoDirs = () => readdirSync(tmpdir()).filter((n) => n.startsWith('opsctl-demo-')).sort();
+// Each demo gets a private TMPDIR (reachable by the postgres user): "nothing left behind" is
+// checked there, where no other test or process writes; the binaries' cache stays shared.
+let scratch: string;
+const demoEnv = () => ({ PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: scratch, OPSCTL_EMBEDDED_PG_CACHE: tmpdir() });
+const demoDirs = () => readdirSync(scratch).sort();
 const demoPostgres = () => {
   try {
-    return execFileSync('pgrep', ['-f', 'opsctl-demo-pg-'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+    return execFileSync('pgrep', ['-f', scratch], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
   } catch {
     return [];
   }
 };
 
 describe('opsctl demo', () => {
+  beforeEach(() => {
+    scratch = mkdtempSync(join(tmpdir(), 'opsctl-scratch-'));
+    chmodSync(scratch, 0o755);
+  });
+  afterEach(() => rmSync(scratch, { recursive: true, force: true }));
+
   it('starts, runs check and the dry-run plans, and shuts down leaving nothing behind', async () => {
-    const before = demoDirs();
-    const r = await cliProcess(['demo', '--no-color']);
+    const r = await cliProcess(['demo', '--no-color'], demoEnv());
     expect(r.stderr).toContain('Demo stopped');
     expect(r.code).toBe(0);
     for (const cmd of ['$ opsctl check', '$ opsctl reap --older-than 10m', '$ opsctl propagations retry --all', '$ opsctl adopt schedule-group --all-unowned', '$ opsctl jobs rescue']) {
@@ -29,12 +38,12 @@ describe('opsctl demo', () => {
     expect(r.stdout).toContain('billing-invoices'); // an unowned group
     expect(r.stdout).toMatch(/stuck-jobs\s+│ finding/); // River jobs stuck running
     expect(r.stdout).not.toMatch(/\u001b\[/);
-    expect(demoDirs()).toEqual(before);
+    expect(demoDirs()).toEqual([]);
     expect(demoPostgres()).toEqual([]);
   });
 
   it('--keep leaves both running with usable environment lines; Ctrl-C removes everything', async () => {
-    const child = spawn(process.execPath, [BIN, 'demo', '--keep', '--no-color'], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    const child = spawn(process.execPath, [BIN, 'demo', '--keep', '--no-color'], { stdio: ['ignore', 'pipe', 'pipe'], env: demoEnv() });
     let out = '';
     let err = '';
     child.stderr.on('data', (d) => (err += d));
@@ -69,8 +78,7 @@ describe('opsctl demo', () => {
     ['its stdout pipe is closed early (| head)', (child: ReturnType<typeof spawn>) => child.stdout!.destroy()],
     ['it gets SIGTERM mid-run', (child: ReturnType<typeof spawn>) => child.kill('SIGTERM')],
   ])('leaves no PostgreSQL or files behind when %s', async (_what, interrupt) => {
-    const before = demoDirs();
-    const child = spawn(process.execPath, [BIN, 'demo', '--no-color'], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    const child = spawn(process.execPath, [BIN, 'demo', '--no-color'], { stdio: ['ignore', 'pipe', 'pipe'], env: demoEnv() });
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
     // Interrupt once the demo is running (its first step is on stdout).
     await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
@@ -79,6 +87,6 @@ describe('opsctl demo', () => {
     // The postmaster gets SIGQUIT on exit; give it a bounded number of polls to be gone.
     for (let i = 0; i < 100 && demoPostgres().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(demoPostgres()).toEqual([]);
-    expect(demoDirs()).toEqual(before);
+    expect(demoDirs()).toEqual([]);
   });
 });

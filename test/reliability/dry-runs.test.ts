@@ -102,7 +102,7 @@ describe('dry runs write nothing', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       if (format === 'json') {
-        expect(r.json().dryRun).toBe(true);
+        expect(r.json().mode).toBe('plan');
         expect(planned(r.json())).toBeGreaterThan(0);
       }
     }
@@ -138,7 +138,7 @@ describe('dry runs write nothing', () => {
       const r = await cli(['--config', cfg, ...args, '-o', 'json'], awsEnv(emu));
       expect(r.stderr, args.join(' ')).toBe('');
       expect(r.code, args.join(' ')).toBe(0);
-      expect(r.json().dryRun).toBe(true);
+      expect(r.json().mode).toBe('plan');
       expect(r.json().summary.planned, args.join(' ')).toBe(planned);
     }
     expect(emu.snapshot()).toBe(before);

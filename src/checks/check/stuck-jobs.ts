@@ -1,0 +1,26 @@
+import { formatAge } from '../../durations.js';
+import { ITEM_LIMIT, withDb, type CheckDefinition, jobsNotConfigured } from './definition.js';
+
+export const stuckJobsCheck: CheckDefinition = {
+  check: 'stuck-jobs',
+  group: 'jobs',
+  threshold: { key: 'stuckJobs', default: 1 },
+  skip: jobsNotConfigured,
+  run: (deps) =>
+    withDb(deps, async (db) => {
+      const { resolveQueue, rescueThresholdMs, assertQueueSchema } = await import('../jobs-presets.js');
+      const { countStuckJobs, findStuckJobs } = await import('../stuck-jobs.js');
+      const q = resolveQueue(deps.config);
+      await assertQueueSchema(db, q);
+      const f = { thresholdMs: rescueThresholdMs(q, undefined) };
+      const total = await countStuckJobs(db, q, f);
+      const items = total.count ? (await findStuckJobs(db, q, f, ITEM_LIMIT)).map(({ token: _t, ...j }) => j) : [];
+      const w = items[0];
+      return {
+        count: total.count,
+        worst: w ? `${w.id} (${w.kind}) in ${w.state} for ${formatAge(w.ageSeconds * 1000)} (threshold ${w.threshold})` : null,
+        items: items as unknown as Record<string, unknown>[],
+        breakdown: { oldestAgeSeconds: total.oldestAgeSeconds },
+      };
+    }),
+};

@@ -1,0 +1,21 @@
+/**
+ * Every top-level command's one-line description: the root --help (commands/index.ts) and
+ * each command's own help read it here, so they never disagree. No imports: any command may use it.
+ */
+export const DESCRIPTIONS: Record<string, string> = {
+  'executions': 'Stuck executions in a job/execution table',
+  'reap': 'Move stuck executions to the failed status (dry run unless --apply)',
+  'propagations': 'Dead-lettered and troubled rows of the propagation outbox',
+  'schedule-groups': 'Unowned, foreign, drifted and missing EventBridge Scheduler groups',
+  'adopt': 'Take over resources by tagging them with the ownership tags',
+  'jobs': 'Stuck and discarded jobs in a PostgreSQL job queue: River, graphile-worker, pg-boss (jobs.queue)',
+  'check': 'Run every check read-only (for CI cron): stuck executions, dead letters, stalled propagations, schedule groups, stuck/discarded jobs',
+  'demo': 'See opsctl work in a minute: a throwaway PostgreSQL and Scheduler emulator with realistic trouble',
+  'config': 'Inspect the effective configuration',
+  'emulator': 'Local emulators for tests, demos and anyone without an AWS account',
+};
+
+/** The description of a top-level command. */
+export function describe(name: string): string {
+  return DESCRIPTIONS[name] ?? '';
+}

@@ -1,0 +1,105 @@
+import type { CommandContext } from './context.js';
+import type { Column, CommandResult, Tone } from './output.js';
+import type { PlannedItem, RemediationOptions, RemediationReport, ReportedItem, ResultClass } from './remediation.js';
+
+/**
+ * The one adapter from an engine report to a command result, beside the engine: the confirm
+ * question and progress line, the outcome column toned by outcome class, the detail column,
+ * the dry-run and over-`--max` notes, the summary, the exit code and the stderr warning.
+ * A command only says what differs: its columns, its words, its headline.
+ */
+
+export interface Presentation<P extends PlannedItem> {
+  command: string;
+  /** Verb and noun for the progress line: "reap: 10/40 rows". */
+  action: string;
+  unit: string;
+  /** Asked on a terminal before any write, with the count of actionable items. */
+  question: (count: number) => string;
+  /** Replaces the terminal question (e.g. purge's --expect). */
+  confirm?: (count: number) => Promise<boolean>;
+  /** The item's own columns; the outcome and detail columns follow. */
+  columns: Column<ReportedItem<P>>[];
+  /** Header of the last column in a dry run (in an --apply it is "detail"), and its text when an item has no detail. */
+  detail: { planHeader: string; text: (r: ReportedItem<P>) => unknown; maxWidth: number };
+  /** In a dry run, the outcome column can show something more telling than "planned" (rescue: what a job would become). */
+  planOutcome?: { header: string; value: (r: ReportedItem<P>) => unknown };
+  headline: (mode: RemediationReport<P>['mode']) => string;
+  emptyMessage: string;
+  /** Notes before the shared ones (e.g. about ids given that do not match). */
+  notesBefore?: string[];
+  /** Shown in a dry run with something planned. */
+  dryRunNotes: (planned: number) => string[];
+  /** "More than --max N rows are stuck": the shared note goes on with "--apply would refuse. ...". */
+  overMax: string;
+  /** Shown in a dry run of something that can run work twice, after the --max note. */
+  notesAfter?: (mode: RemediationReport<P>['mode']) => string[];
+  /** Extra summary figures; default: the engine's summary as it is. */
+  summary?: (report: RemediationReport<P>) => Record<string, unknown>;
+  /** Tones that differ from the default per class. */
+  tones?: Partial<Record<ResultClass, Tone>>;
+  /** Runs after the report, before rendering (e.g. a check that throws a usage error). */
+  after?: (report: RemediationReport<P>) => void;
+}
+
+const CLASS_TONES: Record<ResultClass, Tone> = {
+  applied: 'good',
+  errored: 'bad',
+  lost: 'warn',
+  skipped: 'warn',
+  refused: 'warn',
+  planned: 'info',
+  cancelled: 'dim',
+};
+
+const actionable = (p: PlannedItem) => !p.refusal && !p.settled;
+
+/** Runs the remedy with the presentation's confirm/progress hooks, then renders its report. */
+export async function presentRemediation<P extends PlannedItem>(
+  ctx: CommandContext,
+  p: Presentation<P>,
+  run: (hooks: Pick<RemediationOptions<P>, 'confirm' | 'onProgress'>) => Promise<RemediationReport<P>>,
+): Promise<number> {
+  const report = await run({
+    confirm: (plan) => {
+      const count = plan.filter(actionable).length;
+      return p.confirm ? p.confirm(count) : ctx.confirm(p.question(count));
+    },
+    onProgress: (done, total) => ctx.progress(`${p.action}: ${done}/${total} ${p.unit}`),
+  });
+  ctx.progressDone();
+  p.after?.(report);
+  return ctx.emit(remediationResult(report, p));
+}
+
+/** The command result of a report: the same shape for every remedy (README, "Output shapes"). */
+export function remediationResult<P extends PlannedItem>(report: RemediationReport<P>, p: Presentation<P>): CommandResult<ReportedItem<P>> {
+  const plan = report.mode === 'plan';
+  const tone = (r: ReportedItem<P>): Tone => ({ ...CLASS_TONES, ...p.tones })[r.outcomeClass];
+  const planned = Number(report.summary.planned ?? 0);
+  const columns: Column<ReportedItem<P>>[] = [
+    ...p.columns,
+    plan && p.planOutcome
+      ? { header: p.planOutcome.header, value: (r) => (r.outcomeClass === 'planned' ? p.planOutcome!.value(r) : r.outcome), tone }
+      : { header: plan ? 'plan' : 'outcome', value: (r) => r.outcome, tone },
+    { header: plan ? p.detail.planHeader : 'detail', value: (r) => r.detail ?? p.detail.text(r), maxWidth: p.detail.maxWidth },
+  ];
+  const notes = [
+    ...(p.notesBefore ?? []),
+    ...(plan && planned > 0 ? p.dryRunNotes(planned) : []),
+    ...(report.summary.exceedsMax ? [`${p.overMax}: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`] : []),
+    ...(p.notesAfter?.(report.mode) ?? []),
+  ];
+  return {
+    command: p.command,
+    mode: report.mode,
+    items: report.items,
+    columns,
+    headline: p.headline(report.mode),
+    emptyMessage: p.emptyMessage,
+    summary: () => (p.summary ? p.summary(report) : { ...report.summary }),
+    notes: () => notes,
+    exitCode: () => report.exitCode,
+    warnings: () => (report.warning ? [report.warning] : []),
+  };
+}
