@@ -10,7 +10,7 @@ import { ROOT, fmtInt, fmtMiB, fmtMs, log } from './lib/util.mjs';
 import { PG_FLAGS, startPostgres } from './lib/postgres.mjs';
 import { benchListing, benchMemory, benchReap, benchScheduleGroups, benchStartup } from './lib/benchmarks.mjs';
 
-const ALL = ['startup', 'listing', 'memory', 'reap', 'schedule-groups'];
+const ALL = ['startup', 'listing', 'memory', 'reap', 'schedule-groups', 'fleet'];
 const USAGE = `usage: node bench/run.mjs [--only ${ALL.join(',')}] [--runs N] [--warmup N] [--rows N] [--groups N] [--latency MS] [--out FILE]
 
   --only      benchmarks to run, comma-separated (default: all)
@@ -176,6 +176,7 @@ async function main() {
     await run('listing', (c) => benchListing(c));
     await run('memory', (c) => benchMemory(c));
     await run('reap', (c) => benchReap(c));
+    await run('fleet', async (c) => (await import('./lib/fleet.mjs')).benchFleet(c));
     await stopPg();
     await run('schedule-groups', (c) => benchScheduleGroups({ ...c, latencyMs: c.latency }));
   } finally {

@@ -5,6 +5,9 @@
  * while one stays well under the target and shrinks it in proportion when one runs long.
  */
 
+/** Reap's aim per batch: row locks held ~250 ms, far under the 1 s no batch may exceed. */
+export const REAP_BATCH_TARGET_MS = 250;
+
 export interface BatchSizerOptions {
   /** The largest batch ever used (`--batch-size` / the config's batchSize). */
   cap: number;

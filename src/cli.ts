@@ -24,6 +24,11 @@ export async function buildProgram(io: Io, setExit: (code: number) => void, load
     .option('-y, --yes', 'do not ask for confirmation on a TTY before --apply')
     .option('--no-color', 'never colour output (NO_COLOR is honoured too)')
     .option('--debug', 'show stack traces for errors')
+    .option('--target <name>', 'run on this target of the config (repeatable; globs: "prod-*")', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--all-targets', 'run on every target of the config')
+    .option('--shard <i/n>', 'only shard I of N of the selected targets (0 ≤ I < N; e.g. $JOB_COMPLETION_INDEX/4)')
+    .option('--concurrency <n>', 'targets worked on at once (default 4)')
+    .option('--target-timeout <duration>', 'give up on one target after this long: it is reported unknown (default 5m)')
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
@@ -52,6 +57,8 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
         const globals = command.optsWithGlobals() as GlobalOptions;
         const ctx = new CommandContext(io, globals, createDeps({ runCli }));
         try {
+          const { assertFleetCapable } = await import('./fleet.js');
+          assertFleetCapable(command, globals);
           setExit(await action(ctx, ...args));
         } catch (e) {
           setExit(ctx.fail(e));
@@ -74,7 +81,7 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
 }
 
 /** Global options that take a value: their value is not a command word. */
-const VALUE_OPTIONS = new Set(['-c', '--config', '--database-url', '-o', '--output']);
+const VALUE_OPTIONS = new Set(['-c', '--config', '--database-url', '-o', '--output', '--target', '--shard', '--concurrency', '--target-timeout']);
 
 function firstCommandWord(argv: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {

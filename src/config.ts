@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { parseDuration } from './durations.js';
 import { usageError } from './errors.js';
 import { maskConnectionString } from './masking.js';
+import { targetsSchema } from './target-config.js';
 import { QUEUE_NAMES } from './checks/queue-presets.js';
 
 /** A duration string in config, checked with the same parser as the flags. */
@@ -122,9 +123,9 @@ const jobsSchema = z
   .object({
     /** Which queue's schema and semantics to use; null = the jobs commands and checks are off. */
     queue: z.enum(JOB_QUEUES).nullable(),
-    /** null = the queue's own default schema (River: search_path, graphile-worker: graphile_worker, pg-boss: pgboss). */
+    /** null = the queue's own default schema (River: search_path, graphile-worker: graphile_worker, pg-boss: pgboss, Oban: public). */
     schema: ident.nullable(),
-    /** null = the queue's own rule (River 1h, graphile-worker 4h, pg-boss each job's expire_in). */
+    /** null = the queue's own rule (River 1h, graphile-worker 4h, pg-boss each job's expire_in, Oban 1h). */
     rescueAfter: duration.nullable(),
     includeCancelled: z.boolean(),
     batchSize: positiveInt.max(10_000),
@@ -153,6 +154,8 @@ export const configSchema = z
     scheduleGroups: scheduleGroupsSchema,
     jobs: jobsSchema,
     check: checkSchema,
+    /** Named targets for fleet runs (--target, --all-targets): src/target-config.ts. */
+    targets: targetsSchema,
   })
   .strict();
 
@@ -249,6 +252,7 @@ export function defaultConfig(): Config {
       thresholds: {},
       scheduleGroupClasses: ['unowned', 'foreign', 'drifted', 'missing'],
     },
+    targets: {},
   };
 }
 
@@ -256,7 +260,7 @@ type Plain = Record<string, unknown>;
 const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Deep merge where arrays and scalars replace, objects merge; records like ownerTags replace whole. */
-function merge(base: Plain, over: Plain, path: string[] = []): Plain {
+export function merge(base: Plain, over: Plain, path: string[] = []): Plain {
   const out: Plain = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const here = [...path, k].join('.');
@@ -313,6 +317,9 @@ export function validateConfig(raw: unknown, source: string, checkThresholds?: R
   if (issue.code === 'unrecognized_keys') {
     key = formatPath([...issue.path, issue.keys[0]]);
     what = 'unknown key (check the spelling against the config reference in the README)';
+  } else if (issue.code === 'invalid_key' && issue.issues[0]) {
+    // A record key (a target name) that fails its own rule: say which rule.
+    what = issue.issues[0].message;
   } else if (issue.code === 'invalid_type') {
     what = issue.message.replace(/^Invalid input: /, '');
   }

@@ -26,6 +26,12 @@ export interface GlobalOptions {
   region?: string;
   profile?: string;
   endpointUrl?: string;
+  /** Fleet runs (src/targets.ts, src/fleet.ts): --target (repeatable), --all-targets, --shard, --concurrency, --target-timeout. */
+  target?: string[];
+  allTargets?: boolean;
+  shard?: string;
+  concurrency?: string;
+  targetTimeout?: string;
 }
 
 /**

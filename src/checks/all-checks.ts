@@ -30,9 +30,13 @@ function describe(e: unknown): string {
   return (e as Error)?.message ?? String(e);
 }
 
-/** Runs the selected checks concurrently; never throws for a check's own failure. */
-export async function runChecks(deps: CheckDeps, only: CheckGroup[] | null): Promise<CheckResult[]> {
-  const selected = CHECKS.filter((c) => !only || only.includes(c.group));
+/**
+ * Runs the selected checks concurrently; never throws for a check's own failure. `restrictTo`
+ * narrows further without making a check explicit (a fleet runs a target's database checks
+ * and each region's schedule-group check apart; unconfigured ones stay "skipped").
+ */
+export async function runChecks(deps: CheckDeps, only: CheckGroup[] | null, restrictTo?: CheckGroup[]): Promise<CheckResult[]> {
+  const selected = CHECKS.filter((c) => (!only || only.includes(c.group)) && (!restrictTo || restrictTo.includes(c.group)));
   return Promise.all(
     selected.map(async (def): Promise<CheckResult> => {
       const started = performance.now();

@@ -19,6 +19,8 @@ export interface DiscardedJob {
   ageSeconds: number | null;
   lastError: string | null;
   errorClass: string;
+  /** Presets with an archive (pg-boss): true when the job is in the archive table (read-only). */
+  archived?: boolean;
 }
 
 const toDiscarded = (r: DiscardedJobRow): DiscardedJob => ({
@@ -32,6 +34,7 @@ const toDiscarded = (r: DiscardedJobRow): DiscardedJob => ({
   ageSeconds: r.age_seconds === null ? null : Math.floor(r.age_seconds),
   lastError: r.last_error,
   errorClass: errorClass(r.last_error),
+  ...(r.archived === undefined ? {} : { archived: r.archived }),
 });
 
 export interface DiscardedQuery extends JobFilter {
@@ -90,6 +93,15 @@ export async function checkRetryIds(db: Database, q: ResolvedQueue, ids: string[
     params,
   );
   return { given: ids.length, notFound: ids.length - found.length, notDiscarded: found.length - (discarded[0]?.n ?? 0) };
+}
+
+/** How many matching discarded jobs are in the queue's archive (0 for presets without one). */
+export async function countArchivedJobs(db: Database, q: ResolvedQueue, f: DiscardedQuery): Promise<number> {
+  if (!q.preset.archive) return 0;
+  const params: unknown[] = [];
+  const sql = q.preset.discardedSql(q.schema, { ...f, includeArchived: true }, f.includeCancelled, params, 'newest', 0);
+  const rows = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${sql}) d WHERE d.archived`, params);
+  return rows[0]?.n ?? 0;
 }
 
 export type PlannedRetry = DiscardedJob;

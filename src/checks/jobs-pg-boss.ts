@@ -12,6 +12,9 @@ import { filterPredicates, limitClause, olderThan, type FilterColumns } from './
  *   queue; a retry that would break a singleton/stately key becomes 'failed' instead;
  * - retry(name, id) of a failed job: state 'retry', retry_limit + 1; resume(name, id) of a
  *   cancelled job: state 'created', completed_on cleared.
+ * - its maintenance moves failed jobs to `archive` (LIKE job, plus archived_on) once
+ *   completed_on is older than archiveFailedAfterSeconds (default: archiveCompletedAfterSeconds,
+ *   12 h): `jobs discarded` reads both tables; retry/resume only act on `job`, so does opsctl.
  * pg-boss 11+ replaced expire_in with expire_seconds: refused until supported.
  */
 
@@ -28,6 +31,9 @@ const discardedStates = (includeCancelled: boolean) => (includeCancelled ? ['fai
 /** The columns pg-boss 10's failJobs copies when it re-inserts a failed job. */
 const JOB_COLUMNS =
   'id, name, priority, data, state, retry_limit, retry_count, retry_delay, retry_backoff, start_after, started_on, singleton_key, singleton_on, expire_in, created_on, completed_on, keep_until, dead_letter, policy, output';
+
+/** What the discarded listing reads, from the job table and the archive alike. */
+const ARCHIVE_READ = 'id, name, state, retry_count, retry_limit, completed_on, output';
 
 export const pgBossPreset: QueuePreset = {
   queue: 'pg-boss',
@@ -70,12 +76,21 @@ export const pgBossPreset: QueuePreset = {
 
   discardedSql(schema, f, includeCancelled, params, order, limit) {
     const where = [inStates(discardedStates(includeCancelled)), ...filterPredicates(COLS, f, params)];
+    // The archive is `LIKE job` plus archived_on: the same columns, read through one relation.
+    const source = f.includeArchived
+      ? `(SELECT ${ARCHIVE_READ}, false AS archived FROM ${qualifiedName('job', schema)} UNION ALL SELECT ${ARCHIVE_READ}, true FROM ${qualifiedName('archive', schema)})`
+      : qualifiedName('job', schema);
     return `SELECT j.id::text AS id, j.name AS kind, j.name AS queue, j.state::text AS state, j.retry_count::int AS attempt, j.retry_limit::int AS max_attempts,
                    j.completed_on AS finalized_at, extract(epoch FROM now() - j.completed_on)::float8 AS age_seconds,
-                   ${LAST_ERROR} AS last_error, ${DISCARDED_TOKEN} AS token
-              FROM ${qualifiedName('job', schema)} j
+                   ${LAST_ERROR} AS last_error, ${DISCARDED_TOKEN} AS token${f.includeArchived ? ', j.archived' : ''}
+              FROM ${source} j
              WHERE ${where.join(' AND ')}
              ORDER BY j.completed_on ${order === 'newest' ? 'DESC' : 'ASC'} NULLS LAST, j.id${limitClause(limit)}`;
+  },
+
+  archive: {
+    table: 'archive',
+    note: "pg-boss moves failed jobs there after archiveFailedAfterSeconds (12 h by default) and deletes them after deleteAfterDays (7); its own retry and resume do not reach them, so opsctl lists them and does not retry them (send the job again from its data)",
   },
 
   lockSql: (schema) => `SELECT j.id::text AS id, j.state::text AS state FROM ${qualifiedName('job', schema)} j WHERE j.id = ANY($1::uuid[]) FOR UPDATE SKIP LOCKED`,

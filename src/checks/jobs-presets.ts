@@ -6,7 +6,7 @@ import { parseDuration } from '../durations.js';
 import { presetNamed, QUEUE_NAMES } from './queue-presets.js';
 import type { QueuePreset } from './queue-preset.js';
 
-export type { QueueKind, JobFilter, StuckFilter, StuckJobRow, DiscardedJobRow, QueuePreset } from './queue-preset.js';
+export type { QueueKind, JobFilter, StuckFilter, StuckJobRow, DiscardedJobRow, QueuePreset, QueueLockSql, ArchiveSql } from './queue-preset.js';
 
 /** The configured queue with its schema resolved; one sentence and exit 2 when none is set. */
 export interface ResolvedQueue {

@@ -3,19 +3,31 @@ import { qualifiedName } from '../identifiers.js';
 import { filterPredicates, limitClause, olderThan, type FilterColumns } from './jobs-sql.js';
 
 /**
- * River (github.com/riverqueue/river), `river_job` as of main migration 006 (River v0.12+;
- * src/reference/queues/river.ts). Its own rules, which opsctl follows:
+ * River (github.com/riverqueue/river), `river_job` as of main migration 006/007 (River v0.12
+ * and later; its rescue_count since v0.26; src/reference/queues/river.ts models the table).
+ * Its own rules, which opsctl follows:
  * - stuck: state 'running' and attempted_at older than RescueStuckJobsAfter (default 1h);
- * - its rescuer makes a stuck job `retryable` when attempts remain, else `discarded` with
- *   finalized_at (or `cancelled` when a cancel was requested), appending an error entry;
- * - JobRetry makes a discarded/cancelled job `available` now, clears finalized_at and
- *   raises max_attempts by one when attempts are exhausted, keeping attempt and errors.
+ * - its rescuer (JobRescuer + JobRescueMany) makes a stuck job `cancelled` when a cancel was
+ *   requested, else `retryable` when attempt < max_attempts, scheduled by the client retry
+ *   policy, else `discarded`; cancelled and discarded get finalized_at and keep scheduled_at.
+ *   Every rescued job gets an error entry {at, attempt, error, trace} and
+ *   metadata."river:rescue_count" + 1 (a non-number counts as 0);
+ * - DefaultClientRetryPolicy: (len(errors) + 1)^4 seconds from now, ±10% uniform jitter,
+ *   capped at the longest Go time.Duration (~292 years). It counts errors, not attempts, so
+ *   snoozes do not lengthen the backoff. opsctl cannot know a worker's own NextRetry: it uses
+ *   the default policy, as River does for workers that do not override it;
+ * - JobRetry makes a job `available` now, clears finalized_at and raises max_attempts by one
+ *   only when attempt = max_attempts, keeping attempt, errors and metadata.
  */
 
 const COLS: FilterColumns = { kind: 'j.kind', queue: 'j.queue', id: 'j.id', idArrayType: 'bigint[]', finalizedAt: 'j.finalized_at' };
 
 /** River's own cancel request (JobCancel on a running job sets metadata.cancel_attempted_at). */
 const CANCEL_REQUESTED = `j.metadata ? 'cancel_attempted_at'`;
+/** DefaultClientRetryPolicy's NextRetry for the rescued job, in seconds (errors before the rescue's entry). */
+const RETRY_SECONDS = `least(power(coalesce(array_length(j.errors, 1), 0) + 1, 4) * (1 + (random() * 0.2 - 0.1)), 9223372036.854775807)`;
+/** JobRescueMany's metadata update. */
+const RESCUE_COUNT = `j.metadata || jsonb_build_object('river:rescue_count', coalesce(CASE WHEN jsonb_typeof(j.metadata -> 'river:rescue_count') = 'number' THEN (j.metadata ->> 'river:rescue_count')::int END, 0) + 1)`;
 const STUCK_TOKEN = `(j.attempted_at::text || '|' || j.attempt::text)`;
 const DISCARDED_TOKEN = `(j.state::text || '|' || coalesce(j.finalized_at::text, ''))`;
 
@@ -35,8 +47,9 @@ export const riverPreset: QueuePreset = {
   runningState: 'running',
   discardedStates,
   describeStuck: (t) => `running for longer than ${t}`,
-  retryEffect: "state → available, scheduled_at → now, finalized_at cleared, max_attempts + 1 when exhausted (River's JobRetry)",
-  rescueEffect: "state → retryable (attempts left) or discarded, with an error entry appended (River's rescuer)",
+  retryEffect: "state → available, scheduled_at → now, finalized_at cleared, max_attempts + 1 when attempt = max_attempts (River's JobRetry)",
+  rescueEffect:
+    "state → retryable (attempts left; scheduled by River's default retry policy, (errors + 1)^4 s ±10%) or discarded, an error entry appended and metadata river:rescue_count + 1 (River's rescuer)",
   idPattern: /^\d{1,19}$/,
   idType: 'bigint',
 
@@ -72,8 +85,9 @@ export const riverPreset: QueuePreset = {
     UPDATE ${qualifiedName('river_job', schema)} j
        SET state = (CASE WHEN ${CANCEL_REQUESTED} THEN 'cancelled' WHEN j.attempt < j.max_attempts THEN 'retryable' ELSE 'discarded' END)::${qualifiedName('river_job_state', schema)},
            finalized_at = CASE WHEN ${CANCEL_REQUESTED} OR j.attempt >= j.max_attempts THEN now() END,
-           scheduled_at = CASE WHEN NOT ${CANCEL_REQUESTED} AND j.attempt < j.max_attempts THEN now() ELSE j.scheduled_at END,
-           errors = array_append(j.errors, jsonb_build_object('at', now(), 'attempt', j.attempt, 'error', input.reason, 'trace', ''))
+           scheduled_at = CASE WHEN NOT ${CANCEL_REQUESTED} AND j.attempt < j.max_attempts THEN now() + ${RETRY_SECONDS} * interval '1 second' ELSE j.scheduled_at END,
+           errors = array_append(j.errors, jsonb_build_object('at', now(), 'attempt', greatest(j.attempt, 0), 'error', input.reason, 'trace', '')),
+           metadata = ${RESCUE_COUNT}
       FROM input
      WHERE j.id = input.id::bigint AND j.state = 'running' AND ${STUCK_TOKEN} = input.token
  RETURNING j.id::text AS id, j.state::text AS result`,
@@ -83,7 +97,7 @@ export const riverPreset: QueuePreset = {
     WITH input AS (SELECT * FROM unnest($1::text[], $2::text[]) AS u(id, token))
     UPDATE ${qualifiedName('river_job', schema)} j
        SET state = 'available', finalized_at = NULL, scheduled_at = now(),
-           max_attempts = CASE WHEN j.attempt >= j.max_attempts THEN j.max_attempts + 1 ELSE j.max_attempts END
+           max_attempts = CASE WHEN j.attempt = j.max_attempts THEN j.max_attempts + 1 ELSE j.max_attempts END
       FROM input
      WHERE j.id = input.id::bigint AND ${inStates(discardedStates(includeCancelled))} AND ${DISCARDED_TOKEN} = input.token
  RETURNING j.id::text AS id, j.state::text AS state`,

@@ -15,6 +15,8 @@ export interface JobFilter {
   ids?: string[];
   /** Discarded within this long (finalized on or after now() - since). */
   sinceMs?: number;
+  /** Also the queue's archive (presets with `archive`): rows carry archived = true. */
+  includeArchived?: boolean;
 }
 
 export interface StuckFilter extends JobFilter {
@@ -50,11 +52,13 @@ export interface DiscardedJobRow extends JobRow {
   finalized_at: Date | null;
   age_seconds: number | null;
   last_error: string | null;
+  /** Presets with an archive: whether the row is there (read-only). */
+  archived?: boolean;
 }
 
 export interface QueuePreset {
   queue: QueueKind;
-  /** For messages: "River", "graphile-worker", "pg-boss". */
+  /** For messages: "River", "graphile-worker", "pg-boss", "Oban". */
   label: string;
   defaultSchema: string | null;
   /** The jobs table: the advisory-lock key and the name in messages. */
@@ -75,6 +79,8 @@ export interface QueuePreset {
   /** One line each: what retry and rescue write, in the queue's own terms. */
   retryEffect: string;
   rescueEffect: string;
+  /** True when the queue's own rescue writes no error text (graphile-worker, Oban): the reason goes to the audit row only. */
+  reasonInAuditOnly?: boolean;
   idPattern: RegExp;
   idType: string;
   /** Ids as the queue stores them, so duplicates given differently collapse (default: leading zeros dropped). */
@@ -94,5 +100,24 @@ export interface QueuePreset {
   rescueSql(schema: string | null): string;
   /** $1 ids, $2 tokens (text[]): retries rows still discarded with the same token; returns (id, state). */
   retrySql(schema: string | null, includeCancelled: boolean): string;
+  /** Locks the queue keeps outside its jobs (graphile-worker's named queues); see queue-locks.ts. */
+  queueLocks?: QueueLockSql;
+  /** Where the queue moves old failures (pg-boss's archive); discardedSql reads it with f.includeArchived. */
+  archive?: ArchiveSql;
+}
+
+export interface QueueLockSql {
+  table: string;
+  /** (id, queue, locked_at, locked_by, age_seconds, token) of locks older than the threshold with no locked job behind. */
+  staleSql(schema: string | null, thresholdMs: number | null, params: unknown[], limit: number): string;
+  /** $1 ids, $2 tokens (text[]): frees the locks still as planned; returns (id). */
+  releaseSql(schema: string | null): string;
+}
+
+/** A table the queue moves finished jobs to (pg-boss's archive): its failures are listed (JobFilter.includeArchived), never retried. */
+export interface ArchiveSql {
+  table: string;
+  /** One sentence: when the queue moves failures there, and why opsctl does not retry them. */
+  note: string;
 }
 

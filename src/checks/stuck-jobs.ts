@@ -62,7 +62,7 @@ export async function countStuckJobs(db: Database, q: ResolvedQueue, f: StuckFil
 }
 
 export interface PlannedRescue extends StuckJob {
-  /** The error text written with the rescue (River error entry, graphile last_error, pg-boss output). */
+  /** The error text written with the rescue (River error entry, pg-boss output); graphile-worker and Oban: the audit row only. */
   reason: string;
 }
 

@@ -36,6 +36,10 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
   const format = parseFormat(ctx.globals.output, ['table', 'json', 'ndjson', 'markdown', 'prometheus']);
   const { runChecks, checkExitCode } = await import('../checks/all-checks.js');
   const { only } = o;
+  if (ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined) {
+    const { runFleetCheck } = await import('../fleet-check.js');
+    return runFleetCheck(ctx, o.aws, format, only);
+  }
   const config = await ctx.config();
   const { expectedGroupNames } = await import('../checks/expected-groups.js');
   const results = await runChecks(
@@ -96,6 +100,13 @@ Examples:
   $ opsctl check --only executions,propagations    # just the database checks
   $ opsctl check -o markdown >> "$GITHUB_STEP_SUMMARY"
   $ opsctl check -o prometheus > /var/lib/node_exporter/textfile/opsctl.prom
+  $ opsctl check --all-targets                     # every target of the config, 4 at a time
+  $ opsctl check --target 'prod-*' --target staging -o json
+  $ opsctl check --all-targets --shard $JOB_COMPLETION_INDEX/4 --concurrency 8 --target-timeout 2m -o prometheus
+
+With targets (--target, --all-targets; the global options in opsctl --help): database checks
+once per target, schedule groups once per target × region, one report; an unreachable or
+timed-out target is unknown (exit 3), never clean, and the others still run.
 
 Exit status: 0 clean, 1 a finding at or above its threshold (check.thresholds),
 2 bad flags or config, 3 a check could not run (reported as unknown, never as clean),

@@ -8,7 +8,7 @@ export const DESCRIPTIONS: Record<string, string> = {
   'propagations': 'Dead-lettered and troubled rows of the propagation outbox',
   'schedule-groups': 'Unowned, foreign, drifted and missing EventBridge Scheduler groups',
   'adopt': 'Take over resources by tagging them with the ownership tags',
-  'jobs': 'Stuck and discarded jobs in a PostgreSQL job queue: River, graphile-worker, pg-boss (jobs.queue)',
+  'jobs': 'Stuck and discarded jobs in a PostgreSQL job queue: River, graphile-worker, pg-boss, Oban (jobs.queue)',
   'check': 'Run every check read-only (for CI cron): stuck executions, dead letters, stalled propagations, schedule groups, stuck/discarded jobs',
   'demo': 'See opsctl work in a minute: a throwaway PostgreSQL and Scheduler emulator with realistic trouble',
   'config': 'Inspect the effective configuration',

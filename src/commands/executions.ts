@@ -85,17 +85,19 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
   );
 }
 
-const REAP_BATCH_TARGET_MS = 250;
-
 export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
+  const { assertMaxTotal, requiresFleet, runFleetReap } = await import('../fleet-remedies.js');
+  assertMaxTotal(ctx, o);
+  if (requiresFleet(ctx)) return runFleetReap(ctx, o);
   const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, o);
   const config = await ctx.config();
   const max = o.max ?? cfg.max;
   const { assertExecutionsSchema, reapRemedy } = await import('../checks/stuck-executions.js');
   const { remediate } = await import('../remediation.js');
   const { presentRemediation } = await import('../remediation-presenter.js');
+  const { REAP_BATCH_TARGET_MS } = await import('../batch-sizer.js');
   const threshold = formatDuration(thresholdMs);
   return ctx.withDatabase(async (db) => {
     await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
@@ -142,6 +144,7 @@ Examples:
   $ opsctl reap --older-than 10m                 # dry run: the plan, nothing changed
   $ opsctl reap --older-than 10m --apply --reason "INC-1234 executor crash"
   $ opsctl reap --older-than 1h --apply --yes --max 5000 -o json
+  $ opsctl reap --all-targets --apply --max 100 --max-total 1000   # plan everywhere, ask once, apply target by target
 
 Each row is re-checked at write time (status and age, compare-and-set) and reported as
 reaped, race-lost (the worker finished first and wins), skipped-locked or errored.
@@ -164,7 +167,8 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
     .command('reap')
     .description(describe('reap'))
     .option('--older-than <duration>', 'threshold, e.g. 10m (default: executions.threshold)')
-    .option('--status <list>', 'stuck statuses, comma-separated (default: executions.stuckStatuses)');
+    .option('--status <list>', 'stuck statuses, comma-separated (default: executions.stuckStatuses)')
+    .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)');
   addApplyFlags(reap, { max: '1000', batchHelp: 'largest batch: batches are sized by time, ~250 ms each, up to this many rows (default from config, 10000)' })
     .addHelpText('after', REAP_EXAMPLES)
     .action(r.wrap((ctx, flags: ReapFlags) => runReap(ctx, reapOptions(flags))));

@@ -3,11 +3,13 @@ import { describe } from './descriptions.js';
 import { errorGroupSections } from './error-group-sections.js';
 import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
-import type { Column } from '../output.js';
+import type { Column, Section, Tone } from '../output.js';
+import type { StaleQueueLock } from '../checks/queue-locks.js';
 import type { ResolvedQueue } from '../checks/jobs-presets.js';
 import type { DiscardedJob } from '../checks/discarded-jobs.js';
 import type { PlannedRescue, StuckJob } from '../checks/stuck-jobs.js';
 import { usageError } from '../errors.js';
+import { displayName } from '../identifiers.js';
 import { formatAge, formatDuration, parseDuration } from '../durations.js';
 import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
@@ -89,6 +91,21 @@ async function setup(ctx: CommandContext) {
 
 const attempts = (r: { attempt: number; maxAttempts: number }) => `${r.attempt}/${r.maxAttempts}`;
 
+/** The table of stale queue locks (graphile-worker's named queues) under a stuck or rescue listing. */
+function queueLockSection(locks: Array<StaleQueueLock & { outcome?: string }>, formatAge: (ms: number) => string): Section {
+  return {
+    title: 'Stale queue locks (no stuck job behind them)',
+    columns: [
+      { header: 'queue', value: (l: StaleQueueLock) => l.queue },
+      { header: 'locked_by', value: (l: StaleQueueLock) => l.lockedBy },
+      { header: 'age', value: (l: StaleQueueLock) => formatAge(l.ageSeconds * 1000) },
+      { header: 'locked_at', value: (l: StaleQueueLock) => l.lockedAt },
+      ...(locks.some((l) => l.outcome) ? [{ header: 'outcome', value: (l: { outcome?: string }) => l.outcome }] : []),
+    ],
+    rows: locks,
+  };
+}
+
 export async function runStuck(ctx: CommandContext, o: JobStuckOptions): Promise<number> {
   const { q } = await setup(ctx);
   const { limit } = o;
@@ -103,6 +120,8 @@ export async function runStuck(ctx: CommandContext, o: JobStuckOptions): Promise
       await ro.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       await assertQueueSchema(ro, q);
       const total = await countStuckJobs(ro, q, filter);
+      const { findStaleQueueLocks } = await import('../checks/queue-locks.js');
+      const queueLocks = (await findStaleQueueLocks(ro, q, thresholdMs)).map(({ token: _t, ...l }) => l);
       let shown = 0;
       const rows = (async function* () {
         for await (const r of streamStuckJobs(ro, q, filter, limit)) {
@@ -128,9 +147,14 @@ export async function runStuck(ctx: CommandContext, o: JobStuckOptions): Promise
         columns,
         headline: `${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where} (database clock)`,
         emptyMessage: `No stuck jobs: nothing ${q.preset.describeStuck(threshold)}.`,
-        notes: () => (limit > 0 && shown < total.count ? [`Showing the oldest ${shown} of ${total.count} (--limit 0 lists every job).`] : []),
+        notes: () => [
+          ...(limit > 0 && shown < total.count ? [`Showing the oldest ${shown} of ${total.count} (--limit 0 lists every job).`] : []),
+          ...(queueLocks.length ? [`${queueLocks.length} stale queue lock(s) with no stuck job behind them: every job of those queues waits; jobs rescue frees them as ${q.preset.label}'s own recovery does.`] : []),
+        ],
+        sections: () => (queueLocks.length ? [queueLockSection(queueLocks, formatAge)] : []),
         summary: () => ({
           stuck: total.count,
+          ...(q.preset.queueLocks ? { staleQueueLocks: queueLocks.length, queueLocks } : {}),
           shown,
           preset: q.preset.queue,
           threshold: threshold ?? 'expire_in',
@@ -146,15 +170,18 @@ export async function runDiscarded(ctx: CommandContext, o: JobDiscardedOptions):
   const { q } = await setup(ctx);
   const { limit } = o;
   const includeCancelled = o.includeCancelled || q.cfg.includeCancelled;
-  const filter = { kind: o.kind, queue: o.queue, includeCancelled, sinceMs: o.since?.ms };
+  // The queue's archive too (pg-boss), read-only: a failure moved there is still one the queue gave up on.
+  const archive = q.preset.archive;
+  const filter = { kind: o.kind, queue: o.queue, includeCancelled, sinceMs: o.since?.ms, ...(archive ? { includeArchived: true } : {}) };
   const { assertQueueSchema } = await import('../checks/jobs-presets.js');
-  const { summariseDiscardedJobs, streamDiscardedJobs, discardedHeadline } = await import('../checks/discarded-jobs.js');
+  const { summariseDiscardedJobs, streamDiscardedJobs, discardedHeadline, countArchivedJobs } = await import('../checks/discarded-jobs.js');
   const states = q.preset.discardedStates(includeCancelled);
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       await ro.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       await assertQueueSchema(ro, q);
       const summary = await summariseDiscardedJobs(ro, q, filter);
+      const archived = await countArchivedJobs(ro, q, filter);
       let shown = 0;
       const rows = (async function* () {
         for await (const r of streamDiscardedJobs(ro, q, filter, limit)) {
@@ -170,6 +197,7 @@ export async function runDiscarded(ctx: CommandContext, o: JobDiscardedOptions):
         { header: 'attempt', value: attempts },
         { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
         { header: 'finalized_at', value: (r) => r.finalizedAt },
+        ...(archive ? [{ header: 'where', value: (r: DiscardedJob) => (r.archived ? archive.table : q.preset.table), tone: (r: DiscardedJob): Tone => (r.archived ? 'dim' : undefined) }] : []),
         { header: 'last error', value: (r) => r.lastError, tone: () => 'bad', maxWidth: 60 },
       ];
       return ctx.emit({
@@ -180,10 +208,14 @@ export async function runDiscarded(ctx: CommandContext, o: JobDiscardedOptions):
         headline: discardedHeadline(summary, q.where, states),
         emptyMessage: 'No discarded jobs match.',
         sections: () => errorGroupSections(summary),
-        notes: () => (limit > 0 && shown < summary.total ? [`Showing the newest ${shown} of ${summary.total}; the groups count all of them (--limit 0 lists every job).`] : []),
+        notes: () => [
+          ...(limit > 0 && shown < summary.total ? [`Showing the newest ${shown} of ${summary.total}; the groups count all of them (--limit 0 lists every job).`] : []),
+          ...(archive && archived ? [`${archived} of them are in ${displayName(archive.table, q.schema)}: ${archive.note}.`] : []),
+        ],
         summary: () => ({
           total: summary.total,
           shown,
+          ...(archive ? { archived, archive: displayName(archive.table, q.schema) } : {}),
           preset: q.preset.queue,
           states,
           ...(limit > 0 && shown < summary.total ? { limitReached: limit } : {}),
@@ -215,7 +247,7 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
   };
   const opts = engineOptions(q, o);
   const states = q.preset.discardedStates(includeCancelled);
-  const { retryRemedy, checkRetryIds } = await import('../checks/discarded-jobs.js');
+  const { retryRemedy, checkRetryIds, countArchivedJobs } = await import('../checks/discarded-jobs.js');
   const { remediate } = await import('../remediation.js');
   const { presentRemediation } = await import('../remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
@@ -224,6 +256,10 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
       if (opts.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
       return unique.length ? checkRetryIds(ro, q, unique, includeCancelled) : null;
     });
+    // pg-boss's archive: matching failures there are reported, never retried (its own retry cannot either).
+    const archived = q.preset.archive ? await db.readOnly((ro) => countArchivedJobs(ro, q, filter)) : 0;
+    // An id found in the archive exists: it is reported as archived, not as missing.
+    if (idCheck) idCheck.notFound = Math.max(0, idCheck.notFound - archived);
     const remedy = retryRemedy(q, { filter, reason: o.reason, actor: config.actor, audit: config.audit });
     const scope =
       [unique.length ? `${unique.length} id(s)` : null, o.kind !== undefined ? `kind ${o.kind}` : null, o.queue !== undefined ? `queue ${o.queue}` : null, o.since ? `within ${o.since.text}` : null]
@@ -246,13 +282,20 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
         detail: { planHeader: 'last error', text: (r) => r.lastError, maxWidth: 60 },
         headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
         emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
-        notesBefore:
-          idCheck && idCheck.notFound + idCheck.notDiscarded > 0
+        notesBefore: [
+          ...(idCheck && idCheck.notFound + idCheck.notDiscarded > 0
             ? [`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDiscarded} are not ${states.join('/')}: nothing to retry there.`]
-            : [],
+            : []),
+          ...(archived && q.preset.archive ? [`${archived} matching job(s) are in ${displayName(q.preset.archive.table, q.schema)}, not retried: ${q.preset.archive.note}.`] : []),
+        ],
         dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to retry these jobs: ${q.preset.retryEffect}.`],
         overMax: `More than --max ${opts.max} jobs match`,
-        summary: (report) => ({ ...report.summary, preset: q.preset.queue, ...(idCheck ? { idsNotFound: idCheck.notFound, idsNotDiscarded: idCheck.notDiscarded } : {}) }),
+        summary: (report) => ({
+          ...report.summary,
+          preset: q.preset.queue,
+          ...(q.preset.archive ? { archivedNotRetried: archived } : {}),
+          ...(idCheck ? { idsNotFound: idCheck.notFound, idsNotDiscarded: idCheck.notDiscarded } : {}),
+        }),
       },
       (hooks) => remediate(db, remedy, { ...opts, ...hooks }),
     );
@@ -260,6 +303,9 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
 }
 
 export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promise<number> {
+  const { assertMaxTotal, requiresFleet, runFleetRescue } = await import('../fleet-remedies.js');
+  assertMaxTotal(ctx, o);
+  if (requiresFleet(ctx)) return runFleetRescue(ctx, o);
   const { config, q } = await setup(ctx);
   const { assertQueueSchema, rescueThresholdMs } = await import('../checks/jobs-presets.js');
   const thresholdMs = o.olderThanMs ?? rescueThresholdMs(q, undefined);
@@ -274,6 +320,7 @@ export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promi
       if (opts.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
     });
     const remedy = rescueRemedy(q, { filter: { thresholdMs, kind: o.kind, queue: o.queue }, reason: o.reason, actor: config.actor, audit: config.audit });
+    let locks: import('../remediation.js').RemediationReport<StaleQueueLock> | null = null;
     return presentRemediation<PlannedRescue>(
       ctx,
       {
@@ -289,7 +336,7 @@ export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promi
           { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
         ],
         planOutcome: { header: 'would become', value: (r) => r.wouldBecome },
-        detail: { planHeader: 'error it would record', text: (r) => r.reason, maxWidth: 70 },
+        detail: { planHeader: q.preset.reasonInAuditOnly ? 'reason (audit row only)' : 'error it would record', text: (r) => r.reason, maxWidth: 70 },
         headline: (mode) =>
           `${mode === 'plan' ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${o.kind !== undefined ? ` (kind ${o.kind})` : ''}`,
         emptyMessage: `Nothing to rescue: no job ${q.preset.describeStuck(threshold)}.`,
@@ -298,9 +345,35 @@ export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promi
           'A rescued job that was in fact still running may run twice: the threshold must exceed the longest legitimate run.',
         ],
         overMax: `More than --max ${opts.max} jobs are stuck`,
-        summary: (report) => ({ ...rescueSummary(report), preset: q.preset.queue, threshold: threshold ?? 'expire_in' }),
+        notesAfter: () =>
+          locks?.items.length
+            ? [
+                `${locks.items.length} stale queue lock(s) with no stuck job behind them${locks.mode === 'plan' ? ': --apply frees them (locked_at/locked_by cleared) as its own recovery does' : ''}: ${locks.items
+                  .map((l) => `${l.queue} (locked by ${l.lockedBy ?? '?'} for ${formatAge(l.ageSeconds * 1000)}) ${l.outcome}`)
+                  .join(', ')}.`,
+              ]
+            : [],
+        summary: (report) => ({
+          ...rescueSummary(report),
+          preset: q.preset.queue,
+          threshold: threshold ?? 'expire_in',
+          ...(locks
+            ? { [locks.mode === 'plan' ? 'staleQueueLocks' : 'queueLocksReleased']: locks.mode === 'plan' ? locks.items.length : Number(locks.summary.released ?? 0), queueLocks: locks.items }
+            : {}),
+        }),
       },
-      (hooks) => remediate(db, remedy, { ...opts, ...hooks }),
+      async (hooks) => {
+        const report = await remediate(db, remedy, { ...opts, ...hooks });
+        // Stale queue locks (graphile-worker) after the jobs: a job's rescue frees its own queue's lock.
+        if (!q.preset.queueLocks) return report;
+        const { queueLockRemedy } = await import('../checks/queue-locks.js');
+        locks = await remediate(db, queueLockRemedy(q, { thresholdMs, reason: o.reason, actor: config.actor, audit: config.audit }), {
+          ...opts,
+          confirm: (plan) => (Number(report.summary.planned ?? 0) > 0 ? Promise.resolve(true) : hooks.confirm!(plan as never)),
+        });
+        const warning = [report.warning, locks.warning].filter(Boolean).join(' ');
+        return { ...report, exitCode: Math.max(report.exitCode, locks.exitCode), ...(warning ? { warning } : {}) };
+      },
     );
   });
 }
@@ -315,11 +388,11 @@ Examples:
 `;
 const STUCK_EXAMPLES = `
 Examples:
-  $ opsctl jobs stuck                          # the queue's own rule (River 1h, graphile-worker 4h, pg-boss expire_in)
+  $ opsctl jobs stuck                          # the queue's own rule (River 1h, graphile-worker 4h, pg-boss expire_in, Oban 1h)
   $ opsctl jobs stuck --older-than 30m --kind send_email
   $ opsctl jobs stuck --queue critical --limit 0 -o ndjson
 
-Needs jobs.queue (river, graphile-worker or pg-boss) in the config file.
+Needs jobs.queue (river, graphile-worker, pg-boss or oban) in the config file.
 `;
 const DISCARDED_EXAMPLES = `
 Examples:
@@ -344,6 +417,7 @@ Examples:
   $ opsctl jobs rescue                         # dry run with the queue's own threshold
   $ opsctl jobs rescue --older-than 2h --kind import_csv --apply --reason "INC-81 worker OOM"
   $ opsctl jobs rescue --apply --yes -o json
+  $ opsctl jobs rescue --all-targets --apply --max-total 500   # each target's own queue preset
 
 A rescued job that was in fact still running may run twice: the threshold must exceed the
 longest legitimate run. Outcomes: rescued-retryable, rescued-discarded (no attempts left),
@@ -361,7 +435,7 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .command('stuck')
     .description('List jobs stuck in the running state past a threshold, oldest first (read-only)')
     .option('--older-than <duration>', "threshold, e.g. 30m, 2h (default: jobs.rescueAfter, else the queue's own rule)")
-    .option('--kind <kind>', 'only jobs of this kind (graphile-worker: task identifier; pg-boss: queue name)')
+    .option('--kind <kind>', 'only jobs of this kind (graphile-worker: task identifier; pg-boss: queue name; Oban: worker)')
     .option('--queue <name>', 'only jobs in this named queue')
     .option('--limit <n>', `at most this many jobs (0 = no limit; default ${STUCK_LIMIT})`)
     .addHelpText('after', STUCK_EXAMPLES)
@@ -373,7 +447,7 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--kind <kind>', 'only jobs of this kind')
     .option('--queue <name>', 'only jobs in this named queue')
     .option('--since <duration>', 'only jobs discarded within this long, e.g. 24h')
-    .option('--include-cancelled', 'cancelled jobs too (River, pg-boss; default: jobs.includeCancelled)')
+    .option('--include-cancelled', 'cancelled jobs too (River, pg-boss, Oban; default: jobs.includeCancelled)')
     .option('--limit <n>', `at most this many jobs listed (0 = no limit; default ${DISCARDED_LIMIT}); the groups count all`)
     .addHelpText('after', DISCARDED_EXAMPLES)
     .action(r.wrap((ctx, flags: DiscardedFlags) => runDiscarded(ctx, jobDiscardedOptions(flags))));
@@ -396,7 +470,8 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .description("Rescue stuck jobs the way the queue's own rescuer does (dry run unless --apply)")
     .option('--older-than <duration>', "threshold (default: jobs.rescueAfter, else the queue's own rule)")
     .option('--kind <kind>', 'only jobs of this kind')
-    .option('--queue <name>', 'only jobs in this named queue');
+    .option('--queue <name>', 'only jobs in this named queue')
+    .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)');
   addApplyFlags(rescue, { max: '1000' })
     .addHelpText('after', RESCUE_EXAMPLES)
     .action(r.wrap((ctx, flags: RescueFlags) => runRescue(ctx, jobRescueOptions(flags))));

@@ -230,6 +230,12 @@ export async function runRetry(ctx: CommandContext, o: DeadLetterRetryOptions): 
   const { cfg, config, where } = s;
   const unique = [...new Set(o.ids)];
   const filter: DeadLetterFilter = { kind: o.kind, sinceMs: o.since?.ms, ids: unique.length ? unique : undefined };
+  const { assertMaxTotal, requiresFleet, runFleetRetry } = await import('../fleet-remedies.js');
+  assertMaxTotal(ctx, o);
+  if (requiresFleet(ctx)) {
+    const scope = [unique.length ? `${unique.length} id(s)` : null, o.kind !== undefined ? `kind ${o.kind}` : null, o.since ? `dead-lettered within ${o.since.text}` : null].filter(Boolean).join(', ');
+    return runFleetRetry(ctx, filter, scope, o);
+  }
   const { retryRemedy } = await import('../checks/dead-letter-remedies.js');
   const { checkIds } = await import('../checks/dead-letters.js');
   return runRemedy(ctx, s, o, async (db) => {
@@ -314,6 +320,7 @@ Examples:
   $ opsctl propagations retry --kind tier_elevation --since 24h            # dry run: the plan
   $ opsctl propagations retry 3fdd9021-3cc0-43e0-bf5d-cd479871879a --apply --reason "INC-7 fixed"
   $ opsctl propagations retry --all --apply --max 5000 --reason "handler deployed"
+  $ opsctl propagations retry --kind tier_elevation --target 'prod-*' --apply --max-total 2000
 
 Never unscoped: pass ids, a filter (--kind, --since) or --all. Each row is re-checked at
 write time (still dead, not applied) and reported as retried, not-dead-anymore,
@@ -370,7 +377,8 @@ Examples:
     .option('--kind <kind>', 'only this kind')
     .option('--since <duration>', 'only dead-lettered within this long, e.g. 24h')
     .option('--all', 'every dead letter (required when no ids or filter are given)')
-    .option('--include-unknown-kinds', 'also retry kinds not in propagations.knownKinds');
+    .option('--include-unknown-kinds', 'also retry kinds not in propagations.knownKinds')
+    .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)');
   addApplyFlags(retry, { max: '1000' })
     .addHelpText('after', RETRY_EXAMPLES)
     .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, deadLetterRetryOptions(ids, flags))));

@@ -21,6 +21,7 @@ interface WriteFlags extends AwsFlags {
   max?: string;
   allUnowned?: boolean;
   createMissing?: boolean;
+  maxTotal?: string;
 }
 
 /** What `schedule-groups list` runs with. */
@@ -42,6 +43,8 @@ export interface WriteOptions {
   max: number;
   allUnowned: boolean;
   createMissing: boolean;
+  /** adopt with --target/--all-targets: the cap over every target × region. */
+  maxTotal?: number;
   aws: AwsFlags;
 }
 
@@ -68,6 +71,7 @@ export function writeOptions(kind: WriteOptions['kind'], names: string[], flags:
     max: flags.max === undefined ? DEFAULT_MAX : parseCount(flags.max, '--max'),
     allUnowned: Boolean(flags.allUnowned),
     createMissing: Boolean(flags.createMissing),
+    maxTotal: flags.maxTotal === undefined ? undefined : parseCount(flags.maxTotal, '--max-total'),
     aws: awsOf(flags),
   };
 }
@@ -137,6 +141,15 @@ export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<nu
   parseFormat(ctx.globals.output);
   const { adoptRemedy, reconcileRemedy, findGroups, schedulerHost } = await import('../checks/schedule-groups.js');
   const { kind, names, max } = o;
+  if (kind === 'adopt') {
+    const { assertMaxTotal, requiresFleet, runFleetAdopt } = await import('../fleet-remedies.js');
+    assertMaxTotal(ctx, o);
+    if (requiresFleet(ctx)) {
+      if (o.aws.region !== undefined || o.aws.profile !== undefined || o.aws.endpointUrl !== undefined)
+        throw usageError('--region, --profile and --endpoint-url do not combine with --target/--all-targets: each target names its own (targets.NAME.aws).');
+      return runFleetAdopt(ctx, { apply: o.apply, max: o.max, maxTotal: o.maxTotal, wait: false, names, prefix: o.prefix, force: o.force, allUnowned: o.allUnowned });
+    }
+  }
   const config = await ctx.config();
   const cfg = config.scheduleGroups;
   const { parseDuration } = await import('../durations.js');
@@ -204,6 +217,7 @@ Examples:
   $ opsctl adopt schedule-group billing-nightly --apply
   $ opsctl adopt schedule-group --prefix billing- --apply --yes
   $ opsctl adopt schedule-group legacy-group --force --apply   # take over another owner's group
+  $ opsctl adopt schedule-group --all-unowned --all-targets --apply --max-total 50   # every target × region
 
 Each group is re-read at write time, tagged (ConflictException retried up to
 scheduleGroups.conflictRetries times, scheduleGroups.conflictDelay apart), then read back,
@@ -253,7 +267,8 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
       .argument('[names...]', 'groups to adopt')
       .option('--all-unowned', 'every unowned group')
       .option('--prefix <prefix>', 'unowned groups whose name starts with this')
-      .option('--force', 'also take over groups carrying another owner’s tags'),
+      .option('--force', 'also take over groups carrying another owner’s tags')
+      .option('--max-total <n>', 'with --target/--all-targets: refuse to adopt more than this many in all (--max is per target × region)'),
   );
   addApplyFlags(group, { max: String(DEFAULT_MAX), batch: false })
     .addHelpText('after', ADOPT_EXAMPLES)

@@ -35,6 +35,8 @@ export function addApplyFlags(cmd: Command, defaults: { max: string; batch?: boo
 export interface ApplyFlags {
   apply?: boolean;
   max?: string;
+  /** Only the remedies that run on targets register --max-total (src/fleet-remedies.ts). */
+  maxTotal?: string;
   batchSize?: string;
   reason?: string;
   wait?: boolean;
@@ -44,6 +46,8 @@ export interface ApplyFlags {
 export interface ApplyOptions {
   apply: boolean;
   max?: number;
+  /** With --target/--all-targets: the cap over every target; undefined: none. */
+  maxTotal?: number;
   batchSize?: number;
   reason?: string;
   wait: boolean;
@@ -53,6 +57,7 @@ export function applyOptions(f: ApplyFlags): ApplyOptions {
   return {
     apply: Boolean(f.apply),
     max: f.max === undefined ? undefined : parseCount(f.max, '--max'),
+    maxTotal: f.maxTotal === undefined ? undefined : parseCount(f.maxTotal, '--max-total'),
     batchSize: f.batchSize === undefined ? undefined : parsePositive(f.batchSize, '--batch-size'),
     reason: f.reason,
     wait: Boolean(f.wait),

@@ -40,7 +40,7 @@ export async function seedDatabase(client: pg.Client): Promise<void> {
   `);
 }
 
-/** A River queue (its own migrations) with jobs stuck running, discarded and healthy. */
+/** A River queue (our own DDL of River's table shape) with jobs stuck running, discarded and healthy. */
 async function seedRiver(client: pg.Client): Promise<void> {
   await client.query(RIVER_SCHEMA_SQL);
   await client.query(`

@@ -103,13 +103,14 @@ describe('graphile-worker: rescue and retry', () => {
     expect(r.code).toBe(0);
     expect(r.json().summary).toMatchObject({ planned: 2, rescued: 2, 'rescued-retryable': 1, 'rescued-discarded': 1 });
     const a = await row(retryable);
-    expect(a).toMatchObject({ attempts: 1, locked_at: null, locked_by: null, is_available: true, last_error: 'opsctl: rescued after 4h in locked state (INC-5)' });
+    expect(a).toMatchObject({ attempts: 1, locked_at: null, locked_by: null, is_available: true, last_error: null });
     const queue = (await db.client.query("SELECT locked_at, locked_by FROM graphile_worker._private_job_queues WHERE queue_name = 'mail'")).rows[0];
     expect(queue).toEqual({ locked_at: null, locked_by: null });
     expect(await row(exhausted)).toMatchObject({ attempts: 1, max_attempts: 1, locked_at: null, is_available: false });
     const audit = await db.client.query("SELECT resource_type, metadata FROM audit_log WHERE kind = 'job.operator_rescue'");
     expect(audit.rowCount).toBe(2);
     expect(audit.rows[0].resource_type).toBe('_private_jobs');
+    expect(audit.rows[0].metadata).toMatchObject({ reason: 'INC-5' });
     expect((await cli(['--config', gw, 'jobs', 'rescue', '--apply', '-o', 'json'], env)).json().summary.planned).toBe(0);
   });
 

@@ -94,11 +94,11 @@ describe('jobs stuck (River)', () => {
   it('without jobs.queue: one sentence, exit 2; a missing table names the preset and the table, exit 2', async () => {
     const none = await cli(['jobs', 'stuck'], env);
     expect(none.code).toBe(2);
-    expect(none.stderr).toMatch(/set jobs\.queue to river, graphile-worker or pg-boss/);
+    expect(none.stderr).toMatch(/set jobs\.queue to river, graphile-worker, pg-boss or oban/);
     expect(none.stderr.trim().split('\n')).toHaveLength(1);
     const unknown = await cli(['--config', jobsConfig('sidekiq'), 'jobs', 'stuck'], env);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/jobs\.queue: Invalid option: expected one of "river"\|"graphile-worker"\|"pg-boss"/);
+    expect(unknown.stderr).toMatch(/jobs\.queue: Invalid option: expected one of "river"\|"graphile-worker"\|"pg-boss"\|"oban"/);
     const missing = await cli(['--config', jobsConfig('river', { schema: 'elsewhere' }), 'jobs', 'discarded'], env);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^opsctl: table elsewhere\.river_job of the River preset \(jobs\.queue river\) does not exist in postgres:\/\/.*: run River's migrations/);

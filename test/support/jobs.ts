@@ -14,7 +14,7 @@ export function jobsConfig(queue: string | null, jobs: Record<string, unknown> =
 }
 
 /** The effective config and resolved queue, for tests that call the checks and the engine directly. */
-export function queueFor(queue: 'river' | 'graphile-worker' | 'pg-boss', jobs: Record<string, unknown> = {}): { config: Config; q: ResolvedQueue } {
+export function queueFor(queue: 'river' | 'graphile-worker' | 'pg-boss' | 'oban', jobs: Record<string, unknown> = {}): { config: Config; q: ResolvedQueue } {
   const base = defaultConfig();
   const config = validateConfig({ ...base, actor: 'test-operator', audit: { table: 'audit_log', schema: null }, jobs: { ...base.jobs, queue, ...jobs } }, 'test');
   return { config, q: resolveQueue(config) };

@@ -15,12 +15,20 @@ export const stuckJobsCheck: CheckDefinition = {
       const f = { thresholdMs: rescueThresholdMs(q, undefined) };
       const total = await countStuckJobs(db, q, f);
       const items = total.count ? (await findStuckJobs(db, q, f, ITEM_LIMIT)).map(({ token: _t, ...j }) => j) : [];
+      // A stale queue lock (graphile-worker) blocks its whole queue: a finding like a stuck job.
+      const { findStaleQueueLocks } = await import('../queue-locks.js');
+      const locks = (await findStaleQueueLocks(db, q, f.thresholdMs)).map(({ token: _t, ...l }) => l);
       const w = items[0];
+      const l = locks[0];
       return {
-        count: total.count,
-        worst: w ? `${w.id} (${w.kind}) in ${w.state} for ${formatAge(w.ageSeconds * 1000)} (threshold ${w.threshold})` : null,
-        items: items as unknown as Record<string, unknown>[],
-        breakdown: { oldestAgeSeconds: total.oldestAgeSeconds },
+        count: total.count + locks.length,
+        worst: w
+          ? `${w.id} (${w.kind}) in ${w.state} for ${formatAge(w.ageSeconds * 1000)} (threshold ${w.threshold})`
+          : l
+            ? `queue ${l.queue} locked by ${l.lockedBy ?? '?'} for ${formatAge(l.ageSeconds * 1000)} with no job behind it`
+            : null,
+        items: [...items, ...locks.map((x) => ({ queueLock: x.queue, lockedBy: x.lockedBy, lockedAt: x.lockedAt, ageSeconds: x.ageSeconds }))] as unknown as Record<string, unknown>[],
+        breakdown: { oldestAgeSeconds: total.oldestAgeSeconds, ...(q.preset.queueLocks ? { staleQueueLocks: locks.length } : {}) },
       };
     }),
 };
