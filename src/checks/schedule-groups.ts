@@ -1,7 +1,7 @@
 import type { ScheduleGroupsConfig } from '../config.js';
 import type { ItemOutcome, PlannedItem, Remedy, RemedyHost } from '../remediation.js';
 import { type SchedulerApi, isFatalAwsError, translateAwsError, withConflictRetry, type ConflictRetry } from '../aws.js';
-import { createLimiter, mapWithConcurrency } from '../concurrency.js';
+import { createAdaptiveLimiter, mapWithConcurrency } from '../concurrency.js';
 import { parseDuration } from '../durations.js';
 import { usageError } from '../errors.js';
 import {
@@ -42,6 +42,12 @@ const isNotFound = (e: unknown) => (e as { name?: string }).name === 'ResourceNo
 const toTags = (list: Array<{ Key?: string; Value?: string }> | undefined): Tags =>
   Object.fromEntries((list ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
 const toList = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+
+/**
+ * Writes (TagResource, CreateScheduleGroup) stay at most 8 in flight whatever the read
+ * concurrency: CreateScheduleGroup is documented at 10 requests per second.
+ */
+const writeConcurrency = (cfg: ScheduleGroupsConfig) => Math.min(cfg.concurrency, 8);
 
 export const GROUP_NAME = /^[0-9a-zA-Z\-_.]{1,64}$/;
 
@@ -148,8 +154,15 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
     if (opts.withSchedules) rec.schedules = await reading('ListSchedules', () => countSchedules(api, name));
     return rec;
   };
-  // Tag reads start as soon as each page of the listing arrives, at most `concurrency` in flight.
-  const limit = createLimiter(cfg.concurrency);
+  // Tag reads start as soon as each page of the listing arrives, at most `concurrency` in flight;
+  // fewer while the service throttles (the read quotas are not published: its answer decides).
+  const limit = createAdaptiveLimiter(cfg.concurrency);
+  const previousOnThrottle = api.stats.onThrottle;
+  api.stats.onThrottle = () => {
+    limit.throttled();
+    if (limit.lowest < cfg.concurrency) api.stats.concurrencyLowest = Math.min(api.stats.concurrencyLowest ?? Infinity, limit.lowest);
+    previousOnThrottle?.();
+  };
   // tagSource "tagging-api": GetResources pages run alongside the listing; a listed group it did
   // not return (never tagged, or the tagging index lags) falls back to ListTagsForResource.
   const bulk = cfg.tagSource === 'tagging-api' ? reading('tag:GetResources', () => readTagsInBulk(api)) : null;
@@ -178,6 +191,7 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
     // Never leave reads running (or their rejections unhandled) behind a failed listing.
     await Promise.allSettled(pending);
     if (bulk) await Promise.allSettled([bulk]);
+    api.stats.onThrottle = previousOnThrottle;
   }
   if (bulk) await bulk; // a failed bulk read fails the listing with its own sentence
   const records = await Promise.all(pending);
@@ -312,7 +326,7 @@ export function adoptRemedy(o: WriteOptions & { names: string[]; allUnowned: boo
       }).map((p) => (p.state === 'DELETING' && !p.refusal && !p.settled ? { ...p, action: 'none' as const, refusal: 'the group is being deleted' } : p));
     },
     async applyBatch(api, batch) {
-      return mapWithConcurrency(batch, cfg.concurrency, async (p): Promise<ItemOutcome> => {
+      return mapWithConcurrency(batch, writeConcurrency(cfg), async (p): Promise<ItemOutcome> => {
         try {
           // Re-check at write time against what AWS holds now.
           const current = await readTags(api, p.arn as string);
@@ -374,7 +388,7 @@ export function reconcileRemedy(o: WriteOptions & { names: string[]; createMissi
       });
     },
     async applyBatch(api, batch) {
-      return mapWithConcurrency(batch, cfg.concurrency, async (p): Promise<ItemOutcome> => {
+      return mapWithConcurrency(batch, writeConcurrency(cfg), async (p): Promise<ItemOutcome> => {
         try {
           if (p.action === 'create') return await createGroup(api, o, p);
           const current = await readTags(api, p.arn as string);

@@ -94,7 +94,12 @@ async function expectedNames(ctx: CommandContext, config: Config): Promise<strin
 }
 
 function summarizeApi(api: SchedulerApi) {
-  return { apiCalls: api.stats.calls, throttled: api.stats.throttled, conflictsRetried: api.stats.conflictsRetried };
+  return {
+    apiCalls: api.stats.calls,
+    throttled: api.stats.throttled,
+    conflictsRetried: api.stats.conflictsRetried,
+    ...(api.stats.concurrencyLowest !== undefined ? { concurrencyLowest: api.stats.concurrencyLowest } : {}),
+  };
 }
 
 export async function runList(ctx: CommandContext, o: ListOptions): Promise<number> {
@@ -186,7 +191,8 @@ export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<nu
         // "already-owned" and "in-sync" are nothing to worry about here.
         tones: { lost: 'dim' },
       },
-      (hooks) => runRemediation(schedulerHost(api), remedy, { apply: o.apply, max, batchSize: Math.max(cfg.concurrency * 4, 32), wait: false, ...hooks }),
+      // Writes: at most 8 in flight (see writeConcurrency in checks/schedule-groups.ts).
+      (hooks) => runRemediation(schedulerHost(api), remedy, { apply: o.apply, max, batchSize: Math.max(Math.min(cfg.concurrency, 8) * 4, 32), wait: false, ...hooks }),
     );
   } finally {
     api.client.destroy();
