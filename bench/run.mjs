@@ -10,14 +10,14 @@ import { ROOT, fmtInt, fmtMiB, fmtMs, log } from './lib/util.mjs';
 import { PG_FLAGS, startPostgres } from './lib/postgres.mjs';
 import { benchListing, benchMemory, benchReap, benchScheduleGroups, benchStartup } from './lib/benchmarks.mjs';
 
-const ALL = ['startup', 'listing', 'reap', 'memory', 'schedule-groups', 'fleet'];
+const ALL = ['startup', 'listing', 'memory', 'reap', 'schedule-groups', 'fleet'];
 const USAGE = `usage: node bench/run.mjs [--only ${ALL.join(',')}] [--runs N] [--warmup N] [--rows N] [--groups N] [--latency MS] [--out FILE]
 
   --only      benchmarks to run, comma-separated (default: all)
   --runs      measured runs per contender, after the warm-up (default 5; start-up uses 6× as many)
   --warmup    warm-up runs per contender, not measured (default 1)
-  --rows      rows of the listing/reap table (default 1000000; a tenth are stuck) and of the
-              memory table (all stuck; the small listing is a hundredth of it)
+  --rows      rows of the sized table (default 1000000, all stuck): listing and reap run at a
+              hundredth, a tenth and all of it (10k, 100k, 1M); memory compares their peak RSS
   --groups    schedule groups in the emulator (default 1000)
   --latency   emulator latency per API call in ms (default 20)
   --out       results file (default bench/results/latest.json)
@@ -87,7 +87,7 @@ function printTable(results) {
       f(r.opsctl.median),
       r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`,
       r.target.text,
-      r.met ? 'yes' : 'NO',
+      r.met === null ? '—' : r.met ? 'yes' : 'NO',
       `${f(r.baseline.min)} / ${f(r.baseline.max)}`,
       `${f(r.opsctl.min)} / ${f(r.opsctl.max)}`,
     ];
@@ -111,10 +111,19 @@ function printDetails(results) {
         prev = s.median;
       }
     }
-    if (r.id === 'listing') lines.push('', `listing: psql printed ${fmtInt(n.rowsPrinted.psql)} rows, opsctl ${fmtInt(n.rowsPrinted.opsctl)} (same count every run: ${n.sameRowCount ? 'yes' : 'NO'})`, 'EXPLAIN ANALYZE of the CLI query:', ...n.explainAnalyze.split('\n').map((l) => `  ${l}`));
-    if (r.id === 'reap') lines.push('', `reap: ${fmtInt(n.rows)} rows in ${n.batches} batches of ${n.batchSize}; rows/s psql ${fmtInt(n.rowsPerSecond.psql)}, opsctl ${fmtInt(n.rowsPerSecond.opsctl)}`);
+    if (r.id === 'startup-commands') {
+      lines.push('', `start-up: every command's --help against node -e 0 (${n.allMet ? 'all' : 'NOT all'} ≤ 1.3×):`);
+      for (const c of n.perCommand) lines.push(`  ${c.ratio.toFixed(2)}×  ${fmtMs(c.median).padStart(8)}  ${c.command}`);
+    }
+    if (r.id === 'listing-small' && 'sameIdsInOrder' in n) lines.push('', `listing: psql and opsctl printed the same ids in the same order: ${n.sameIdsInOrder ? 'yes' : 'NO'}`);
+    if (r.id === 'listing-medium' && n.explainAnalyze) lines.push('EXPLAIN ANALYZE of the listing query (medium size):', ...n.explainAnalyze.split('\n').map((l) => `  ${l}`));
+    if (/^reap-(small|medium|large)$/.test(r.id)) lines.push(`${r.id}: ${fmtInt(n.rows)} rows; rows/s psql ${fmtInt(n.rowsPerSecond.psql)}, opsctl ${fmtInt(n.rowsPerSecond.opsctl)}; batches ${n.batches.join('/')}; batch sizes: ${n.batchSizes[0]}`);
     if (r.id === 'reap-longest-batch') lines.push(`reap: longestBatchMs per run: ${n.longestBatchMsPerRun.join(', ')}`);
-    if (r.id === 'memory') lines.push('', `memory: wall time ${fmtInt(n.rows.small)} rows ${fmtMs(n.wallMs.small.median)}, ${fmtInt(n.rows.large)} rows ${fmtMs(n.wallMs.large.median)}`);
+    if (r.id === 'memory') lines.push('', `memory: opsctl peak RSS by rows listed: ${Object.entries(n.curveKiB).map(([k, v]) => `${fmtInt(Number(k))} → ${fmtMiB(v)}`).join(', ')}`);
+    if (r.id === 'schedule-groups' && n.concurrencySweep) {
+      lines.push('', 'schedule groups, per-group tag reads by concurrency (same run):');
+      for (const c of n.concurrencySweep) lines.push(`  concurrency ${String(c.concurrency).padStart(2)}: ${fmtMs(c.medianMs).padStart(8)}  ${c.speedup.toFixed(1)}× the sequential loop, ${fmtInt(c.callsPerSecond)} calls/s, ${c.throttled} throttled`);
+    }
     if (r.id === 'schedule-groups' || r.id === 'schedule-groups-tagging-api') {
       const c = n.apiCalls;
       const ops = (x) => Object.entries(x.byOperation).map(([k, v]) => `${k} ${v}`).join(', ');
@@ -165,8 +174,8 @@ async function main() {
       log(`PostgreSQL ${ctx.pg.version} on port ${ctx.pg.port}`);
     }
     await run('listing', (c) => benchListing(c));
-    await run('reap', (c) => benchReap(c));
     await run('memory', (c) => benchMemory(c));
+    await run('reap', (c) => benchReap(c));
     await run('fleet', async (c) => (await import('./lib/fleet.mjs')).benchFleet(c));
     await stopPg();
     await run('schedule-groups', (c) => benchScheduleGroups({ ...c, latencyMs: c.latency }));

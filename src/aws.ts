@@ -33,6 +33,10 @@ export interface ApiStats {
   throttled: number;
   /** ConflictException answers absorbed by opsctl's bounded retry. */
   conflictsRetried: number;
+  /** Told of every throttling answer (the tag-read limiter backs off on it). */
+  onThrottle?: () => void;
+  /** Set when the tag reads backed off below their configured concurrency. */
+  concurrencyLowest?: number;
 }
 
 /** A Resource Groups Tagging API client with the same settings, sharing the Scheduler client's call accounting. */
@@ -107,10 +111,16 @@ function countCalls(client: StatsMiddlewareTarget, stats: ApiStats): void {
       stats.byOperation[op] = (stats.byOperation[op] ?? 0) + 1;
       try {
         const out = await next(args);
-        if ((out.response as { statusCode?: number } | undefined)?.statusCode === 429) stats.throttled += 1;
+        if ((out.response as { statusCode?: number } | undefined)?.statusCode === 429) {
+          stats.throttled += 1;
+          stats.onThrottle?.();
+        }
         return out;
       } catch (e) {
-        if (/^Throttl(ing|ed)Exception$/.test((e as { name?: string }).name ?? '')) stats.throttled += 1;
+        if (/^Throttl(ing|ed)Exception$/.test((e as { name?: string }).name ?? '')) {
+          stats.throttled += 1;
+          stats.onThrottle?.();
+        }
         throw e;
       }
     },

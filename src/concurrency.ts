@@ -39,3 +39,63 @@ export function createLimiter(limit: number): <T>(task: () => Promise<T>) => Pro
       next();
     });
 }
+
+export interface AdaptiveLimiter {
+  <T>(task: () => Promise<T>): Promise<T>;
+  /** The service said slow down: halve the calls in flight (at most once per round of calls). */
+  throttled(): void;
+  /** Calls allowed in flight now. */
+  readonly limit: number;
+  /** The lowest limit reached so far (the starting limit when never throttled). */
+  readonly lowest: number;
+}
+
+/**
+ * Like createLimiter, but backs off when the service throttles: halves the limit on a throttle
+ * (once per round: the calls already in flight when it halved were sent at the old rate, so
+ * their throttles do not count again), and adds one back after each round of calls without a
+ * throttle, up to `max`. A round is as many completed calls as the limit was.
+ */
+export function createAdaptiveLimiter(max: number): AdaptiveLimiter {
+  let limit = Math.max(1, max);
+  let lowest = limit;
+  let running = 0;
+  let sinceChange = 0; // calls completed since the limit last changed
+  let throttledThisRound = false;
+  const queue: Array<() => void> = [];
+  const next = () => {
+    while (running < limit && queue.length) {
+      running += 1;
+      (queue.shift() as () => void)();
+    }
+  };
+  const run = (<T>(task: () => Promise<T>) =>
+    new Promise<T>((resolve, reject) => {
+      queue.push(() => {
+        task()
+          .then(resolve, reject)
+          .finally(() => {
+            running -= 1;
+            sinceChange += 1;
+            if (sinceChange >= limit) {
+              if (!throttledThisRound && limit < max) limit += 1;
+              sinceChange = 0;
+              throttledThisRound = false;
+            }
+            next();
+          });
+      });
+      next();
+    })) as AdaptiveLimiter;
+  run.throttled = () => {
+    if (throttledThisRound) return;
+    throttledThisRound = true;
+    limit = Math.max(1, Math.floor(limit / 2));
+    lowest = Math.min(lowest, limit);
+    // The calls already in flight were sent at the old rate: the next round starts after them.
+    sinceChange = -running;
+  };
+  Object.defineProperty(run, 'limit', { get: () => limit });
+  Object.defineProperty(run, 'lowest', { get: () => lowest });
+  return run;
+}

@@ -247,7 +247,8 @@ export function defaultConfig(): Config {
       failedStatus: 'failed',
       threshold: '10m',
       reasonTemplate: 'reaped after {threshold} in {status} state — executor did not complete',
-      batchSize: 500,
+      // The cap: reap sizes its batches by time, from 500 rows up to this.
+      batchSize: 10_000,
       max: 1000,
     },
     propagations: {
@@ -282,7 +283,8 @@ export function defaultConfig(): Config {
       deletingThreshold: '1h',
       conflictRetries: 15,
       conflictDelay: '2s',
-      concurrency: 8,
+      // Tag reads in flight; halved while the service throttles (bench: 32 ≈ 20× the sequential loop).
+      concurrency: 32,
       tagSource: 'per-group',
       region: null,
       endpoint: null,

@@ -188,6 +188,32 @@ export class Database {
     }
   }
 
+  /**
+   * `COPY (…) TO STDOUT` as a stream of byte chunks, as the server wrote them (what psql's
+   * `\copy` reads). Back-pressure: the socket is paused while the consumer has not asked for
+   * the next chunk, so memory stays flat. COPY takes no bind parameters: values reach the
+   * query through `set_config(…, true)` in the same transaction (see stuck-executions.ts).
+   */
+  async *copyOut(sql: string): AsyncGenerator<Buffer> {
+    // Loaded here, like pg: only listings that stream need it.
+    const { to } = (await import('pg-copy-streams')).default;
+    const stream = this.client.query(to(sql));
+    try {
+      // destroyOnReturn false: an early stop drains below instead of destroying mid-COPY.
+      for await (const chunk of stream.iterator({ destroyOnReturn: false })) yield chunk as Buffer;
+    } catch (e) {
+      throw this.translate(e);
+    } finally {
+      // A consumer that stopped early: the server keeps sending until the COPY ends, and the
+      // session is unusable until then; discard the rest so the ROLLBACK that follows runs.
+      if (!stream.readableEnded && !stream.errored) {
+        const { finished } = await import('node:stream/promises');
+        stream.resume();
+        await finished(stream).catch(() => {});
+      }
+    }
+  }
+
   /** Fails with a config-naming sentence when the table or a configured column is absent. */
   async assertColumns(section: string, table: string, schema: string | null, columns: Record<string, string | null>): Promise<void> {
     const rows = await this.query<{ attname: string; exists: boolean }>(

@@ -33,6 +33,8 @@ interface Prepared<P extends PlannedItem> {
   /** The target's own defaults (its config), unless --max / --batch-size are given. */
   max: number;
   batchSize: number;
+  /** Set: batches sized by time up to batchSize (see batch-sizer.ts). */
+  batchTargetMs?: number;
 }
 
 /** What a remedy works on: a target's database, or one region of a target's AWS account. */
@@ -86,7 +88,7 @@ export function databaseUnit<P extends PlannedItem>(ctx: CommandContext, prepare
     try {
       const p = await prepare(unit.target, db, apply);
       const { remediate } = await import('./remediation.js');
-      return { max: p.max, batchSize: p.batchSize, execute: (run) => remediate(db, p.remedy, run), close: () => db.close() };
+      return { max: p.max, batchSize: p.batchSize, execute: (run) => remediate(db, p.remedy, { ...run, batchTargetMs: p.batchTargetMs }), close: () => db.close() };
     } catch (e) {
       await db.close();
       throw e;
@@ -288,6 +290,7 @@ export interface FleetReapOptions extends FleetApplyOptions {
 export async function runFleetReap(ctx: CommandContext, o: FleetReapOptions): Promise<number> {
   const { formatAge } = await import('./durations.js');
   const { assertExecutionsSchema, reapRemedy } = await import('./checks/stuck-executions.js');
+  const { REAP_BATCH_TARGET_MS } = await import('./batch-sizer.js');
   return runFleetRemedy<PlannedReap>(ctx, o, {
     command: 'reap',
     verb: 'Reap',
@@ -302,6 +305,7 @@ export async function runFleetReap(ctx: CommandContext, o: FleetReapOptions): Pr
         remedy: reapRemedy(cfg, { thresholdMs, statuses, limit: 0, reason: o.reason, actor: t.config.actor, audit: t.config.audit }),
         max: cfg.max,
         batchSize: cfg.batchSize,
+        batchTargetMs: REAP_BATCH_TARGET_MS,
       };
     }),
     columns: [

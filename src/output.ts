@@ -29,6 +29,11 @@ export interface CommandResult<T = Record<string, unknown>> {
   /** An array, or a stream for listings that must not hold every row in memory. */
   items: T[] | AsyncIterable<T>;
   columns: Column<T>[];
+  /**
+   * json/ndjson only, used instead of `items`: the items already serialized, one JSON object a
+   * line, exactly as toJson would write them (e.g. by the server, through COPY). Chunks may end mid-line.
+   */
+  ndjson?: () => AsyncIterable<Buffer>;
   /** Computed after the items are consumed (streams count as they go). */
   summary: () => Record<string, unknown>;
   /** Table-mode only: a line above the table. */
@@ -95,7 +100,7 @@ class ChunkedWriter {
 }
 
 /** Writes with back-pressure so a million-row ndjson listing does not buffer in memory. */
-async function write(stream: Writable, chunk: string): Promise<void> {
+async function write(stream: Writable, chunk: string | Uint8Array): Promise<void> {
   if (!stream.write(chunk)) {
     await new Promise<void>((resolve, reject) => {
       const done = () => {
@@ -134,7 +139,9 @@ export function truncate(s: string, max?: number): string {
 /** Renders a result; returns its exit code. */
 export async function render<T>(result: CommandResult<T>, format: OutputFormat, target: OutputTarget): Promise<number> {
   const out = new ChunkedWriter(target.stream);
-  if (format === 'json') {
+  if (result.ndjson && (format === 'json' || format === 'ndjson')) {
+    await renderSerialized(result, result.ndjson(), format, out, target.stream);
+  } else if (format === 'json') {
     // Streamed as it goes, but always one valid JSON object in the end.
     await out.add(`{"command":${toJson(result.command)},"mode":${toJson(result.mode)},"items":[`);
     let first = true;
@@ -155,6 +162,53 @@ export async function render<T>(result: CommandResult<T>, format: OutputFormat, 
   }
   return result.exitCode ? result.exitCode() : 0;
 }
+
+/** Pre-serialized NDJSON passed through as bytes; for json each newline becomes the array's ",\n". */
+async function renderSerialized<T>(result: CommandResult<T>, chunks: AsyncIterable<Buffer>, format: OutputFormat, out: ChunkedWriter, stream: Writable): Promise<void> {
+  const json = format === 'json';
+  if (json) await out.add(`{"command":${toJson(result.command)},"mode":${toJson(result.mode)},"items":[`);
+  await out.flush();
+  // Small chunks are gathered into ~64 KiB writes, as ChunkedWriter does for strings.
+  let pending: Buffer[] = [];
+  let size = 0;
+  let any = false;
+  let owedNewline = false; // json: the previous chunk ended a line; "," or "\n]" follows
+  const flush = async () => {
+    if (size) await write(stream, pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, size));
+    pending = [];
+    size = 0;
+  };
+  const push = async (b: Buffer) => {
+    pending.push(b);
+    size += b.length;
+    if (size >= 65_536) await flush();
+  };
+  for await (const chunk of chunks) {
+    if (!chunk.length) continue;
+    if (!json) {
+      await push(chunk);
+      continue;
+    }
+    if (!any) await push(NEWLINE);
+    else if (owedNewline) await push(COMMA_NEWLINE);
+    any = true;
+    owedNewline = chunk[chunk.length - 1] === 10;
+    const body = owedNewline ? chunk.subarray(0, chunk.length - 1) : chunk;
+    let start = 0;
+    for (let i = body.indexOf(10); i !== -1; i = body.indexOf(10, start)) {
+      await push(body.subarray(start, i));
+      await push(COMMA_NEWLINE);
+      start = i + 1;
+    }
+    await push(body.subarray(start));
+  }
+  await flush();
+  if (json) await out.add(`${any ? '\n' : ''}],"summary":${toJson(result.summary())}}\n`);
+  else await out.add(`${toJson({ type: 'summary', command: result.command, mode: result.mode, summary: result.summary() })}\n`);
+  await out.flush();
+}
+const NEWLINE = Buffer.from('\n');
+const COMMA_NEWLINE = Buffer.from(',\n');
 
 async function renderTable<T>(result: CommandResult<T>, target: OutputTarget): Promise<void> {
   const { Chalk } = await import('chalk');

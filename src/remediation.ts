@@ -5,6 +5,7 @@ import { ExitCode, usageError, OpsctlError } from './errors.js';
 import { displayName } from './identifiers.js';
 import { writeAudit, type AuditEntry } from './audit.js';
 import type { Config } from './config.js';
+import { BatchSizer, sizedBatches } from './batch-sizer.js';
 
 /**
  * The one remediation engine: dry run vs apply, the --max cap, the advisory lock, batches in
@@ -120,6 +121,8 @@ export interface RemediationOptions<P extends PlannedItem> {
   /** 0 = no cap. */
   max: number;
   batchSize: number;
+  /** Set: batches sized by time (see batch-sizer.ts), aiming at this many ms each, `batchSize` the cap. */
+  batchTargetMs?: number;
   wait: boolean;
   /** Asked once with the plan before any write; false cancels with nothing written. */
   confirm?: (plan: P[]) => Promise<boolean>;
@@ -158,12 +161,6 @@ function outcomeCounts(items: Array<{ outcome: string; outcomeClass: ResultClass
 const FATAL_SQLSTATES = new Set(['42501', '42P01', '42703', '25006', '57014', '55P03']);
 
 const isActionable = (p: PlannedItem) => !p.refusal && !p.settled;
-
-function chunk<T>(xs: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
-  return out;
-}
 
 function errorText(e: unknown): string {
   if (e instanceof OpsctlError) return e.message;
@@ -229,6 +226,7 @@ export async function runRemediation<P extends PlannedItem, C>(
 
     let batches = 0;
     let longestBatchMs = 0;
+    const sizer = opts.batchTargetMs ? new BatchSizer({ cap: opts.batchSize, targetMs: opts.batchTargetMs }) : null;
     let aborted: string | undefined;
     let fatal: OpsctlError | undefined;
     let done = 0;
@@ -253,7 +251,7 @@ export async function runRemediation<P extends PlannedItem, C>(
       return result;
     };
     if (!cancelled) {
-      for (const batch of chunk(actionable, opts.batchSize)) {
+      for (const batch of sizedBatches(actionable, sizer ?? { next: () => opts.batchSize })) {
         if (aborted) {
           for (const p of batch) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: 'not attempted: the run stopped early' });
           continue;
@@ -283,7 +281,9 @@ export async function runRemediation<P extends PlannedItem, C>(
           }
         }
         batches += 1;
-        longestBatchMs = Math.max(longestBatchMs, performance.now() - started);
+        const batchMs = performance.now() - started;
+        sizer?.record(batch.length, batchMs);
+        longestBatchMs = Math.max(longestBatchMs, batchMs);
         done += batch.length;
         opts.onProgress?.(done, actionable.length);
       }
@@ -309,6 +309,7 @@ export async function runRemediation<P extends PlannedItem, C>(
       ...extraLabels,
       batches,
       longestBatchMs: Math.round(longestBatchMs),
+      ...(sizer ? { batchSizes: sizer.describe() } : {}),
       outcomes: outcomeCounts(items, label, ['applied', 'lost', 'skipped', 'refused', 'errored']),
     };
     if (cancelled) summary.cancelled = true;

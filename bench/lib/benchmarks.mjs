@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, ROOT, check, countLines, fmtInt, lastLine, log, rounds, summarize, timeAsync, timeSync } from './util.mjs';
-import { PSQL, seedListing, seedMemory } from './postgres.mjs';
+import { PSQL, seedSized } from './postgres.mjs';
 
 const NODE = process.execPath;
 
@@ -22,7 +22,8 @@ function row({ id, benchmark, unit, baseline, opsctl, direction = 'lower', targe
   const o = summarize(opsctl.samples);
   // "lower": opsctl / baseline must stay under the target; "speedup": baseline / opsctl must reach it.
   const ratio = direction === 'speedup' ? b.median / o.median : o.median / b.median;
-  const met = direction === 'speedup' ? ratio >= target : ratio <= target;
+  // target null: informational (shown beside the others, no goal).
+  const met = target === null ? null : direction === 'speedup' ? ratio >= target : ratio <= target;
   return {
     id,
     benchmark,
@@ -31,7 +32,7 @@ function row({ id, benchmark, unit, baseline, opsctl, direction = 'lower', targe
     opsctl: { label: opsctl.label, ...o },
     ratio,
     ratioOf: direction === 'speedup' ? 'baseline median / opsctl median (speed-up)' : 'opsctl median / baseline median',
-    target: { text: direction === 'speedup' ? `≥ ${target}×` : `≤ ${target}×`, value: target, direction },
+    target: target === null ? { text: '(info)', value: null, direction } : { text: direction === 'speedup' ? `≥ ${target}×` : `≤ ${target}×`, value: target, direction },
     met,
     ...(notes ? { notes } : {}),
   };
@@ -60,6 +61,32 @@ export async function benchStartup({ runs, warmup, workDir }) {
   }));
   log(`start-up: ${n} runs each of node -e 0, opsctl --version, opsctl --help (spawnSync wall time)`);
   const { samples } = await rounds({ runs: n, warmup: Math.max(warmup, 3), contenders });
+
+  // Every command's --help, against its own same-run `node -e 0` (fewer runs each: there are many).
+  const commands = listCommands(opts);
+  const m = Math.max(runs * 2, 10);
+  log(`start-up: ${commands.length} commands' --help, ${m} runs each beside node -e 0`);
+  const sub = await rounds({
+    runs: m,
+    warmup: 2,
+    contenders: [
+      { key: 'node', run: () => ({ value: timeSync(NODE, ['-e', '0'], opts).ms }) },
+      ...commands.map((c) => ({
+        key: c.join(' '),
+        run: () => {
+          const r = timeSync(NODE, [BIN, ...c, '--help'], opts);
+          check(r.status === 0 && r.stdout.includes(`Usage: opsctl ${c.join(' ')}`), `opsctl ${c.join(' ')} --help exited ${r.status}: ${r.stderr}${r.stdout.slice(0, 200)}`);
+          return { value: r.ms };
+        },
+      })),
+    ],
+  });
+  const subBase = summarize(sub.samples.node);
+  const perCommand = commands.map((c) => {
+    const o = summarize(sub.samples[c.join(' ')]);
+    return { command: `opsctl ${c.join(' ')} --help`, median: o.median, min: o.min, max: o.max, ratio: o.median / subBase.median };
+  });
+  const worst = perCommand.reduce((a, b) => (b.ratio > a.ratio ? b : a), perCommand[0]);
 
   // Where the time goes: each step adds one layer of what `opsctl --version` loads.
   const steps = [
@@ -101,228 +128,296 @@ export async function benchStartup({ runs, warmup, workDir }) {
   return [
     row({ id: 'startup-version', benchmark: 'start-up: opsctl --version', unit: 'ms', baseline: base, opsctl: { label: 'node bin/opsctl.cjs --version', samples: samples.version }, target: 1.3, ...(breakdown ? { notes: { breakdown } } : {}) }),
     row({ id: 'startup-help', benchmark: 'start-up: opsctl --help', unit: 'ms', baseline: base, opsctl: { label: 'node bin/opsctl.cjs --help', samples: samples.help }, target: 1.3 }),
-  ];
-}
-
-// ---------------------------------------------------------------------------------------------
-// 2. Bulk listing
-// ---------------------------------------------------------------------------------------------
-
-export const STUCK_JSON_SQL = `COPY (SELECT row_to_json(t) FROM (SELECT id, status, updated_at, extract(epoch from now()-updated_at) AS age FROM purchase_executions WHERE status IN ('approved','running') AND updated_at < now() - interval '10 minutes' ORDER BY updated_at, id) t) TO STDOUT`;
-
-/** Seeds (once) the listing/reap database; shared by the listing and reap benchmarks. */
-export async function ensureListingData(ctx) {
-  if (ctx.listing) return ctx.listing;
-  log(`seeding the listing table: ${fmtInt(ctx.rows)} rows (one INSERT … SELECT generate_series)`);
-  const stuck = await seedListing(ctx.pg, 'seeded', ctx.rows);
-  const plan = await ctx.pg.withClient('seeded', async (c) => {
-    // The CLI's own query, built by the CLI's own code with the default config.
-    const { stuckSql } = await import(new URL('../../dist/checks/stuck-executions.js', import.meta.url).href);
-    const { defaultConfig } = await import(new URL('../../dist/config.js', import.meta.url).href);
-    const q = stuckSql(defaultConfig().executions, 0);
-    const explain = async (prefix) => (await c.query(`${prefix} ${q}`, [['approved', 'running'], 600])).rows.map((r) => r['QUERY PLAN']).join('\n');
-    return { analyze: await explain('EXPLAIN (ANALYZE, BUFFERS, TIMING OFF)') };
-  });
-  ctx.listing = { stuck, plan };
-  return ctx.listing;
-}
-
-export async function benchListing(ctx) {
-  const { runs, warmup, pg, workDir } = ctx;
-  const { stuck, plan } = await ensureListingData(ctx);
-  const env = childEnv({ DATABASE_URL: pg.url('seeded') });
-  const psqlOut = join(workDir, 'listing-psql.out');
-  const opsOut = join(workDir, 'listing-opsctl.ndjson');
-  const counts = { psql: [], opsctl: [] };
-  log(`listing: ${fmtInt(stuck)} stuck rows; ${runs} runs each after ${warmup} warm-up`);
-  const { samples } = await rounds({
-    runs,
-    warmup,
-    contenders: [
-      {
-        key: 'psql',
-        run: async () => {
-          const r = await timeAsync(PSQL, [pg.url('seeded'), '-Atc', STUCK_JSON_SQL], { env, stdoutFile: psqlOut, cwd: workDir });
-          check(r.status === 0, `psql exited ${r.status}: ${r.stderr}`);
-          const n = await countLines(psqlOut);
-          check(n === stuck, `psql printed ${n} rows, expected ${stuck}`);
-          counts.psql.push(n);
-          return { value: r.ms };
-        },
-      },
-      {
-        key: 'opsctl',
-        run: async () => {
-          const r = await timeAsync(NODE, [BIN, 'executions', 'stuck', '--limit', '0', '-o', 'ndjson', '--older-than', '10m'], { env, stdoutFile: opsOut, cwd: workDir });
-          check(r.status === 0, `opsctl executions stuck exited ${r.status}: ${r.stderr}`);
-          const n = (await countLines(opsOut)) - 1; // minus the summary line
-          const summary = JSON.parse(lastLine(opsOut));
-          check(n === stuck && summary.summary?.stuck === stuck, `opsctl printed ${n} rows (summary says ${summary.summary?.stuck}), expected ${stuck}`);
-          counts.opsctl.push(n);
-          return { value: r.ms };
-        },
-      },
-    ],
-  });
-  return [
     row({
-      id: 'listing',
-      benchmark: `bulk listing: ${fmtInt(stuck)} stuck of ${fmtInt(ctx.rows)}`,
+      id: 'startup-commands',
+      benchmark: `start-up: slowest of ${perCommand.length} commands' --help (${worst.command.replace(/^opsctl | --help$/g, '')})`,
       unit: 'ms',
-      baseline: { label: 'psql -Atc "COPY (… row_to_json …) TO STDOUT"', samples: samples.psql },
-      opsctl: { label: 'opsctl executions stuck --limit 0 -o ndjson --older-than 10m', samples: samples.opsctl },
-      target: 1.5,
-      notes: { stuckRows: stuck, tableRows: ctx.rows, rowsPrinted: { psql: counts.psql[0], opsctl: counts.opsctl[0] }, sameRowCount: counts.psql.every((n) => n === stuck) && counts.opsctl.every((n) => n === stuck), explainAnalyze: plan.analyze },
+      baseline: { label: 'node -e 0 (alternating with the commands)', samples: sub.samples.node },
+      opsctl: { label: worst.command, samples: sub.samples[worst.command.replace(/^opsctl | --help$/g, '')] },
+      target: 1.3,
+      notes: { perCommand, allMet: perCommand.every((c) => c.ratio <= 1.3) },
     }),
   ];
 }
 
+/** Every leaf command (and group) from `opsctl --help` and each group's own --help. */
+function listCommands(opts) {
+  const names = (text) => {
+    const sec = text.split(/\nCommands:\n/)[1] ?? '';
+    return [...sec.matchAll(/^  ([a-z][a-z-]*)\b/gm)].map((m) => m[1]).filter((n) => n !== 'help');
+  };
+  const top = names(timeSync(NODE, [BIN, '--help'], opts).stdout);
+  const out = [];
+  for (const t of top) {
+    out.push([t]);
+    for (const s of names(timeSync(NODE, [BIN, t, '--help'], opts).stdout)) out.push([t, s]);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
-// 3. Reap throughput
+// 2. Bulk listing, 3. reap, 5. memory: at three sizes (a hundredth, a tenth and all of --rows)
 // ---------------------------------------------------------------------------------------------
+
+/** The sizes: rows listed / reaped, each selected from the same table by its threshold. */
+export function sizes(rows) {
+  return [
+    { key: 'small', rows: Math.floor(rows / 100), olderThan: '50d', seconds: 50 * 86400 },
+    { key: 'medium', rows: Math.floor(rows / 10), olderThan: '10d', seconds: 10 * 86400 },
+    { key: 'large', rows, olderThan: '10m', seconds: 600 },
+  ];
+}
+
+/** The COPY query opsctl runs (built by its own code, default config), for psql to run as is. */
+async function opsctlCopySql() {
+  const { stuckCopySql } = await import(new URL('../../dist/checks/stuck-executions.js', import.meta.url).href);
+  const { defaultConfig } = await import(new URL('../../dist/config.js', import.meta.url).href);
+  return stuckCopySql(defaultConfig().executions, 0);
+}
+
+/** Seeds (once) the sized table; shared by the listing, reap and memory benchmarks. */
+export async function ensureSizedData(ctx) {
+  if (ctx.sized) return ctx.sized;
+  log(`seeding the sized table: ${fmtInt(ctx.rows)} rows, all in stuck statuses (one INSERT … SELECT generate_series)`);
+  const counts = await seedSized(ctx.pg, 'sized', ctx.rows);
+  for (const z of sizes(ctx.rows)) check(counts[z.key] === z.rows, `sized table: ${counts[z.key]} rows older than ${z.olderThan}, expected ${z.rows}`);
+  const copySql = await opsctlCopySql();
+  const plan = await ctx.pg.withClient('sized', async (c) => {
+    await c.query('BEGIN READ ONLY');
+    await c.query(`SELECT set_config('opsctl.stuck_statuses', '{approved,running}', true), set_config('opsctl.stuck_threshold_seconds', '${10 * 86400}', true)`);
+    const inner = copySql.replace(/^COPY \(/, '').replace(/\)\s+TO STDOUT[\s\S]*$/, '');
+    const rows = (await c.query(`EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) ${inner}`)).rows.map((r) => r['QUERY PLAN']);
+    await c.query('ROLLBACK');
+    return rows.join('\n');
+  });
+  ctx.sized = { copySql, plan };
+  return ctx.sized;
+}
+
+/** psql running opsctl's own COPY, with the same two settings, in a READ ONLY transaction. */
+function psqlCopyArgs(url, copySql, seconds) {
+  return [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'BEGIN READ ONLY', '-c', "SET LOCAL opsctl.stuck_statuses = '{approved,running}'", '-c', `SET LOCAL opsctl.stuck_threshold_seconds = '${seconds}'`, '-c', copySql, '-c', 'ROLLBACK'];
+}
+
+/** A child under /usr/bin/time: wall time (spawn to exit) and peak RSS (KiB). */
+async function timed(cmd, args, { env, stdoutFile, cwd, rssFile }) {
+  const r = await timeAsync('/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args], { env, stdoutFile, cwd });
+  const kib = Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop());
+  return { ...r, kib };
+}
+
+const runsFor = (z, runs) => (z.key === 'large' ? Math.max(1, Math.min(runs, 3)) : runs);
+
+export async function benchListing(ctx) {
+  const { runs, warmup, pg, workDir } = ctx;
+  check(existsSync('/usr/bin/time'), 'listing: /usr/bin/time (GNU time) is missing: apt-get install time');
+  const { copySql, plan } = await ensureSizedData(ctx);
+  // A loaded machine can stretch a 1M-row COPY past the default 30 s statement_timeout.
+  const env = childEnv({ DATABASE_URL: pg.url('sized'), OPSCTL_STATEMENT_TIMEOUT: '10m' });
+  const results = [];
+  const rss = {};
+  for (const z of sizes(ctx.rows)) {
+    const psqlOut = join(workDir, `listing-${z.key}-psql.ndjson`);
+    const opsOut = join(workDir, `listing-${z.key}-opsctl.ndjson`);
+    const kib = { psql: [], opsctl: [] };
+    const n = runsFor(z, runs);
+    log(`listing: ${fmtInt(z.rows)} rows (--older-than ${z.olderThan}); ${n} runs each after ${warmup} warm-up`);
+    let sameBytes = true;
+    const { samples } = await rounds({
+      runs: n,
+      warmup,
+      contenders: [
+        {
+          key: 'psql',
+          run: async (i) => {
+            const r = await timed(PSQL, psqlCopyArgs(pg.url('sized'), copySql, z.seconds), { env: childEnv(), stdoutFile: psqlOut, cwd: workDir, rssFile: join(workDir, 'psql.time') });
+            check(r.status === 0, `psql exited ${r.status}: ${r.stderr}`);
+            const lines = await countLines(psqlOut);
+            check(lines === z.rows, `psql printed ${lines} rows, expected ${z.rows}`);
+            if (i >= 0) kib.psql.push(r.kib);
+            return { value: r.ms };
+          },
+        },
+        {
+          key: 'opsctl',
+          run: async (i) => {
+            const r = await timed(NODE, [BIN, 'executions', 'stuck', '--limit', '0', '-o', 'ndjson', '--older-than', z.olderThan], { env, stdoutFile: opsOut, cwd: workDir, rssFile: join(workDir, 'opsctl.time') });
+            check(r.status === 0, `opsctl executions stuck exited ${r.status}: ${r.stderr}`);
+            const lines = (await countLines(opsOut)) - 1; // minus the summary line
+            const summary = JSON.parse(lastLine(opsOut));
+            check(lines === z.rows && summary.summary?.stuck === z.rows, `opsctl printed ${lines} rows (summary says ${summary.summary?.stuck}), expected ${z.rows}`);
+            if (i >= 0) kib.opsctl.push(r.kib);
+            return { value: r.ms };
+          },
+        },
+      ],
+    });
+    // Same rows, same order (ages may differ by the seconds between the two runs): compare ids.
+    if (z.key === 'small') sameBytes = idsOf(readFileSync(psqlOut, 'utf8')) === idsOf(readFileSync(opsOut, 'utf8'), true);
+    rss[z.key] = kib;
+    results.push(
+      row({
+        id: `listing-${z.key}`,
+        benchmark: `listing: ${fmtInt(z.rows)} rows, time`,
+        unit: 'ms',
+        baseline: { label: "psql -c '<opsctl's COPY … TO STDOUT>' (same query, same settings, READ ONLY)", samples: samples.psql },
+        opsctl: { label: `opsctl executions stuck --limit 0 -o ndjson --older-than ${z.olderThan}`, samples: samples.opsctl },
+        target: 1.3,
+        notes: { rows: z.rows, tableRows: ctx.rows, ...(z.key === 'small' ? { sameIdsInOrder: sameBytes } : {}), ...(z.key === 'medium' ? { explainAnalyze: plan } : {}) },
+      }),
+      row({
+        id: `listing-${z.key}-rss`,
+        benchmark: `listing: ${fmtInt(z.rows)} rows, peak RSS`,
+        unit: 'KiB',
+        baseline: { label: 'psql (peak RSS, /usr/bin/time -f %M)', samples: kib.psql },
+        opsctl: { label: 'opsctl (peak RSS)', samples: kib.opsctl },
+        target: null,
+      }),
+    );
+  }
+  ctx.listingRss = rss;
+  return results;
+}
+
+function idsOf(text, dropSummary = false) {
+  const lines = text.trimEnd().split('\n');
+  if (dropSummary) lines.pop();
+  return lines.map((l) => JSON.parse(l).id).join(',');
+}
+
+/** Memory: opsctl's peak RSS listing the large size against the small size (from the listing runs). */
+export async function benchMemory(ctx) {
+  if (!ctx.listingRss) await benchListing(ctx);
+  const [small, medium, large] = sizes(ctx.rows);
+  const r = ctx.listingRss;
+  const mk = (z) =>
+    row({
+      id: z.key === 'large' ? 'memory' : `memory-${z.key}`,
+      benchmark: `memory: opsctl peak RSS, ${fmtInt(z.rows)} vs ${fmtInt(small.rows)} rows`,
+      unit: 'KiB',
+      baseline: { label: `opsctl listing ${fmtInt(small.rows)} rows`, samples: r.small.opsctl },
+      opsctl: { label: `opsctl listing ${fmtInt(z.rows)} rows`, samples: r[z.key].opsctl },
+      target: 1.2,
+      notes: { how: 'peak RSS (max resident set, KiB) of the opsctl child from /usr/bin/time -f %M, the listing runs above', curveKiB: Object.fromEntries(sizes(ctx.rows).map((s) => [s.rows, summarize(r[s.key].opsctl).median])) },
+    });
+  return [mk(medium), mk(large)];
+}
 
 export async function benchReap(ctx) {
   const { runs, warmup, pg, workDir } = ctx;
-  const { stuck } = await ensureListingData(ctx);
-  const reason = `'reaped after 10m in ' || status || ' state — executor did not complete'`;
-  const updateSql = `UPDATE purchase_executions SET status = 'failed', error = ${reason}, updated_at = now(), transitioned_at = now() WHERE status IN ('approved','running') AND updated_at < now() - interval '10 minutes'`;
+  check(existsSync('/usr/bin/time'), 'reap: /usr/bin/time (GNU time) is missing: apt-get install time');
+  await ensureSizedData(ctx);
+  const reason = `'reaped after ' || $T$ || ' in ' || status || ' state — executor did not complete'`;
   let copyNo = 0;
   // A fresh identical copy for every run: reap changes the data.
-  const withCopy = async (fn) => {
+  const withCopy = async (z, fn) => {
     const db = `reap_copy_${++copyNo}`;
-    await pg.sql('postgres', `CREATE DATABASE ${db} TEMPLATE seeded STRATEGY FILE_COPY`);
+    await pg.sql('postgres', `CREATE DATABASE ${db} TEMPLATE sized STRATEGY FILE_COPY`);
     try {
       const out = await fn(db);
       const [{ left, failed }] = await pg.sql(
         db,
-        `SELECT count(*) FILTER (WHERE status IN ('approved','running') AND updated_at < now() - interval '10 minutes')::int AS left,
-                count(*) FILTER (WHERE status = 'failed' AND error LIKE 'reaped after 10m%')::int AS failed FROM purchase_executions`,
+        `SELECT count(*) FILTER (WHERE status IN ('approved','running') AND updated_at < now() - make_interval(secs => ${z.seconds}))::int AS left,
+                count(*) FILTER (WHERE status = 'failed' AND error LIKE 'reaped after ${z.olderThan} in %')::int AS failed FROM purchase_executions`,
       );
-      check(left === 0 && failed === stuck, `after the run ${left} rows are still stuck and ${failed} were reaped (expected 0 and ${stuck})`);
+      check(left === 0 && failed === z.rows, `after the run ${left} rows are still stuck and ${failed} were reaped (expected 0 and ${z.rows})`);
       return out;
     } finally {
       await pg.sql('postgres', `DROP DATABASE ${db}`);
     }
   };
-  const summaries = [];
-  log(`reap: ${fmtInt(stuck)} stuck rows; ${runs} runs each after ${warmup} warm-up, a fresh database copy per run`);
-  const { samples } = await rounds({
-    runs,
-    warmup,
-    contenders: [
-      {
-        key: 'psql',
-        run: () =>
-          withCopy(async (db) => {
-            const out = join(workDir, 'reap-psql.out');
-            const r = await timeAsync(PSQL, [pg.url(db), '-Atc', updateSql], { env: childEnv(), stdoutFile: out, cwd: workDir });
-            check(r.status === 0, `psql UPDATE exited ${r.status}: ${r.stderr}`);
-            const tag = readFileSync(out, 'utf8').trim();
-            check(tag === `UPDATE ${stuck}`, `psql said "${tag}", expected "UPDATE ${stuck}"`);
-            return { value: r.ms };
-          }),
-      },
-      {
-        key: 'opsctl',
-        run: (i) =>
-          withCopy(async (db) => {
-            const out = join(workDir, 'reap-opsctl.json');
-            const r = await timeAsync(NODE, [BIN, 'reap', '--apply', '--max', '0', '--yes', '-o', 'json', '--older-than', '10m'], {
-              env: childEnv({ DATABASE_URL: pg.url(db) }),
-              stdoutFile: out,
-              cwd: workDir,
-            });
-            check(r.status === 0, `opsctl reap exited ${r.status}: ${r.stderr}`);
-            const report = JSON.parse(readFileSync(out, 'utf8'));
-            const s = report.summary;
-            check(s.reaped === stuck && report.items.length === stuck, `opsctl reaped ${s.reaped} of ${report.items.length} planned, expected ${stuck}`);
-            if (i >= 0) summaries.push(s);
-            return { value: r.ms };
-          }),
-      },
-    ],
-  });
-  const longest = summaries.map((s) => s.longestBatchMs);
-  const result = row({
-    id: 'reap',
-    benchmark: `reap throughput: ${fmtInt(stuck)} rows`,
-    unit: 'ms',
-    baseline: { label: 'psql -c "UPDATE … WHERE status IN (…) AND updated_at < …"', samples: samples.psql },
-    opsctl: { label: 'opsctl reap --apply --max 0 --yes -o json --older-than 10m', samples: samples.opsctl },
-    target: 2,
-    notes: {
-      rows: stuck,
-      batches: summaries[0]?.batches,
-      batchSize: 500,
-      rowsPerSecond: { psql: Math.round(stuck / (summarize(samples.psql).median / 1000)), opsctl: Math.round(stuck / (summarize(samples.opsctl).median / 1000)) },
-      summaries,
-    },
-  });
+  const results = [];
+  const longest = [];
+  for (const z of sizes(ctx.rows)) {
+    const updateSql = `UPDATE purchase_executions SET status = 'failed', error = ${reason.replace('$T$', `'${z.olderThan}'`)}, updated_at = now(), transitioned_at = now() WHERE status IN ('approved','running') AND updated_at < now() - make_interval(secs => ${z.seconds})`;
+    const summaries = [];
+    const kib = { psql: [], opsctl: [] };
+    // The largest size once each (a 1M-row reap is long, and repeats say little more).
+    const n = z.key === 'large' ? 1 : runs;
+    const w = z.key === 'large' ? 0 : warmup;
+    log(`reap: ${fmtInt(z.rows)} rows (--older-than ${z.olderThan}); ${n} runs each after ${w} warm-up, a fresh database copy per run`);
+    const { samples } = await rounds({
+      runs: n,
+      warmup: w,
+      contenders: [
+        {
+          key: 'psql',
+          run: (i) =>
+            withCopy(z, async (db) => {
+              const out = join(workDir, 'reap-psql.out');
+              const r = await timed(PSQL, [pg.url(db), '-X', '-Atc', updateSql], { env: childEnv(), stdoutFile: out, cwd: workDir, rssFile: join(workDir, 'psql.time') });
+              check(r.status === 0, `psql UPDATE exited ${r.status}: ${r.stderr}`);
+              const tag = readFileSync(out, 'utf8').trim();
+              check(tag === `UPDATE ${z.rows}`, `psql said "${tag}", expected "UPDATE ${z.rows}"`);
+              if (i >= 0) kib.psql.push(r.kib);
+              return { value: r.ms };
+            }),
+        },
+        {
+          key: 'opsctl',
+          run: (i) =>
+            withCopy(z, async (db) => {
+              const out = join(workDir, 'reap-opsctl.json');
+              const r = await timed(NODE, [BIN, 'reap', '--apply', '--max', '0', '--yes', '-o', 'json', '--older-than', z.olderThan], {
+                env: childEnv({ DATABASE_URL: pg.url(db), OPSCTL_STATEMENT_TIMEOUT: '10m' }),
+                stdoutFile: out,
+                cwd: workDir,
+                rssFile: join(workDir, 'opsctl.time'),
+              });
+              check(r.status === 0, `opsctl reap exited ${r.status}: ${r.stderr}`);
+              const report = JSON.parse(readFileSync(out, 'utf8'));
+              const s = report.summary;
+              check(s.reaped === z.rows && report.items.length === z.rows, `opsctl reaped ${s.reaped} of ${report.items.length} planned, expected ${z.rows}`);
+              if (i >= 0) {
+                summaries.push(s);
+                kib.opsctl.push(r.kib);
+              }
+              return { value: r.ms };
+            }),
+        },
+      ],
+    });
+    longest.push(...summaries.map((s) => s.longestBatchMs));
+    results.push(
+      row({
+        id: `reap-${z.key}`,
+        benchmark: `reap: ${fmtInt(z.rows)} rows, time`,
+        unit: 'ms',
+        baseline: { label: 'psql -c "UPDATE … WHERE status IN (…) AND updated_at < …" (one statement)', samples: samples.psql },
+        opsctl: { label: `opsctl reap --apply --max 0 --yes -o json --older-than ${z.olderThan}`, samples: samples.opsctl },
+        target: 1.5,
+        notes: {
+          rows: z.rows,
+          batches: summaries.map((s) => s.batches),
+          batchSizes: summaries.map((s) => s.batchSizes),
+          longestBatchMs: summaries.map((s) => s.longestBatchMs),
+          rowsPerSecond: { psql: Math.round(z.rows / (summarize(samples.psql).median / 1000)), opsctl: Math.round(z.rows / (summarize(samples.opsctl).median / 1000)) },
+        },
+      }),
+      row({
+        id: `reap-${z.key}-rss`,
+        benchmark: `reap: ${fmtInt(z.rows)} rows, peak RSS`,
+        unit: 'KiB',
+        baseline: { label: 'psql (peak RSS)', samples: kib.psql },
+        opsctl: { label: 'opsctl (peak RSS; the plan and the report hold every row)', samples: kib.opsctl },
+        target: null,
+      }),
+    );
+  }
   const lb = summarize(longest);
-  return [
-    result,
-    {
-      id: 'reap-longest-batch',
-      benchmark: 'reap: longest batch (row locks held)',
-      unit: 'ms',
-      baseline: { label: 'one UPDATE holds every row lock for its whole run', ...summarize(samples.psql) },
-      opsctl: { label: 'longestBatchMs of the reap summary', ...lb },
-      ratio: null,
-      ratioOf: 'absolute: the longest batch transaction of each run',
-      target: { text: '≤ 1000 ms', value: 1000, direction: 'absolute' },
-      met: lb.max <= 1000,
-      notes: { batches: summaries[0]?.batches, longestBatchMsPerRun: longest },
-    },
-  ];
-}
-
-// ---------------------------------------------------------------------------------------------
-// 5. Memory
-// ---------------------------------------------------------------------------------------------
-
-export async function benchMemory(ctx) {
-  const { runs, warmup, pg, workDir, rows } = ctx;
-  check(existsSync('/usr/bin/time'), 'memory: /usr/bin/time (GNU time) is missing: apt-get install time');
-  log(`seeding the memory table: ${fmtInt(rows)} rows, all stuck`);
-  const { small, large } = await seedMemory(pg, 'memdb', rows);
-  check(large === rows, `memory table: ${large} stuck rows, expected ${rows}`);
-  const env = childEnv({ DATABASE_URL: pg.url('memdb') });
-  const wall = { small: [], large: [] };
-  const measure = (key, olderThan, expected) => async (i) => {
-    const out = join(workDir, `memory-${key}.ndjson`);
-    const rss = join(workDir, `memory-${key}.time`);
-    const r = await timeAsync('/usr/bin/time', ['-f', '%M %e', '-o', rss, NODE, BIN, 'executions', 'stuck', '--limit', '0', '-o', 'ndjson', '--older-than', olderThan], { env, stdoutFile: out, cwd: workDir });
-    check(r.status === 0, `opsctl executions stuck --older-than ${olderThan} exited ${r.status}: ${r.stderr}`);
-    const n = (await countLines(out)) - 1;
-    check(n === expected, `listed ${n} rows, expected ${expected}`);
-    const [kib] = readFileSync(rss, 'utf8').trim().split('\n').pop().split(/\s+/).map(Number);
-    if (i >= 0) wall[key].push(r.ms);
-    return { value: kib };
-  };
-  log(`memory: peak RSS of ${fmtInt(small)} vs ${fmtInt(large)} rows listed; ${runs} runs each after ${warmup} warm-up`);
-  const { samples } = await rounds({
-    runs,
-    warmup,
-    contenders: [
-      { key: 'small', run: measure('small', '50d', small) },
-      { key: 'large', run: measure('large', '10m', large) },
-    ],
+  results.push({
+    id: 'reap-longest-batch',
+    benchmark: 'reap: longest batch (row locks held), every size',
+    unit: 'ms',
+    baseline: { label: 'one UPDATE holds every row lock for its whole run', ...summarize(results.find((r) => r.id === 'reap-large').baseline.samples) },
+    opsctl: { label: 'longestBatchMs of the reap summaries', ...lb },
+    ratio: null,
+    ratioOf: 'absolute: the longest batch transaction of each run',
+    target: { text: '≤ 1000 ms', value: 1000, direction: 'absolute' },
+    met: lb.max <= 1000,
+    notes: { longestBatchMsPerRun: longest },
   });
-  return [
-    row({
-      id: 'memory',
-      benchmark: `memory: peak RSS, ${fmtInt(large)} vs ${fmtInt(small)} rows`,
-      unit: 'KiB',
-      baseline: { label: `opsctl executions stuck --limit 0 -o ndjson --older-than 50d (${fmtInt(small)} rows)`, samples: samples.small },
-      opsctl: { label: `opsctl executions stuck --limit 0 -o ndjson --older-than 10m (${fmtInt(large)} rows)`, samples: samples.large },
-      target: 1.2,
-      notes: {
-        how: 'peak RSS (max resident set, KiB) of the opsctl child from /usr/bin/time -f %M (getrusage of the waited child)',
-        rows: { small, large },
-        wallMs: { small: summarize(wall.small), large: summarize(wall.large) },
-      },
-    }),
-  ];
+  return results;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,7 +462,13 @@ export async function benchScheduleGroups(ctx) {
       AWS_SECRET_ACCESS_KEY: 'benchsecret',
       AWS_EC2_METADATA_DISABLED: 'true',
     });
-    const calls = { baseline: [], opsctl: [], tagging: [] };
+    const calls = { baseline: [], opsctl: [], tagging: [], c8: [], c16: [], c24: [] };
+    // The concurrency sweep: the default (32) against 8, 16 and 24, per-group tag reads.
+    const sweep = [8, 16, 24].map((c) => {
+      const file = join(workDir, `sg-config-c${c}.json`);
+      writeFileSync(file, JSON.stringify({ scheduleGroups: { concurrency: c } }));
+      return { key: `c${c}`, concurrency: c, file };
+    });
     const neverTagged = emu.groups().filter((g) => Object.keys(g.tags).length === 0).length; // seeded untagged: never tagged
     // The third contender: the same command with scheduleGroups.tagSource "tagging-api".
     const taggingConfig = join(workDir, 'sg-tagging-api.json');
@@ -386,32 +487,51 @@ export async function benchScheduleGroups(ctx) {
       const r = await timeAsync(NODE, args, { env, stdoutFile: out, cwd: workDir });
       check(r.status === 0, `${key} exited ${r.status}: ${r.stderr.slice(0, 2000)}`);
       const c = emu.callCounts();
-      const seen = count(readFileSync(out, 'utf8'));
+      const text = readFileSync(out, 'utf8');
+      const seen = count(text);
       check(seen === undefined || seen === total, `${key} reported ${seen} groups, expected ${total}`);
-      if (i >= 0) calls[key].push({ total: Object.values(c).reduce((a, b) => a + b, 0), byOperation: c, groupsSeen: seen });
+      let throttled;
+      try {
+        throttled = JSON.parse(text).summary?.throttled;
+      } catch {}
+      if (i >= 0) calls[key].push({ total: Object.values(c).reduce((a, b) => a + b, 0), byOperation: c, groupsSeen: seen, throttled });
       return { value: r.ms };
     };
-    log(`schedule groups: ${fmtInt(total)} groups, ${latencyMs} ms latency per call; ${runs} runs each after ${warmup} warm-up`);
+    // The sequential loop takes ~23 s a run and varies little: at most 3 runs of everything here.
+    const sgRuns = Math.min(runs, 3);
+    log(`schedule groups: ${fmtInt(total)} groups, ${latencyMs} ms latency per call; ${sgRuns} runs each (warm-up: one opsctl run)`);
+    await measure('opsctl', [BIN, 'schedule-groups', '-o', 'json'], countItems)(-1);
+    const started = performance.now();
     const { samples } = await rounds({
-      runs,
-      warmup,
+      runs: sgRuns,
+      warmup: 0,
       contenders: [
+        ...sweep.map((c) => ({ key: c.key, run: measure(c.key, [BIN, '--config', c.file, 'schedule-groups', '-o', 'json'], countItems) })),
         { key: 'baseline', run: measure('baseline', [join(ROOT, 'bench/lib/sg-baseline.mjs')], (s) => JSON.parse(s).groups) },
         { key: 'opsctl', run: measure('opsctl', [BIN, 'schedule-groups', '-o', 'json'], countItems) },
         { key: 'tagging', run: measure('tagging', [BIN, '--config', taggingConfig, 'schedule-groups', '-o', 'json'], countItems) },
       ],
     });
     const baselineLabel = 'SDK loop: ListScheduleGroups (100/page), then ListTagsForResource one group at a time';
+    const callsPerSecond = (key) => Math.round((calls[key][0]?.total ?? 0) / (summarize(samples[key]).median / 1000));
+    const concurrencySweep = [...sweep.map((c) => ({ concurrency: c.concurrency, key: c.key })), { concurrency: 32, key: 'opsctl' }].map((c) => ({
+      concurrency: c.concurrency,
+      medianMs: summarize(samples[c.key]).median,
+      speedup: summarize(samples.baseline).median / summarize(samples[c.key]).median,
+      callsPerSecond: callsPerSecond(c.key),
+      throttled: calls[c.key][0]?.throttled ?? 0,
+    }));
+    log(`schedule groups measured in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     return [
       row({
         id: 'schedule-groups',
         benchmark: `schedule groups: ${fmtInt(total)} groups, ${latencyMs} ms/call`,
         unit: 'ms',
         baseline: { label: baselineLabel, samples: samples.baseline },
-        opsctl: { label: 'opsctl schedule-groups -o json (tagSource per-group, concurrency 8)', samples: samples.opsctl },
+        opsctl: { label: 'opsctl schedule-groups -o json (tagSource per-group, default concurrency 32)', samples: samples.opsctl },
         direction: 'speedup',
-        target: 10,
-        notes: { groups: total, neverTagged, latencyMs, apiCalls: { baseline: calls.baseline[0], opsctl: calls.opsctl[0] }, apiCallsPerRun: { baseline: calls.baseline, opsctl: calls.opsctl } },
+        target: 15,
+        notes: { groups: total, neverTagged, latencyMs, concurrencySweep, apiCalls: { baseline: calls.baseline[0], opsctl: calls.opsctl[0] }, apiCallsPerRun: { baseline: calls.baseline, opsctl: calls.opsctl } },
       }),
       row({
         id: 'schedule-groups-tagging-api',
@@ -420,7 +540,7 @@ export async function benchScheduleGroups(ctx) {
         baseline: { label: baselineLabel, samples: samples.baseline },
         opsctl: { label: 'opsctl (tagging-api): schedule-groups -o json with scheduleGroups.tagSource "tagging-api"', samples: samples.tagging },
         direction: 'speedup',
-        target: 10,
+        target: 15,
         notes: { groups: total, neverTagged, latencyMs, apiCalls: { baseline: calls.baseline[0], opsctl: calls.tagging[0] }, apiCallsPerRun: { baseline: calls.baseline, opsctl: calls.tagging } },
       }),
     ];

@@ -41,7 +41,7 @@ async function referenceSchema() {
 }
 
 /** Creates `db` with the reference purchase_executions table, fills it with one INSERT … SELECT. */
-async function createAndFill(pgs, db, insertSql) {
+async function createAndFill(pgs, db, insertSql, extraSql) {
   await pgs.sql('postgres', `DROP DATABASE IF EXISTS ${db}`);
   await pgs.sql('postgres', `CREATE DATABASE ${db}`);
   const schema = await referenceSchema();
@@ -49,70 +49,43 @@ async function createAndFill(pgs, db, insertSql) {
     await c.query(schema);
     // INSERT does not fire the BEFORE UPDATE touch trigger: updated_at is what we insert.
     await c.query(insertSql);
+    if (extraSql) await c.query(extraSql);
     await c.query('VACUUM (FREEZE, ANALYZE) purchase_executions');
   });
 }
 
 const STUCK_STATUS = `CASE WHEN g % 3 = 0 THEN 'approved' ELSE 'running' END`;
-const OTHER_STATUS = `(ARRAY['completed','completed','completed','completed','failed','cancelled','expired','pending','paused','scheduled'])[1 + (g / 10) % 10]`;
 
 /**
- * The listing/reap table: `rows` rows, every 10th row stuck (approved/running, 15 min to ~3.5 days
- * old, scattered over the whole heap and in an order unrelated to the heap), every 50th row
- * (offset 1) active and recent — timestamped 20–30 minutes ahead so it stays under a 10m
- * threshold however long the run takes — and the rest in terminal or other statuses.
- * Returns the exact number of stuck rows.
+ * The sized table (listing, reap, memory): `rows` rows, all in a stuck status, in heap order
+ * unrelated to age. Every 100th row is ~100 days old, every 10th ~20 days, the rest 1–2 hours:
+ * `--older-than 50d` selects rows/100, `10d` rows/10, `10m` all of them — one table, one query,
+ * three sizes. An index on updated_at (beside the reference schema's status index), as a table
+ * searched by age would have: the small listing reads its rows, not the whole table.
  */
-export async function seedListing(pgs, db, rows) {
-  const t0 = performance.now();
-  await createAndFill(
-    pgs,
-    db,
-    `INSERT INTO purchase_executions (status, error, updated_at, created_at, transitioned_at)
-     SELECT CASE WHEN g % 10 = 0 THEN ${STUCK_STATUS}
-                 WHEN g % 50 = 1 THEN CASE WHEN g % 4 = 1 THEN 'approved' ELSE 'running' END
-                 ELSE ${OTHER_STATUS} END,
-            CASE WHEN g % 10 <> 0 AND (g / 10) % 10 = 4 THEN 'worker error ' || g END,
-            CASE WHEN g % 10 = 0 THEN now() - interval '15 minutes' - ((g::bigint * 7919) % 300000) * interval '1 second'
-                 WHEN g % 50 = 1 THEN now() + interval '30 minutes' - (g % 600) * interval '1 second'
-                 ELSE now() - (g % 400) * interval '1 day' - (g % 86400) * interval '1 second' END,
-            now() - interval '400 days' + (g % 1000) * interval '1 hour',
-            CASE WHEN g % 10 <> 0 THEN now() - (g % 400) * interval '1 day' END
-       FROM generate_series(1, ${Math.floor(rows)}) AS g`,
-  );
-  const [{ n }] = await pgs.sql(
-    db,
-    `SELECT count(*)::int AS n FROM purchase_executions WHERE status IN ('approved','running') AND updated_at < now() - interval '10 minutes'`,
-  );
-  log(`seeded ${db}: ${rows.toLocaleString('en-US')} rows, ${n.toLocaleString('en-US')} stuck (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-  return n;
-}
-
-/**
- * The memory table: every row stuck. Every 100th row is ~100 days old, the rest 1–2 hours,
- * so `--older-than 50d` lists exactly rows/100 rows and `--older-than 10m` all of them,
- * through the same query, the same code path and the same table.
- */
-export async function seedMemory(pgs, db, rows) {
+export async function seedSized(pgs, db, rows) {
   const t0 = performance.now();
   await createAndFill(
     pgs,
     db,
     `INSERT INTO purchase_executions (status, updated_at, created_at)
      SELECT ${STUCK_STATUS},
-            CASE WHEN g % 100 = 0 THEN now() - interval '100 days' - ((g::bigint * 7919) % 100000) * interval '1 second'
+            CASE WHEN g % 100 = 0 THEN now() - interval '100 days' - ((g::bigint * 7919) % 86400000) * interval '1 millisecond'
+                 WHEN g % 10 = 0 THEN now() - interval '20 days' - ((g::bigint * 7919) % 86400000) * interval '1 millisecond'
                  ELSE now() - interval '1 hour' - ((g::bigint * 7919) % 3600000) * interval '1 millisecond' END,
             now() - interval '200 days'
        FROM generate_series(1, ${Math.floor(rows)}) AS g`,
+    'CREATE INDEX purchase_executions_updated_at_idx ON purchase_executions (updated_at)',
   );
-  const [{ small, large }] = await pgs.sql(
+  const [c] = await pgs.sql(
     db,
     `SELECT count(*) FILTER (WHERE updated_at < now() - interval '50 days')::int AS small,
+            count(*) FILTER (WHERE updated_at < now() - interval '10 days')::int AS medium,
             count(*) FILTER (WHERE updated_at < now() - interval '10 minutes')::int AS large
        FROM purchase_executions WHERE status IN ('approved','running')`,
   );
-  log(`seeded ${db}: ${rows.toLocaleString('en-US')} rows, all stuck; ${small.toLocaleString('en-US')} older than 50d (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-  return { small, large };
+  log(`seeded ${db}: ${rows.toLocaleString('en-US')} rows, all stuck; ${c.small.toLocaleString('en-US')} older than 50d, ${c.medium.toLocaleString('en-US')} older than 10d (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  return c;
 }
 
 export const PSQL = '/usr/bin/psql';

@@ -87,6 +87,12 @@ async function named(api: SchedulerApi, o: WriteOptions, names: string[]): Promi
   return names.map((n) => byName.get(n) ?? absent(n));
 }
 
+/**
+ * Writes (TagResource, CreateScheduleGroup) stay at most 8 in flight whatever the read
+ * concurrency: CreateScheduleGroup is documented at 10 requests per second.
+ */
+const writeConcurrency = (cfg: ScheduleGroupsConfig) => Math.min(cfg.concurrency, 8);
+
 function planItem(r: GroupRecord, action: GroupPlan['action'], changes: TagChange[], extra: Partial<GroupPlan> = {}): GroupPlan {
   return { id: r.name, name: r.name, arn: r.arn, state: r.state, class: r.class, action, changes, diff: describeChanges(changes), ...extra };
 }
@@ -200,7 +206,7 @@ export function adoptRemedy(o: WriteOptions & { names: string[]; allUnowned: boo
       });
     },
     async applyBatch(api, batch) {
-      return mapWithConcurrency(batch, cfg.concurrency, (p) =>
+      return mapWithConcurrency(batch, writeConcurrency(cfg), (p) =>
         guarded(p, async () => {
           // Re-check at write time against what AWS holds now: its State first, then its tags.
           const now = await readGroupNow(api, p.name);
@@ -262,7 +268,7 @@ export function reconcileRemedy(o: WriteOptions & { names: string[]; createMissi
       });
     },
     async applyBatch(api, batch) {
-      return mapWithConcurrency(batch, cfg.concurrency, (p) =>
+      return mapWithConcurrency(batch, writeConcurrency(cfg), (p) =>
         guarded(p, async () => {
           if (p.action === 'create' || p.action === 'recreate') return await createGroup(api, o, p);
           const now = await readGroupNow(api, p.name);

@@ -1,6 +1,6 @@
 import type { ScheduleGroupsConfig } from '../config.js';
 import { type SchedulerApi, translateAwsError } from '../aws.js';
-import { createLimiter } from '../concurrency.js';
+import { createAdaptiveLimiter, createLimiter } from '../concurrency.js';
 import { parseDuration } from '../durations.js';
 import { usageError } from '../errors.js';
 import { countSchedules, getGroup, listAllGroups, readTags, readTagsInBulk, type ListedGroup, type OnWarning } from '../aws/scheduler-gateway.js';
@@ -112,8 +112,15 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
     if (opts.withSchedules) rec.schedules = await reading('ListSchedules', () => countSchedules(api, name, opts.onWarning));
     return rec;
   };
-  // Tag reads start as soon as each page of the listing arrives, at most `concurrency` in flight.
-  const limit = createLimiter(cfg.concurrency);
+  // Tag reads start as soon as each page of the listing arrives, at most `concurrency` in flight;
+  // fewer while the service throttles (the read quotas are not published: its answer decides).
+  const limit = createAdaptiveLimiter(cfg.concurrency);
+  const previousOnThrottle = api.stats.onThrottle;
+  api.stats.onThrottle = () => {
+    limit.throttled();
+    if (limit.lowest < cfg.concurrency) api.stats.concurrencyLowest = Math.min(api.stats.concurrencyLowest ?? Infinity, limit.lowest);
+    previousOnThrottle?.();
+  };
   // tagSource "tagging-api": GetResources pages run alongside the listing; a listed group it did
   // not return (never tagged, or the tagging index lags) falls back to ListTagsForResource.
   const bulk = cfg.tagSource === 'tagging-api' ? reading('tag:GetResources', () => readTagsInBulk(api, opts.onWarning)) : null;
@@ -142,6 +149,7 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
     // Never leave reads running (or their rejections unhandled) behind a failed listing.
     await Promise.allSettled(pending);
     if (bulk) await Promise.allSettled([bulk]);
+    api.stats.onThrottle = previousOnThrottle;
   }
   if (bulk) await bulk; // a failed bulk read fails the listing with its own sentence
   const records = await Promise.all(pending);

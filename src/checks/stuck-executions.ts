@@ -82,6 +82,93 @@ export async function* streamStuck(db: Database, cfg: ExecutionsConfig, q: Stuck
   }
 }
 
+/**
+ * The same rows as stuckSql, as NDJSON text written by the server (`row_to_json`: the bytes
+ * JSON.stringify writes for a StuckExecution), through `COPY … TO STDOUT`. COPY takes no bind
+ * parameters, so the statuses and the threshold are bound to `set_config` in the same
+ * transaction (see bindStuckSettings) and read back here with current_setting: no value is
+ * ever written into the SQL text. CSV with control characters as quote and delimiter (never
+ * present in JSON text, whose control characters are escaped) passes each JSON line through
+ * unchanged, where the text format would double every backslash.
+ */
+export function stuckCopySql(cfg: ExecutionsConfig, limit: number): string {
+  const n = names(cfg);
+  return `COPY (SELECT row_to_json(r) FROM (
+            SELECT t.${n.key}::text AS id, t.${n.status}::text AS status,
+                   to_char(t.${n.updatedAt}::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "updatedAt",
+                   floor(extract(epoch FROM now() - t.${n.updatedAt})::float8)::bigint AS "ageSeconds"
+              FROM ${n.table} t
+             WHERE t.${n.status} = ANY(current_setting('opsctl.stuck_statuses')::text[])
+               AND t.${n.updatedAt} < now() - make_interval(secs => current_setting('opsctl.stuck_threshold_seconds')::float8)
+             ORDER BY t.${n.updatedAt}, t.${n.key}${limit > 0 ? ` LIMIT ${Math.floor(limit)}` : ''}) r)
+          TO STDOUT (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02')`;
+}
+
+/** Binds the query's values for stuckCopySql, local to the current transaction. */
+async function bindStuckSettings(db: Database, q: StuckQuery): Promise<void> {
+  // The server turns the bound array and number into their text forms; nothing is quoted here.
+  await db.query(`SELECT set_config('opsctl.stuck_statuses', $1::text[]::text, true), set_config('opsctl.stuck_threshold_seconds', $2::float8::text, true)`, [
+    q.statuses,
+    q.thresholdMs / 1000,
+  ]);
+}
+
+/** A stuck listing streamed by the server as NDJSON; count and oldest age known once consumed. */
+export interface StuckListing {
+  /** One JSON object a line, in chunks as they arrive (a chunk may end mid-line). */
+  ndjson(): AsyncGenerator<Buffer>;
+  /** The same rows parsed, for tables. */
+  rows(): AsyncGenerator<StuckExecution>;
+  readonly count: number;
+  readonly oldestAgeSeconds: number;
+}
+
+/** Streams stuck rows through COPY (call inside db.readOnly); consume either ndjson() or rows(), once. */
+export function copyStuck(db: Database, cfg: ExecutionsConfig, q: StuckQuery): StuckListing {
+  let count = 0;
+  let oldest = 0;
+  let head: Buffer | null = Buffer.alloc(0);
+  const ndjson = async function* (): AsyncGenerator<Buffer> {
+    await bindStuckSettings(db, q);
+    for await (const chunk of db.copyOut(stuckCopySql(cfg, q.limit))) {
+      if (head) {
+        // Oldest first: the first row carries the oldest age.
+        head = Buffer.concat([head, chunk]);
+        const nl = head.indexOf(10);
+        if (nl >= 0) {
+          oldest = (JSON.parse(head.toString('utf8', 0, nl)) as StuckExecution).ageSeconds;
+          head = null;
+        }
+      }
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) count += 1;
+      yield chunk;
+    }
+  };
+  const rows = async function* (): AsyncGenerator<StuckExecution> {
+    // A chunk may end inside a line, or inside a UTF-8 character: split on whole lines only.
+    let rest: Buffer = Buffer.alloc(0);
+    for await (const chunk of ndjson()) {
+      const buf = rest.length ? Buffer.concat([rest, chunk]) : chunk;
+      let start = 0;
+      for (let i = buf.indexOf(10); i !== -1; i = buf.indexOf(10, start)) {
+        yield JSON.parse(buf.toString('utf8', start, i)) as StuckExecution;
+        start = i + 1;
+      }
+      rest = buf.subarray(start);
+    }
+  };
+  return {
+    ndjson,
+    rows,
+    get count() {
+      return count;
+    },
+    get oldestAgeSeconds() {
+      return oldest;
+    },
+  };
+}
+
 export async function findStuck(db: Database, cfg: ExecutionsConfig, q: StuckQuery): Promise<StuckExecution[]> {
   const rows = await db.query<{ id: string; status: string; updated_at: string; age_seconds: number }>(stuckSql(cfg, q.limit), [
     q.statuses,

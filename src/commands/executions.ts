@@ -58,19 +58,12 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
   parseFormat(ctx.globals.output);
   const { limit } = o;
   const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, o);
-  const { assertExecutionsSchema, streamStuck } = await import('../checks/stuck-executions.js');
+  const { assertExecutionsSchema, copyStuck } = await import('../checks/stuck-executions.js');
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       await assertExecutionsSchema(ro, cfg);
-      let count = 0;
-      let oldest = 0;
-      const counted = (async function* () {
-        for await (const row of streamStuck(ro, cfg, { thresholdMs, statuses, limit })) {
-          count += 1;
-          oldest = Math.max(oldest, row.ageSeconds);
-          yield row;
-        }
-      })();
+      // COPY: json/ndjson pass the server's row text through; a table parses the same rows.
+      const listing = copyStuck(ro, cfg, { thresholdMs, statuses, limit });
       const columns: Column<StuckExecution>[] = [
         { header: 'id', value: (r) => r.id },
         { header: 'status', value: (r) => r.status, tone: () => 'warn' },
@@ -80,11 +73,15 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
       return ctx.emit({
         command: 'executions stuck',
         mode: 'read',
-        items: counted,
+        items: listing.rows(),
+        ndjson: listing.ndjson,
         columns,
         headline: `Executions in ${statuses.join('/')} for longer than ${formatDuration(thresholdMs)} (${cfg.table}, database clock)`,
         emptyMessage: `No stuck executions: nothing in ${statuses.join('/')} older than ${formatDuration(thresholdMs)}.`,
-        summary: () => ({ stuck: count, threshold: formatDuration(thresholdMs), oldestAgeSeconds: oldest, ...(limit > 0 && count >= limit ? { limitReached: limit } : {}) }),
+        summary: () => {
+          const count = listing.count;
+          return { stuck: count, threshold: formatDuration(thresholdMs), oldestAgeSeconds: listing.oldestAgeSeconds, ...(limit > 0 && count >= limit ? { limitReached: limit } : {}) };
+        },
       });
     }),
   );
@@ -102,6 +99,7 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
   const { assertExecutionsSchema, reapRemedy } = await import('../checks/stuck-executions.js');
   const { remediate } = await import('../remediation.js');
   const { presentRemediation } = await import('../remediation-presenter.js');
+  const { REAP_BATCH_TARGET_MS } = await import('../batch-sizer.js');
   const threshold = formatDuration(thresholdMs);
   return ctx.withDatabase(async (db) => {
     await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
@@ -131,7 +129,8 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
           mode === 'plan' ? ['A reaped execution that was in fact still running may run twice: the threshold must exceed the longest legitimate run.'] : [],
         summary: (report) => ({ ...report.summary, threshold }),
       },
-      (hooks) => remediate(db, remedy, { apply: o.apply, max, batchSize: o.batchSize ?? cfg.batchSize, wait: o.wait, ...hooks }),
+      // Batches sized by time up to the cap: ~250 ms of row locks each (see batch-sizer.ts).
+      (hooks) => remediate(db, remedy, { apply: o.apply, max, batchSize: o.batchSize ?? cfg.batchSize, batchTargetMs: REAP_BATCH_TARGET_MS, wait: o.wait, ...hooks }),
     );
   });
 }
@@ -179,7 +178,7 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
     .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)')
     .option('--dead-workers', 'instead: rows of workers.runs held by workers whose heartbeat is stale, whatever their age')
     .option('--stale <duration>', 'with --dead-workers: a heartbeat older than this is dead (default: workers.stale)');
-  addApplyFlags(reap, { max: '1000' })
+  addApplyFlags(reap, { max: '1000', batchHelp: 'largest batch: batches are sized by time, ~250 ms each, up to this many rows (default from config, 10000)' })
     .addHelpText('after', REAP_EXAMPLES)
     .action(
       r.wrap(async (ctx, flags: ReapFlags) => {

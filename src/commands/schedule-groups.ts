@@ -104,7 +104,12 @@ async function expectedNames(ctx: CommandContext, config: Config): Promise<strin
 }
 
 function summarizeApi(api: SchedulerApi) {
-  return { apiCalls: api.stats.calls, throttled: api.stats.throttled, conflictsRetried: api.stats.conflictsRetried };
+  return {
+    apiCalls: api.stats.calls,
+    throttled: api.stats.throttled,
+    conflictsRetried: api.stats.conflictsRetried,
+    ...(api.stats.concurrencyLowest !== undefined ? { concurrencyLowest: api.stats.concurrencyLowest } : {}),
+  };
 }
 
 export async function runList(ctx: CommandContext, o: ListOptions): Promise<number> {
@@ -261,7 +266,8 @@ export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<nu
           for (const w of warnings) ctx.say(`opsctl: ${w}`);
         },
       },
-      (hooks) => runRemediation(host, remedy, { apply: o.apply, max, batchSize: Math.max(cfg.concurrency * 4, 32), wait: o.wait, ...hooks }),
+      // Writes: at most 8 in flight (see writeConcurrency in checks/schedule-group-remedies.ts).
+      (hooks) => runRemediation(host, remedy, { apply: o.apply, max, batchSize: Math.max(Math.min(cfg.concurrency, 8) * 4, 32), wait: o.wait, ...hooks }),
     );
   };
   let namedFailed = false;

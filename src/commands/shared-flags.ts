@@ -21,13 +21,13 @@ export function splitList(value: string | undefined): string[] | undefined {
 }
 
 /** The flags every remediation shares, so reap, retry, purge, adopt and reconcile read alike. */
-export function addApplyFlags(cmd: Command, defaults: { max: string; batch?: boolean }): Command {
+export function addApplyFlags(cmd: Command, defaults: { max: string; batch?: boolean; batchHelp?: string }): Command {
   cmd
     .option('--apply', 'make the changes (without it: dry run, print the plan, change nothing)')
     .option('--max <n>', `refuse to change more than this many items (0 = no cap; default from config, ${defaults.max})`)
     .option('--reason <text>', 'why: recorded in the change and the audit row')
     .option('--wait', 'wait for another opsctl working on the same target instead of exiting 3');
-  if (defaults.batch !== false) cmd.addOption(new Option('--batch-size <n>', 'rows per short transaction (default from config, 500)'));
+  if (defaults.batch !== false) cmd.addOption(new Option('--batch-size <n>', defaults.batchHelp ?? 'rows per short transaction (default from config, 500)'));
   return cmd;
 }
 
