@@ -77,6 +77,8 @@ export interface FleetRemedySpec<P extends PlannedItem> {
   columns: Column<ReportedItem<P>>[];
   detail: (r: ReportedItem<P>, dryRun: boolean) => unknown;
   headline: (dryRun: boolean, targets: number) => string;
+  /** Something the unit's report says that must reach the reader (and may have raised its exit code), e.g. named groups refused. */
+  unitNote?: (report: RemediationReport<P>) => string | undefined;
 }
 
 type Row<P> = ReportedItem<P> & { target: string; region?: string };
@@ -106,6 +108,8 @@ interface TargetReport {
   planned: number;
   summary?: Record<string, unknown>;
   error?: string;
+  /** From spec.unitNote: not a failure of the unit, but part of its exit code. */
+  note?: string;
   exitCode: number;
 }
 
@@ -157,8 +161,10 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
   const perTarget: TargetReport[] = [];
   for (const o of plans) {
     if (o.ok) {
+      const { report } = o.value.value;
       planned.set(o.target, o.value.value);
-      perTarget.push({ target: o.target, planned: Number(o.value.value.report.summary.planned ?? 0), summary: o.value.value.report.summary, exitCode: 0 });
+      // A plan's exit code is 0 unless the remedy raised it (adopt: a named group refused or absent).
+      perTarget.push({ target: o.target, planned: Number(report.summary.planned ?? 0), summary: report.summary, exitCode: report.exitCode, note: spec.unitNote?.(report) });
     } else perTarget.push({ target: o.target, planned: 0, error: mask(o.error), exitCode: o.exitCode });
   }
   for (const x of skipped) perTarget.push({ target: x.name, planned: 0, error: x.why, exitCode: 0 });
@@ -213,6 +219,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
           used += Number(report.summary.planned ?? 0);
           r.summary = report.summary;
           r.exitCode = report.exitCode;
+          r.note = spec.unitNote?.(report);
           if (report.warning) r.error = mask(report.warning);
           rows.push(...report.items.map((i) => ({ ...tag(u), ...i })));
         } catch (e) {
@@ -235,6 +242,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
   if (dryRun && over.length) notes.push(`More than --max on ${over.map((r) => r.target).join(', ')}: --apply would refuse (nothing changed anywhere).`);
   if (dryRun && maxTotal > 0 && total > maxTotal) notes.push(`${total} planned in all, above --max-total ${maxTotal}: --apply would refuse.`);
   for (const f of failed) notes.push(`${f.target}: ${f.error}`);
+  for (const r of perTarget) if (r.note) notes.push(`${r.target}: ${r.note}`);
   const columns: Column<Row<P>>[] = [
     { header: 'target', value: (r) => r.target },
     ...(spec.columns as unknown as Column<Row<P>>[]),
@@ -255,7 +263,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
           { header: 'target', value: (r: TargetReport) => r.target },
           { header: 'planned', value: (r: TargetReport) => r.planned },
           ...(dryRun ? [] : [{ header: spec.applied, value: (r: TargetReport) => rows.filter((x) => unitName(x) === r.target && x.outcome.startsWith(spec.applied)).length }]),
-          { header: 'note', value: (r: TargetReport) => r.error ?? (r.summary?.exceedsMax ? 'above --max' : ''), tone: (r: TargetReport) => (r.exitCode > 0 ? 'bad' : 'dim'), maxWidth: 80 },
+          { header: 'note', value: (r: TargetReport) => r.error ?? r.note ?? (r.summary?.exceedsMax ? 'above --max' : ''), tone: (r: TargetReport) => (r.exitCode > 0 ? 'bad' : 'dim'), maxWidth: 80 },
         ],
         rows: perTarget,
       },
@@ -266,7 +274,7 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
       ...sums,
       ...(maxTotal > 0 ? { maxTotal } : {}),
       targetsFailed: failed.length,
-      byTarget: byTarget((r) => ({ planned: r.planned, ...(r.summary ?? {}), ...(r.error ? { error: r.error } : {}), exitCode: r.exitCode })),
+      byTarget: byTarget((r) => ({ planned: r.planned, ...(r.summary ?? {}), ...(r.error ? { error: r.error } : {}), ...(r.note ? { note: r.note } : {}), exitCode: r.exitCode })),
     }),
     exitCode: () => exitCode,
     warnings: () => (failed.length ? [`${failed.length} of ${perTarget.length} target(s) failed: ${failed.map((f) => f.target).join(', ')}.`] : []),
@@ -413,9 +421,15 @@ export interface FleetAdoptOptions extends FleetApplyOptions {
 /** The per-account quota of schedule groups: adopt's default --max, as for one account. */
 const ADOPT_DEFAULT_MAX = 500;
 
-/** adopt schedule-group over targets: one unit per target × region of its aws section. */
+/**
+ * adopt schedule-group over targets: one unit per target × region of its aws section, each
+ * built by the single-target construction (prepareGroupWrite): named groups fetched directly,
+ * the account+region lock (busy: that unit exit 3, the others go on; --wait waits), every
+ * change audited with --reason in the target's audit.table or the local journal, and named
+ * refused/absent/gone groups an exit 1.
+ */
 export async function runFleetAdopt(ctx: CommandContext, o: FleetAdoptOptions): Promise<number> {
-  const { adoptRemedy, findGroups, schedulerHost } = await import('./checks/schedule-groups.js');
+  const { auditsToDatabase, groupBatchSize, prepareGroupWrite, settleNamed } = await import('./schedule-group-writes.js');
   const { runRemediation } = await import('./remediation.js');
   return runFleetRemedy<GroupPlan>(ctx, o, {
     command: 'adopt schedule-group',
@@ -428,26 +442,45 @@ export async function runFleetAdopt(ctx: CommandContext, o: FleetAdoptOptions): 
     }),
     async open(unit, res, secrets) {
       const t = unit.target;
-      const cfg = t.config.scheduleGroups;
-      if (Object.keys(cfg.ownerTags).length === 0) throw usageError(`target ${t.name}: scheduleGroups.ownerTags is not configured, so nothing can be adopted.`);
-      const retry = { tries: cfg.conflictRetries, delayMs: parseDuration(cfg.conflictDelay, 'scheduleGroups.conflictDelay') };
+      const config = t.config;
+      if (Object.keys(config.scheduleGroups.ownerTags).length === 0) throw usageError(`target ${t.name}: scheduleGroups.ownerTags is not configured, so nothing can be adopted.`);
+      if (config.audit.table && !t.entry.database)
+        throw usageError(`target ${t.name}: audit.table is set but the target has no database to record adopt's changes in; give it a database or set targets.${t.name}.overrides.audit.table to null (the local journal).`);
       const expected = await targetExpectedGroups(ctx, t, res, secrets);
       const api = await openTargetScheduler(ctx, t, unit.region as string, res);
-      const remedy = adoptRemedy({
-        cfg,
-        force: o.force,
-        retry,
-        nowMs: () => ctx.deps.now(),
-        find: (a) => findGroups(a, cfg, { prefix: o.prefix, expected, nowMs: ctx.deps.now() }),
+      const spec = {
+        kind: 'adopt' as const,
         names: o.names,
+        prefix: o.prefix,
+        force: o.force,
         allUnowned: o.allUnowned,
-      });
+        createMissing: false,
+        reason: o.reason ?? null,
+        config,
+        expected,
+        onWarning: (w: string) => ctx.say(`opsctl: ${unit.name}: ${w}`),
+      };
       return {
         max: ADOPT_DEFAULT_MAX,
-        batchSize: Math.max(cfg.concurrency * 4, 32),
-        execute: (run) => runRemediation(schedulerHost(api), remedy, { ...run, wait: false }),
+        batchSize: groupBatchSize(config.scheduleGroups),
+        async execute(run) {
+          // The audit session only for an apply, as for one target: plans open nothing to write to.
+          const db = auditsToDatabase(config, run.apply) ? await openTargetDatabase(ctx, t, res, secrets) : null;
+          try {
+            const { remedy, host } = await prepareGroupWrite(ctx, api, spec, { apply: run.apply, wait: run.wait, db });
+            const report = await runRemediation(host, remedy, run);
+            settleNamed(o.names, report);
+            return report;
+          } finally {
+            await db?.close();
+          }
+        },
         close: async () => api.client.destroy(),
       };
+    },
+    unitNote: (report) => {
+      const failed = settleNamed(o.names, report);
+      return failed.length ? `named group(s) refused or absent: ${failed.join(', ')} (exit 1)` : undefined;
     },
     columns: [
       { header: 'region', value: (r) => (r as unknown as { region?: string }).region ?? '' },

@@ -1,12 +1,14 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
-import { PassThrough } from 'node:stream';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { PassThrough, Readable } from 'node:stream';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../src/cli.js';
 import { freshDatabase, databaseChecksum, serverPassword } from './support/db.js';
 import { cli } from './support/cli.js';
+import { eventually } from './support/reliability.js';
+import type { SchedulerEmulator } from '../src/emulator/scheduler-emulator.js';
 
 /** reap and propagations retry over several real databases, one of them down. */
 type Db = Awaited<ReturnType<typeof freshDatabase>>;
@@ -244,5 +246,168 @@ describe('opsctl adopt schedule-group over targets × regions', () => {
     } finally {
       await Promise.all([east.close(), west.close()]);
     }
+  });
+});
+
+/**
+ * Issue #13's guarantees hold on every target × region, as for one account: named groups
+ * fetched directly, the account+region lock (--wait), the audit of every change with --reason,
+ * named refused/absent groups an exit 1.
+ */
+describe('adopt schedule-group over targets keeps the single-target guarantees', () => {
+  let east: SchedulerEmulator, west: SchedulerEmulator;
+  let state: string;
+  let awsEnv: (emu: SchedulerEmulator, extra?: NodeJS.ProcessEnv) => NodeJS.ProcessEnv;
+  let OWNER: Record<string, string>;
+  beforeEach(async () => {
+    const support = await import('./support/aws.js');
+    ({ awsEnv, OWNER } = support);
+    [east, west] = await Promise.all([support.emulator({ region: 'us-east-1' }), support.emulator({ region: 'eu-west-1', accountId: '210987654321' })]);
+    state = mkdtempSync(join(tmpdir(), 'opsctl-fleet-state-'));
+  });
+  afterEach(async () => {
+    await Promise.all([east.close(), west.close()]);
+  });
+
+  /** Target x: both regions, journal audit; y (optional): the same regions, its audit in database a. */
+  const adoptConfig = (top: Record<string, unknown> = {}, targets: Record<string, unknown> = {}) => {
+    const f = join(dir, `adopt-${Math.random().toString(36).slice(2)}.json`);
+    const aws = { regions: ['us-east-1', 'eu-west-1'], endpoints: { 'us-east-1': east.url, 'eu-west-1': west.url } };
+    writeFileSync(
+      f,
+      JSON.stringify({
+        actor: 'alice',
+        scheduleGroups: { ownerTags: OWNER, ownerKeyPrefix: 'alchemy::', desiredTags: { team: 'payments' }, conflictDelay: '10ms' },
+        ...top,
+        targets: { x: { aws }, ...targets },
+      }),
+    );
+    return f;
+  };
+  const e = () => ({ ...awsEnv(east, { OPSCTL_STATE_DIR: state }), AWS_ENDPOINT_URL_SCHEDULER: '', ...env() });
+  const tagsOf = (emu: SchedulerEmulator, name: string) => emu.groups().find((g) => g.name === name)?.tags;
+  const journal = () => readFileSync(join(state, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lockFileOf = (emu: SchedulerEmulator, region: string) => {
+    const account = /:(\d{12}):/.exec(emu.groups().find((g) => g.name === 'default')?.arn ?? '')?.[1];
+    return join(state, 'locks', `scheduler-${account}-${region}-${new URL(emu.url).host}`.replace(/[^A-Za-z0-9._-]+/g, '_') + '.lock');
+  };
+  /** Held by a live process of this host (this test runner): a real holder, not a stale file. */
+  const holdLock = (file: string) => {
+    mkdirSync(join(state, 'locks'), { recursive: true });
+    writeFileSync(file, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString(), what: 'test' }));
+  };
+
+  it('named groups are fetched directly in each region; every change is in the journal with --reason and its region', async () => {
+    for (const emu of [east, west]) {
+      emu.seedGroup('g1', { env: 'prod' });
+      for (let i = 0; i < 30; i++) emu.seedGroup(`other-${i}`);
+      emu.resetCallCounts();
+    }
+    const f = adoptConfig();
+    const dry = await cli(['--config', f, 'adopt', 'schedule-group', 'g1', '--all-targets', '--reason', 'INC-9', '-o', 'json'], e());
+    expect(dry.code).toBe(0);
+    expect(dry.json().summary).toMatchObject({ planned: 2, byTarget: { 'x/us-east-1': { planned: 1 }, 'x/eu-west-1': { planned: 1 } } });
+    for (const emu of [east, west]) expect(emu.callCounts()).toEqual({ GetScheduleGroup: 1, ListTagsForResource: 1 });
+    expect(existsSync(join(state, 'audit.jsonl'))).toBe(false); // a dry run records nothing
+
+    const r = await cli(['--config', f, 'adopt', 'schedule-group', 'g1', '--all-targets', '--apply', '--reason', 'INC-9 fleet take-over', '-o', 'json'], e());
+    expect(r.code).toBe(0);
+    expect(r.json().summary).toMatchObject({ planned: 2, adopted: 2 });
+    for (const emu of [east, west]) {
+      expect(emu.callCounts().ListScheduleGroups ?? 0).toBe(0); // never the account's whole listing
+      expect(tagsOf(emu, 'g1')).toMatchObject({ 'alchemy::id': 'g1', team: 'payments', env: 'prod' });
+    }
+    const lines = journal();
+    expect(lines.map((l) => [l.kind, l.resourceId, l.metadata.region, l.metadata.reason, l.actor]).sort()).toEqual([
+      ['schedule_group.adopted', 'g1', 'eu-west-1', 'INC-9 fleet take-over', 'alice'],
+      ['schedule_group.adopted', 'g1', 'us-east-1', 'INC-9 fleet take-over', 'alice'],
+    ]);
+    expect(lines.map((l) => l.metadata.arn).sort()).toEqual([expect.stringContaining(':210987654321:'), expect.stringContaining(':123456789012:')]);
+    expect(lines.every((l) => /reason: INC-9 fleet take-over/.test(l.summary))).toBe(true);
+    // The locks were released.
+    expect([existsSync(lockFileOf(east, 'us-east-1')), existsSync(lockFileOf(west, 'eu-west-1'))]).toEqual([false, false]);
+  });
+
+  it("with audit.table: each region's changes are rows in the target's own database, with the reason; a target without a database is refused", async () => {
+    east.seedGroup('u1');
+    west.seedGroup('u2');
+    const aws = { regions: ['us-east-1', 'eu-west-1'], endpoints: { 'us-east-1': east.url, 'eu-west-1': west.url } };
+    const f = adoptConfig({ audit: { table: 'audit_log', schema: null } }, { x: { aws, database: { url: noPassword(a.url), passwordEnv: 'PW' } } });
+    const r = await cli(['--config', f, 'adopt', 'schedule-group', '--all-unowned', '--all-targets', '--apply', '--reason', 'INC-10', '-o', 'json'], e());
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.json().summary).toMatchObject({ adopted: 2 });
+    const rows = (await a.client.query("SELECT actor, kind, resource_id, metadata FROM audit_log WHERE kind LIKE 'schedule_group.%' ORDER BY resource_id")).rows;
+    expect(rows.map((x) => [x.actor, x.kind, x.resource_id, x.metadata.region, x.metadata.reason])).toEqual([
+      ['alice', 'schedule_group.adopted', 'u1', 'us-east-1', 'INC-10'],
+      ['alice', 'schedule_group.adopted', 'u2', 'eu-west-1', 'INC-10'],
+    ]);
+    expect(existsSync(join(state, 'audit.jsonl'))).toBe(false);
+
+    west.seedGroup('u3');
+    const noDb = adoptConfig({ audit: { table: 'audit_log', schema: null } });
+    const refused = await cli(['--config', noDb, 'adopt', 'schedule-group', '--all-unowned', '--all-targets', '--apply', '-o', 'json'], e());
+    expect(refused.code).toBe(2);
+    expect(refused.json().summary.byTarget['x/eu-west-1'].error).toMatch(/target x: audit\.table is set but the target has no database/);
+    expect(tagsOf(west, 'u3')).toEqual({});
+  });
+
+  it('a lock held in one region: that unit is busy (exit 3), the other region is adopted; --wait waits for it', async () => {
+    east.seedGroup('u1');
+    west.seedGroup('u2');
+    const f = adoptConfig();
+    const westLock = lockFileOf(west, 'eu-west-1');
+    holdLock(westLock);
+    const busy = await cli(['--config', f, 'adopt', 'schedule-group', '--all-unowned', '--all-targets', '--apply', '--reason', 'INC-11', '-o', 'json'], e());
+    expect(busy.code).toBe(3);
+    const out = busy.json();
+    expect(out.summary.byTarget['x/eu-west-1']).toMatchObject({ exitCode: 3, error: expect.stringMatching(/another opsctl run is already working on schedule groups of account 210987654321 in eu-west-1.*pass --wait/) });
+    expect(out.summary.byTarget['x/us-east-1']).toMatchObject({ exitCode: 0, adopted: 1 });
+    expect(tagsOf(east, 'u1')).toMatchObject({ 'alchemy::id': 'u1' });
+    expect(tagsOf(west, 'u2')).toEqual({});
+    expect(west.callCounts().TagResource ?? 0).toBe(0);
+    expect(busy.stderr).toMatch(/1 of 2 target\(s\) failed: x\/eu-west-1/);
+    expect(journal().map((l) => [l.resourceId, l.metadata.region])).toEqual([['u1', 'us-east-1']]);
+
+    // --wait: in-process; its "waiting" message is the synchronisation point.
+    const err = new PassThrough();
+    let stderr = '';
+    err.on('data', (d) => (stderr += d));
+    const stdout = new PassThrough();
+    let text = '';
+    stdout.on('data', (d) => (text += d));
+    const waiting = runCli(['--config', f, 'adopt', 'schedule-group', '--all-unowned', '--all-targets', '--apply', '--wait', '--reason', 'INC-11', '-o', 'json'], {
+      stdout, stderr: err, stdin: Readable.from([]), env: { PATH: process.env.PATH, ...e() }, cwd: process.cwd(),
+    });
+    await eventually('the eu-west-1 unit waits for the lock', async () => /waiting for another opsctl run working on schedule groups of account 210987654321 in eu-west-1/.test(stderr));
+    expect(west.callCounts().TagResource ?? 0).toBe(0);
+    unlinkSync(westLock); // the other adopter is done
+    expect(await waiting).toBe(0);
+    expect(JSON.parse(text).summary.byTarget['x/eu-west-1']).toMatchObject({ exitCode: 0, adopted: 1 });
+    expect(tagsOf(west, 'u2')).toMatchObject({ 'alchemy::id': 'u2' });
+    expect(existsSync(westLock)).toBe(false);
+  });
+
+  it('a named group absent in a region: exit 1, dry run and --apply, as for one account; the others are still adopted', async () => {
+    east.seedGroup('g1');
+    west.seedGroup('g1');
+    east.seedGroup('only-east');
+    const f = adoptConfig();
+    const dry = await cli(['--config', f, 'adopt', 'schedule-group', 'g1', 'only-east', '--all-targets', '-o', 'json'], e());
+    expect(dry.code).toBe(1);
+    const d = dry.json();
+    expect(d.items.filter((i: any) => i.outcome === 'refused').map((i: any) => `${i.target}/${i.region}/${i.name}`)).toEqual(['x/eu-west-1/only-east']);
+    expect(d.summary.byTarget['x/eu-west-1']).toMatchObject({ exitCode: 1, note: expect.stringMatching(/named group\(s\) refused or absent: only-east/) });
+    expect(d.summary.byTarget['x/us-east-1']).toMatchObject({ exitCode: 0, planned: 2 });
+
+    const r = await cli(['--config', f, 'adopt', 'schedule-group', 'g1', 'only-east', '--all-targets', '--apply', '--reason', 'INC-12', '-o', 'json'], e());
+    expect(r.code).toBe(1);
+    expect(r.json().summary).toMatchObject({ adopted: 3, byTarget: { 'x/eu-west-1': { exitCode: 1, adopted: 1 } } });
+    expect(tagsOf(west, 'g1')).toMatchObject({ 'alchemy::id': 'g1' });
+
+    const table = await cli(['--config', f, 'adopt', 'schedule-group', 'nonexistent', '--all-targets'], e());
+    expect(table.code).toBe(1);
+    expect(table.stdout).toMatch(/x\/us-east-1: named group\(s\) refused or absent: nonexistent/);
+    expect(table.stdout).toMatch(/x\/eu-west-1: named group\(s\) refused or absent: nonexistent/);
   });
 });

@@ -8,7 +8,7 @@ import type { Database } from '../database.js';
 import type { AwsFlags, SchedulerApi } from '../aws.js';
 import { validateGroupNames, type GroupPlan, type GroupRecord } from '../checks/schedule-groups.js';
 import { addApplyFlags, parseCount, splitList } from './shared-flags.js';
-import { ExitCode, usageError } from '../errors.js';
+import { usageError } from '../errors.js';
 import { GROUP_CLASSES } from '../checks/tag-diff.js';
 
 interface ListFlags extends AwsFlags {
@@ -154,38 +154,9 @@ export async function runList(ctx: CommandContext, o: ListOptions): Promise<numb
   });
 }
 
-/**
- * The lock that keeps two adopters off the same account+region (and endpoint): a lock file in
- * the local state directory, plus a PostgreSQL advisory lock when the audit goes to the
- * database, so runs on other hosts sharing that database are kept apart too.
- */
-function schedulerLock(ctx: CommandContext, api: SchedulerApi, db: Database | null, wait: boolean) {
-  return async () => {
-    const { getGroup, accountOf } = await import('../aws/scheduler-gateway.js');
-    const { translateAwsError } = await import('../aws.js');
-    // The account is read from an ARN: `default` exists in every account and region.
-    const account = accountOf((await getGroup(api, 'default').catch((e) => Promise.reject(translateAwsError(e, 'GetScheduleGroup', api))))?.Arn) ?? 'unknown-account';
-    const key = `scheduler-${account}-${api.region}${api.endpoint ? `-${new URL(api.endpoint).host}` : ''}`;
-    const what = `schedule groups of account ${account} in ${api.region}${api.endpoint ? ` at ${api.endpoint}` : ''}`;
-    const { acquireFileLock } = await import('../local-state.js');
-    const file = await acquireFileLock(ctx.io.env, key, what, { wait, onWaiting: (m) => ctx.say(`opsctl: ${m}`) });
-    if (!db) return file;
-    try {
-      const { acquireKeyLock } = await import('../advisory-lock.js');
-      const held = await acquireKeyLock(db, key, what, { wait });
-      return { release: async () => (await held.release(), await file.release()) };
-    } catch (e) {
-      await file.release();
-      throw e;
-    }
-  };
-}
-
 export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<number> {
   const { parseFormat } = await import('../output.js');
   parseFormat(ctx.globals.output);
-  const { findGroups, findNamedGroups } = await import('../checks/schedule-groups.js');
-  const { adoptRemedy, reconcileRemedy, schedulerHost } = await import('../checks/schedule-group-remedies.js');
   const { kind, names, max } = o;
   if (kind === 'adopt') {
     const { assertMaxTotal, requiresFleet, runFleetAdopt } = await import('../fleet-remedies.js');
@@ -193,50 +164,41 @@ export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<nu
     if (requiresFleet(ctx)) {
       if (o.aws.region !== undefined || o.aws.profile !== undefined || o.aws.endpointUrl !== undefined)
         throw usageError('--region, --profile and --endpoint-url do not combine with --target/--all-targets: each target names its own (targets.NAME.aws).');
-      return runFleetAdopt(ctx, { apply: o.apply, max: o.max, maxTotal: o.maxTotal, wait: false, names, prefix: o.prefix, force: o.force, allUnowned: o.allUnowned });
+      return runFleetAdopt(ctx, {
+        apply: o.apply,
+        max: o.max,
+        maxTotal: o.maxTotal,
+        wait: o.wait,
+        reason: o.reason ?? undefined,
+        names,
+        prefix: o.prefix,
+        force: o.force,
+        allUnowned: o.allUnowned,
+      });
     }
   }
   const config = await ctx.config();
-  const cfg = config.scheduleGroups;
-  const { parseDuration } = await import('../durations.js');
-  const retry = { tries: cfg.conflictRetries, delayMs: parseDuration(cfg.conflictDelay, 'scheduleGroups.conflictDelay') };
   const expected = await expectedNames(ctx, config);
   const api = await ctx.openScheduler(o.aws);
   const { runRemediation } = await import('../remediation.js');
+  const { auditsToDatabase, groupBatchSize, prepareGroupWrite, settleNamed } = await import('../schedule-group-writes.js');
   const warnings: string[] = [];
-  const common = {
-    cfg,
+  const spec = {
+    kind,
+    names,
+    prefix: o.prefix,
     force: o.force,
-    retry,
-    nowMs: () => ctx.deps.now(),
-    find: (a: SchedulerApi) => findGroups(a, cfg, { prefix: o.prefix, expected, nowMs: ctx.deps.now(), onWarning: (w) => warnings.push(w) }),
-    // Named groups are read directly, never through the account's whole listing.
-    findNamed: (a: SchedulerApi, n: string[]) => findNamedGroups(a, cfg, n, { nowMs: ctx.deps.now() }),
-    expected,
+    allUnowned: o.allUnowned,
+    createMissing: o.createMissing,
     reason: o.reason,
-    actor: config.actor,
+    config,
+    expected,
+    onWarning: (w: string) => warnings.push(w),
   };
-  const remedy =
-    kind === 'adopt'
-      ? adoptRemedy({ ...common, names, allUnowned: o.allUnowned })
-      : reconcileRemedy({ ...common, names, createMissing: o.createMissing });
   const { presentRemediation } = await import('../remediation-presenter.js');
   const Verb = kind === 'adopt' ? 'Adopt' : 'Reconcile';
-  // Every AWS change is audited: in the audit table when one is configured, else in the local journal.
-  const useDb = o.apply && Boolean(config.audit.table);
   const run = async (db: Database | null) => {
-    let audit: ((entries: import('../audit.js').AuditEntry[]) => Promise<void>) | undefined;
-    if (o.apply) {
-      if (db) {
-        const { writeAudit } = await import('../audit.js');
-        audit = (entries) => db.transaction((tx) => writeAudit(tx, config.audit, config.actor, entries));
-      } else {
-        const { journalPath, openJournal } = await import('../local-state.js');
-        const append = await openJournal(journalPath(ctx.io.env));
-        audit = (entries) => append(config.actor, entries);
-      }
-    }
-    const host = schedulerHost(api, { lock: schedulerLock(ctx, api, db, o.wait), audit });
+    const { remedy, host } = await prepareGroupWrite(ctx, api, spec, { apply: o.apply, wait: o.wait, db });
     return presentRemediation<GroupPlan>(
       ctx,
       {
@@ -258,21 +220,17 @@ export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<nu
         // "already-owned" and "in-sync" are nothing to worry about here; "gone" is.
         tones: { lost: 'dim' },
         after: (report) => {
-          // A named group that is refused, absent or gone fails the run (exit 1), dry run or not:
-          // a typo in CI must not pass silently. Unnamed selections only fail on errors.
-          namedFailed = names.length > 0 && report.items.some((i) => i.outcomeClass === 'refused' || i.outcome === 'gone');
-          if (namedFailed && report.exitCode === ExitCode.OK) report.exitCode = ExitCode.FINDINGS;
+          namedFailed = settleNamed(names, report).length > 0;
           // A listing restarted on a dead page token: said on stderr (and in the summary).
           for (const w of warnings) ctx.say(`opsctl: ${w}`);
         },
       },
-      // Writes: at most 8 in flight (see writeConcurrency in checks/schedule-group-remedies.ts).
-      (hooks) => runRemediation(host, remedy, { apply: o.apply, max, batchSize: Math.max(Math.min(cfg.concurrency, 8) * 4, 32), wait: o.wait, ...hooks }),
+      (hooks) => runRemediation(host, remedy, { apply: o.apply, max, batchSize: groupBatchSize(config.scheduleGroups), wait: o.wait, ...hooks }),
     );
   };
   let namedFailed = false;
   try {
-    return useDb ? await ctx.withDatabase((db) => run(db)) : await run(null);
+    return auditsToDatabase(config, o.apply) ? await ctx.withDatabase((db) => run(db)) : await run(null);
   } finally {
     api.client.destroy();
   }
