@@ -350,6 +350,11 @@ describe('adopt schedule-group over targets keeps the single-target guarantees',
     expect(refused.code).toBe(2);
     expect(refused.json().summary.byTarget['x/eu-west-1'].error).toMatch(/target x: audit\.table is set but the target has no database/);
     expect(tagsOf(west, 'u3')).toEqual({});
+    // Its overrides can send its audit to the local journal instead.
+    const journalled = adoptConfig({ audit: { table: 'audit_log', schema: null } }, { x: { aws, overrides: { audit: { table: null } } } });
+    const ok = await cli(['--config', journalled, 'adopt', 'schedule-group', '--all-unowned', '--all-targets', '--apply', '--reason', 'INC-10b', '-o', 'json'], e());
+    expect(ok.code).toBe(0);
+    expect(journal().map((l) => [l.resourceId, l.metadata.region, l.metadata.reason])).toEqual([['u3', 'eu-west-1', 'INC-10b']]);
   });
 
   it('a lock held in one region: that unit is busy (exit 3), the other region is adopted; --wait waits for it', async () => {
