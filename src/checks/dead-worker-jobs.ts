@@ -2,6 +2,7 @@ import type { Config, WorkersConfig } from '../config.js';
 import type { ItemOutcome, Remedy } from '../remediation.js';
 import type { JobFilter, ResolvedQueue, StuckJobRow } from './jobs-presets.js';
 import type { PlannedRescue } from './stuck-jobs.js';
+import { toStuck } from './stuck-jobs.js';
 import { lockThenClassify } from '../guarded-batch.js';
 import { usageError } from '../errors.js';
 import { formatDuration } from '../durations.js';
@@ -64,18 +65,9 @@ export function deadWorkerRescueRemedy(q: ResolvedQueue, cfg: WorkersConfig, opt
       return rows.map((r) => {
         tokens.set(r.id, r.token);
         return {
-          id: r.id,
-          kind: r.kind,
-          queue: r.queue,
-          state: r.state,
-          attempt: r.attempt,
-          maxAttempts: r.max_attempts,
-          attemptedAt: r.attempted_at,
-          ageSeconds: Math.floor(r.age_seconds),
+          ...toStuck(r, opts.staleMs),
           worker: r.worker as string,
           workerSilentSeconds: Math.floor(r.silent_seconds),
-          threshold: stale,
-          wouldBecome: r.next_state,
           reason: reasonFor(r.worker as string, r.state),
         };
       });

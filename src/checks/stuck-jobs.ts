@@ -25,7 +25,8 @@ export interface StuckJob {
   wouldBecome: string;
 }
 
-const toStuck = (r: StuckJobRow, thresholdMs: number | null): StuckJob => ({
+/** A preset's stuck-job row as the listing shows it (also the base of a dead worker's job). */
+export const toStuck = (r: StuckJobRow, thresholdMs: number | null): StuckJob => ({
   id: r.id,
   kind: r.kind,
   queue: r.queue,
