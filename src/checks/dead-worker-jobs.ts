@@ -2,11 +2,10 @@ import type { Config, WorkersConfig } from '../config.js';
 import type { ItemOutcome, Remedy } from '../remediation.js';
 import type { JobFilter, ResolvedQueue, StuckJobRow } from './jobs-presets.js';
 import type { PlannedRescue } from './stuck-jobs.js';
-import { toStuck } from './stuck-jobs.js';
+import { presetRescue, toStuck } from './stuck-jobs.js';
 import { lockThenClassify } from '../guarded-batch.js';
 import { usageError } from '../errors.js';
 import { formatDuration } from '../durations.js';
-import { lockJobsAndApply } from './jobs-presets.js';
 import { holderVerdict, lockHolders, staleHeartbeat, workerNames } from './dead-workers.js';
 
 /**
@@ -80,13 +79,7 @@ export function deadWorkerRescueRemedy(q: ResolvedQueue, cfg: WorkersConfig, opt
       const byId = new Map(eligible.map((b) => [b.id, b]));
       const classified = eligible.length
         ? await lockThenClassify(tx, eligible, {
-            // The preset's own rescue, whose token (attempt and lease) proves the same holder still has it.
-            lockAndApply: (t, ids) =>
-              lockJobsAndApply(t, q, ids, (mine) =>
-                t
-                  .queryRaw<{ id: string; result: string }>(q.preset.rescueSql(q.schema), [mine, mine.map((id) => tokens.get(id) ?? ''), mine.map((id) => byId.get(id)?.reason ?? '')])
-                  .then((rows) => rows.map((r) => [r.id, r.result] as const)),
-              ),
+            lockAndApply: presetRescue(q, tokens, byId),
             existsSql: q.preset.existsSql(q.schema),
             applied: (b, result) => ({
               label: `rescued-${result}`,

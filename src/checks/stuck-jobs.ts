@@ -25,6 +25,19 @@ export interface StuckJob {
   wouldBecome: string;
 }
 
+/**
+ * The preset's own rescue of the locked planned ids, whose compare-and-set token (attempt and
+ * lease) proves the same holder still has the job: what every rescue (by age, by dead worker) runs.
+ */
+export const presetRescue =
+  (q: ResolvedQueue, tokens: Map<string, string>, planned: Map<string, { reason: string }>) =>
+  (t: Database, ids: string[]) =>
+    lockJobsAndApply(t, q, ids, (mine) =>
+      t
+        .queryRaw<{ id: string; result: string }>(q.preset.rescueSql(q.schema), [mine, mine.map((id) => tokens.get(id) ?? ''), mine.map((id) => planned.get(id)?.reason ?? '')])
+        .then((rows) => rows.map((r) => [r.id, r.result] as const)),
+    );
+
 /** A preset's stuck-job row as the listing shows it (also the base of a dead worker's job). */
 export const toStuck = (r: StuckJobRow, thresholdMs: number | null): StuckJob => ({
   id: r.id,
@@ -107,12 +120,7 @@ export function rescueRemedy(q: ResolvedQueue, opts: RescueOptions): Remedy<Plan
     },
     applyBatch(tx, batch) {
       return lockThenClassify(tx, batch, {
-        lockAndApply: (t, ids) =>
-          lockJobsAndApply(t, q, ids, (mine) =>
-            t.queryRaw<{ id: string; result: string }>(q.preset.rescueSql(q.schema), [mine, mine.map((id) => tokens.get(id) ?? ''), mine.map((id) => byId.get(id)?.reason ?? '')]).then((rows) =>
-              rows.map((r) => [r.id, r.result] as const),
-            ),
-          ),
+        lockAndApply: presetRescue(q, tokens, byId),
         existsSql: q.preset.existsSql(q.schema),
         applied: (b, result) => ({
           label: `rescued-${result}`,
