@@ -14,30 +14,9 @@ export async function mapWithConcurrency<T, R>(items: T[], limit: number, fn: (i
 
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** At most `limit` tasks run at once; the rest queue in order. */
+/** At most `limit` tasks run at once; the rest queue in order (an adaptive limiter never told to back off). */
 export function createLimiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let running = 0;
-  const queue: Array<() => void> = [];
-  const next = () => {
-    if (running >= limit) return;
-    const start = queue.shift();
-    if (start) {
-      running += 1;
-      start();
-    }
-  };
-  return <T>(task: () => Promise<T>) =>
-    new Promise<T>((resolve, reject) => {
-      queue.push(() => {
-        task()
-          .then(resolve, reject)
-          .finally(() => {
-            running -= 1;
-            next();
-          });
-      });
-      next();
-    });
+  return createAdaptiveLimiter(limit);
 }
 
 export interface AdaptiveLimiter {
