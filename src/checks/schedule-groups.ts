@@ -4,7 +4,7 @@ import { createAdaptiveLimiter, createLimiter } from '../concurrency.js';
 import { parseDuration } from '../durations.js';
 import { usageError } from '../errors.js';
 import { countSchedules, getGroup, listAllGroups, readTags, readTagsInBulk, type ListedGroup, type OnWarning } from '../aws/scheduler-gateway.js';
-import { classify, isIgnored, reconcileChanges, type GroupClass, type Ownership, type TagChange, type Tags } from './tag-diff.js';
+import { classify, compareText, isIgnored, reconcileChanges, type GroupClass, type Ownership, type TagChange, type Tags } from './tag-diff.js';
 
 /**
  * The finder: which schedule groups exist, their tags, and their class. AWS calls live in
@@ -161,7 +161,7 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
       found.push(absentRecord(cfg, name));
     }
   }
-  return found.sort((a, b) => a.name.localeCompare(b.name));
+  return found.sort((a, b) => compareText(a.name, b.name));
 }
 
 
