@@ -169,8 +169,8 @@ export async function createSchedulerApi(access: SchedulerAccess): Promise<Sched
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // The launcher keeps V8's young generation at its initial size (bin/opsctl.cjs: flat RSS for
   // million-row listings). Every SDK call allocates and up to 32 are in flight, so a young
-  // generation that cannot grow is scavenged over and over: a CPU profile of 1,001 tag reads
-  // showed ~350 ms of GC against ~120 ms with V8's default growth (2). AWS commands hold little
+  // generation that cannot grow is scavenged over and over: CPU profiles of 1,001 tag reads
+  // showed 330–620 ms of GC against 100–200 ms with V8's default growth (2). AWS commands hold little
   // (a page of groups and their tags), so they give the growth back; V8 reads it at each resize.
   (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=2');
   const sdk = await import('@aws-sdk/client-scheduler');
