@@ -82,6 +82,27 @@ export function translatePgError(e: unknown, target: string, timeouts?: Config['
 }
 
 /**
+ * pg, loaded once. At load, pg asks whether it runs in a Cloudflare Worker: without a
+ * `navigator` global (Node 20; Node 21+ has one) it constructs a `Response`, which makes Node
+ * load its whole fetch stack (undici, http2): ~40 ms of CPU for nothing. A `navigator` that says
+ * Node.js, as Node 21+ defines it, answers the question; it exists only while pg loads.
+ */
+let pgModule: Promise<typeof import('pg').default> | undefined;
+export function loadPg(): Promise<typeof import('pg').default> {
+  pgModule ??= (async () => {
+    const g = globalThis as { navigator?: unknown };
+    const stub = g.navigator === undefined && !Object.prototype.hasOwnProperty.call(globalThis, 'navigator');
+    if (stub) Object.defineProperty(globalThis, 'navigator', { value: { userAgent: 'Node.js' }, configurable: true, writable: true });
+    try {
+      return (await import('pg')).default;
+    } finally {
+      if (stub) delete g.navigator;
+    }
+  })();
+  return pgModule;
+}
+
+/**
  * One PostgreSQL session with opsctl's settings. Everything goes through it so the
  * session settings, READ ONLY transactions and error translation cannot be forgotten.
  */
@@ -95,7 +116,7 @@ export class Database {
   static async connect({ settings, env }: ConnectOptions): Promise<Database> {
     const target = describeTarget(settings, env);
     // pg is imported here, not at the top: `opsctl --help` must not pay for it.
-    const pg = (await import('pg')).default;
+    const pg = await loadPg();
     const config: ClientConfig = {
       application_name: settings.applicationName,
       statement_timeout: parseDuration(settings.statementTimeout, 'database.statementTimeout'),
