@@ -24,11 +24,11 @@ afterAll(async () => {
   await db.drop();
 });
 
-async function copyAll(sql: string): Promise<{ bytes: Buffer; rows: number; chunks: number }> {
+async function copyAll(sql: string): Promise<{ bytes: Buffer; rows: number; chunks: number; sizes: number[] }> {
   const done = { rows: -1 };
   const parts: Buffer[] = [];
   for await (const chunk of conn.copyOut(sql, done)) parts.push(Buffer.from(chunk));
-  return { bytes: Buffer.concat(parts), rows: done.rows, chunks: parts.length };
+  return { bytes: Buffer.concat(parts), rows: done.rows, chunks: parts.length, sizes: parts.map((p) => p.length) };
 }
 
 /**
@@ -36,8 +36,9 @@ async function copyAll(sql: string): Promise<{ bytes: Buffer; rows: number; chun
  * bytes, one piece per turn of the event loop: every message header and payload gets split
  * across the client's socket reads at every offset.
  */
-function splittingRelay(target: URL): Promise<{ url: string; close: () => Promise<void> }> {
+function splittingRelay(target: URL): Promise<{ url: string; pieces: () => number; close: () => Promise<void> }> {
   const sockets = new Set<Socket>();
+  let pieces = 0;
   const server: Server = createServer((client) => {
     const upstream = connect(Number(target.port), target.hostname);
     sockets.add(client).add(upstream);
@@ -54,6 +55,7 @@ function splittingRelay(target: URL): Promise<{ url: string; close: () => Promis
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
       const n = Math.min(head.length, 1 + (seed % 13));
       client.write(head.subarray(0, n));
+      pieces += 1;
       if (n === head.length) queue.shift();
       else queue[0] = head.subarray(n);
       setImmediate(send);
@@ -81,6 +83,7 @@ function splittingRelay(target: URL): Promise<{ url: string; close: () => Promis
       url.port = String(port);
       resolve({
         url: url.href,
+        pieces: () => pieces,
         close: () => {
           for (const s of sockets) s.destroy();
           return new Promise<void>((r) => server.close(() => r()));
@@ -99,11 +102,15 @@ describe('Database.copyOut', () => {
       const expected = (await conn.query<{ line: string }>(`SELECT g || E'\\t' || v AS line FROM (${sql}) s`)).map((r) => `${r.line}\n`).join('');
       const done = { rows: -1 };
       const parts: Buffer[] = [];
+      const before = relay.pieces();
       await split.readOnly(async (ro) => {
         for await (const chunk of ro.copyOut(`COPY (${sql}) TO STDOUT`, done)) parts.push(Buffer.from(chunk));
       });
-      expect(parts.length).toBeGreaterThan(1000);
-      expect(Buffer.concat(parts).toString('utf8')).toBe(expected);
+      const bytes = Buffer.concat(parts);
+      expect(relay.pieces() - before).toBeGreaterThan(bytes.length / 13);
+      // Gathered again into ~64 KiB chunks however small the reads.
+      expect(parts.length).toBeLessThanOrEqual(Math.ceil(bytes.length / 65_536) + 1);
+      expect(bytes.toString('utf8')).toBe(expected);
       expect(done.rows).toBe(400);
       expect((await split.query<{ one: number }>('SELECT 1 AS one'))[0]?.one).toBe(1);
     } finally {
@@ -117,6 +124,7 @@ describe('Database.copyOut', () => {
     const got = await conn.readOnly(() => copyAll(`COPY (SELECT g, v FROM t ORDER BY g) TO STDOUT`));
     expect(got.rows).toBe(20000);
     expect(got.chunks).toBeGreaterThan(10);
+    for (const size of got.sizes.slice(0, -1)) expect(size).toBeGreaterThanOrEqual(65_536);
     expect(got.bytes.toString('utf8')).toBe(expected);
     // The session goes on as usual.
     expect((await conn.query<{ one: number }>('SELECT 1 AS one'))[0]?.one).toBe(1);
@@ -130,7 +138,7 @@ describe('Database.copyOut', () => {
 
   it('an empty result: no chunk, a count of 0', async () => {
     const got = await conn.readOnly(() => copyAll(`COPY (SELECT g FROM t WHERE false) TO STDOUT`));
-    expect(got).toEqual({ bytes: Buffer.alloc(0), rows: 0, chunks: 0 });
+    expect(got).toEqual({ bytes: Buffer.alloc(0), rows: 0, chunks: 0, sizes: [] });
   });
 
   it('an error after rows were sent rejects with one translated sentence; the session is usable after', async () => {
