@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 /**
  * `COPY … TO STDOUT` read straight off the connection's socket: the CopyData payloads of each
  * socket read are moved together in place (the 5-byte message headers squeezed out) and pushed
- * in chunks of ~64 KiB, the bytes the server wrote, so a row costs a copyWithin and no allocation. pg
+ * as one chunk, the bytes the server wrote, so a row costs a copyWithin and no allocation. pg
  * would otherwise parse every row into a message object and an event. The protocol: CopyData
  * 'd' messages, with NoticeResponse/ParameterStatus/NotificationResponse allowed in between,
  * ended by CopyDone 'c' or ErrorResponse 'E'; whatever follows is handed back to pg's own
@@ -17,11 +17,6 @@ const COPY_DATA = 0x64; // 'd'
 const COPY_DONE = 0x63; // 'c'
 /** Messages consumed while attached: CopyOutResponse 'H', CopyData, Notice 'N', ParameterStatus 'S', Notification 'A'. */
 const PASSED = new Set([0x48, COPY_DATA, 0x4e, 0x53, 0x41]);
-/**
- * Bytes gathered before a push: the server sends 8 KiB at a time and each push costs a trip
- * through every async layer up to stdout, which writes 64 KiB at a time anyway (output.ts).
- */
-const GATHER = 65_536;
 
 interface Socket {
   listeners(event: 'data'): ((chunk: Buffer) => void)[];
@@ -50,8 +45,6 @@ export class CopyOutReader extends Readable {
   /** Payload bytes of the current message still to come, and its type. */
   private remaining = 0;
   private code = 0;
-  private held: Buffer[] = [];
-  private heldSize = 0;
 
   constructor(private readonly text: string) {
     super();
@@ -115,7 +108,7 @@ export class CopyOutReader extends Readable {
       if (!PASSED.has(code)) {
         // CopyDone (consumed here), ErrorResponse or anything else: pg reads on from there.
         if (code === COPY_DONE) i += 5;
-        this.hold(chunk.subarray(0, out), true);
+        if (out) this.push(chunk.subarray(0, out));
         this.detach(chunk.subarray(i));
         return;
       }
@@ -124,20 +117,7 @@ export class CopyOutReader extends Readable {
     }
     this.remaining = remaining;
     this.code = code;
-    this.hold(chunk.subarray(0, out), false);
-  }
-
-  /** Pushes once GATHER bytes are held, or all that is held at the end of the data. */
-  private hold(data: Buffer, last: boolean): void {
-    if (data.length) {
-      this.held.push(data);
-      this.heldSize += data.length;
-    }
-    if (this.heldSize === 0 || (this.heldSize < GATHER && !last)) return;
-    const out = this.held.length === 1 ? (this.held[0] as Buffer) : Buffer.concat(this.held, this.heldSize);
-    this.held = [];
-    this.heldSize = 0;
-    this.wanted = this.push(out);
+    if (out) this.wanted = this.push(chunk.subarray(0, out));
   }
 
   private detach(rest: Buffer): void {

@@ -24,11 +24,11 @@ afterAll(async () => {
   await db.drop();
 });
 
-async function copyAll(sql: string): Promise<{ bytes: Buffer; rows: number; chunks: number; sizes: number[] }> {
+async function copyAll(sql: string): Promise<{ bytes: Buffer; rows: number; chunks: number }> {
   const done = { rows: -1 };
   const parts: Buffer[] = [];
   for await (const chunk of conn.copyOut(sql, done)) parts.push(Buffer.from(chunk));
-  return { bytes: Buffer.concat(parts), rows: done.rows, chunks: parts.length, sizes: parts.map((p) => p.length) };
+  return { bytes: Buffer.concat(parts), rows: done.rows, chunks: parts.length };
 }
 
 /**
@@ -108,8 +108,6 @@ describe('Database.copyOut', () => {
       });
       const bytes = Buffer.concat(parts);
       expect(relay.pieces() - before).toBeGreaterThan(bytes.length / 13);
-      // Gathered again into ~64 KiB chunks however small the reads.
-      expect(parts.length).toBeLessThanOrEqual(Math.ceil(bytes.length / 65_536) + 1);
       expect(bytes.toString('utf8')).toBe(expected);
       expect(done.rows).toBe(400);
       expect((await split.query<{ one: number }>('SELECT 1 AS one'))[0]?.one).toBe(1);
@@ -124,7 +122,6 @@ describe('Database.copyOut', () => {
     const got = await conn.readOnly(() => copyAll(`COPY (SELECT g, v FROM t ORDER BY g) TO STDOUT`));
     expect(got.rows).toBe(20000);
     expect(got.chunks).toBeGreaterThan(10);
-    for (const size of got.sizes.slice(0, -1)) expect(size).toBeGreaterThanOrEqual(65_536);
     expect(got.bytes.toString('utf8')).toBe(expected);
     // The session goes on as usual.
     expect((await conn.query<{ one: number }>('SELECT 1 AS one'))[0]?.one).toBe(1);
@@ -138,7 +135,7 @@ describe('Database.copyOut', () => {
 
   it('an empty result: no chunk, a count of 0', async () => {
     const got = await conn.readOnly(() => copyAll(`COPY (SELECT g FROM t WHERE false) TO STDOUT`));
-    expect(got).toEqual({ bytes: Buffer.alloc(0), rows: 0, chunks: 0, sizes: [] });
+    expect(got).toEqual({ bytes: Buffer.alloc(0), rows: 0, chunks: 0 });
   });
 
   it('an error after rows were sent rejects with one translated sentence; the session is usable after', async () => {
