@@ -221,18 +221,25 @@ export class Database {
 
   /**
    * `COPY (…) TO STDOUT` as a stream of byte chunks, as the server wrote them (what psql's
-   * `\copy` reads), through CopyOutReader (copy-out.ts). Back-pressure: the socket is read only
-   * while the consumer has asked for the next chunk, so memory stays flat. COPY takes no bind
+   * `\copy` reads), through pg-copy-streams. Back-pressure: the socket is paused while the
+   * consumer has not asked for the next chunk, so memory stays flat. COPY takes no bind
    * parameters: values reach the query through `set_config(…, true)` in the same transaction
-   * (see stuck-executions.ts). `done.rows` is the server's row count once the stream has ended.
+   * (see stuck-executions.ts). `done.rows` is the number of rows once the stream has ended.
    */
   async *copyOut(sql: string, done?: { rows: number }): AsyncGenerator<Buffer> {
-    const { CopyOutReader } = await import('./copy-out.js');
-    const stream = this.client.query(new CopyOutReader(sql));
+    // Loaded here, like pg: only listings that stream need it.
+    const { to } = (await import('pg-copy-streams')).default;
+    const stream = this.client.query(to(sql));
     try {
       // destroyOnReturn false: an early stop drains below instead of destroying mid-COPY.
-      for await (const chunk of stream.iterator({ destroyOnReturn: false })) yield chunk as Buffer;
-      if (done) done.rows = stream.rowCount;
+      // Rows counted by their newlines (COPY's text format escapes any inside a value):
+      // pg-copy-streams' rowCount comes from CommandComplete, which may arrive after the end.
+      let rows = 0;
+      for await (const chunk of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        if (done) for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) rows += 1;
+        yield chunk;
+      }
+      if (done) done.rows = rows;
     } catch (e) {
       throw this.translate(e);
     } finally {

@@ -1,6 +1,6 @@
-// Database.copyOut reads COPY's protocol messages itself (src/copy-out.ts): these pin down what
-// pg-copy-streams used to guarantee. Every row's bytes, whatever the socket's chunk boundaries;
-// notices in between are not data; an error mid-COPY and an early stop leave a usable session.
+// Database.copyOut (pg-copy-streams) as the listing relies on it: every row's bytes, whatever the
+// socket's chunk boundaries; notices in between are not data; the row count; an
+// error mid-COPY and an early stop leave a usable session.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { freshDatabase } from './support/db.js';

@@ -131,7 +131,7 @@ export interface StuckListing {
 
 /** Streams stuck rows through COPY (call inside db.readOnly); consume either ndjson() or rows(), once. */
 export function copyStuck(db: Database, cfg: ExecutionsConfig, q: StuckQuery): StuckListing {
-  // The count is the server's own ("COPY n"): no scan of the bytes for newlines.
+  // The count: the rows copyOut saw go by.
   const done = { rows: 0 };
   let oldest = 0;
   let source: AsyncGenerator<Buffer> | null = null;
