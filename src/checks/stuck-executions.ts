@@ -199,6 +199,7 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
   const n = names(cfg);
   const threshold = formatDuration(opts.thresholdMs);
   const reasonFor = (status: string) => reapReason(cfg.reasonTemplate, { threshold, status, reason: opts.reason, actor: opts.actor });
+  const reasons = new Map<string, string>();
   return {
     action: 'reap',
     table: cfg.table,
@@ -208,6 +209,14 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
     async plan(db, limit) {
       const rows = await findStuck(db, cfg, { ...opts, limit });
       return rows.map((r) => ({ ...r, reason: reasonFor(r.status) }));
+    },
+    // The same rows through the listing's COPY (the server writes each line): spooled, not held.
+    streamedPlan: {
+      ndjson: (db, limit) => copyStuck(db, cfg, { ...opts, limit }).ndjson(),
+      parse(line) {
+        const r = JSON.parse(line) as StuckExecution;
+        return { ...r, reason: reasons.get(r.status) ?? reasons.set(r.status, reasonFor(r.status)).get(r.status)! };
+      },
     },
     applyBatch(tx, batch) {
       const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });

@@ -97,14 +97,14 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
   const config = await ctx.config();
   const max = o.max ?? cfg.max;
   const { assertExecutionsSchema, reapRemedy } = await import('../checks/stuck-executions.js');
-  const { remediate } = await import('../remediation.js');
-  const { presentRemediation } = await import('../remediation-presenter.js');
+  const { databaseHost, streamRemediation } = await import('../remediation.js');
+  const { presentStreamedRemediation } = await import('../remediation-presenter.js');
   const { REAP_BATCH_TARGET_MS } = await import('../batch-sizer.js');
   const threshold = formatDuration(thresholdMs);
   return ctx.withDatabase(async (db) => {
     await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
     const remedy = reapRemedy(cfg, { thresholdMs, statuses, limit: 0, reason: o.reason, actor: config.actor, audit: config.audit });
-    return presentRemediation<PlannedReap>(
+    return presentStreamedRemediation<PlannedReap>(
       ctx,
       {
         command: 'reap',
@@ -129,8 +129,17 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
           mode === 'plan' ? ['A reaped execution that was in fact still running may run twice: the threshold must exceed the longest legitimate run.'] : [],
         summary: (report) => ({ ...report.summary, threshold }),
       },
-      // Batches sized by time up to the cap: ~250 ms of row locks each (see batch-sizer.ts).
-      (hooks) => remediate(db, remedy, { apply: o.apply, max, batchSize: o.batchSize ?? cfg.batchSize, batchTargetMs: REAP_BATCH_TARGET_MS, wait: o.wait, ...hooks }),
+      // Batches sized by time up to the cap (see batch-sizer.ts); the plan spooled, the report
+      // streamed as the batches commit: memory stays flat however many rows are reaped.
+      (hooks) =>
+        streamRemediation(databaseHost(db, remedy.table, remedy.schema), remedy, {
+          apply: o.apply,
+          max,
+          batchSize: o.batchSize ?? cfg.batchSize,
+          batchTargetMs: REAP_BATCH_TARGET_MS,
+          wait: o.wait,
+          ...hooks,
+        }),
     );
   });
 }
