@@ -83,6 +83,12 @@ export interface Remedy<P extends PlannedItem, C = Database> {
    * actionable (no refusal, nothing settled).
    */
   streamedPlan?: { ndjson(target: C, limit: number): AsyncIterable<Buffer>; parse(line: string): P };
+  /**
+   * applyBatch makes its change in one statement (any other it runs only reads): with no audit
+   * entries to write, the engine runs it without BEGIN/COMMIT, the statement being its own
+   * transaction, so its row locks end with the statement whatever the client is doing.
+   */
+  oneStatement?: boolean;
 }
 
 /** How the engine reaches a target: locking, read-only scope, the unit of one batch, fatal errors. */
@@ -91,6 +97,8 @@ export interface RemedyHost<C> {
   lock(wait: boolean): Promise<{ release(): Promise<void> }>;
   readOnly<T>(fn: (t: C) => Promise<T>): Promise<T>;
   batch<T>(fn: (t: C) => Promise<T>): Promise<T>;
+  /** The unit of a remedy whose batch is one statement (Remedy.oneStatement): no explicit transaction. */
+  statement?<T>(fn: (t: C) => Promise<T>): Promise<T>;
   /** An error after which nothing more can be done (connection lost, credentials gone). */
   isFatal(e: unknown): boolean;
   describeError(e: unknown): string;
@@ -111,6 +119,7 @@ export function databaseHost(db: Database, table: string, schema: string | null)
     lock: (wait) => acquireTableLock(db, table, schema, { wait }),
     readOnly: (fn) => db.readOnly(fn),
     batch: (fn) => db.transaction(fn),
+    statement: (fn) => fn(db),
     // Errors no other row can escape: the connection, privileges, the schema, the timeouts.
     isFatal: (e) => isConnectionError(e) || FATAL_SQLSTATES.has((e as { code?: string })?.code ?? ''),
     describeError: (e) => errorText(e),
@@ -194,8 +203,10 @@ async function applyOneBatch<P extends PlannedItem, C>(
   remedy: Remedy<P, C>,
   batch: P[],
 ): Promise<{ outcomes: ItemOutcome[]; fatal?: { error: unknown; items: P[] } }> {
+  const audited = Boolean(host.writeAudit && remedy.audit?.audit.table);
+  const unit = remedy.oneStatement && !audited && host.statement ? host.statement.bind(host) : host.batch.bind(host);
   try {
-    return { outcomes: await host.batch((tx) => applyAudited(host, remedy, tx, batch)) };
+    return { outcomes: await unit((tx) => applyAudited(host, remedy, tx, batch)) };
   } catch (e) {
     if (host.isFatal(e)) return { outcomes: [], fatal: { error: e, items: batch } };
   }
@@ -203,7 +214,7 @@ async function applyOneBatch<P extends PlannedItem, C>(
   for (let i = 0; i < batch.length; i++) {
     const p = batch[i] as P;
     try {
-      const [r] = await host.batch((tx) => applyAudited(host, remedy, tx, [p]));
+      const [r] = await unit((tx) => applyAudited(host, remedy, tx, [p]));
       outcomes.push(r ?? { id: p.id, outcome: 'errored', detail: 'no outcome reported' });
     } catch (e2) {
       if (host.isFatal(e2)) {
@@ -476,7 +487,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
   const items = async function* (): AsyncGenerator<ReportedItem<P>> {
     // Until something is applied, items are held back: a fatal error then fails the run as a whole.
     let held: ReportedItem<P>[] | null = [];
-    const emit = function* (out: ReportedItem<P>[]) {
+    const emit = async function* (out: ReportedItem<P>[]) {
       if (held && !applied) {
         held.push(...out);
         return;
@@ -485,7 +496,12 @@ export async function streamRemediation<P extends PlannedItem, C>(
         yield* held;
         held = null;
       }
-      yield* out;
+      // A macrotask turn every few hundred items: the batch in flight gets its result read
+      // (and its COMMIT sent) while this one's items are being written.
+      for (let i = 0; i < out.length; i += 256) {
+        if (i) await new Promise<void>((resolve) => setImmediate(resolve));
+        yield* out.slice(i, i + 256);
+      }
     };
     try {
       if (cancelled) {

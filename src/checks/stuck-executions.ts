@@ -206,6 +206,9 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
     schema: cfg.schema,
     labels: { applied: 'reaped', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
+    // The lock, the compare-and-set and the classification are one statement (the existence
+    // check after it only reads).
+    oneStatement: true,
     async plan(db, limit) {
       const rows = await findStuck(db, cfg, { ...opts, limit });
       return rows.map((r) => ({ ...r, reason: reasonFor(r.status) }));
