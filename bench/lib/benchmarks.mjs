@@ -399,8 +399,25 @@ export async function benchReap(ctx) {
         benchmark: `reap: ${fmtInt(z.rows)} rows, peak RSS`,
         unit: 'KiB',
         baseline: { label: 'psql (peak RSS)', samples: kib.psql },
-        opsctl: { label: 'opsctl (peak RSS; the plan and the report hold every row)', samples: kib.opsctl },
+        opsctl: { label: 'opsctl (peak RSS; the plan spooled to a file, the report streamed)', samples: kib.opsctl },
         target: null,
+      }),
+    );
+  }
+  // Peak RSS of reap at the two larger sizes against the smallest (the runs above): flat means
+  // neither the plan nor the report is held in memory.
+  const [small] = sizes(ctx.rows);
+  const smallRss = results.find((r) => r.id === 'reap-small-rss').opsctl.samples;
+  for (const z of sizes(ctx.rows).slice(1)) {
+    results.push(
+      row({
+        id: `reap-memory-${z.key}`,
+        benchmark: `reap: opsctl peak RSS, ${fmtInt(z.rows)} vs ${fmtInt(small.rows)} rows`,
+        unit: 'KiB',
+        baseline: { label: `opsctl reap ${fmtInt(small.rows)} rows`, samples: smallRss },
+        opsctl: { label: `opsctl reap ${fmtInt(z.rows)} rows`, samples: results.find((r) => r.id === `reap-${z.key}-rss`).opsctl.samples },
+        target: 1.2,
+        notes: { how: 'peak RSS (max resident set, KiB) of the opsctl child from /usr/bin/time -f %M, the reap runs above' },
       }),
     );
   }
