@@ -41,11 +41,11 @@ export class BatchSizer {
       // Too long: scale down to what would have met the target (at least one row).
       this.size = Math.max(1, Math.floor(rows * (this.targetMs / ms)));
     } else if (rows >= this.size) {
-      // Under the target, and a full batch (a short last batch says little): grow to what would
-      // have met the target at the rate just measured, at most doubling. The fixed cost of a
-      // batch makes that rate pessimistic, so the size approaches the target from below
-      // instead of stalling anywhere under it.
-      const fit = ms > 0 ? Math.floor(rows * (this.targetMs / ms)) : rows * 2;
+      // Under the target, and a full batch (a short last batch says little): double while well
+      // under it, then grow to what would have met the target at the rate just measured. The
+      // fixed cost of a batch makes that rate pessimistic, so the size approaches the target
+      // from below instead of stalling anywhere under it.
+      const fit = ms < this.targetMs / 2 ? rows * 2 : Math.floor(rows * (this.targetMs / ms));
       this.size = Math.min(this.cap, rows * 2, Math.max(rows, fit));
     }
   }

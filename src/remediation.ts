@@ -487,9 +487,10 @@ export async function streamRemediation<P extends PlannedItem, C>(
   const items = async function* (): AsyncGenerator<ReportedItem<P>> {
     // Until something is applied, items are held back: a fatal error then fails the run as a whole.
     let held: ReportedItem<P>[] | null = [];
-    const emit = async function* (out: ReportedItem<P>[]) {
+    // Each item is made as it is handed out (short-lived: the young generation reclaims it).
+    const emit = async function* (batch: P[], make: (p: P) => ReportedItem<P>) {
       if (held && !applied) {
-        held.push(...out);
+        for (const p of batch) held.push(make(p));
         return;
       }
       if (held) {
@@ -497,10 +498,10 @@ export async function streamRemediation<P extends PlannedItem, C>(
         held = null;
       }
       // A macrotask turn every few hundred items: the batch in flight gets its result read
-      // (and its COMMIT sent) while this one's items are being written.
-      for (let i = 0; i < out.length; i += 256) {
-        if (i) await new Promise<void>((resolve) => setImmediate(resolve));
-        yield* out.slice(i, i + 256);
+      // (and, in a transaction, its COMMIT sent) while this one's items are being written.
+      for (let i = 0; i < batch.length; i++) {
+        if (i && i % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        yield make(batch[i] as P);
       }
     };
     try {
@@ -535,23 +536,19 @@ export async function streamRemediation<P extends PlannedItem, C>(
           const next = await take(nextSize());
           if (next.length) inflight = run(next);
         }
-        const out: ReportedItem<P>[] = [];
-        for (const p of batch) {
+        yield* emit(batch, (p) => {
           const o = byId.get(p.id) ?? { id: p.id, outcome: 'errored' as const, detail: 'no outcome reported' };
           tally.outcome(o);
-          out.push(item(p, o.outcome, o));
-        }
-        yield* emit(out);
+          return item(p, o.outcome, o);
+        });
       }
       if (aborted) {
         for (let ps = await take(4096); ps.length; ps = await take(4096)) {
-          const out: ReportedItem<P>[] = [];
-          for (const p of ps) {
+          yield* emit(ps, (p) => {
             const o: ItemOutcome = { id: p.id, outcome: 'errored', detail: 'not attempted: the run stopped early' };
             tally.outcome(o);
-            out.push(item(p, 'errored', o));
-          }
-          yield* emit(out);
+            return item(p, 'errored', o);
+          });
         }
       }
       if (held) yield* held;

@@ -27,8 +27,10 @@ describe('BatchSizer', () => {
     expect(s.next()).toBe(625);
     s.record(625, 250);
     expect(s.next()).toBe(625);
-    s.record(625, 125);
+    s.record(625, 124);
     expect(s.next()).toBe(1250);
+    s.record(1250, 200);
+    expect(s.next()).toBe(1562);
   });
 
   it('shrinks in proportion when a batch runs long, down to one row', () => {

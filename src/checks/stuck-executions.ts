@@ -247,14 +247,15 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
           return { locked: new Map(rows.map((r) => [r.id, r.status])), changed: new Map(rows.filter((r) => r.updated).map((r) => [r.id, r.status])) };
         },
         existsSql: `SELECT ${n.key}::text AS id FROM ${n.table} WHERE ${n.key} = ANY($1)`,
+        // No audit table: no entry built (at a million rows, a million objects for nothing).
         applied: (b, fromStatus) => ({
-          audit: {
+          audit: opts.audit.table ? {
             kind: 'execution.reaped',
             resourceType: cfg.table,
             resourceId: b.id,
             summary: reasonFor(fromStatus),
             metadata: { execution_id: b.id, from_status: fromStatus, to_status: cfg.failedStatus, threshold, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
-          },
+          } : undefined,
         }),
         lost: (_b, status) => `changed since the plan (now ${status}): the worker wins`,
         skipped: 'locked by another transaction; left alone',
