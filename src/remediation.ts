@@ -362,7 +362,12 @@ export interface StreamedRemediationReport<P extends PlannedItem> {
   readonly warning?: string;
 }
 
-export interface StreamedRemediationOptions extends Omit<RemediationOptions<PlannedItem>, 'confirm'> {
+export interface StreamedRemediationOptions<C = Database> extends Omit<RemediationOptions<PlannedItem>, 'confirm'> {
+  /**
+   * Further sessions to the same target: each runs batches of its own (disjoint rows, taken in
+   * plan order), side by side with the first. The lock and the plan stay on the first.
+   */
+  lanes?: RemedyHost<C>[];
   /** Asked once with the count of planned items before any write; false cancels with nothing written. */
   confirm?: (count: number) => Promise<boolean>;
 }
@@ -380,7 +385,7 @@ export interface StreamedRemediationOptions extends Omit<RemediationOptions<Plan
 export async function streamRemediation<P extends PlannedItem, C>(
   host: RemedyHost<C>,
   remedy: Remedy<P, C>,
-  opts: StreamedRemediationOptions,
+  opts: StreamedRemediationOptions<C>,
 ): Promise<StreamedRemediationReport<P>> {
   const sp = remedy.streamedPlan;
   if (!sp) throw new Error(`${remedy.action} has no streamed plan`);
@@ -478,10 +483,12 @@ export async function streamRemediation<P extends PlannedItem, C>(
   let fatal: OpsctlError | undefined;
   let applied = false;
   const take = async (n: number) => (await spool.take(n)).map((l) => sp.parse(l));
-  const run = async (batch: P[]) => {
+  // More sessions than the first (opts.lanes): batches run side by side, each on its own.
+  const lanes = [host, ...(opts.lanes ?? [])];
+  const run = async (batch: P[], lane: RemedyHost<C>) => {
     const started = performance.now();
-    const r = await applyOneBatch(host, remedy, batch);
-    return { batch, r, ms: performance.now() - started };
+    const r = await applyOneBatch(lane, remedy, batch);
+    return { batch, r, ms: performance.now() - started, lane };
   };
 
   const items = async function* (): AsyncGenerator<ReportedItem<P>> {
@@ -510,19 +517,25 @@ export async function streamRemediation<P extends PlannedItem, C>(
         return;
       }
       let done = 0;
-      const first = await take(nextSize());
-      let inflight = first.length ? run(first) : null;
-      while (inflight) {
-        const { batch, r, ms } = await inflight;
-        inflight = null;
+      // One batch in flight per lane (session); results are taken in plan order.
+      const queue: Array<ReturnType<typeof run>> = [];
+      const start = async (lane: RemedyHost<C>) => {
+        const next = aborted ? [] : await take(nextSize());
+        if (next.length) queue.push(run(next, lane));
+      };
+      for (const lane of lanes) await start(lane);
+      while (queue.length) {
+        const { batch, r, ms, lane } = await (queue.shift() as ReturnType<typeof run>);
         const byId = new Map(r.outcomes.map((o) => [o.id, o]));
         if (r.outcomes.some((o) => o.outcome === 'applied')) applied = true;
         if (r.fatal) {
-          fatal = host.translate(r.fatal.error);
-          if (!applied) throw fatal;
-          aborted = `stopped during batch ${batches + 1}: ${fatal.message}`;
-          const detail = host.rolledBack?.(r.fatal.error)
-            ? `not applied (the batch was rolled back): ${fatal.message}`
+          const f = lane.translate(r.fatal.error);
+          if (!fatal) {
+            fatal = f;
+            aborted = `stopped during batch ${batches + 1}: ${f.message}`;
+          }
+          const detail = lane.rolledBack?.(r.fatal.error)
+            ? `not applied (the batch was rolled back): ${f.message}`
             : 'unknown: the connection was lost during this batch; re-run to converge';
           for (const p of r.fatal.items) byId.set(p.id, { id: p.id, outcome: 'errored', detail });
         }
@@ -531,17 +544,16 @@ export async function streamRemediation<P extends PlannedItem, C>(
         longestBatchMs = Math.max(longestBatchMs, ms);
         done += batch.length;
         opts.onProgress?.(done, total);
-        // The next batch goes to the database before this one's items are written out.
-        if (!aborted) {
-          const next = await take(nextSize());
-          if (next.length) inflight = run(next);
-        }
+        // The lane's next batch goes to the database before this one's items are written out.
+        await start(lane);
         yield* emit(batch, (p) => {
           const o = byId.get(p.id) ?? { id: p.id, outcome: 'errored' as const, detail: 'no outcome reported' };
           tally.outcome(o);
           return item(p, o.outcome, o);
         });
       }
+      // Nothing applied (so nothing handed out yet): the run fails as a whole, as runRemediation's does.
+      if (fatal && !applied) throw fatal;
       if (aborted) {
         for (let ps = await take(4096); ps.length; ps = await take(4096)) {
           yield* emit(ps, (p) => {

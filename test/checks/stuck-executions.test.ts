@@ -233,6 +233,39 @@ describe('reap', () => {
     expect(lines[4]).toMatchObject({ type: 'summary', command: 'reap', mode: 'apply', summary: { planned: 4, reaped: 4, batches: 2, batchSizes: '2×2' } });
   });
 
+  it('reap --connections 2: batches on two sessions, every row reaped once with its audit row, in plan order; a held row skipped', async () => {
+    await db.client.query('TRUNCATE purchase_executions');
+    await db.client.query(
+      "INSERT INTO purchase_executions (status, updated_at) SELECT (ARRAY['approved','running'])[1 + i % 2], now() - interval '1 hour' - i * interval '1 second' FROM generate_series(1, 1000) i",
+    );
+    const held = (await db.client.query("SELECT id::text FROM purchase_executions ORDER BY updated_at DESC LIMIT 1")).rows[0].id;
+    const order = (await db.client.query('SELECT id::text FROM purchase_executions ORDER BY updated_at, id')).rows.map((r) => r.id);
+    const cfgFile = join(cwd, 'audit-connections.json');
+    writeFileSync(cfgFile, JSON.stringify({ audit: { table: 'audit_log' } }));
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [held]);
+      const r = await cli(['--config', cfgFile, 'reap', '--older-than', '10m', '--apply', '--max', '0', '--batch-size', '100', '--connections', '2', '-o', 'json'], { ...env, OPSCTL_LOCK_TIMEOUT: '1s' });
+      expect(r.code).toBe(0);
+      const out = r.json();
+      expect(out.items.map((i: any) => i.id)).toEqual(order);
+      expect(out.summary).toMatchObject({ planned: 1000, reaped: 999, 'skipped-locked': 1, errored: 0, batches: 10 });
+      expect(out.items.find((i: any) => i.id === held).outcome).toBe('skipped-locked');
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    const audit = (await db.client.query('SELECT count(*)::int AS n, count(DISTINCT resource_id)::int AS d FROM audit_log')).rows[0];
+    expect(audit).toEqual({ n: 999, d: 999 });
+    expect((await db.client.query("SELECT count(*)::int AS n FROM purchase_executions WHERE status = 'failed'")).rows[0].n).toBe(999);
+    // Bad values are refused before anything is read.
+    const bad = await cli(['reap', '--apply', '--connections', '0'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--connections must be at least 1/);
+  });
+
   it('a row locked by an open transaction is skipped, not waited on', async () => {
     const { stuck } = await seed();
     const holder = new pg.Client({ connectionString: db.url });
