@@ -13,8 +13,10 @@ export class PlanSpool {
   private written = 0;
   private lineCount = 0;
   private readPos = 0;
-  private rest: Buffer = Buffer.alloc(0);
-  private readonly chunk = Buffer.allocUnsafe(1 << 20);
+  /** One read buffer, reused: bytes [start, end) are read but not yet handed out. */
+  private buf = Buffer.allocUnsafe(1 << 20);
+  private start = 0;
+  private end = 0;
 
   private constructor(private readonly fh: FileHandle) {}
 
@@ -46,17 +48,26 @@ export class PlanSpool {
   async take(n: number): Promise<string[]> {
     const out: string[] = [];
     for (;;) {
-      let start = 0;
-      for (let i = this.rest.indexOf(10); i !== -1 && out.length < n; i = this.rest.indexOf(10, start)) {
-        out.push(this.rest.toString('utf8', start, i));
-        start = i + 1;
+      for (let i = this.buf.indexOf(10, this.start); i !== -1 && i < this.end && out.length < n; i = this.buf.indexOf(10, this.start)) {
+        out.push(this.buf.toString('utf8', this.start, i));
+        this.start = i + 1;
       }
-      this.rest = this.rest.subarray(start);
       if (out.length >= n || this.readPos >= this.written) return out;
-      const { bytesRead } = await this.fh.read(this.chunk, 0, this.chunk.length, this.readPos);
+      // Keep the unfinished line at the front (no new buffer per read: a plan of a million rows
+      // is ~100 reads, and a buffer per read would live until the next major collection).
+      if (this.start > 0) {
+        this.buf.copy(this.buf, 0, this.start, this.end);
+        this.end -= this.start;
+        this.start = 0;
+      }
+      if (this.end === this.buf.length) {
+        const bigger = Buffer.allocUnsafe(this.buf.length * 2);
+        this.buf.copy(bigger, 0, 0, this.end);
+        this.buf = bigger;
+      }
+      const { bytesRead } = await this.fh.read(this.buf, this.end, this.buf.length - this.end, this.readPos);
       this.readPos += bytesRead;
-      // Copied: the read buffer is reused, the rest of a line may outlive it.
-      this.rest = Buffer.concat([this.rest, this.chunk.subarray(0, bytesRead)]);
+      this.end += bytesRead;
     }
   }
 

@@ -34,6 +34,17 @@ describe('PlanSpool', () => {
     }
   });
 
+  it('a line longer than its read buffer (1 MiB) comes back whole', async () => {
+    const spool = await PlanSpool.create();
+    try {
+      const long = 'x'.repeat(3 * (1 << 20) + 17);
+      await spool.write(Buffer.from(`a\n${long}\nb\n`));
+      expect(await spool.take(5)).toEqual(['a', long, 'b']);
+    } finally {
+      await spool.close();
+    }
+  });
+
   it('an empty plan counts zero and gives nothing back', async () => {
     const spool = await PlanSpool.create();
     try {
