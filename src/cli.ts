@@ -30,8 +30,11 @@ export async function buildProgram(io: Io, setExit: (code: number) => void, load
     .option('--concurrency <n>', 'targets worked on at once (default 4)')
     .option('--target-timeout <duration>', 'give up on one target after this long: it is reported unknown (default 5m)')
     .configureOutput({
-      writeOut: (s) => io.stdout.write(s),
+      writeOut: (s) => (io.helpOut ? io.helpOut.write(s) : io.stdout.write(s)),
       writeErr: (s) => io.stderr.write(s),
+      // Not a terminal: 80 columns and no colour, as commander decides for a pipe, but
+      // without asking process.stdout (which would build the stream).
+      ...(io.helpOut ? { getOutHelpWidth: () => 80, getOutHasColors: () => false } : {}),
     })
     .addHelpText(
       'after',

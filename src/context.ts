@@ -13,6 +13,11 @@ export interface Io {
   stdin: Readable & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /**
+   * Where commander writes help when stdout is known not to be a terminal: synchronously, no
+   * wrapping, no colour, without building the stdout stream (start-up). Absent: io.stdout.
+   */
+  helpOut?: { write(text: string): void };
 }
 
 /** Flags every command understands (program-level options). */

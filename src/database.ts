@@ -1,7 +1,7 @@
 import type { Client, ClientConfig, QueryResultRow } from 'pg';
 import type { Config } from './config.js';
 import { parseDuration } from './durations.js';
-import { dependencyError, usageError, OpsctlError } from './errors.js';
+import { dependencyError, usageError, ExitCode, OpsctlError } from './errors.js';
 import { maskConnectionString } from './masking.js';
 import { qualifiedName, displayName } from './identifiers.js';
 
@@ -29,6 +29,15 @@ export function isConnectionError(e: unknown): boolean {
   if (err.code && CONNECTION_CODES.has(err.code)) return true;
   if (err.code && /^(08|57P0)/.test(err.code)) return true; // connection_exception, admin/crash shutdown
   return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(err.message ?? '');
+}
+
+/**
+ * The server did not know a table, column or schema the query named (42P01, 42703, 3F000):
+ * for a query built from configured names, a config that does not match the database.
+ */
+export function isUndefinedName(e: unknown): boolean {
+  const code = (e instanceof OpsctlError ? (e.cause as { code?: string } | undefined) : (e as { code?: string } | undefined))?.code;
+  return code === '42P01' || code === '42703' || code === '3F000';
 }
 
 /** Turns a driver error into one clear sentence with the documented exit code. */
@@ -64,10 +73,11 @@ export function translatePgError(e: unknown, target: string, timeouts?: Config['
       );
     case '25P03':
       return dependencyError('the database ended an idle transaction (idle_in_transaction_session_timeout).', e);
+    // The driver error kept as the cause: isUndefinedName asks for its SQLSTATE.
     case '42P01':
-      return usageError(`${msg} in ${target}: check the table names in the config.`);
+      return new OpsctlError(`${msg} in ${target}: check the table names in the config.`, ExitCode.USAGE, e);
     case '42703':
-      return usageError(`${msg}: check the column names in the config.`);
+      return new OpsctlError(`${msg}: check the column names in the config.`, ExitCode.USAGE, e);
     case '42501':
       return dependencyError(`PostgreSQL refused the operation: ${msg} (see the README for the privileges each command needs).`, e);
   }
@@ -79,6 +89,27 @@ export function translatePgError(e: unknown, target: string, timeouts?: Config['
   }
   if (isConnectionError(e)) return dependencyError(`lost the connection to PostgreSQL at ${target}: ${msg}.`, e);
   return dependencyError(`PostgreSQL at ${target} returned an error: ${msg}${code ? ` (SQLSTATE ${code})` : ''}.`, e);
+}
+
+/**
+ * pg, loaded once. At load, pg asks whether it runs in a Cloudflare Worker: without a
+ * `navigator` global (Node 20; Node 21+ has one) it constructs a `Response`, which makes Node
+ * load its whole fetch stack (undici, http2): ~40 ms of CPU for nothing. A `navigator` that says
+ * Node.js, as Node 21+ defines it, answers the question; it exists only while pg loads.
+ */
+let pgModule: Promise<typeof import('pg').default> | undefined;
+export function loadPg(): Promise<typeof import('pg').default> {
+  pgModule ??= (async () => {
+    const g = globalThis as { navigator?: unknown };
+    const stub = g.navigator === undefined && !Object.prototype.hasOwnProperty.call(globalThis, 'navigator');
+    if (stub) Object.defineProperty(globalThis, 'navigator', { value: { userAgent: 'Node.js' }, configurable: true, writable: true });
+    try {
+      return (await import('pg')).default;
+    } finally {
+      if (stub) delete g.navigator;
+    }
+  })();
+  return pgModule;
 }
 
 /**
@@ -95,7 +126,7 @@ export class Database {
   static async connect({ settings, env }: ConnectOptions): Promise<Database> {
     const target = describeTarget(settings, env);
     // pg is imported here, not at the top: `opsctl --help` must not pay for it.
-    const pg = (await import('pg')).default;
+    const pg = await loadPg();
     const config: ClientConfig = {
       application_name: settings.applicationName,
       statement_timeout: parseDuration(settings.statementTimeout, 'database.statementTimeout'),
@@ -190,17 +221,18 @@ export class Database {
 
   /**
    * `COPY (…) TO STDOUT` as a stream of byte chunks, as the server wrote them (what psql's
-   * `\copy` reads). Back-pressure: the socket is paused while the consumer has not asked for
-   * the next chunk, so memory stays flat. COPY takes no bind parameters: values reach the
-   * query through `set_config(…, true)` in the same transaction (see stuck-executions.ts).
+   * `\copy` reads), through CopyOutReader (copy-out.ts). Back-pressure: the socket is read only
+   * while the consumer has asked for the next chunk, so memory stays flat. COPY takes no bind
+   * parameters: values reach the query through `set_config(…, true)` in the same transaction
+   * (see stuck-executions.ts). `done.rows` is the server's row count once the stream has ended.
    */
-  async *copyOut(sql: string): AsyncGenerator<Buffer> {
-    // Loaded here, like pg: only listings that stream need it.
-    const { to } = (await import('pg-copy-streams')).default;
-    const stream = this.client.query(to(sql));
+  async *copyOut(sql: string, done?: { rows: number }): AsyncGenerator<Buffer> {
+    const { CopyOutReader } = await import('./copy-out.js');
+    const stream = this.client.query(new CopyOutReader(sql));
     try {
       // destroyOnReturn false: an early stop drains below instead of destroying mid-COPY.
       for await (const chunk of stream.iterator({ destroyOnReturn: false })) yield chunk as Buffer;
+      if (done) done.rows = stream.rowCount;
     } catch (e) {
       throw this.translate(e);
     } finally {

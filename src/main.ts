@@ -1,19 +1,70 @@
-import { runCli } from './cli.js';
-
-// `opsctl ... | head` closes the pipe early: that is not an error worth a message.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-});
+import { fstatSync, writeSync } from 'node:fs';
+import { buildProgram, runCli } from './cli.js';
+import type { Io } from './context.js';
 
 // The process-level entry: everything else takes its io as a parameter. No top-level await:
 // the bundle is CommonJS, which starts faster than an ESM graph.
-void runCli(process.argv.slice(2), {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  stdin: process.stdin,
+
+// process.stdout/stderr/stdin are getters that build a stream on first use; for a pipe that
+// is ~15 ms of start-up (bench/). They are taken only when a command uses them.
+let stdout: NodeJS.WriteStream | undefined;
+const takeStdout = (): NodeJS.WriteStream => {
+  if (!stdout) {
+    stdout = process.stdout;
+    // `opsctl ... | head` closes the pipe early: that is not an error worth a message.
+    stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    });
+  }
+  return stdout;
+};
+
+/** A pipe or a file, certainly not a terminal (telling a terminal apart needs node:tty, which loads net). */
+const plainFd = (fd: number): boolean => {
+  try {
+    const s = fstatSync(fd);
+    return s.isFIFO() || s.isFile() || s.isSocket();
+  } catch {
+    return false;
+  }
+};
+
+/** Writes help text to stdout without its stream; the stream takes over if the pipe is full. */
+const writeHelp = (text: string): void => {
+  const bytes = Buffer.from(text);
+  let at = 0;
+  try {
+    while (at < bytes.length) at += writeSync(1, bytes, at);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    if (code !== 'EAGAIN') throw e;
+    takeStdout().write(bytes.subarray(at));
+  }
+};
+
+const io: Io = {
+  get stdout() {
+    return takeStdout();
+  },
+  get stderr() {
+    return process.stderr;
+  },
+  get stdin() {
+    return process.stdin;
+  },
   env: process.env,
   cwd: process.cwd(),
-}).then((code) => {
-  // Let stdout drain (large ndjson) before exiting with the code.
-  process.exitCode = code;
-});
+  ...(plainFd(1) ? { helpOut: { write: writeHelp } } : {}),
+};
+
+// The build writes V8's code cache from one run of the launcher (scripts/bundle.mjs): that run
+// first builds every command's tree, so the cache holds each command's code, not just one's.
+const warm = process.env.OPSCTL_WRITE_CODE_CACHE ? buildProgram(io, () => {}, 'all') : Promise.resolve();
+
+void warm
+  .then(() => runCli(process.argv.slice(2), io))
+  .then((code) => {
+    // Let stdout drain (large ndjson) before exiting with the code.
+    process.exitCode = code;
+  });

@@ -186,7 +186,9 @@ async function renderSerialized<T>(result: CommandResult<T>, chunks: AsyncIterab
   for await (const chunk of chunks) {
     if (!chunk.length) continue;
     if (!json) {
-      await push(chunk);
+      // Each chunk as it came (one socket read of the server's rows): gathering them meant a
+      // fresh 64 KiB buffer per write, dead garbage that grew RSS with the listing's size.
+      await write(stream, chunk);
       continue;
     }
     if (!any) await push(NEWLINE);

@@ -54,10 +54,10 @@ function reader(api: SchedulerApi) {
   };
 }
 
-function toRecord(cfg: ScheduleGroupsConfig, g: ListedGroup, tags: Tags, nowMs: number): GroupRecord {
+/** `deletingThresholdMs`: scheduleGroups.deletingThreshold, parsed once per listing by the caller. */
+function toRecord(cfg: ScheduleGroupsConfig, g: ListedGroup, tags: Tags, nowMs: number, deletingThresholdMs: number): GroupRecord {
   const name = g.Name ?? '';
   const base = { name, arn: g.Arn ?? null, state: g.State ?? 'UNKNOWN', creationDate: g.CreationDate ?? null, lastModificationDate: g.LastModificationDate ?? null };
-  const deletingThresholdMs = parseDuration(cfg.deletingThreshold, 'scheduleGroups.deletingThreshold');
   const c = classify(cfg, { name, state: base.state, lastModificationDate: base.lastModificationDate }, tags, { nowMs, deletingThresholdMs });
   return { ...base, class: c.class, reasons: c.reasons, changes: c.changes, tags, ...(c.class === 'deleting' ? { ownership: c.ownership } : {}) };
 }
@@ -84,6 +84,7 @@ const ignoredRecord = (g: ListedGroup): GroupRecord => ({
  */
 export async function findNamedGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, names: string[], opts: Pick<FindOptions, 'nowMs'>): Promise<GroupRecord[]> {
   const reading = reader(api);
+  const deletingThresholdMs = parseDuration(cfg.deletingThreshold, 'scheduleGroups.deletingThreshold');
   const limit = createLimiter(cfg.concurrency);
   return Promise.all(
     [...new Set(names)].map((name) =>
@@ -93,7 +94,7 @@ export async function findNamedGroups(api: SchedulerApi, cfg: ScheduleGroupsConf
         if (!g) return absentRecord(cfg, name, 'no such schedule group');
         const tags = await reading('ListTagsForResource', () => readTags(api, g.Arn ?? ''));
         if (tags === null) return absentRecord(cfg, name, 'no such schedule group (deleted while being read)');
-        return toRecord(cfg, g, tags, opts.nowMs);
+        return toRecord(cfg, g, tags, opts.nowMs, deletingThresholdMs);
       }),
     ),
   );
@@ -101,14 +102,14 @@ export async function findNamedGroups(api: SchedulerApi, cfg: ScheduleGroupsConf
 
 export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, opts: FindOptions): Promise<GroupRecord[]> {
   const reading = reader(api);
-  parseDuration(cfg.deletingThreshold, 'scheduleGroups.deletingThreshold'); // a bad value fails before any call
+  const deletingThresholdMs = parseDuration(cfg.deletingThreshold, 'scheduleGroups.deletingThreshold'); // a bad value fails before any call
   // `known`: tags already read in bulk (tagSource "tagging-api"); otherwise one ListTagsForResource.
   const readGroup = async (g: ListedGroup, known?: Tags): Promise<GroupRecord | null> => {
     const name = g.Name ?? '';
     if (isIgnored(cfg, name)) return ignoredRecord(g);
     const tags = known ?? (await reading('ListTagsForResource', () => readTags(api, g.Arn ?? '')));
     if (tags === null) return null; // deleted between the listing and the tag read
-    const rec = toRecord(cfg, g, tags, opts.nowMs);
+    const rec = toRecord(cfg, g, tags, opts.nowMs, deletingThresholdMs);
     if (opts.withSchedules) rec.schedules = await reading('ListSchedules', () => countSchedules(api, name, opts.onWarning));
     return rec;
   };

@@ -115,6 +115,12 @@ async function bindStuckSettings(db: Database, q: StuckQuery): Promise<void> {
 
 /** A stuck listing streamed by the server as NDJSON; count and oldest age known once consumed. */
 export interface StuckListing {
+  /**
+   * Binds the settings and starts the COPY, up to its first chunk: a query the server rejects
+   * (a configured name that does not exist) fails here, before anything is printed. Optional:
+   * ndjson() and rows() start it themselves.
+   */
+  open(): Promise<void>;
   /** One JSON object a line, in chunks as they arrive (a chunk may end mid-line). */
   ndjson(): AsyncGenerator<Buffer>;
   /** The same rows parsed, for tables. */
@@ -125,23 +131,38 @@ export interface StuckListing {
 
 /** Streams stuck rows through COPY (call inside db.readOnly); consume either ndjson() or rows(), once. */
 export function copyStuck(db: Database, cfg: ExecutionsConfig, q: StuckQuery): StuckListing {
-  let count = 0;
+  // The count is the server's own ("COPY n"): no scan of the bytes for newlines.
+  const done = { rows: 0 };
   let oldest = 0;
-  let head: Buffer | null = Buffer.alloc(0);
-  const ndjson = async function* (): AsyncGenerator<Buffer> {
+  let source: AsyncGenerator<Buffer> | null = null;
+  let first: IteratorResult<Buffer> | null = null;
+  const open = async () => {
+    if (source) return;
     await bindStuckSettings(db, q);
-    for await (const chunk of db.copyOut(stuckCopySql(cfg, q.limit))) {
-      if (head) {
-        // Oldest first: the first row carries the oldest age.
-        head = Buffer.concat([head, chunk]);
-        const nl = head.indexOf(10);
-        if (nl >= 0) {
-          oldest = (JSON.parse(head.toString('utf8', 0, nl)) as StuckExecution).ageSeconds;
-          head = null;
+    source = db.copyOut(stuckCopySql(cfg, q.limit), done);
+    first = await source.next();
+  };
+  const ndjson = async function* (): AsyncGenerator<Buffer> {
+    await open();
+    const it = source as AsyncGenerator<Buffer>;
+    let head: Buffer | null = Buffer.alloc(0);
+    try {
+      for (let r = first as IteratorResult<Buffer>; !r.done; r = await it.next()) {
+        const chunk = r.value;
+        if (head) {
+          // Oldest first: the first row carries the oldest age.
+          head = Buffer.concat([head, chunk]);
+          const nl = head.indexOf(10);
+          if (nl >= 0) {
+            oldest = (JSON.parse(head.toString('utf8', 0, nl)) as StuckExecution).ageSeconds;
+            head = null;
+          }
         }
+        yield chunk;
       }
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) count += 1;
-      yield chunk;
+    } finally {
+      // A consumer that stopped early: copyOut drains the rest so the session stays usable.
+      await it.return(undefined);
     }
   };
   const rows = async function* (): AsyncGenerator<StuckExecution> {
@@ -158,10 +179,11 @@ export function copyStuck(db: Database, cfg: ExecutionsConfig, q: StuckQuery): S
     }
   };
   return {
+    open,
     ndjson,
     rows,
     get count() {
-      return count;
+      return done.rows;
     },
     get oldestAgeSeconds() {
       return oldest;

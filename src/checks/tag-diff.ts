@@ -34,9 +34,16 @@ export function isOwnerKey(cfg: OwnershipConfig, key: string): boolean {
   return key in cfg.ownerTags || (cfg.ownerKeyPrefix !== null && key.startsWith(cfg.ownerKeyPrefix));
 }
 
+const globs = new Map<string, RegExp>();
+
+/** Compiled once per pattern: a listing asks for every group, twice. */
 function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${escaped}$`);
+  let re = globs.get(glob);
+  if (!re) {
+    const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    globs.set(glob, (re = new RegExp(`^${escaped}$`)));
+  }
+  return re;
 }
 
 /** `default` is always ignored; `ignore` holds glob patterns (`*`, `?`). */

@@ -5,6 +5,7 @@ import type { CommandContext } from '../context.js';
 import type { Column } from '../output.js';
 import { formatAge, formatDuration, parseDuration } from '../durations.js';
 import type { PlannedReap, StuckExecution } from '../checks/stuck-executions.js';
+import type { Database } from '../database.js';
 import { usageError } from '../errors.js';
 import { addApplyFlags, applyOptions, parseCount, parsePositive, splitList, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
@@ -71,11 +72,24 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
   const { limit } = o;
   const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, o);
   const { assertExecutionsSchema, copyStuck } = await import('../checks/stuck-executions.js');
-  return ctx.withDatabase((db) =>
-    db.readOnly(async (ro) => {
-      await assertExecutionsSchema(ro, cfg);
+  const { isUndefinedName } = await import('../database.js');
+  return ctx.withDatabase(async (db) => {
+    try {
+      return await listStuck(db);
+    } catch (e) {
+      // The listing asks the catalog nothing beforehand (a round trip on every run); when the
+      // server did not know a name, this says which configured table or column is wrong.
+      if (isUndefinedName(e)) await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
+      throw e;
+    }
+  });
+
+  function listStuck(db: Database): Promise<number> {
+    return db.readOnly(async (ro) => {
       // COPY: json/ndjson pass the server's row text through; a table parses the same rows.
       const listing = copyStuck(ro, cfg, { thresholdMs, statuses, limit });
+      // Started before anything is printed: a query the server rejects fails with no output.
+      await listing.open();
       const columns: Column<StuckExecution>[] = [
         { header: 'id', value: (r) => r.id },
         { header: 'status', value: (r) => r.status, tone: () => 'warn' },
@@ -95,8 +109,8 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
           return { stuck: count, threshold: formatDuration(thresholdMs), oldestAgeSeconds: listing.oldestAgeSeconds, ...(limit > 0 && count >= limit ? { limitReached: limit } : {}) };
         },
       });
-    }),
-  );
+    });
+  }
 }
 
 export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<number> {

@@ -67,22 +67,23 @@ export function route(method: string, segments: string[], target?: string): Rout
     if (method !== 'POST' || segments.length !== 0 || target !== `${TAGGING_TARGET_PREFIX}GetResources`) return undefined;
     return { op: 'GetResources', json11: true };
   }
-  const [root, label, ...rest] = segments;
-  if (rest.length > 0) return undefined;
-  const table: Record<string, Record<string, string>> = {
-    'schedule-groups': label === undefined
-      ? { GET: 'ListScheduleGroups' }
-      : { POST: 'CreateScheduleGroup', GET: 'GetScheduleGroup', DELETE: 'DeleteScheduleGroup' },
-    schedules: label === undefined
-      ? { GET: 'ListSchedules' }
-      : { POST: 'CreateSchedule', GET: 'GetSchedule', PUT: 'UpdateSchedule', DELETE: 'DeleteSchedule' },
-    tags: label === undefined
-      ? {}
-      : { POST: 'TagResource', GET: 'ListTagsForResource', DELETE: 'UntagResource' },
-  };
-  const op = root === undefined ? undefined : table[root]?.[method];
+  if (segments.length > 2) return undefined;
+  const [root, label] = segments;
+  const op = root === undefined ? undefined : (label === undefined ? COLLECTIONS : RESOURCES).get(root)?.get(method);
   return op ? { op, label } : undefined;
 }
+
+// Built once, not per request. Maps, so a path segment such as `__proto__` or `constructor`
+// matches nothing.
+const table = (t: Record<string, Record<string, string>>) => new Map(Object.entries(t).map(([k, v]) => [k, new Map(Object.entries(v))]));
+/** Method → operation for a path of one segment (the collection). */
+const COLLECTIONS = table({ 'schedule-groups': { GET: 'ListScheduleGroups' }, schedules: { GET: 'ListSchedules' }, tags: {} });
+/** Method → operation for a path of two segments (one labelled resource). */
+const RESOURCES = table({
+  'schedule-groups': { POST: 'CreateScheduleGroup', GET: 'GetScheduleGroup', DELETE: 'DeleteScheduleGroup' },
+  schedules: { POST: 'CreateSchedule', GET: 'GetSchedule', PUT: 'UpdateSchedule', DELETE: 'DeleteSchedule' },
+  tags: { POST: 'TagResource', GET: 'ListTagsForResource', DELETE: 'UntagResource' },
+});
 
 /** Path segments, split before decoding: an ARN label arrives as one segment with '/' encoded as %2F. */
 export function pathSegments(pathname: string): string[] {

@@ -87,13 +87,27 @@ export class SchedulerStore {
     return `arn:aws:scheduler:${this.region}:${this.accountId}:schedule/${group}/${name}`;
   }
 
+  /** The earliest deletingUntil of a DELETING group (Infinity: none), so sweep() need not walk every group. */
+  private nextExpiry = Infinity;
+
   // Expiry is applied lazily on every access rather than by timers, so no
   // timer keeps the process alive and an injected clock is honoured exactly.
+  // It runs on every request: until the earliest DELETING window closes it costs one comparison,
+  // not a walk over every group (1,000 groups made that the emulator's own largest cost, and garbage).
   sweep(): void {
     const t = this.now();
-    for (const [name, g] of this.groups) {
-      if (g.state === 'DELETING' && g.deletingUntil !== undefined && g.deletingUntil <= t) this.groups.delete(name);
+    if (t < this.nextExpiry) return;
+    let next = Infinity;
+    for (const g of this.groups.values()) {
+      if (g.state !== 'DELETING' || g.deletingUntil === undefined) continue;
+      if (g.deletingUntil <= t) this.groups.delete(g.name);
+      else if (g.deletingUntil < next) next = g.deletingUntil;
     }
+    this.nextExpiry = next;
+  }
+
+  private expiresAt(until: number): void {
+    if (until < this.nextExpiry) this.nextExpiry = until;
   }
 
   newGroup(name: string, t: number): Group {
@@ -107,6 +121,7 @@ export class SchedulerStore {
     g.deleteToken = token;
     g.deletingUntil = t + forMs;
     g.lastModificationDate = t;
+    this.expiresAt(g.deletingUntil);
   }
 
   seedGroup(name: string, tags: Record<string, string> = {}, opts: SeedGroupOptions = {}): void {
@@ -120,7 +135,10 @@ export class SchedulerStore {
       everTagged: opts.everTagged ?? Object.keys(tags).length > 0,
       lastModificationDate: opts.lastModificationDate?.getTime() ?? created,
     };
-    if (g.state === 'DELETING') g.deletingUntil = t + this.deletingMs;
+    if (g.state === 'DELETING') {
+      g.deletingUntil = t + this.deletingMs;
+      this.expiresAt(g.deletingUntil);
+    }
     this.groups.set(name, g);
   }
 

@@ -195,6 +195,10 @@ describe('the package as users install it: npm pack, then npm install -g on a cl
     expect(checkHelp.code).toBe(0);
     expect(checkHelp.stdout).toContain('Usage: opsctl check');
     for (const r of [version, help, checkHelp]) expect(r.stderr).toBe('');
+    // The start-up code cache ships with the bundle and is accepted by the installed copy.
+    expect(existsSync(join(installed, 'dist', 'opsctl.cjs.cache'))).toBe(true);
+    const cached = await run(opsctl(), ['--help'], { env: { OPSCTL_DEBUG_CODE_CACHE: '1' } });
+    expect(cached.stderr).toBe('opsctl: code cache used\n');
   });
 
   it('`opsctl demo` from the installed copy says in one sentence what it needs, exit 3', async () => {

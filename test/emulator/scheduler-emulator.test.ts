@@ -370,6 +370,38 @@ describe('deletion lifecycle', () => {
     expect(remaining.map((s) => `${s.GroupName}/${s.Name}`)).toEqual(['default/s1']);
     expect(emu.groups().map((g) => g.name)).toEqual(['default']);
   });
+
+  it('overlapping DELETING windows each close at their own end: deleted, seeded DELETING and a fault-driven one (controlled clock)', async () => {
+    const clock = manualClock();
+    const { client, emu } = await setup({ deletingMs: 1_000, now: clock.now });
+    for (const name of ['first', 'second', 'third']) await client.send(new CreateScheduleGroupCommand({ Name: name }));
+    const state = async (name: string) => {
+      try {
+        return (await client.send(new GetScheduleGroupCommand({ Name: name }))).State;
+      } catch (e) {
+        return (e as { name: string }).name;
+      }
+    };
+    await client.send(new DeleteScheduleGroupCommand({ Name: 'first' })); // closes at +1000
+    clock.advance(400);
+    emu.seedGroup('seeded', {}, { state: 'DELETING' }); // closes at +1400
+    emu.addFault({ kind: 'deleting', group: 'third', on: 'GetScheduleGroup', forMs: 5_000 }); // closes at +5400 once read
+    expect(await state('third')).toBe('DELETING');
+    clock.advance(300);
+    await client.send(new DeleteScheduleGroupCommand({ Name: 'second' })); // closes at +1700
+    clock.advance(299); // +999
+    expect([await state('first'), await state('seeded'), await state('second')]).toEqual(['DELETING', 'DELETING', 'DELETING']);
+    clock.advance(1); // +1000: only the earliest window has closed
+    expect([await state('first'), await state('seeded'), await state('second')]).toEqual(['ResourceNotFoundException', 'DELETING', 'DELETING']);
+    clock.advance(400); // +1400
+    expect([await state('seeded'), await state('second')]).toEqual(['ResourceNotFoundException', 'DELETING']);
+    clock.advance(300); // +1700
+    expect(await state('second')).toBe('ResourceNotFoundException');
+    expect(await state('third')).toBe('DELETING');
+    clock.advance(3_700); // +5400
+    expect(await state('third')).toBe('ResourceNotFoundException');
+    expect(emu.groups().map((g) => g.name)).toEqual(['default']);
+  });
 });
 
 describe('fault injection and retries', () => {

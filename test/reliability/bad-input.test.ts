@@ -117,6 +117,12 @@ const MATRIX: Array<[string, 2 | 3, RegExp, Run]> = [
   ['database does not exist', 3, /database "no_such_db_rel" does not exist/, () => cli(['reap'], { DATABASE_URL: urlFor('no_such_db_rel') })],
   ['missing table', 2, /table nope \(config executions\.table\) does not exist/, inProcess([...cfg({ executions: { table: 'nope' } }), 'executions', 'stuck'])],
   ['missing column', 2, /column "updatd_at" \(config executions\.updatedAt\) does not exist in table purchase_executions/, inProcess([...cfg({ executions: { updatedAt: 'updatd_at' } }), 'reap'])],
+  // The listing checks the catalog only once the server has refused its COPY: same sentence, nothing printed, in every format.
+  ['listing: missing column (-o json)', 2, /^opsctl: column "updatd_at" \(config executions\.updatedAt\) does not exist in table purchase_executions\.\n$/, inProcess([...cfg({ executions: { updatedAt: 'updatd_at' } }), 'executions', 'stuck', '-o', 'json'])],
+  ['listing: missing key column (-o ndjson)', 2, /column "uid" \(config executions\.key\) does not exist in table purchase_executions/, inProcess([...cfg({ executions: { key: 'uid' } }), 'executions', 'stuck', '--limit', '0', '-o', 'ndjson'])],
+  ['listing: missing table (-o ndjson)', 2, /table nope \(config executions\.table\) does not exist/, inProcess([...cfg({ executions: { table: 'nope' } }), 'executions', 'stuck', '-o', 'ndjson'])],
+  ['listing: missing schema', 2, /table nowhere\.purchase_executions \(config executions\.table\) does not exist/, inProcess([...cfg({ executions: { schema: 'nowhere' } }), 'executions', 'stuck'])],
+  ['listing: column with a semicolon', 2, /column "status; DROP TABLE victim" \(config executions\.status\) does not exist/, inProcess([...cfg({ executions: { status: 'status; DROP TABLE victim' } }), 'executions', 'stuck', '-o', 'ndjson'])],
   ['missing propagations column', 2, /column "failed" \(config propagations\.columns\.failedAt\) does not exist/, inProcess([...cfg({ propagations: { columns: { failedAt: 'failed' } } }), 'propagations', 'retry', '--all'])],
   ['missing audit table on --apply', 2, /(audit_missing|audit\.table).* does not exist/, inProcess([...cfg({ audit: { table: 'audit_missing' } }), 'reap', '--older-than', '10m', '--apply'])],
   // AWS
