@@ -2,7 +2,7 @@
  * Batch sizes chosen by time: each batch is one transaction holding its row locks, so its
  * duration is what live workers may wait on. Fixed small batches pay a round trip and a commit
  * each; fixed large ones can hold locks too long on a slow table. The sizer grows the batch
- * while one stays well under the target and shrinks it in proportion when one runs long.
+ * towards the target while one stays under it and shrinks it in proportion when one runs long.
  */
 
 /** Reap's aim per batch: row locks held ~250 ms, far under the 1 s no batch may exceed. */
@@ -40,10 +40,13 @@ export class BatchSizer {
     if (ms > this.targetMs) {
       // Too long: scale down to what would have met the target (at least one row).
       this.size = Math.max(1, Math.floor(rows * (this.targetMs / ms)));
-    } else if (ms < this.targetMs / 2 && rows >= this.size) {
-      // Well under the target, and a full batch (a short last batch says little): double, so a
-      // doubled batch still lands under the target at the rate just measured.
-      this.size = Math.min(this.cap, rows * 2);
+    } else if (rows >= this.size) {
+      // Under the target, and a full batch (a short last batch says little): double while well
+      // under it, then grow to what would have met the target at the rate just measured. The
+      // fixed cost of a batch makes that rate pessimistic, so the size approaches the target
+      // from below instead of stalling anywhere under it.
+      const fit = ms < this.targetMs / 2 ? rows * 2 : Math.floor(rows * (this.targetMs / ms));
+      this.size = Math.min(this.cap, rows * 2, Math.max(rows, fit));
     }
   }
 

@@ -1,6 +1,6 @@
 import type { CommandContext } from './context.js';
 import type { Column, CommandResult, Tone } from './output.js';
-import type { PlannedItem, RemediationOptions, RemediationReport, ReportedItem, ResultClass } from './remediation.js';
+import type { PlannedItem, RemediationOptions, RemediationReport, ReportedItem, ResultClass, StreamedRemediationOptions, StreamedRemediationReport } from './remediation.js';
 
 /**
  * The one adapter from an engine report to a command result, beside the engine: the confirm
@@ -72,11 +72,31 @@ export async function presentRemediation<P extends PlannedItem>(
   return ctx.emit(remediationResult(report, p));
 }
 
+/** The same with a streamed report (streamRemediation): items rendered as the batches commit. */
+export async function presentStreamedRemediation<P extends PlannedItem>(
+  ctx: CommandContext,
+  p: Presentation<P>,
+  run: (hooks: Pick<StreamedRemediationOptions, 'confirm' | 'onProgress'>) => Promise<StreamedRemediationReport<P>>,
+): Promise<number> {
+  const report = await run({
+    confirm: (count) => (p.confirm ? p.confirm(count) : ctx.confirm(p.question(count))),
+    onProgress: (done, total) => ctx.progress(`${p.action}: ${done}/${total} ${p.unit}`),
+  });
+  const items = async function* () {
+    try {
+      yield* report.items;
+    } finally {
+      ctx.progressDone();
+    }
+  };
+  // summary/exitCode/warning are read only after the items are consumed, as a streamed report needs.
+  return ctx.emit(remediationResult({ mode: report.mode, items: items(), get summary() { return report.summary; }, get exitCode() { return report.exitCode; }, get warning() { return report.warning; } } as unknown as RemediationReport<P>, p));
+}
+
 /** The command result of a report: the same shape for every remedy (README, "Output shapes"). */
 export function remediationResult<P extends PlannedItem>(report: RemediationReport<P>, p: Presentation<P>): CommandResult<ReportedItem<P>> {
   const plan = report.mode === 'plan';
   const tone = (r: ReportedItem<P>): Tone => ({ ...CLASS_TONES, ...p.tones })[r.outcomeClass];
-  const planned = Number(report.summary.planned ?? 0);
   const columns: Column<ReportedItem<P>>[] = [
     ...p.columns,
     plan && p.planOutcome
@@ -84,12 +104,16 @@ export function remediationResult<P extends PlannedItem>(report: RemediationRepo
       : { header: plan ? 'plan' : 'outcome', value: (r) => r.outcome, tone },
     { header: plan ? p.detail.planHeader : 'detail', value: (r) => r.detail ?? p.detail.text(r), maxWidth: p.detail.maxWidth },
   ];
-  const notes = [
-    ...(p.notesBefore ?? []),
-    ...(plan && planned > 0 ? p.dryRunNotes(planned) : []),
-    ...(report.summary.exceedsMax ? [`${p.overMax}: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`] : []),
-    ...(p.notesAfter?.(report.mode) ?? []),
-  ];
+  // Read when rendered, after the items: a streamed report knows its summary only then.
+  const notes = () => {
+    const planned = Number(report.summary.planned ?? 0);
+    return [
+      ...(p.notesBefore ?? []),
+      ...(plan && planned > 0 ? p.dryRunNotes(planned) : []),
+      ...(report.summary.exceedsMax ? [`${p.overMax}: --apply would refuse. Narrow the selection or raise --max (0 = no cap).`] : []),
+      ...(p.notesAfter?.(report.mode) ?? []),
+    ];
+  };
   return {
     command: p.command,
     mode: report.mode,
@@ -98,7 +122,7 @@ export function remediationResult<P extends PlannedItem>(report: RemediationRepo
     headline: p.headline(report.mode),
     emptyMessage: p.emptyMessage,
     summary: () => (p.summary ? p.summary(report) : { ...report.summary }),
-    notes: () => notes,
+    notes,
     exitCode: () => report.exitCode,
     warnings: () => (report.warning ? [report.warning] : []),
   };

@@ -6,6 +6,7 @@ import { displayName } from './identifiers.js';
 import { writeAudit, type AuditEntry } from './audit.js';
 import type { Config } from './config.js';
 import { BatchSizer, sizedBatches } from './batch-sizer.js';
+import { PlanSpool } from './plan-spool.js';
 
 /**
  * The one remediation engine: dry run vs apply, the --max cap, the advisory lock, batches in
@@ -76,6 +77,18 @@ export interface Remedy<P extends PlannedItem, C = Database> {
    * an applied one with its audit entry. It never writes the audit itself: the engine does.
    */
   applyBatch(target: C, batch: P[]): Promise<ItemOutcome[]>;
+  /**
+   * The plan as NDJSON text, one planned item a line, as the server writes it (read-only, like
+   * plan): what streamRemediation spools instead of holding the plan. Every item it lists is
+   * actionable (no refusal, nothing settled).
+   */
+  streamedPlan?: { ndjson(target: C, limit: number): AsyncIterable<Buffer>; parse(line: string): P };
+  /**
+   * applyBatch makes its change in one statement (any other it runs only reads): with no audit
+   * entries to write, the engine runs it without BEGIN/COMMIT, the statement being its own
+   * transaction, so its row locks end with the statement whatever the client is doing.
+   */
+  oneStatement?: boolean;
 }
 
 /** How the engine reaches a target: locking, read-only scope, the unit of one batch, fatal errors. */
@@ -84,6 +97,8 @@ export interface RemedyHost<C> {
   lock(wait: boolean): Promise<{ release(): Promise<void> }>;
   readOnly<T>(fn: (t: C) => Promise<T>): Promise<T>;
   batch<T>(fn: (t: C) => Promise<T>): Promise<T>;
+  /** The unit of a remedy whose batch is one statement (Remedy.oneStatement): no explicit transaction. */
+  statement?<T>(fn: (t: C) => Promise<T>): Promise<T>;
   /** An error after which nothing more can be done (connection lost, credentials gone). */
   isFatal(e: unknown): boolean;
   describeError(e: unknown): string;
@@ -104,6 +119,7 @@ export function databaseHost(db: Database, table: string, schema: string | null)
     lock: (wait) => acquireTableLock(db, table, schema, { wait }),
     readOnly: (fn) => db.readOnly(fn),
     batch: (fn) => db.transaction(fn),
+    statement: (fn) => fn(db),
     // Errors no other row can escape: the connection, privileges, the schema, the timeouts.
     isFatal: (e) => isConnectionError(e) || FATAL_SQLSTATES.has((e as { code?: string })?.code ?? ''),
     describeError: (e) => errorText(e),
@@ -166,6 +182,49 @@ function errorText(e: unknown): string {
   if (e instanceof OpsctlError) return e.message;
   const err = e as { message?: string; code?: string };
   return `${err?.message ?? String(e)}${err?.code ? ` (SQLSTATE ${err.code})` : ''}`;
+}
+
+/** The batch and its audit rows in one unit: an audit row exists iff its change committed. */
+async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, tx: C, batch: P[]): Promise<ItemOutcome[]> {
+  const result = await remedy.applyBatch(tx, batch);
+  const entries = result.filter((r) => r.outcome === 'applied' && r.audit).map((r) => r.audit as AuditEntry);
+  if (entries.length && host.writeAudit) await host.writeAudit(tx, remedy.audit ?? null, entries);
+  return result;
+}
+
+/**
+ * One batch in its own unit (a transaction for databases). A non-fatal error isolates the
+ * failing rows: each item on its own, so one bad row does not fail its neighbours. A fatal
+ * error (connection, privilege, schema, timeout) is returned with the items it left in doubt;
+ * `outcomes` then covers the others (applied before it, or not attempted after it).
+ */
+async function applyOneBatch<P extends PlannedItem, C>(
+  host: RemedyHost<C>,
+  remedy: Remedy<P, C>,
+  batch: P[],
+): Promise<{ outcomes: ItemOutcome[]; fatal?: { error: unknown; items: P[] } }> {
+  const audited = Boolean(host.writeAudit && remedy.audit?.audit.table);
+  const unit = remedy.oneStatement && !audited && host.statement ? host.statement.bind(host) : host.batch.bind(host);
+  try {
+    return { outcomes: await unit((tx) => applyAudited(host, remedy, tx, batch)) };
+  } catch (e) {
+    if (host.isFatal(e)) return { outcomes: [], fatal: { error: e, items: batch } };
+  }
+  const outcomes: ItemOutcome[] = [];
+  for (let i = 0; i < batch.length; i++) {
+    const p = batch[i] as P;
+    try {
+      const [r] = await unit((tx) => applyAudited(host, remedy, tx, [p]));
+      outcomes.push(r ?? { id: p.id, outcome: 'errored', detail: 'no outcome reported' });
+    } catch (e2) {
+      if (host.isFatal(e2)) {
+        for (const q of batch.slice(i + 1)) outcomes.push({ id: q.id, outcome: 'errored', detail: 'not attempted: the run stopped early' });
+        return { outcomes, fatal: { error: e2, items: [p] } };
+      }
+      outcomes.push({ id: p.id, outcome: 'errored', detail: host.describeError(e2) });
+    }
+  }
+  return { outcomes };
 }
 
 /** The database form: advisory lock keyed by the remedy's table, one transaction per batch. */
@@ -243,13 +302,6 @@ export async function runRemediation<P extends PlannedItem, C>(
         : 'unknown: the connection was lost during this batch; re-run to converge';
       for (const p of items) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail });
     };
-    // The batch and its audit rows in one unit: an audit row exists iff its change committed.
-    const applyAudited = async (tx: C, batch: P[]): Promise<ItemOutcome[]> => {
-      const result = await remedy.applyBatch(tx, batch);
-      const entries = result.filter((r) => r.outcome === 'applied' && r.audit).map((r) => r.audit as AuditEntry);
-      if (entries.length && host.writeAudit) await host.writeAudit(tx, remedy.audit ?? null, entries);
-      return result;
-    };
     if (!cancelled) {
       for (const batch of sizedBatches(actionable, sizer ?? { next: () => opts.batchSize })) {
         if (aborted) {
@@ -257,29 +309,9 @@ export async function runRemediation<P extends PlannedItem, C>(
           continue;
         }
         const started = performance.now();
-        try {
-          const result = await host.batch((tx) => applyAudited(tx, batch));
-          for (const r of result) outcomes.set(r.id, r);
-        } catch (e) {
-          if (host.isFatal(e)) {
-            stop(e, batch);
-          } else {
-            // Isolate the failing rows: each item on its own, so one bad row does not fail its neighbours.
-            for (const p of batch) {
-              try {
-                const [r] = await host.batch((tx) => applyAudited(tx, [p]));
-                outcomes.set(p.id, r ?? { id: p.id, outcome: 'errored', detail: 'no outcome reported' });
-              } catch (e2) {
-                if (host.isFatal(e2)) {
-                  stop(e2, [p]);
-                  break;
-                }
-                outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: host.describeError(e2) });
-              }
-            }
-            for (const p of batch) if (!outcomes.has(p.id)) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: 'not attempted: the run stopped early' });
-          }
-        }
+        const r = await applyOneBatch(host, remedy, batch);
+        for (const o of r.outcomes) outcomes.set(o.id, o);
+        if (r.fatal) stop(r.fatal.error, r.fatal.items);
         batches += 1;
         const batchMs = performance.now() - started;
         sizer?.record(batch.length, batchMs);
@@ -318,5 +350,278 @@ export async function runRemediation<P extends PlannedItem, C>(
     return { mode: 'apply', items, summary, exitCode, ...(fatal ? { warning: fatal.message } : {}) };
   } finally {
     await lock.release();
+  }
+}
+
+/** A report streamed as its batches commit: `summary`, `exitCode` and `warning` are known once `items` is consumed. */
+export interface StreamedRemediationReport<P extends PlannedItem> {
+  mode: 'plan' | 'apply';
+  items: AsyncIterable<ReportedItem<P>>;
+  readonly summary: RemediationReport<P>['summary'];
+  readonly exitCode: number;
+  readonly warning?: string;
+}
+
+export interface StreamedRemediationOptions<C = Database> extends Omit<RemediationOptions<PlannedItem>, 'confirm'> {
+  /**
+   * Further sessions to the same target: each runs batches of its own (disjoint rows, taken in
+   * plan order), side by side with the first. The lock and the plan stay on the first.
+   */
+  lanes?: RemedyHost<C>[];
+  /** Asked once with the count of planned items before any write; false cancels with nothing written. */
+  confirm?: (count: number) => Promise<boolean>;
+}
+
+/**
+ * The engine with flat memory, for a remedy with a `streamedPlan`: the plan is spooled to an
+ * unlinked temporary file (see plan-spool.ts) under the advisory lock, counted (the --max cap
+ * and the confirm come before any write, as in runRemediation), then read back one batch at a
+ * time. Each batch's items are handed out as it commits, while the next batch is already in
+ * flight: the report is written as the database works. Same batches, guards, outcome classes,
+ * summary and exit codes as runRemediation, and the same rule for a fatal error: with nothing
+ * applied yet the run fails as a whole (items are held back until something is applied, so no
+ * partial report has been written).
+ */
+export async function streamRemediation<P extends PlannedItem, C>(
+  host: RemedyHost<C>,
+  remedy: Remedy<P, C>,
+  opts: StreamedRemediationOptions<C>,
+): Promise<StreamedRemediationReport<P>> {
+  const sp = remedy.streamedPlan;
+  if (!sp) throw new Error(`${remedy.action} has no streamed plan`);
+  const label = (o: ResultClass): string => (o === 'applied' ? remedy.labels.applied : o === 'lost' ? remedy.labels.lost : DEFAULT_LABELS[o]);
+  const limit = opts.max > 0 ? opts.max + 1 : 0;
+  const where = displayName(remedy.table, remedy.schema);
+  const spoolPlan = async (): Promise<PlanSpool> => {
+    const spool = await PlanSpool.create();
+    try {
+      await host.readOnly(async (ro) => {
+        for await (const chunk of sp.ndjson(ro, limit)) await spool.write(chunk);
+      });
+      return spool;
+    } catch (e) {
+      await spool.close();
+      throw e;
+    }
+  };
+  const tally = new Tally(label);
+  const report = (mode: 'plan' | 'apply', items: AsyncIterable<ReportedItem<P>>, summary: () => RemediationReport<P>['summary'], exit: () => number, warning: () => string | undefined) => ({
+    mode,
+    items,
+    get summary() {
+      return summary();
+    },
+    get exitCode() {
+      return exit();
+    },
+    get warning() {
+      return warning();
+    },
+  });
+  const item = (p: P, c: ResultClass, o?: ItemOutcome): ReportedItem<P> => {
+    const r = { ...p, outcome: o?.label ?? label(c), outcomeClass: c, ...(o?.detail ? { detail: o.detail } : {}) };
+    tally.item(r.outcome, c);
+    return r;
+  };
+
+  if (!opts.apply) {
+    const spool = await spoolPlan();
+    const exceedsMax = opts.max > 0 && spool.count > opts.max;
+    const shown = exceedsMax ? opts.max : spool.count;
+    const items = async function* () {
+      try {
+        for (let left = shown; left > 0; ) {
+          const lines = await spool.take(Math.min(left, 4096));
+          if (!lines.length) break;
+          left -= lines.length;
+          for (const l of lines) yield item(sp.parse(l), 'planned');
+        }
+      } finally {
+        await spool.close();
+      }
+    };
+    return report(
+      'plan',
+      items(),
+      () => ({
+        planned: shown,
+        refused: 0,
+        [remedy.labels.lost]: 0,
+        ...(exceedsMax ? { exceedsMax: true, max: opts.max } : {}),
+        outcomes: tally.outcomes(['planned', 'lost', 'refused']),
+      }),
+      () => ExitCode.OK,
+      () => undefined,
+    );
+  }
+
+  const lock = await host.lock(opts.wait);
+  let spool: PlanSpool;
+  let total: number;
+  let cancelled = false;
+  try {
+    // Planned under the lock: a second opsctl cannot plan the same rows meanwhile.
+    spool = await spoolPlan();
+    total = spool.count;
+    if (opts.max > 0 && total > opts.max) {
+      await spool.close();
+      throw usageError(
+        `more than ${opts.max} rows of ${where} would be changed by ${remedy.action}, above the --max cap; narrow the selection or raise --max (0 means no cap). Nothing was changed.`,
+      );
+    }
+    if (total > 0 && opts.confirm && !(await opts.confirm(total))) cancelled = true;
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+
+  let batches = 0;
+  let longestBatchMs = 0;
+  const sizer = opts.batchTargetMs ? new BatchSizer({ cap: opts.batchSize, targetMs: opts.batchTargetMs }) : null;
+  const nextSize = () => (sizer ? sizer.next() : opts.batchSize);
+  let aborted: string | undefined;
+  let fatal: OpsctlError | undefined;
+  let applied = false;
+  const take = async (n: number) => (await spool.take(n)).map((l) => sp.parse(l));
+  // More sessions than the first (opts.lanes): batches run side by side, each on its own.
+  const lanes = [host, ...(opts.lanes ?? [])];
+  const run = async (batch: P[], lane: RemedyHost<C>) => {
+    const started = performance.now();
+    const r = await applyOneBatch(lane, remedy, batch);
+    return { batch, r, ms: performance.now() - started, lane };
+  };
+
+  const items = async function* (): AsyncGenerator<ReportedItem<P>> {
+    // Until something is applied, items are held back: a fatal error then fails the run as a whole.
+    let held: ReportedItem<P>[] | null = [];
+    // Each item is made as it is handed out (short-lived: the young generation reclaims it).
+    const emit = async function* (batch: P[], make: (p: P) => ReportedItem<P>) {
+      if (held && !applied) {
+        for (const p of batch) held.push(make(p));
+        return;
+      }
+      if (held) {
+        yield* held;
+        held = null;
+      }
+      // A macrotask turn every few hundred items: the batch in flight gets its result read
+      // (and, in a transaction, its COMMIT sent) while this one's items are being written.
+      for (let i = 0; i < batch.length; i++) {
+        if (i && i % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        yield make(batch[i] as P);
+      }
+    };
+    try {
+      if (cancelled) {
+        for (let ps = await take(4096); ps.length; ps = await take(4096)) for (const p of ps) yield item(p, 'cancelled');
+        return;
+      }
+      let done = 0;
+      // One batch in flight per lane (session); results are taken in plan order.
+      const queue: Array<ReturnType<typeof run>> = [];
+      const start = async (lane: RemedyHost<C>) => {
+        const next = aborted ? [] : await take(nextSize());
+        if (next.length) queue.push(run(next, lane));
+      };
+      for (const lane of lanes) await start(lane);
+      while (queue.length) {
+        const { batch, r, ms, lane } = await (queue.shift() as ReturnType<typeof run>);
+        const byId = new Map(r.outcomes.map((o) => [o.id, o]));
+        if (r.outcomes.some((o) => o.outcome === 'applied')) applied = true;
+        if (r.fatal) {
+          const f = lane.translate(r.fatal.error);
+          if (!fatal) {
+            fatal = f;
+            aborted = `stopped during batch ${batches + 1}: ${f.message}`;
+          }
+          const detail = lane.rolledBack?.(r.fatal.error)
+            ? `not applied (the batch was rolled back): ${f.message}`
+            : 'unknown: the connection was lost during this batch; re-run to converge';
+          for (const p of r.fatal.items) byId.set(p.id, { id: p.id, outcome: 'errored', detail });
+        }
+        batches += 1;
+        sizer?.record(batch.length, ms);
+        longestBatchMs = Math.max(longestBatchMs, ms);
+        done += batch.length;
+        opts.onProgress?.(done, total);
+        // The lane's next batch goes to the database before this one's items are written out.
+        await start(lane);
+        yield* emit(batch, (p) => {
+          const o = byId.get(p.id) ?? { id: p.id, outcome: 'errored' as const, detail: 'no outcome reported' };
+          tally.outcome(o);
+          return item(p, o.outcome, o);
+        });
+      }
+      // Nothing applied (so nothing handed out yet): the run fails as a whole, as runRemediation's does.
+      if (fatal && !applied) throw fatal;
+      if (aborted) {
+        for (let ps = await take(4096); ps.length; ps = await take(4096)) {
+          yield* emit(ps, (p) => {
+            const o: ItemOutcome = { id: p.id, outcome: 'errored', detail: 'not attempted: the run stopped early' };
+            tally.outcome(o);
+            return item(p, 'errored', o);
+          });
+        }
+      }
+      if (held) yield* held;
+    } finally {
+      await spool.close();
+      await lock.release();
+    }
+  };
+
+  return report(
+    'apply',
+    items(),
+    () => {
+      const summary: RemediationReport<P>['summary'] = {
+        planned: total,
+        [remedy.labels.applied]: tally.count('applied'),
+        [remedy.labels.lost]: tally.count('lost'),
+        [DEFAULT_LABELS.skipped]: tally.count('skipped'),
+        [DEFAULT_LABELS.refused]: tally.count('refused'),
+        [DEFAULT_LABELS.errored]: tally.errored,
+        ...tally.extraLabels,
+        batches,
+        longestBatchMs: Math.round(longestBatchMs),
+        ...(sizer ? { batchSizes: sizer.describe() } : {}),
+        outcomes: tally.outcomes(['applied', 'lost', 'skipped', 'refused', 'errored']),
+      };
+      if (cancelled) summary.cancelled = true;
+      if (aborted) summary.aborted = aborted;
+      return summary;
+    },
+    () => (fatal ? fatal.exitCode : aborted ? ExitCode.DEPENDENCY : tally.errored > 0 ? ExitCode.FINDINGS : ExitCode.OK),
+    () => fatal?.message,
+  );
+}
+
+/** The summary's counts, kept as items go by (what runRemediation derives from its arrays). */
+class Tally {
+  private readonly byClass = new Map<OutcomeClass, number>();
+  readonly extraLabels: Record<string, number> = {};
+  errored = 0;
+  private readonly reported: OutcomeCounts = {};
+  constructor(private readonly label: (c: ResultClass) => string) {}
+  /** An engine outcome: counted under its class, or under its own label when it has one. */
+  outcome(o: ItemOutcome): void {
+    if (o.outcome === 'errored') this.errored += 1;
+    if (o.label) this.extraLabels[o.label] = (this.extraLabels[o.label] ?? 0) + 1;
+    else this.byClass.set(o.outcome, (this.byClass.get(o.outcome) ?? 0) + 1);
+  }
+  count(c: OutcomeClass): number {
+    return this.byClass.get(c) ?? 0;
+  }
+  /** A reported item, for `outcomes` (as outcomeCounts does). */
+  item(outcome: string, c: ResultClass): void {
+    const entry = (this.reported[c] ??= { label: this.label(c), count: 0 });
+    entry.count += 1;
+    if (outcome !== entry.label) (entry.byLabel ??= {})[outcome] = (entry.byLabel[outcome] ?? 0) + 1;
+  }
+  outcomes(classes: ResultClass[]): OutcomeCounts {
+    const out: OutcomeCounts = {};
+    for (const c of classes) out[c] = this.reported[c] ?? { label: this.label(c), count: 0 };
+    for (const [c, v] of Object.entries(this.reported) as [ResultClass, NonNullable<OutcomeCounts[ResultClass]>][]) out[c] ??= v;
+    return out;
   }
 }

@@ -21,12 +21,16 @@ describe('BatchSizer', () => {
     expect(s.sizes()).toEqual([500, 1000, 2000, 3000]);
   });
 
-  it('keeps the size between half the target and the target', () => {
+  it('grows towards the target in proportion to the time left, and holds once a batch meets it', () => {
     const s = new BatchSizer({ cap: 100_000, targetMs: 250 });
     s.record(500, 200);
-    expect(s.next()).toBe(500);
-    s.record(500, 125);
-    expect(s.next()).toBe(500);
+    expect(s.next()).toBe(625);
+    s.record(625, 250);
+    expect(s.next()).toBe(625);
+    s.record(625, 124);
+    expect(s.next()).toBe(1250);
+    s.record(1250, 200);
+    expect(s.next()).toBe(1562);
   });
 
   it('shrinks in proportion when a batch runs long, down to one row', () => {

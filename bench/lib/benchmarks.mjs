@@ -335,7 +335,8 @@ export async function benchReap(ctx) {
   for (const z of sizes(ctx.rows)) {
     const updateSql = `UPDATE purchase_executions SET status = 'failed', error = ${reason.replace('$T$', `'${z.olderThan}'`)}, updated_at = now(), transitioned_at = now() WHERE status IN ('approved','running') AND updated_at < now() - make_interval(secs => ${z.seconds})`;
     const summaries = [];
-    const kib = { psql: [], opsctl: [] };
+    const summaries2 = [];
+    const kib = { psql: [], opsctl: [], opsctl2: [] };
     // The largest size once each (a 1M-row reap is long, and repeats say little more).
     const n = z.key === 'large' ? 1 : runs;
     const w = z.key === 'large' ? 0 : warmup;
@@ -357,12 +358,12 @@ export async function benchReap(ctx) {
               return { value: r.ms };
             }),
         },
-        {
-          key: 'opsctl',
+        ...[['opsctl', []], ['opsctl2', ['--connections', '2']]].map(([key, extra]) => ({
+          key,
           run: (i) =>
             withCopy(z, async (db) => {
               const out = join(workDir, 'reap-opsctl.json');
-              const r = await timed(NODE, [BIN, 'reap', '--apply', '--max', '0', '--yes', '-o', 'json', '--older-than', z.olderThan], {
+              const r = await timed(NODE, [BIN, 'reap', '--apply', '--max', '0', '--yes', '-o', 'json', '--older-than', z.olderThan, ...extra], {
                 env: childEnv({ DATABASE_URL: pg.url(db), OPSCTL_STATEMENT_TIMEOUT: '10m' }),
                 stdoutFile: out,
                 cwd: workDir,
@@ -373,15 +374,15 @@ export async function benchReap(ctx) {
               const s = report.summary;
               check(s.reaped === z.rows && report.items.length === z.rows, `opsctl reaped ${s.reaped} of ${report.items.length} planned, expected ${z.rows}`);
               if (i >= 0) {
-                summaries.push(s);
-                kib.opsctl.push(r.kib);
+                (key === 'opsctl' ? summaries : summaries2).push(s);
+                kib[key].push(r.kib);
               }
               return { value: r.ms };
             }),
-        },
+        })),
       ],
     });
-    longest.push(...summaries.map((s) => s.longestBatchMs));
+    longest.push(...summaries.map((s) => s.longestBatchMs), ...summaries2.map((s) => s.longestBatchMs));
     results.push(
       row({
         id: `reap-${z.key}`,
@@ -399,12 +400,38 @@ export async function benchReap(ctx) {
         },
       }),
       row({
+        id: `reap-${z.key}-connections-2`,
+        benchmark: `reap: ${fmtInt(z.rows)} rows, time, --connections 2`,
+        unit: 'ms',
+        baseline: { label: 'psql -c "UPDATE … WHERE status IN (…) AND updated_at < …" (one statement)', samples: samples.psql },
+        opsctl: { label: `opsctl reap --apply --max 0 --yes -o json --older-than ${z.olderThan} --connections 2`, samples: samples.opsctl2 },
+        target: 1.5,
+        notes: { rows: z.rows, batches: summaries2.map((s) => s.batches), longestBatchMs: summaries2.map((s) => s.longestBatchMs) },
+      }),
+      row({
         id: `reap-${z.key}-rss`,
         benchmark: `reap: ${fmtInt(z.rows)} rows, peak RSS`,
         unit: 'KiB',
         baseline: { label: 'psql (peak RSS)', samples: kib.psql },
-        opsctl: { label: 'opsctl (peak RSS; the plan and the report hold every row)', samples: kib.opsctl },
+        opsctl: { label: 'opsctl (peak RSS; the plan spooled to a file, the report streamed)', samples: kib.opsctl },
         target: null,
+      }),
+    );
+  }
+  // Peak RSS of reap at the two larger sizes against the smallest (the runs above): flat means
+  // neither the plan nor the report is held in memory.
+  const [small] = sizes(ctx.rows);
+  const smallRss = results.find((r) => r.id === 'reap-small-rss').opsctl.samples;
+  for (const z of sizes(ctx.rows).slice(1)) {
+    results.push(
+      row({
+        id: `reap-memory-${z.key}`,
+        benchmark: `reap: opsctl peak RSS, ${fmtInt(z.rows)} vs ${fmtInt(small.rows)} rows`,
+        unit: 'KiB',
+        baseline: { label: `opsctl reap ${fmtInt(small.rows)} rows`, samples: smallRss },
+        opsctl: { label: `opsctl reap ${fmtInt(z.rows)} rows`, samples: results.find((r) => r.id === `reap-${z.key}-rss`).opsctl.samples },
+        target: 1.2,
+        notes: { how: 'peak RSS (max resident set, KiB) of the opsctl child from /usr/bin/time -f %M, the reap runs above' },
       }),
     );
   }
@@ -414,7 +441,7 @@ export async function benchReap(ctx) {
     benchmark: 'reap: longest batch (row locks held), every size',
     unit: 'ms',
     baseline: { label: 'one UPDATE holds every row lock for its whole run', ...summarize(results.find((r) => r.id === 'reap-large').baseline.samples) },
-    opsctl: { label: 'longestBatchMs of the reap summaries', ...lb },
+    opsctl: { label: 'longestBatchMs of the reap summaries (one and two connections)', ...lb },
     ratio: null,
     ratioOf: 'absolute: the longest batch transaction of each run',
     target: { text: '≤ 1000 ms', value: 1000, direction: 'absolute' },

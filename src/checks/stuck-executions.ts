@@ -221,15 +221,27 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
   const n = names(cfg);
   const threshold = formatDuration(opts.thresholdMs);
   const reasonFor = (status: string) => reapReason(cfg.reasonTemplate, { threshold, status, reason: opts.reason, actor: opts.actor });
+  const reasons = new Map<string, string>();
   return {
     action: 'reap',
     table: cfg.table,
     schema: cfg.schema,
     labels: { applied: 'reaped', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
+    // The lock, the compare-and-set and the classification are one statement (the existence
+    // check after it only reads).
+    oneStatement: true,
     async plan(db, limit) {
       const rows = await findStuck(db, cfg, { ...opts, limit });
       return rows.map((r) => ({ ...r, reason: reasonFor(r.status) }));
+    },
+    // The same rows through the listing's COPY (the server writes each line): spooled, not held.
+    streamedPlan: {
+      ndjson: (db, limit) => copyStuck(db, cfg, { ...opts, limit }).ndjson(),
+      parse(line) {
+        const r = JSON.parse(line) as StuckExecution;
+        return { ...r, reason: reasons.get(r.status) ?? reasons.set(r.status, reasonFor(r.status)).get(r.status)! };
+      },
     },
     applyBatch(tx, batch) {
       const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
@@ -257,14 +269,15 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
           return { locked: new Map(rows.map((r) => [r.id, r.status])), changed: new Map(rows.filter((r) => r.updated).map((r) => [r.id, r.status])) };
         },
         existsSql: `SELECT ${n.key}::text AS id FROM ${n.table} WHERE ${n.key} = ANY($1)`,
+        // No audit table: no entry built (at a million rows, a million objects for nothing).
         applied: (b, fromStatus) => ({
-          audit: {
+          audit: opts.audit.table ? {
             kind: 'execution.reaped',
             resourceType: cfg.table,
             resourceId: b.id,
             summary: reasonFor(fromStatus),
             metadata: { execution_id: b.id, from_status: fromStatus, to_status: cfg.failedStatus, threshold, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
-          },
+          } : undefined,
         }),
         lost: (_b, status) => `changed since the plan (now ${status}): the worker wins`,
         skipped: 'locked by another transaction; left alone',

@@ -8,7 +8,7 @@ import { cli } from '../support/cli.js';
 import { Database } from '../../src/database.js';
 import { defaultConfig } from '../../src/config.js';
 import { reapRemedy } from '../../src/checks/stuck-executions.js';
-import { remediate } from '../../src/remediation.js';
+import { databaseHost, remediate, streamRemediation } from '../../src/remediation.js';
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let env: NodeJS.ProcessEnv;
@@ -164,6 +164,106 @@ describe('reap', () => {
     } finally {
       await conn.close();
     }
+  });
+
+  it('the streamed engine (what reap runs): same outcomes as the plan raced, items handed out batch by batch, the summary once consumed', async () => {
+    const { stuck } = await seed();
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    try {
+      const cfg = defaultConfig();
+      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit });
+      const progress: number[] = [];
+      const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
+        apply: true,
+        max: 1000,
+        batchSize: 1,
+        wait: false,
+        // Asked with the count before any write; the worker then finishes the oldest row.
+        confirm: async (count) => {
+          expect(count).toBe(4);
+          await db.client.query("UPDATE purchase_executions SET status = 'completed' WHERE id = $1", [stuck[3]]);
+          return true;
+        },
+        onProgress: (done) => progress.push(done),
+      });
+      const items = [];
+      for await (const i of report.items) items.push(i);
+      // Oldest first, one row a batch.
+      expect(items.map((i) => i.id)).toEqual([stuck[3], stuck[0], stuck[1], stuck[2]]);
+      expect(items.map((i) => i.outcome)).toEqual(['race-lost', 'reaped', 'reaped', 'reaped']);
+      expect(items[0]).toMatchObject({ status: 'approved', outcomeClass: 'lost', detail: 'changed since the plan (now completed): the worker wins' });
+      expect(items[1]).toMatchObject({ reason: 'reaped after 10m in approved state — executor did not complete', outcomeClass: 'applied' });
+      expect(progress).toEqual([1, 2, 3, 4]);
+      expect(report.summary).toMatchObject({ planned: 4, reaped: 3, 'race-lost': 1, errored: 0, batches: 4 });
+      expect(report.exitCode).toBe(0);
+      expect((await statusOf(stuck[3])).status).toBe('completed');
+      expect((await statusOf(stuck[0])).status).toBe('failed');
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('the streamed engine, not confirmed: every planned row reported cancelled, nothing written', async () => {
+    await seed();
+    const before = await tableChecksum(db.client, 'purchase_executions');
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    try {
+      const cfg = defaultConfig();
+      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit });
+      const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, { apply: true, max: 0, batchSize: 500, wait: false, confirm: async () => false });
+      const items = [];
+      for await (const i of report.items) items.push(i);
+      expect(items.map((i) => i.outcome)).toEqual(['cancelled', 'cancelled', 'cancelled', 'cancelled']);
+      expect(report.summary).toMatchObject({ planned: 4, reaped: 0, cancelled: true, batches: 0 });
+      expect(await tableChecksum(db.client, 'purchase_executions')).toBe(before);
+      // The advisory lock was released when the items ran out: another run may take it.
+      const { acquireTableLock } = await import('../../src/advisory-lock.js');
+      await (await acquireTableLock(conn, 'purchase_executions', null, { wait: false })).release();
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('reap --apply -o ndjson: one line per planned row as the batches commit, then the summary line', async () => {
+    const { stuck } = await seed();
+    const r = await cli(['reap', '--older-than', '10m', '--apply', '--batch-size', '2', '-o', 'ndjson'], env);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.slice(0, 4).map((l) => [l.id, l.outcome])).toEqual([stuck[3], stuck[0], stuck[1], stuck[2]].map((id) => [id, 'reaped']));
+    expect(lines[4]).toMatchObject({ type: 'summary', command: 'reap', mode: 'apply', summary: { planned: 4, reaped: 4, batches: 2, batchSizes: '2×2' } });
+  });
+
+  it('reap --connections 2: batches on two sessions, every row reaped once with its audit row, in plan order; a held row skipped', async () => {
+    await db.client.query('TRUNCATE purchase_executions');
+    await db.client.query(
+      "INSERT INTO purchase_executions (status, updated_at) SELECT (ARRAY['approved','running'])[1 + i % 2], now() - interval '1 hour' - i * interval '1 second' FROM generate_series(1, 1000) i",
+    );
+    const held = (await db.client.query("SELECT id::text FROM purchase_executions ORDER BY updated_at DESC LIMIT 1")).rows[0].id;
+    const order = (await db.client.query('SELECT id::text FROM purchase_executions ORDER BY updated_at, id')).rows.map((r) => r.id);
+    const cfgFile = join(cwd, 'audit-connections.json');
+    writeFileSync(cfgFile, JSON.stringify({ audit: { table: 'audit_log' } }));
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [held]);
+      const r = await cli(['--config', cfgFile, 'reap', '--older-than', '10m', '--apply', '--max', '0', '--batch-size', '100', '--connections', '2', '-o', 'json'], { ...env, OPSCTL_LOCK_TIMEOUT: '1s' });
+      expect(r.code).toBe(0);
+      const out = r.json();
+      expect(out.items.map((i: any) => i.id)).toEqual(order);
+      expect(out.summary).toMatchObject({ planned: 1000, reaped: 999, 'skipped-locked': 1, errored: 0, batches: 10 });
+      expect(out.items.find((i: any) => i.id === held).outcome).toBe('skipped-locked');
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    const audit = (await db.client.query('SELECT count(*)::int AS n, count(DISTINCT resource_id)::int AS d FROM audit_log')).rows[0];
+    expect(audit).toEqual({ n: 999, d: 999 });
+    expect((await db.client.query("SELECT count(*)::int AS n FROM purchase_executions WHERE status = 'failed'")).rows[0].n).toBe(999);
+    // Bad values are refused before anything is read.
+    const bad = await cli(['reap', '--apply', '--connections', '0'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--connections must be at least 1/);
   });
 
   it('a row locked by an open transaction is skipped, not waited on', async () => {
