@@ -133,9 +133,12 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
   const connections = o.apply ? (o.connections ?? 1) : 1;
   // Each batch's rows live for the batch and are promoted to V8's old generation, which then
   // grows to ~4× its live size between major collections: peak RSS rose with the rows reaped
-  // (78 MiB at 10k, 122 MiB at 100k). Read by V8 at each heap resize, so set here, in-process.
-  (await import('node:v8')).setFlagsFromString('--optimize-for-size');
+  // (78 MiB at 10k, 122 MiB at 100k). Read by V8 at each heap resize, so set here, in-process,
+  // once pg and pg-copy-streams are loaded: the launcher compiles them from code caches that V8
+  // accepts only under the flags they were written with.
   return ctx.withDatabase(async (db) => {
+    await import('pg-copy-streams'); // the plan's COPY needs it: loaded before the flag changes
+    (await import('node:v8')).setFlagsFromString('--optimize-for-size');
     await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
     // Further sessions for --connections, opened before anything is planned or locked.
     const extra = await Promise.all(Array.from({ length: connections - 1 }, () => ctx.openDatabase()));
