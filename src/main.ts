@@ -58,9 +58,16 @@ const io: Io = {
   ...(plainFd(1) ? { helpOut: { write: writeHelp } } : {}),
 };
 
-// The build writes V8's code cache from one run of the launcher (scripts/bundle.mjs): that run
-// first builds every command's tree, so the cache holds each command's code, not just one's.
-const warm = process.env.OPSCTL_WRITE_CODE_CACHE ? buildProgram(io, () => {}, 'all') : Promise.resolve();
+// The build writes V8's code caches from one run of the launcher (scripts/bundle.mjs): that run
+// first builds every command's tree and loads the built-in config (zod's schema and parser),
+// so the caches hold that code too, not just what `--help` runs.
+const warmUp = async (): Promise<void> => {
+  await buildProgram(io, () => {}, 'all');
+  const { loadConfig } = await import('./config.js');
+  const { CHECK_THRESHOLDS } = await import('./checks/check-registry.js');
+  loadConfig({ env: { DATABASE_URL: 'postgres://localhost/warm-up' }, cwd: '/', overrides: { database: { url: 'postgres://localhost/warm-up' } }, checkThresholds: CHECK_THRESHOLDS });
+};
+const warm = process.env.OPSCTL_WRITE_CODE_CACHE ? warmUp() : Promise.resolve();
 
 void warm
   .then(() => runCli(process.argv.slice(2), io))
