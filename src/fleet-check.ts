@@ -23,7 +23,7 @@ export interface FleetCheckResult extends CheckResult {
 
 export type TargetStatus = 'clean' | 'findings' | 'unknown';
 
-const DB_GROUPS: CheckGroup[] = ['executions', 'propagations', 'jobs'];
+const DB_GROUPS: CheckGroup[] = ['executions', 'propagations', 'jobs', 'workers'];
 const AWS_GROUPS: CheckGroup[] = ['schedule-groups'];
 
 export interface CheckFleetFlags {
@@ -87,7 +87,11 @@ export async function openTargetScheduler(ctx: CommandContext, t: ResolvedTarget
   return targetDeps(ctx, t, res, []).openScheduler(access);
 }
 
-export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags, format: OutputFormat, only: CheckGroup[] | null): Promise<number> {
+/**
+ * @param workerStale check --worker-stale: every target's workers.stale for this run (a flag
+ * outranks each target's config, as it does the single-target config).
+ */
+export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags, format: OutputFormat, only: CheckGroup[] | null, workerStale?: string): Promise<number> {
   if (flags.region !== undefined || flags.profile !== undefined || flags.endpointUrl !== undefined)
     throw usageError('--region, --profile and --endpoint-url do not combine with --target/--all-targets: each target names its own (targets.NAME.aws).');
   const opts = fleetOptions(ctx.globals);
@@ -113,7 +117,7 @@ export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags,
       durationMs: 0,
     }));
   const expectedRows = (t: ResolvedTarget, status: 'unknown', error: string): FleetCheckResult[] => [
-    ...(t.entry.database ? rowsFor(t, status, error, DB_GROUPS, null) : []),
+    ...(t.entry.database ? rowsFor(t, status, error, t.config.workers.enabled ? DB_GROUPS : DB_GROUPS.filter((g) => g !== 'workers'), null) : []),
     ...(t.entry.aws?.regions ?? []).flatMap((r) => rowsFor(t, status, error, AWS_GROUPS, r)),
   ];
 
@@ -125,19 +129,24 @@ export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags,
     const openDb = () => deps.openDatabase(t.config.database, ctx.io.env);
     const sg = t.config.scheduleGroups;
     const expectedGroups = () => targetExpectedGroups(ctx, t, res, secrets);
+    const config = workerStale === undefined ? t.config : { ...t.config, workers: { ...t.config.workers, stale: workerStale } };
     const base: CheckDeps = {
-      config: t.config,
+      config,
       openDb,
       openScheduler: () => Promise.reject(usageError('no region')),
       expectedGroups,
       now: () => ctx.deps.now(),
     };
     const parts: Array<Promise<FleetCheckResult[]>> = [];
+    // A target that does not enable workers skips dead-workers, as one without jobs.queue skips
+    // the job checks: --only workers over a fleet asks "where it is configured", not "everywhere".
+    const dbGroups = config.workers.enabled ? DB_GROUPS : DB_GROUPS.filter((g) => g !== 'workers');
     parts.push(
       t.entry.database
-        ? runChecks(base, only, DB_GROUPS).then((rs) => rs.map((r) => ({ ...r, target: t.name, region: null })))
+        ? runChecks(base, only, dbGroups).then((rs) => rs.map((r) => ({ ...r, target: t.name, region: null })))
         : Promise.resolve(rowsFor(t, 'skipped', `target ${t.name} has no database`, DB_GROUPS, null)),
     );
+    if (t.entry.database && !config.workers.enabled) parts.push(Promise.resolve(rowsFor(t, 'skipped', `target ${t.name} does not enable workers (workers.enabled)`, ['workers'], null)));
     const aws = t.entry.aws;
     if (!aws) parts.push(Promise.resolve(rowsFor(t, 'skipped', `target ${t.name} has no aws section`, AWS_GROUPS, null)));
     for (const region of aws?.regions ?? []) {

@@ -9,6 +9,7 @@ import type { SchedulerEmulator } from '../src/emulator/scheduler-emulator.js';
 import { freshDatabase, databaseChecksum, serverPassword } from './support/db.js';
 import { cli } from './support/cli.js';
 import { awsEnv, emulator, owner, OWNER } from './support/aws.js';
+import { SCHEDULER_SCHEMA_SQL } from './support/scheduler-schema.js';
 
 /**
  * opsctl check over a fleet: three real databases on the embedded server, one target on a
@@ -162,6 +163,27 @@ describe('opsctl check --all-targets', () => {
     const out = r.json();
     expect(out.summary.byTarget).toEqual({ hung: 'unknown', 'tenant-c': 'clean' });
     expect(row(out, 'hung', 'stuck-executions')).toMatchObject({ status: 'unknown', error: expect.stringMatching(/did not finish within the target timeout of 1s/) });
+  });
+
+  it('runs dead-workers on targets that enable it; --worker-stale is every target\'s heartbeat threshold', async () => {
+    await a.client.query(SCHEDULER_SCHEMA_SQL);
+    await a.client.query('TRUNCATE scheduler.runs, scheduler.workers CASCADE');
+    // A worker silent for 10 minutes still holding a running run: dead at the default 2m, alive at 1h.
+    await a.client.query("INSERT INTO scheduler.workers (id, host, last_heartbeat_at) VALUES ('w-gone', 'h1', now() - interval '10 minutes')");
+    await a.client.query("INSERT INTO scheduler.runs (status, worker_id, started_at) VALUES ('running', 'w-gone', now() - interval '11 minutes')");
+    const f = config({ 'tenant-w': { database: { url: noPassword(a.url), passwordEnv: 'PW_A' }, overrides: { workers: { enabled: true } } } });
+    const args = ['--config', f, 'check', '--target', 'tenant-w', '--target', 'tenant-c', '--only', 'workers', '-o', 'json'];
+    const dead = await cli(args, env());
+    expect(dead.code).toBe(1);
+    expect(row(dead.json(), 'tenant-w', 'dead-workers')).toMatchObject({ status: 'finding', count: 1 });
+    // Disabled on tenant-c (the default): skipped, never unknown.
+    expect(row(dead.json(), 'tenant-c', 'dead-workers')).toMatchObject({ status: 'skipped', error: 'target tenant-c does not enable workers (workers.enabled)' });
+    const lenient = await cli([...args, '--worker-stale', '1h'], env());
+    expect(lenient.code).toBe(0);
+    expect(row(lenient.json(), 'tenant-w', 'dead-workers')).toMatchObject({ status: 'ok', count: 0 });
+    const bad = await cli([...args, '--worker-stale', '0s'], env());
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
   });
 
   it('ndjson tags every line with its target; markdown has a target column; prometheus a target label', async () => {

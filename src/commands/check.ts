@@ -43,7 +43,7 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
   const { only } = o;
   if (ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined) {
     const { runFleetCheck } = await import('../fleet-check.js');
-    return runFleetCheck(ctx, o.aws, format, only);
+    return runFleetCheck(ctx, o.aws, format, only, o.workerStale);
   }
   // --worker-stale is the dead-workers check's heartbeat threshold: the workers.stale key, from the command line.
   const config = await ctx.config(o.workerStale !== undefined ? { workers: { stale: o.workerStale } } : {});
