@@ -5,6 +5,7 @@ import type { SchedulerEmulator } from '../../src/emulator/scheduler-emulator.js
 import { freshDatabase } from '../support/db.js';
 import { cli } from '../support/cli.js';
 import { awsEnv, emulator, owner, sgConfig } from '../support/aws.js';
+import { SCHEDULER_SCHEMA_SQL } from '../support/scheduler-schema.js';
 
 const example = (f: string) => readFileSync(new URL(`../../examples/${f}`, import.meta.url), 'utf8');
 
@@ -22,6 +23,11 @@ describe('examples/grants.sql: the README GRANT script is enough, and no more', 
     // Role names are cluster-wide: suffix them so parallel runs never collide.
     const sql = example('grants.sql').replaceAll('opsctl_readonly', `opsctl_readonly_${suffix}`).replaceAll('opsctl_operator', `opsctl_operator_${suffix}`);
     await db.client.query(sql);
+    await db.client.query(SCHEDULER_SCHEMA_SQL);
+    await db.client.query(example('grants-workers.sql').replaceAll('opsctl_readonly', `opsctl_readonly_${suffix}`).replaceAll('opsctl_operator', `opsctl_operator_${suffix}`));
+    await db.client.query(
+      "INSERT INTO scheduler.workers (id, host, last_heartbeat_at) VALUES ('w-gone', 'h1', now() - interval '1 hour'); INSERT INTO scheduler.runs (status, worker_id) VALUES ('running', 'w-gone'); INSERT INTO scheduler.locks (name, holder, expires_at) VALUES ('nightly', 'w-gone', now() - interval '5 minutes')",
+    );
     await db.client.query(
       "INSERT INTO purchase_executions (status, updated_at) VALUES ('running', now() - interval '1 hour'); INSERT INTO pending_propagations (kind, team_id, attempts, failed_at) VALUES ('k', gen_random_uuid(), 10, now() - interval '40 days')",
     );
@@ -42,6 +48,26 @@ describe('examples/grants.sql: the README GRANT script is enough, and no more', 
     const apply = await cli(['reap', '--apply'], env);
     expect(apply.code).not.toBe(0);
     expect(apply.stderr).toMatch(/permission denied/);
+  });
+
+  it('grants-workers.sql: the read-only role lists dead workers and expired locks; the operator reaps their rows', async () => {
+    const ro = { DATABASE_URL: as(`opsctl_readonly_${suffix}`, 'change-me-readonly') };
+    const dead = await cli(['workers', 'dead', '-o', 'json'], ro);
+    expect(dead.stderr).toBe('');
+    expect(dead.json().items.map((i: any) => i.id)).toEqual(['w-gone']);
+    const locks = await cli(['locks', 'expired', '-o', 'json'], ro);
+    expect(locks.stderr).toBe('');
+    expect(locks.json().items.map((i: any) => i.name)).toEqual(['nightly']);
+    expect((await cli(['reap', '--dead-workers'], ro)).code).toBe(0);
+    const refused = await cli(['reap', '--dead-workers', '--apply'], ro);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/permission denied/);
+    const op = { DATABASE_URL: as(`opsctl_operator_${suffix}`, 'change-me-operator'), OPSCTL_ACTOR: 'grant-test' };
+    const reap = await cli(['reap', '--dead-workers', '--apply', '-o', 'json'], op);
+    expect(reap.stderr).toBe('');
+    expect(reap.json().summary.reaped).toBe(1);
+    const { rows } = await db.client.query("SELECT status FROM scheduler.runs WHERE worker_id = 'w-gone'");
+    expect(rows).toEqual([{ status: 'failed' }]);
   });
 
   it('the operator role can reap, retry and purge with audit rows', async () => {
