@@ -101,6 +101,8 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<nu
     await step('Re-driving dead letters: unknown kinds (a writer newer than the worker) are refused.', ['propagations', 'retry', '--all']);
     await step('Schedule groups without our ownership tags: what adopt would tag.', ['adopt', 'schedule-group', '--all-unowned']);
     await step("River jobs running for longer than River's own rescue horizon (1h): what its rescuer would do.", ['jobs', 'rescue']);
+    await step('Workers that stopped heartbeating while they still hold runs (stale after 2m).', ['workers', 'dead']);
+    await step('Their runs, judged by the holder instead of the age: what reap --dead-workers would fail.', ['reap', '--dead-workers']);
     out.write('\nEverything above was a dry run: nothing was changed. Add --apply to any of them to act.\n');
 
     if (flags.keep) {

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { SchedulerEmulator } from '../emulator/scheduler-emulator.js';
 import { REFERENCE_SCHEMA_SQL } from '../reference/schema.js';
 import { RIVER_SCHEMA_SQL } from '../reference/queues/river.js';
+import { SCHEDULER_SCHEMA_SQL } from '../reference/scheduler.js';
 
 /** Kinds the demo's worker knows; `seat_sync_v2` is written by a newer writer than the worker. */
 export const DEMO_KNOWN_KINDS = ['tier_elevation', 'seat_sync', 'plan_change'];
@@ -10,6 +11,7 @@ export const DEMO_KNOWN_KINDS = ['tier_elevation', 'seat_sync', 'plan_change'];
 export async function seedDatabase(client: pg.Client): Promise<void> {
   await client.query(REFERENCE_SCHEMA_SQL);
   await seedRiver(client);
+  await seedWorkers(client);
   await client.query(`
     INSERT INTO purchase_executions (status, updated_at, created_at)
     SELECT s, now() - m * interval '1 minute', now() - (m + 5) * interval '1 minute'
@@ -57,6 +59,24 @@ async function seedRiver(client: pg.Client): Promise<void> {
   `);
 }
 
+/** Workers that heartbeat (the scheduler schema): one gone silent while it holds two runs, its lock expired. */
+async function seedWorkers(client: pg.Client): Promise<void> {
+  await client.query(SCHEDULER_SCHEMA_SQL);
+  await client.query(`
+    INSERT INTO scheduler.workers (id, host, status, last_heartbeat_at)
+    VALUES ('worker-a1', 'ip-10-0-3-17', 'active', now() - interval '25 minutes'),
+           ('worker-b2', 'ip-10-0-4-42', 'active', now() - interval '4 seconds');
+    INSERT INTO scheduler.runs (status, worker_id, started_at, updated_at)
+    VALUES ('running', 'worker-a1', now() - interval '31 minutes', now() - interval '26 minutes'),
+           ('running', 'worker-a1', now() - interval '28 minutes', now() - interval '26 minutes'),
+           ('running', 'worker-b2', now() - interval '3 minutes', now() - interval '5 seconds'),
+           ('succeeded', 'worker-a1', now() - interval '2 hours', now() - interval '110 minutes');
+    INSERT INTO scheduler.locks (name, holder, acquired_at, expires_at)
+    VALUES ('nightly-billing-run', 'worker-a1', now() - interval '30 minutes', now() - interval '20 minutes'),
+           ('hourly-usage-rollup', 'worker-b2', now() - interval '1 minute', now() + interval '4 minutes');
+  `);
+}
+
 export const DEMO_OWNER_TAGS = { 'alchemy::stack': 'billing', 'alchemy::stage': 'prod', 'alchemy::id': '{name}' };
 export const DEMO_DESIRED_TAGS = { team: 'payments' };
 
@@ -80,6 +100,7 @@ export function demoConfig(): Record<string, unknown> {
     audit: { table: 'audit_log' },
     propagations: { knownKinds: DEMO_KNOWN_KINDS },
     jobs: { queue: 'river' },
+    workers: { enabled: true },
     scheduleGroups: {
       ownerTags: DEMO_OWNER_TAGS,
       ownerKeyPrefix: 'alchemy::',

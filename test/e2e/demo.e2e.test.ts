@@ -37,6 +37,10 @@ describe('opsctl demo', () => {
     expect(r.stdout).toContain('refused'); // the unknown kind
     expect(r.stdout).toContain('billing-invoices'); // an unowned group
     expect(r.stdout).toMatch(/stuck-jobs\s+│ finding/); // River jobs stuck running
+    for (const cmd of ['$ opsctl workers dead', '$ opsctl reap --dead-workers']) expect(r.stdout).toContain(cmd);
+    expect(r.stdout).toMatch(/dead-workers\s+│ finding/); // worker-a1 silent for 25m, holding 2 runs
+    expect(r.stdout).toContain('worker-a1');
+    expect(r.stdout).not.toContain('worker-b2'); // heartbeating: never listed
     expect(r.stdout).not.toMatch(/\u001b\[/);
     expect(demoDirs()).toEqual([]);
     expect(demoPostgres()).toEqual([]);
