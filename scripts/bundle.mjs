@@ -32,6 +32,40 @@ const lazyCommanderChildProcess = {
   },
 };
 
+// pg and pg-copy-streams require Node modules at load that a listing over a password or trust
+// login never calls: crypto (~6–12 ms: pg reads crypto.webcrypto at once, which compiles ~20 of
+// Node's internal modules; needed for MD5/SCRAM logins only), dns (pg-native's path only) and
+// assert (one check when a COPY starts). Each is required on first use instead.
+const LAZY_VENDOR_REQUIRES = [
+  {
+    file: /[\\/]pg[\\/]lib[\\/]crypto[\\/]utils\.js$/,
+    edits: [
+      ["const nodeCrypto = require('crypto')", "const nodeCrypto = __opsctlLazy(() => require('crypto'))"],
+      ['const webCrypto = nodeCrypto.webcrypto || globalThis.crypto', "const webCrypto = __opsctlLazy(() => require('crypto').webcrypto || globalThis.crypto)"],
+      ['const subtleCrypto = webCrypto.subtle', "const subtleCrypto = __opsctlLazy(() => (require('crypto').webcrypto || globalThis.crypto).subtle)"],
+    ],
+  },
+  { file: /[\\/]pg[\\/]lib[\\/]connection-parameters\.js$/, edits: [["const dns = require('dns')", "const dns = __opsctlLazy(() => require('dns'))"]] },
+  { file: /[\\/]pg-copy-streams[\\/]copy-to\.js$/, edits: [["const assert = require('assert')", "const assert = (...a) => require('assert')(...a)"]] },
+];
+// An object whose properties are the module's, loaded on first access (methods bound to it).
+const LAZY_HELPER = 'const __opsctlLazy = (load) => { let m; return new Proxy({}, { get(_, k) { m ??= load(); const v = m[k]; return typeof v === "function" ? v.bind(m) : v; } }); };\n';
+const lazyVendorRequires = {
+  name: 'lazy-vendor-requires',
+  setup(b) {
+    for (const { file, edits } of LAZY_VENDOR_REQUIRES) {
+      b.onLoad({ filter: file }, async (args) => {
+        let src = await readFile(args.path, 'utf8');
+        for (const [eager, lazy] of edits) {
+          if (!src.includes(eager)) throw new Error(`bundle: ${args.path} no longer has "${eager}"; update LAZY_VENDOR_REQUIRES`);
+          src = src.replace(eager, lazy);
+        }
+        return { contents: src.includes('__opsctlLazy(') ? LAZY_HELPER + src : src, loader: 'js' };
+      });
+    }
+  },
+};
+
 const result = await build({
   entryPoints: ['dist/main.js'],
   outfile: OUT,
@@ -107,6 +141,7 @@ for (const name of VENDORED) {
     legalComments: 'none',
     external: ['pg-native'],
     logLevel: 'warning',
+    plugins: [lazyVendorRequires],
   });
   await writeFile(`dist/vendor/${file}`, forLauncher(vendor.outputFiles[0].text, { checkExternal: false }));
   index[name] = file;
