@@ -35,7 +35,7 @@ const lazyCommanderChildProcess = {
 // pg and pg-copy-streams require Node modules at load that a listing over a password or trust
 // login never calls: crypto (~6–12 ms: pg reads crypto.webcrypto at once, which compiles ~20 of
 // Node's internal modules; needed for MD5/SCRAM logins only), dns (pg-native's path only) and
-// assert (one check when a COPY starts). Each is required on first use instead.
+// assert (~3 ms, for one check as a COPY starts). Each is required when first needed instead.
 const LAZY_VENDOR_REQUIRES = [
   {
     file: /[\\/]pg[\\/]lib[\\/]crypto[\\/]utils\.js$/,
@@ -46,7 +46,8 @@ const LAZY_VENDOR_REQUIRES = [
     ],
   },
   { file: /[\\/]pg[\\/]lib[\\/]connection-parameters\.js$/, edits: [["const dns = require('dns')", "const dns = __opsctlLazy(() => require('dns'))"]] },
-  { file: /[\\/]pg-copy-streams[\\/]copy-to\.js$/, edits: [["const assert = require('assert')", "const assert = (...a) => require('assert')(...a)"]] },
+  // Their one assert runs as every COPY starts: Node's assert is loaded only if it fails.
+  { file: /[\\/]pg-copy-streams[\\/]copy-(to|both)\.js$/, edits: [["const assert = require('assert')", "const assert = (ok) => ok || require('assert')(ok)"]] },
 ];
 // An object whose properties are the module's, loaded on first access (methods bound to it).
 const LAZY_HELPER = 'const __opsctlLazy = (load) => { let m; return new Proxy({}, { get(_, k) { m ??= load(); const v = m[k]; return typeof v === "function" ? v.bind(m) : v; } }); };\n';
