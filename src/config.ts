@@ -5,210 +5,240 @@ import { z } from 'zod';
 import { parseDuration } from './durations.js';
 import { usageError } from './errors.js';
 import { maskConnectionString } from './masking.js';
-import { targetsSchema } from './target-config.js';
+import { lazy, targetsSchema } from './target-config.js';
 import { QUEUE_NAMES } from './checks/queue-presets.js';
 
+// Every schema below is built on first use (lazy): a command validates only the sections its
+// config layers set (validateLayer), and building zod's schema for all of them was ~20 ms of
+// a listing's start-up.
+
 /** A duration string in config, checked with the same parser as the flags. */
-const duration = z.string().superRefine((v, ctx) => {
-  try {
-    parseDuration(v, 'value');
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message.replace(/^value /, '') });
-  }
-});
-const ident = z
-  .string()
-  .min(1, 'must be a non-empty name')
-  // PostgreSQL's limit is 63 bytes, not characters: a longer name is silently truncated to another name.
-  .refine((s) => Buffer.byteLength(s, 'utf8') <= 63, 'must be at most 63 bytes (PostgreSQL truncates longer names)')
-  .refine((s) => !s.includes('\u0000'), 'must not contain NUL');
-const positiveInt = z.number().int().positive();
+const duration = lazy(() =>
+  z.string().superRefine((v, ctx) => {
+    try {
+      parseDuration(v, 'value');
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message.replace(/^value /, '') });
+    }
+  }),
+);
+const ident = lazy(() =>
+  z
+    .string()
+    .min(1, 'must be a non-empty name')
+    // PostgreSQL's limit is 63 bytes, not characters: a longer name is silently truncated to another name.
+    .refine((s) => Buffer.byteLength(s, 'utf8') <= 63, 'must be at most 63 bytes (PostgreSQL truncates longer names)')
+    .refine((s) => !s.includes('\u0000'), 'must not contain NUL'),
+);
+const positiveInt = lazy(() => z.number().int().positive());
 
-const auditSchema = z
-  .object({
-    /** Where audit rows go; null disables auditing. Shape of the reference `audit_log`. */
-    table: ident.nullable(),
-    schema: ident.nullable(),
-  })
-  .strict();
+const auditSchema = lazy(() =>
+  z
+    .object({
+      /** Where audit rows go; null disables auditing. Shape of the reference `audit_log`. */
+      table: ident().nullable(),
+      schema: ident().nullable(),
+    })
+    .strict(),
+);
 
-const databaseSchema = z
-  .object({
-    url: z.string().nullable(),
-    applicationName: z.string().min(1).max(63),
-    statementTimeout: duration,
-    lockTimeout: duration,
-    connectTimeout: duration,
-  })
-  .strict();
+const databaseSchema = lazy(() =>
+  z
+    .object({
+      url: z.string().nullable(),
+      applicationName: z.string().min(1).max(63),
+      statementTimeout: duration(),
+      lockTimeout: duration(),
+      connectTimeout: duration(),
+    })
+    .strict(),
+);
 
-const executionsSchema = z
-  .object({
-    schema: ident.nullable(),
-    table: ident,
-    key: ident,
-    status: ident,
-    updatedAt: ident,
-    error: ident,
-    /** Optional reference columns; null when the table has no such column. */
-    transitionedAt: ident.nullable(),
-    stuckStatuses: z.array(z.string().min(1)).min(1),
-    failedStatus: z.string().min(1),
-    threshold: duration,
-    reasonTemplate: z
-      .string()
-      .min(1)
-      .refine((s) => s.includes('{status}') || s.includes('{threshold}') || s.length > 0),
-    batchSize: positiveInt.max(10_000),
-    max: z.number().int().min(0),
-  })
-  .strict();
+const executionsSchema = lazy(() =>
+  z
+    .object({
+      schema: ident().nullable(),
+      table: ident(),
+      key: ident(),
+      status: ident(),
+      updatedAt: ident(),
+      error: ident(),
+      /** Optional reference columns; null when the table has no such column. */
+      transitionedAt: ident().nullable(),
+      stuckStatuses: z.array(z.string().min(1)).min(1),
+      failedStatus: z.string().min(1),
+      threshold: duration(),
+      reasonTemplate: z
+        .string()
+        .min(1)
+        .refine((s) => s.includes('{status}') || s.includes('{threshold}') || s.length > 0),
+      batchSize: positiveInt().max(10_000),
+      max: z.number().int().min(0),
+    })
+    .strict(),
+);
 
-const propagationsSchema = z
-  .object({
-    schema: ident.nullable(),
-    table: ident,
-    columns: z
-      .object({
-        id: ident,
-        kind: ident,
-        attempts: ident,
-        lastAttemptAt: ident,
-        lastError: ident,
-        nextAttemptAt: ident,
-        appliedAt: ident,
-        failedAt: ident,
-        createdAt: ident,
-        teamId: ident.nullable(),
-      })
-      .strict(),
-    maxAttempts: positiveInt,
-    backoff: z.array(duration).min(1),
-    knownKinds: z.array(z.string().min(1)).nullable(),
-    overdue: duration,
-    batchSize: positiveInt.max(10_000),
-    max: z.number().int().min(0),
-  })
-  .strict();
+const propagationsSchema = lazy(() =>
+  z
+    .object({
+      schema: ident().nullable(),
+      table: ident(),
+      columns: z
+        .object({
+          id: ident(),
+          kind: ident(),
+          attempts: ident(),
+          lastAttemptAt: ident(),
+          lastError: ident(),
+          nextAttemptAt: ident(),
+          appliedAt: ident(),
+          failedAt: ident(),
+          createdAt: ident(),
+          teamId: ident().nullable(),
+        })
+        .strict(),
+      maxAttempts: positiveInt(),
+      backoff: z.array(duration()).min(1),
+      knownKinds: z.array(z.string().min(1)).nullable(),
+      overdue: duration(),
+      batchSize: positiveInt().max(10_000),
+      max: z.number().int().min(0),
+    })
+    .strict(),
+);
 
-const scheduleGroupsSchema = z
-  .object({
-    ownerTags: z.record(z.string().min(1).max(128), z.string().min(1).max(256)),
-    ownerKeyPrefix: z.string().min(1).nullable(),
-    desiredTags: z.record(z.string().min(1).max(128), z.string().min(1).max(256)),
-    expected: z.array(z.string().regex(/^[0-9a-zA-Z\-_.]{1,64}$/, 'must be a valid schedule group name')).nullable(),
-    expectedQuery: z.string().min(1).nullable(),
-    ignore: z.array(z.string().min(1)),
-    deletingThreshold: duration,
-    conflictRetries: positiveInt.max(100),
-    conflictDelay: duration,
-    concurrency: positiveInt.max(64),
-    /**
-     * Where the listing reads tags: "per-group" (ListTagsForResource for each group, `concurrency`
-     * at a time) or "tagging-api" (Resource Groups Tagging API GetResources, 100 groups a call;
-     * groups it does not return are still read one by one).
-     */
-    tagSource: z.enum(['per-group', 'tagging-api']),
-    region: z.string().min(1).nullable(),
-    endpoint: z.string().url().nullable(),
-    /** Give up on one Scheduler HTTP request after this long (the SDK then retries it). */
-    requestTimeout: duration,
-  })
-  .strict();
+const scheduleGroupsSchema = lazy(() =>
+  z
+    .object({
+      ownerTags: z.record(z.string().min(1).max(128), z.string().min(1).max(256)),
+      ownerKeyPrefix: z.string().min(1).nullable(),
+      desiredTags: z.record(z.string().min(1).max(128), z.string().min(1).max(256)),
+      expected: z.array(z.string().regex(/^[0-9a-zA-Z\-_.]{1,64}$/, 'must be a valid schedule group name')).nullable(),
+      expectedQuery: z.string().min(1).nullable(),
+      ignore: z.array(z.string().min(1)),
+      deletingThreshold: duration(),
+      conflictRetries: positiveInt().max(100),
+      conflictDelay: duration(),
+      concurrency: positiveInt().max(64),
+      /**
+       * Where the listing reads tags: "per-group" (ListTagsForResource for each group, `concurrency`
+       * at a time) or "tagging-api" (Resource Groups Tagging API GetResources, 100 groups a call;
+       * groups it does not return are still read one by one).
+       */
+      tagSource: z.enum(['per-group', 'tagging-api']),
+      region: z.string().min(1).nullable(),
+      endpoint: z.string().url().nullable(),
+      /** Give up on one Scheduler HTTP request after this long (the SDK then retries it). */
+      requestTimeout: duration(),
+    })
+    .strict(),
+);
 
 /** The PostgreSQL job queues `opsctl jobs` knows: the registry's names (src/checks/queue-presets.ts). */
 export const JOB_QUEUES = QUEUE_NAMES;
 
-const jobsSchema = z
-  .object({
-    /** Which queue's schema and semantics to use; null = the jobs commands and checks are off. */
-    queue: z.enum(JOB_QUEUES).nullable(),
-    /** null = the queue's own default schema (River: search_path, graphile-worker: graphile_worker, pg-boss: pgboss, Oban: public). */
-    schema: ident.nullable(),
-    /** null = the queue's own rule (River 1h, graphile-worker 4h, pg-boss each job's expire_in, Oban 1h). */
-    rescueAfter: duration.nullable(),
-    includeCancelled: z.boolean(),
-    batchSize: positiveInt.max(10_000),
-    max: z.number().int().min(0),
-  })
-  .strict();
+const jobsSchema = lazy(() =>
+  z
+    .object({
+      /** Which queue's schema and semantics to use; null = the jobs commands and checks are off. */
+      queue: z.enum(JOB_QUEUES).nullable(),
+      /** null = the queue's own default schema (River: search_path, graphile-worker: graphile_worker, pg-boss: pgboss, Oban: public). */
+      schema: ident().nullable(),
+      /** null = the queue's own rule (River 1h, graphile-worker 4h, pg-boss each job's expire_in, Oban 1h). */
+      rescueAfter: duration().nullable(),
+      includeCancelled: z.boolean(),
+      batchSize: positiveInt().max(10_000),
+      max: z.number().int().min(0),
+    })
+    .strict(),
+);
 
 /**
  * Workers that register and heartbeat (source-systems.md section 5: scheduler.workers), the
  * work table whose rows name the worker holding them (scheduler.runs), and a table-based lock
  * (scheduler.locks). Read by src/checks/dead-workers.ts and src/checks/expired-locks.ts.
  */
-const workersSchema = z
-  .object({
-    /** Whether `check` runs dead-workers; the workers and locks commands work either way. */
-    enabled: z.boolean(),
-    schema: ident.nullable(),
-    table: ident,
-    columns: z.object({ id: ident, heartbeat: ident, status: ident.nullable(), host: ident.nullable() }).strict(),
-    /** A worker whose heartbeat is older than this (database clock) is dead. */
-    stale: duration,
-    runs: z
-      .object({
-        schema: ident.nullable(),
-        table: ident,
-        key: ident,
-        /** The column naming the worker that holds the row. */
-        worker: ident,
-        status: ident,
-        heldStatuses: z.array(z.string().min(1)).min(1),
-        failedStatus: z.string().min(1),
-        error: ident.nullable(),
-        updatedAt: ident.nullable(),
-        finishedAt: ident.nullable(),
-        reasonTemplate: z.string().min(1),
-      })
-      .strict(),
-    locks: z
-      .object({
-        schema: ident.nullable(),
-        table: ident,
-        name: ident,
-        holder: ident.nullable(),
-        expiresAt: ident.nullable(),
-        acquiredAt: ident.nullable(),
-      })
-      .strict()
-      .refine((l) => l.holder !== null || l.expiresAt !== null, 'needs at least one of holder and expiresAt'),
-    /** Advisory locks held by a session idle (or idle in transaction) longer than this are listed. */
-    advisoryIdle: duration,
-    batchSize: positiveInt.max(10_000),
-    max: z.number().int().min(0),
-  })
-  .strict();
+const workersSchema = lazy(() =>
+  z
+    .object({
+      /** Whether `check` runs dead-workers; the workers and locks commands work either way. */
+      enabled: z.boolean(),
+      schema: ident().nullable(),
+      table: ident(),
+      columns: z.object({ id: ident(), heartbeat: ident(), status: ident().nullable(), host: ident().nullable() }).strict(),
+      /** A worker whose heartbeat is older than this (database clock) is dead. */
+      stale: duration(),
+      runs: z
+        .object({
+          schema: ident().nullable(),
+          table: ident(),
+          key: ident(),
+          /** The column naming the worker that holds the row. */
+          worker: ident(),
+          status: ident(),
+          heldStatuses: z.array(z.string().min(1)).min(1),
+          failedStatus: z.string().min(1),
+          error: ident().nullable(),
+          updatedAt: ident().nullable(),
+          finishedAt: ident().nullable(),
+          reasonTemplate: z.string().min(1),
+        })
+        .strict(),
+      locks: z
+        .object({
+          schema: ident().nullable(),
+          table: ident(),
+          name: ident(),
+          holder: ident().nullable(),
+          expiresAt: ident().nullable(),
+          acquiredAt: ident().nullable(),
+        })
+        .strict()
+        .refine((l) => l.holder !== null || l.expiresAt !== null, 'needs at least one of holder and expiresAt'),
+      /** Advisory locks held by a session idle (or idle in transaction) longer than this are listed. */
+      advisoryIdle: duration(),
+      batchSize: positiveInt().max(10_000),
+      max: z.number().int().min(0),
+    })
+    .strict(),
+);
 
-const checkSchema = z
-  .object({
-    /** A check is a finding when its count is at least this. */
-    // Keyed by the registered checks (src/checks/check-registry.ts): loadConfig is given their
-    // keys and defaults, so the config never imports the checks.
-    thresholds: z.record(z.string(), positiveInt),
-    scheduleGroupClasses: z.array(z.enum(['owned', 'partial', 'unowned', 'foreign', 'drifted', 'deleting', 'missing', 'ignored'])),
-  })
-  .strict();
+const checkSchema = lazy(() =>
+  z
+    .object({
+      /** A check is a finding when its count is at least this. */
+      // Keyed by the registered checks (src/checks/check-registry.ts): loadConfig is given their
+      // keys and defaults, so the config never imports the checks.
+      thresholds: z.record(z.string(), positiveInt()),
+      scheduleGroupClasses: z.array(z.enum(['owned', 'partial', 'unowned', 'foreign', 'drifted', 'deleting', 'missing', 'ignored'])),
+    })
+    .strict(),
+);
 
-export const configSchema = z
-  .object({
-    $schema: z.string().optional(),
-    actor: z.string().min(1).max(200),
-    database: databaseSchema,
-    audit: auditSchema,
-    executions: executionsSchema,
-    propagations: propagationsSchema,
-    scheduleGroups: scheduleGroupsSchema,
-    jobs: jobsSchema,
-    workers: workersSchema,
-    check: checkSchema,
-    /** Named targets for fleet runs (--target, --all-targets): src/target-config.ts. */
-    targets: targetsSchema,
-  })
-  .strict();
+/** The config's top-level keys and their schemas, in the order zod reports problems. */
+const sections = {
+  $schema: lazy(() => z.string().optional()),
+  actor: lazy(() => z.string().min(1).max(200)),
+  database: databaseSchema,
+  audit: auditSchema,
+  executions: executionsSchema,
+  propagations: propagationsSchema,
+  scheduleGroups: scheduleGroupsSchema,
+  jobs: jobsSchema,
+  workers: workersSchema,
+  check: checkSchema,
+  /** Named targets for fleet runs (--target, --all-targets): src/target-config.ts. */
+  targets: targetsSchema,
+};
+type Section = keyof typeof sections;
+type Shape = { [K in Section]: ReturnType<(typeof sections)[K]> };
 
-export type Config = z.infer<typeof configSchema>;
+/** The whole config's schema (built on first use). */
+export const configSchema = lazy(() =>
+  z.object(Object.fromEntries(Object.entries(sections).map(([k, schema]) => [k, schema()])) as Shape).strict(),
+);
+
+export type Config = z.infer<ReturnType<typeof configSchema>>;
 export type ExecutionsConfig = Config['executions'];
 export type PropagationsConfig = Config['propagations'];
 export type ScheduleGroupsConfig = Config['scheduleGroups'];
@@ -381,7 +411,7 @@ function formatPath(path: PropertyKey[]): string {
 export function validateConfig(raw: unknown, source: string, checkThresholds?: Record<string, number>): Config {
   // jitless: zod otherwise compiles a fast path (new Function) per object schema on first use,
   // ~25 ms that a config parsed once per process never earns back.
-  const parsed = configSchema.safeParse(raw, { jitless: true });
+  const parsed = configSchema().safeParse(raw, { jitless: true });
   if (parsed.success) {
     const unknown = checkThresholds && Object.keys(parsed.data.check.thresholds).find((k) => !(k in checkThresholds));
     if (unknown) throw usageError(`${source}: check.thresholds.${unknown}: unknown key (check the spelling against the config reference in the README).`);
@@ -401,6 +431,25 @@ export function validateConfig(raw: unknown, source: string, checkThresholds?: R
   }
   const more = parsed.error.issues.length > 1 ? ` (and ${parsed.error.issues.length - 1} more problem(s))` : '';
   throw usageError(`${source}: ${key || '(top level)'}: ${what}${more}.`);
+}
+
+/**
+ * Checks the config after one layer (file, environment, command line) was merged in, as if the
+ * whole of it were validated: a section the layer did not set is the built-in default (valid:
+ * test/config.test.ts parses them) or was checked with an earlier layer, so only the sections
+ * this layer set are parsed. When one fails, the whole config is validated for the sentence.
+ */
+function validateLayer(merged: Plain, keys: string[], source: string, checkThresholds?: Record<string, number>): void {
+  if (keys.length === 0) return;
+  if (!keys.every((k): k is Section => Object.prototype.hasOwnProperty.call(sections, k))) {
+    validateConfig(merged, source, checkThresholds); // an unknown top-level key: it throws
+    return;
+  }
+  const shape = Object.fromEntries(keys.map((k) => [k, sections[k]()]));
+  const parsed = z.object(shape).safeParse(Object.fromEntries(keys.map((k) => [k, merged[k]])), { jitless: true });
+  const thresholds = (merged.check as { thresholds?: object } | undefined)?.thresholds;
+  const unknownThreshold = checkThresholds && keys.includes('check') && thresholds && Object.keys(thresholds).some((k) => !(k in checkThresholds));
+  if (!parsed.success || unknownThreshold) validateConfig(merged, source, checkThresholds);
 }
 
 export function loadConfig(src: ConfigSources): LoadedConfig {
@@ -431,13 +480,19 @@ export function loadConfig(src: ConfigSources): LoadedConfig {
     }
     if (!isPlain(fromFile)) throw usageError(`${file}: (top level): expected a JSON object.`);
     // Validate the file on its own first so errors name the file, not the merged result.
-    validateConfig(merge(defaults, fromFile), file, src.checkThresholds);
+    validateLayer(merge(defaults, fromFile), Object.keys(fromFile), file, src.checkThresholds);
   }
   let merged = merge(defaults, fromFile);
-  merged = merge(merged, envOverrides(src.env));
-  validateConfig(merged, 'environment', src.checkThresholds);
-  merged = merge(merged, src.overrides ?? {});
-  return { config: validateConfig(merged, 'command line', src.checkThresholds), file };
+  const env = envOverrides(src.env);
+  merged = merge(merged, env);
+  // actor and check come from the system and the caller (user name, the checks' thresholds):
+  // checked with the environment layer, as the whole defaults were.
+  validateLayer(merged, [...new Set([...Object.keys(env), 'actor', 'check'])], 'environment', src.checkThresholds);
+  const overrides = src.overrides ?? {};
+  merged = merge(merged, overrides);
+  validateLayer(merged, Object.keys(overrides), 'command line', src.checkThresholds);
+  // Equal to what zod's parse returns (no defaults, transforms or stripped keys in the schema).
+  return { config: merged as unknown as Config, file };
 }
 
 /** The effective config with every secret masked, for `opsctl config show`. */

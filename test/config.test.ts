@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, defaultConfig } from '../src/config.js';
+import { loadConfig, defaultConfig, configSchema } from '../src/config.js';
 import { OpsctlError } from '../src/errors.js';
 import { cli } from './support/cli.js';
 
@@ -109,5 +109,48 @@ describe('config loading', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/executions\.threshold: expected string/);
+  });
+});
+
+// loadConfig parses only the sections a layer sets (src/config.ts, validateLayer): what it
+// skips must be valid, and what it reports must be what validating the whole config says.
+describe('config validation by layer', () => {
+  const thresholds = async () => (await import('../src/checks/check-registry.js')).CHECK_THRESHOLDS;
+
+  it('the built-in defaults, with every registered check threshold, pass the whole schema', async () => {
+    const th = await thresholds();
+    const defaults = { ...defaultConfig(), check: { ...defaultConfig().check, thresholds: { ...th } } };
+    const parsed = configSchema().safeParse(defaults);
+    expect(parsed.success ? [] : parsed.error.issues).toEqual([]);
+    expect(Object.keys(th).length).toBeGreaterThan(0);
+    // What loadConfig returns without a file, env or flags is those defaults, unchanged.
+    expect(loadConfig({ env: {}, cwd: dir(), checkThresholds: th }).config).toEqual(parsed.data);
+  });
+
+  it('a bad value in the file is reported against the file even when the environment or a flag replaces it', async () => {
+    const d = dir();
+    const f = write(d, 'c.json', { database: { statementTimeout: 'soon' }, executions: { threshold: '20m' } });
+    const e = loadError(() => loadConfig({ env: { OPSCTL_STATEMENT_TIMEOUT: '5s' }, cwd: d, configPath: f, overrides: { database: { statementTimeout: '6s' } } }));
+    expect(e.message).toBe(`${f}: database.statementTimeout: "soon" is not a duration: use a number with a unit, like 90s, 10m, 2h30m or 1d..`);
+  });
+
+  it('names the layer at fault, with the count of problems the whole config has', async () => {
+    const d = dir();
+    const th = await thresholds();
+    let e = loadError(() => loadConfig({ env: { OPSCTL_LOCK_TIMEOUT: 'later' }, cwd: d, checkThresholds: th }));
+    expect(e.message).toBe('environment: database.lockTimeout: "later" is not a duration: use a number with a unit, like 90s, 10m, 2h30m or 1d..');
+    e = loadError(() => loadConfig({ env: {}, cwd: d, overrides: { executions: { batchSize: 'many', threshold: 'x' }, workers: { stale: 3 } }, checkThresholds: th }));
+    expect(e.message).toBe('command line: executions.threshold: "x" is not a duration: use a number with a unit, like 90s, 10m, 2h30m or 1d. (and 2 more problem(s)).');
+    e = loadError(() => loadConfig({ env: {}, cwd: d, configPath: write(d, 't.json', { check: { thresholds: { nosuch: 2 } } }), checkThresholds: th }));
+    expect(e.message).toMatch(/t\.json: check\.thresholds\.nosuch: unknown key/);
+    e = loadError(() => loadConfig({ env: {}, cwd: d, configPath: write(d, 'k.json', { executionz: {} }), checkThresholds: th }));
+    expect(e.message).toMatch(/k\.json: executionz: unknown key/);
+    e = loadError(() => loadConfig({ env: {}, cwd: d, configPath: write(d, 'g.json', { targets: { 'a b': { database: { url: 'postgres://h/db' } } } }), checkThresholds: th }));
+    expect(e.message).toMatch(/g\.json: targets\.a b: target names are letters/);
+    // A file that is valid, then flags on top: the flags' values win.
+    const ok = loadConfig({ env: { DATABASE_URL: 'postgres://e@h/db' }, cwd: d, configPath: write(d, 'ok.json', { workers: { stale: '3m' } }), overrides: { executions: { threshold: '2h' } }, checkThresholds: th });
+    expect(ok.config.workers.stale).toBe('3m');
+    expect(ok.config.executions.threshold).toBe('2h');
+    expect(ok.config.database.url).toBe('postgres://e@h/db');
   });
 });

@@ -73,6 +73,13 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
   const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, o);
   const { assertExecutionsSchema, copyStuck } = await import('../checks/stuck-executions.js');
   const { isUndefinedName } = await import('../database.js');
+  // Runs once the connection is under way (TCP, the server starting a session, the login),
+  // time opsctl otherwise spends idle: the COPY reader and the output stream are ready before
+  // the first row instead of being built after it.
+  setImmediate(() => {
+    import('pg-copy-streams').catch(() => {});
+    void ctx.io.stdout;
+  });
   return ctx.withDatabase(async (db) => {
     try {
       return await listStuck(db);

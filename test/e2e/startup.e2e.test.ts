@@ -67,6 +67,46 @@ describe('the start-up code cache', () => {
     expect(sg.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('the vendored pg logs in with SCRAM-SHA-256 and with MD5 (it loads crypto only when a login needs it)', async () => {
+    // The test server asks for plain passwords: two roles of this test get hashed logins instead,
+    // by lines put first in pg_hba.conf while the test runs (the server writes its own file).
+    const c = db.client;
+    const hba = (await c.query<{ f: string }>("SELECT current_setting('hba_file') AS f")).rows[0].f;
+    const before = (await c.query<{ t: string }>('SELECT pg_read_file($1) AS t', [hba])).rows[0].t;
+    // COPY writes one line per row; it would escape a tab, which pg_hba.conf reads as a space anyway.
+    const writeHba = async (text: string) => {
+      const lines = text.trimEnd().split('\n').map((l) => `'${l.replace(/\t/g, ' ').replace(/'/g, "''")}'`);
+      await c.query(`COPY (SELECT unnest(ARRAY[${lines.join(',')}]::text[])) TO '${hba.replace(/'/g, "''")}'`);
+      await c.query('SELECT pg_reload_conf()');
+    };
+    const roles = { scram: 'opsctl_scram_login', md5: 'opsctl_md5_login' };
+    try {
+      await c.query(`SET password_encryption = 'scram-sha-256'; CREATE ROLE ${roles.scram} LOGIN PASSWORD 'scram-pw'`);
+      await c.query(`SET password_encryption = 'md5'; CREATE ROLE ${roles.md5} LOGIN PASSWORD 'md5-pw'`);
+      await c.query(`GRANT SELECT ON purchase_executions TO ${roles.scram}, ${roles.md5}`);
+      const first = [`host all ${roles.scram} all scram-sha-256`, `host all ${roles.md5} all md5`].join('\n');
+      await writeHba(`${first}\n${before}`);
+      const methods = (await c.query<{ user_name: string[]; auth_method: string }>('SELECT user_name, auth_method FROM pg_hba_file_rules ORDER BY rule_number LIMIT 2')).rows;
+      expect(methods.map((m) => `${m.user_name[0]}:${m.auth_method}`)).toEqual([`${roles.scram}:scram-sha-256`, `${roles.md5}:md5`]);
+      for (const [role, password] of [[roles.scram, 'scram-pw'], [roles.md5, 'md5-pw']]) {
+        const u = new URL(db.url);
+        u.username = role;
+        u.password = password;
+        const ok = run(['executions', 'stuck', '--older-than', '1m', '-o', 'json'], { DATABASE_URL: u.href });
+        expect(ok.stderr).not.toMatch(/refused|error/i);
+        expect(JSON.parse(ok.stdout).items).toHaveLength(3);
+        expect(cacheStates(ok.stderr)).toMatchObject({ main: 'used', pg: 'used' });
+        u.password = 'wrong';
+        const bad = run(['executions', 'stuck', '--older-than', '1m', '-o', 'json'], { DATABASE_URL: u.href });
+        expect(bad.status).toBe(3);
+        expect(bad.stderr).toMatch(new RegExp(`refused the login: password authentication failed for user "${role}"`));
+      }
+    } finally {
+      await writeHba(before);
+      await c.query(`DROP ROLE IF EXISTS ${roles.scram}; DROP ROLE IF EXISTS ${roles.md5}`).catch(() => {});
+    }
+  });
+
   it('without dist/vendor the same commands load the libraries from node_modules', () => {
     const bare = mkdtempSync(join(tmpdir(), 'opsctl-no-vendor-'));
     try {
