@@ -204,6 +204,93 @@ describe('reap', () => {
     }
   });
 
+  it('the plan streamed on its own session while the batches apply (planLane): exactly the plan is reported, each row re-checked at write time', async () => {
+    const { stuck } = await seed();
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    const planConn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    const worker = new pg.Client({ connectionString: db.url });
+    await worker.connect();
+    try {
+      // The worker is finishing the newest planned row: the last batch waits on it.
+      await worker.query('BEGIN');
+      await worker.query("UPDATE purchase_executions SET status = 'completed' WHERE id = $1", [stuck[2]]);
+      const workerPid = (await worker.query('SELECT pg_backend_pid() AS p')).rows[0].p as number;
+      const reaperPid = (await conn.query<{ p: number }>('SELECT pg_backend_pid() AS p'))[0]!.p;
+      const cfg = defaultConfig();
+      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit, casLockTimeoutMs: 60_000 });
+      const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
+        apply: true,
+        max: 0,
+        batchSize: 1,
+        wait: false,
+        planLane: databaseHost(planConn, remedy.table, remedy.schema),
+        // Never asked: the plan is not whole before the first write.
+        confirm: async () => {
+          throw new Error('confirm asked');
+        },
+      });
+      const run = (async () => {
+        const items = [];
+        for await (const i of report.items) items.push(i);
+        return items;
+      })();
+      await eventually('the last batch waiting on the worker', async () => (await db.client.query('SELECT $1::int = ANY(pg_blocking_pids($2)) AS b', [workerPid, reaperPid])).rows[0].b);
+      // Meanwhile a row becomes stuck that the plan's snapshot (taken before the first batch) does not have.
+      const late = (await db.client.query("INSERT INTO purchase_executions (status, updated_at) VALUES ('running', now() - interval '1 day') RETURNING id::text")).rows[0].id as string;
+      await worker.query('COMMIT');
+      const items = await run;
+      expect(items.map((i) => i.id)).toEqual([stuck[3], stuck[0], stuck[1], stuck[2]]);
+      expect(items.map((i) => i.outcome)).toEqual(['reaped', 'reaped', 'reaped', 'race-lost']);
+      expect(report.summary).toMatchObject({ planned: 4, reaped: 3, 'race-lost': 1, errored: 0, batches: 4 });
+      expect(report.exitCode).toBe(0);
+      expect((await statusOf(late)).status).toBe('running');
+      expect((await statusOf(stuck[2])).status).toBe('completed');
+      // Caps and prompts need the whole plan first: a capped run is refused the streamed plan.
+      await expect(
+        streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, { apply: true, max: 10, batchSize: 1, wait: false, planLane: databaseHost(planConn, remedy.table, remedy.schema) }),
+      ).rejects.toThrow(/--max/);
+    } finally {
+      await worker.query('ROLLBACK').catch(() => {});
+      await worker.end();
+      await conn.close();
+      await planConn.close();
+    }
+  });
+
+  it('a streamed plan that fails before any write fails the run as a whole: nothing changed, the lock released', async () => {
+    await seed();
+    const before = await tableChecksum(db.client, 'purchase_executions');
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    const planConn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    try {
+      // The plan's session is gone before the plan starts.
+      const planPid = (await planConn.query<{ p: number }>('SELECT pg_backend_pid() AS p'))[0]!.p;
+      await db.client.query('SELECT pg_terminate_backend($1)', [planPid]);
+      const cfg = defaultConfig();
+      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit });
+      const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
+        apply: true,
+        max: 0,
+        batchSize: 1,
+        wait: false,
+        planLane: databaseHost(planConn, remedy.table, remedy.schema),
+      });
+      const items: unknown[] = [];
+      await expect(
+        (async () => {
+          for await (const i of report.items) items.push(i);
+        })(),
+      ).rejects.toMatchObject({ exitCode: 3 });
+      expect(items).toEqual([]);
+      expect(await tableChecksum(db.client, 'purchase_executions')).toBe(before);
+      const { acquireTableLock } = await import('../../src/advisory-lock.js');
+      await (await acquireTableLock(conn, 'purchase_executions', null, { wait: false })).release();
+    } finally {
+      await conn.close();
+      await planConn.close().catch(() => {});
+    }
+  });
+
   it('the streamed engine, not confirmed: every planned row reported cancelled, nothing written', async () => {
     await seed();
     const before = await tableChecksum(db.client, 'purchase_executions');
