@@ -145,12 +145,14 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
     (await import('node:v8')).setFlagsFromString('--optimize-for-size');
     await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
     // Further sessions for --connections, and the plan's own session when the batches can start
-    // while it streams (see planLane), opened before anything is planned or locked.
-    const extra = await Promise.all(Array.from({ length: connections - 1 + (pipelined ? 1 : 0) }, () => ctx.openDatabase()));
+    // while it streams (see planLane), opened before anything is planned or locked. A database
+    // short of connections still gets its reap: without that session the plan is made first.
+    const extra = await Promise.all(Array.from({ length: connections - 1 }, () => ctx.openDatabase()));
+    const planDb = pipelined ? await ctx.openDatabase().catch(() => undefined) : undefined;
     try {
-      return await reapOn(db, extra.slice(0, connections - 1), pipelined ? extra[connections - 1] : undefined);
+      return await reapOn(db, extra, planDb);
     } finally {
-      await Promise.all(extra.map((x) => x.close()));
+      await Promise.all([...extra, ...(planDb ? [planDb] : [])].map((x) => x.close()));
     }
   });
 
