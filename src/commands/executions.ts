@@ -141,17 +141,20 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
   // once pg and pg-copy-streams are loaded: the launcher compiles them from code caches that V8
   // accepts only under the flags they were written with.
   return ctx.withDatabase(async (db) => {
-    await import('pg-copy-streams'); // the plan's COPY needs it: loaded before the flag changes
-    (await import('node:v8')).setFlagsFromString('--optimize-for-size');
-    await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
-    // Further sessions for --connections, and the plan's own session when the batches can start
-    // while it streams (see planLane), opened before anything is planned or locked. A database
-    // short of connections still gets its reap: without that session the plan is made first.
-    const extra = await Promise.all(Array.from({ length: connections - 1 }, () => ctx.openDatabase()));
-    const planDb = pipelined ? await ctx.openDatabase().catch(() => undefined) : undefined;
+    // The plan's own session when the batches can start while it streams (see planLane),
+    // connecting while this one checks the schema. A database short of connections still gets
+    // its reap: without that session the plan is made first.
+    const planSession = pipelined ? ctx.openDatabase().catch(() => undefined) : Promise.resolve(undefined);
+    let extra: Database[] = [];
     try {
-      return await reapOn(db, extra, planDb);
+      await import('pg-copy-streams'); // the plan's COPY needs it: loaded before the flag changes
+      (await import('node:v8')).setFlagsFromString('--optimize-for-size');
+      await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
+      // Further sessions for --connections, opened before anything is planned or locked.
+      extra = await Promise.all(Array.from({ length: connections - 1 }, () => ctx.openDatabase()));
+      return await reapOn(db, extra, await planSession);
     } finally {
+      const planDb = await planSession;
       await Promise.all([...extra, ...(planDb ? [planDb] : [])].map((x) => x.close()));
     }
   });
