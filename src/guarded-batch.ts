@@ -47,3 +47,63 @@ export async function lockThenClassify<P extends PlannedItem, R, C>(tx: Database
     return { id: b.id, outcome: 'lost', detail: g.gone };
   });
 }
+
+/**
+ * How long a compare-and-set may wait on a row a live transaction holds (casThenClassify): a
+ * worker that commits within it is re-checked (the worker wins: race-lost); past it, the batch
+ * is re-run the lock-then-classify way, which skips the row. Added to the batch's own lock
+ * time, far under the 1 s no batch may hold row locks.
+ */
+export const CAS_LOCK_TIMEOUT_MS = 100;
+
+export interface CasFirst<P extends PlannedItem, R, C> extends GuardedBatch<P, R, C> {
+  /**
+   * One statement, no lock step: the compare-and-set on `ids` (its WHERE re-evaluated by the
+   * server against any row version committed meanwhile), id → change of the rows it changed.
+   */
+  cas(tx: Database, ids: string[]): Promise<Map<string, C>>;
+  /** The rows of `ids` that exist, as they are now (id → row): why the others were left alone. */
+  current(tx: Database, ids: string[]): Promise<Map<string, R>>;
+  /** The wait allowed on a held row (default CAS_LOCK_TIMEOUT_MS). */
+  lockTimeoutMs?: number;
+}
+
+/**
+ * CAS-first: the compare-and-set alone, waiting at most CAS_LOCK_TIMEOUT_MS on a row lock (never
+ * longer than the session's own lock_timeout), then classified: changed → applied; still there
+ * → lost (it changed since the plan); gone → lost.
+ * Cheaper than locking first (the FOR UPDATE lock is a heap write of its own plus a second
+ * key lookup). On lock_not_available the statement changed nothing (it is one statement), and
+ * the batch is re-run by lockThenClassify under the session's own lock_timeout: a row a live
+ * worker still holds is skipped, as it always was. Only outside a transaction block: the
+ * timeout would otherwise abort the whole transaction.
+ */
+export async function casThenClassify<P extends PlannedItem, R, C>(tx: Database, batch: P[], g: CasFirst<P, R, C>): Promise<ItemOutcome[]> {
+  const ids = batch.map((b) => b.id);
+  // Session-level, for this statement only (RESET brings back the configured database.lockTimeout),
+  // and never longer than that one (0 there: no limit).
+  await tx.queryRaw(
+    `SELECT set_config('lock_timeout', CASE WHEN c <> '0' AND c::interval < $1::text::interval THEN c ELSE $1::text END, false) FROM current_setting('lock_timeout') c`,
+    [`${g.lockTimeoutMs ?? CAS_LOCK_TIMEOUT_MS}ms`],
+  );
+  let changed: Map<string, C> | null = null;
+  try {
+    changed = await g.cas(tx, ids);
+  } catch (e) {
+    if ((e as { code?: string })?.code !== '55P03') {
+      await tx.queryRaw('RESET lock_timeout').catch(() => {});
+      throw e;
+    }
+  }
+  await tx.queryRaw('RESET lock_timeout');
+  if (!changed) return lockThenClassify(tx, batch, g);
+  const done = changed;
+  const rest = ids.filter((id) => !done.has(id));
+  const now = rest.length ? await g.current(tx, rest) : new Map<string, R>();
+  return batch.map((b): ItemOutcome => {
+    if (done.has(b.id)) return { id: b.id, outcome: 'applied', ...g.applied(b, done.get(b.id) as C, undefined) };
+    const row = now.get(b.id);
+    if (row !== undefined) return { id: b.id, outcome: 'lost', detail: g.lost(b, row) };
+    return { id: b.id, outcome: 'lost', detail: g.gone };
+  });
+}

@@ -17,16 +17,29 @@ export class PlanSpool {
   private buf = Buffer.allocUnsafe(1 << 20);
   private start = 0;
   private end = 0;
+  /** A live spool (create({ live: true })): read while still being written, until finish() or fail(). */
+  private finished: boolean;
+  private failure: { error: unknown } | null = null;
+  private wake: (() => void) | null = null;
 
-  private constructor(private readonly fh: FileHandle) {}
+  private constructor(
+    private readonly fh: FileHandle,
+    live: boolean,
+  ) {
+    this.finished = !live;
+  }
 
-  static async create(): Promise<PlanSpool> {
+  /**
+   * `live`: lines are taken while the plan is still being written (take waits for them); the
+   * writer ends it with finish() or fail(). Otherwise the whole plan is written before any take.
+   */
+  static async create(opts: { live?: boolean } = {}): Promise<PlanSpool> {
     const dir = await mkdtemp(join(tmpdir(), 'opsctl-plan-'));
     const file = join(dir, 'plan.ndjson');
     const fh = await open(file, 'wx+', 0o600);
     await unlink(file);
     await rmdir(dir);
-    return new PlanSpool(fh);
+    return new PlanSpool(fh, opts.live ?? false);
   }
 
   /** Appends server chunks (a chunk may end mid-line); counts the lines. */
@@ -38,13 +51,38 @@ export class PlanSpool {
       off += bytesWritten;
       this.written += bytesWritten;
     }
+    this.notify();
   }
 
+  /** A live spool: the plan is complete. */
+  finish(): void {
+    this.finished = true;
+    this.notify();
+  }
+
+  /** A live spool: the plan failed; a take that runs out of lines throws `error`. */
+  fail(error: unknown): void {
+    this.failure = { error };
+    this.finished = true;
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  /** Lines written so far (a live spool: the whole plan once finished). */
   get count(): number {
     return this.lineCount;
   }
 
-  /** The next `n` lines (fewer at the end; none once all are read). */
+  /**
+   * The next `n` lines (fewer at the end; none once all are read). A live spool waits for
+   * them while the plan is still being written, and throws its failure once the lines written
+   * before it are read.
+   */
   async take(n: number): Promise<string[]> {
     const out: string[] = [];
     for (;;) {
@@ -52,7 +90,16 @@ export class PlanSpool {
         out.push(this.buf.toString('utf8', this.start, i));
         this.start = i + 1;
       }
-      if (out.length >= n || this.readPos >= this.written) return out;
+      if (out.length >= n) return out;
+      if (this.readPos >= this.written) {
+        if (this.failure) {
+          if (out.length) return out;
+          throw this.failure.error;
+        }
+        if (this.finished) return out;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        continue;
+      }
       // Keep the unfinished line at the front (no new buffer per read: a plan of a million rows
       // is ~100 reads, and a buffer per read would live until the next major collection).
       if (this.start > 0) {

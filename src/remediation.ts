@@ -370,6 +370,13 @@ export interface StreamedRemediationOptions<C = Database> extends Omit<Remediati
   lanes?: RemedyHost<C>[];
   /** Asked once with the count of planned items before any write; false cancels with nothing written. */
   confirm?: (count: number) => Promise<boolean>;
+  /**
+   * A further session that streams the plan (its READ ONLY snapshot) while the first applies
+   * it: batches start as soon as their rows are planned. Only when nothing needs the whole plan
+   * first — no cap (`max` 0) and no prompt (the caller passes it only then; `confirm` is not
+   * asked). Taken under the advisory lock like any plan.
+   */
+  planLane?: RemedyHost<C>;
 }
 
 /**
@@ -455,21 +462,36 @@ export async function streamRemediation<P extends PlannedItem, C>(
     );
   }
 
+  const planLane = opts.planLane;
+  if (planLane && opts.max > 0) throw new Error('a streamed plan cannot be checked against --max before the first write');
   const lock = await host.lock(opts.wait);
   let spool: PlanSpool;
   let total: number;
   let cancelled = false;
+  // The streamed plan (planLane): written by its own session while the batches take it.
+  let planning: Promise<void> = Promise.resolve();
   try {
     // Planned under the lock: a second opsctl cannot plan the same rows meanwhile.
-    spool = await spoolPlan();
+    if (planLane) {
+      const live = await PlanSpool.create({ live: true });
+      spool = live;
+      planning = planLane
+        .readOnly(async (ro) => {
+          for await (const chunk of sp.ndjson(ro, 0)) await live.write(chunk);
+        })
+        .then(
+          () => live.finish(),
+          (e: unknown) => live.fail(e),
+        );
+    } else spool = await spoolPlan();
     total = spool.count;
-    if (opts.max > 0 && total > opts.max) {
+    if (!planLane && opts.max > 0 && total > opts.max) {
       await spool.close();
       throw usageError(
         `more than ${opts.max} rows of ${where} would be changed by ${remedy.action}, above the --max cap; narrow the selection or raise --max (0 means no cap). Nothing was changed.`,
       );
     }
-    if (total > 0 && opts.confirm && !(await opts.confirm(total))) cancelled = true;
+    if (!planLane && total > 0 && opts.confirm && !(await opts.confirm(total))) cancelled = true;
   } catch (e) {
     await lock.release();
     throw e;
@@ -482,7 +504,24 @@ export async function streamRemediation<P extends PlannedItem, C>(
   let aborted: string | undefined;
   let fatal: OpsctlError | undefined;
   let applied = false;
-  const take = async (n: number) => (await spool.take(n)).map((l) => sp.parse(l));
+  // A streamed plan that failed part-way: what it had listed is applied and reported, the run
+  // then stops as after a fatal batch error (rows it never listed cannot be reported).
+  let planFailed = false;
+  const take = async (n: number): Promise<P[]> => {
+    if (planFailed) return [];
+    try {
+      return (await spool.take(n)).map((l) => sp.parse(l));
+    } catch (e) {
+      planFailed = true;
+      const f = (planLane ?? host).translate(e);
+      if (!fatal) {
+        fatal = f;
+        aborted = `stopped: the plan failed after ${spool.count} rows: ${f.message}`;
+      }
+      return [];
+    }
+  };
+  const planned = () => (planLane ? spool.count : total);
   // More sessions than the first (opts.lanes): batches run side by side, each on its own.
   const lanes = [host, ...(opts.lanes ?? [])];
   const run = async (batch: P[], lane: RemedyHost<C>) => {
@@ -543,7 +582,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
         sizer?.record(batch.length, ms);
         longestBatchMs = Math.max(longestBatchMs, ms);
         done += batch.length;
-        opts.onProgress?.(done, total);
+        opts.onProgress?.(done, planned());
         // The lane's next batch goes to the database before this one's items are written out.
         await start(lane);
         yield* emit(batch, (p) => {
@@ -565,6 +604,8 @@ export async function streamRemediation<P extends PlannedItem, C>(
       }
       if (held) yield* held;
     } finally {
+      // A consumer that stopped early: the plan's session finishes its COPY before the spool closes.
+      await planning;
       await spool.close();
       await lock.release();
     }
@@ -575,7 +616,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
     items(),
     () => {
       const summary: RemediationReport<P>['summary'] = {
-        planned: total,
+        planned: planned(),
         [remedy.labels.applied]: tally.count('applied'),
         [remedy.labels.lost]: tally.count('lost'),
         [DEFAULT_LABELS.skipped]: tally.count('skipped'),

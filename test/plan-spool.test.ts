@@ -54,4 +54,38 @@ describe('PlanSpool', () => {
       await spool.close();
     }
   });
+
+  it('live: a take waits for lines still being written, lines split across writes come back whole, and it ends at finish()', async () => {
+    const spool = await PlanSpool.create({ live: true });
+    try {
+      // Two whole lines and half of a third: a take of 3 must wait for the rest.
+      await spool.write(Buffer.from('{"id":"a"}\n{"id":"b"}\n{"id":'));
+      const pending = spool.take(3);
+      let settled = false;
+      void pending.then(() => (settled = true));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(settled).toBe(false);
+      await spool.write(Buffer.from('"c"}\n{"id":"d"}\n'));
+      expect(await pending).toEqual(['{"id":"a"}', '{"id":"b"}', '{"id":"c"}']);
+      const rest = spool.take(10);
+      spool.finish();
+      expect(await rest).toEqual(['{"id":"d"}']);
+      expect(await spool.take(10)).toEqual([]);
+      expect(spool.count).toBe(4);
+    } finally {
+      await spool.close();
+    }
+  });
+
+  it('live: after fail(), the lines written before it are still given back, then the failure is thrown', async () => {
+    const spool = await PlanSpool.create({ live: true });
+    try {
+      await spool.write(Buffer.from('{"id":"a"}\n{"id":"b"}\n'));
+      spool.fail(new Error('the plan failed'));
+      expect(await spool.take(5)).toEqual(['{"id":"a"}', '{"id":"b"}']);
+      await expect(spool.take(5)).rejects.toThrow('the plan failed');
+    } finally {
+      await spool.close();
+    }
+  });
 });

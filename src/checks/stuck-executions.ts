@@ -1,7 +1,7 @@
 import type { Database } from '../database.js';
 import type { Config, ExecutionsConfig } from '../config.js';
 import type { Remedy } from '../remediation.js';
-import { lockThenClassify } from '../guarded-batch.js';
+import { casThenClassify, lockThenClassify, type CasFirst } from '../guarded-batch.js';
 import { formatDuration } from '../durations.js';
 import { qualifiedName, quoteIdent } from '../identifiers.js';
 
@@ -214,6 +214,8 @@ export interface ReapOptions extends StuckQuery {
   reason?: string;
   actor: string;
   audit: Config['audit'];
+  /** How long a batch's compare-and-set may wait on a held row before it is re-run skipping it (default CAS_LOCK_TIMEOUT_MS). */
+  casLockTimeoutMs?: number;
 }
 
 /** Reap: move stuck rows to the failed status with a compare-and-set that re-checks status and age. */
@@ -222,14 +224,16 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
   const threshold = formatDuration(opts.thresholdMs);
   const reasonFor = (status: string) => reapReason(cfg.reasonTemplate, { threshold, status, reason: opts.reason, actor: opts.actor });
   const reasons = new Map<string, string>();
+  // Asked once, on the first batch: which way a batch is applied depends on it.
+  let serverVersion: Promise<number> | undefined;
   return {
     action: 'reap',
     table: cfg.table,
     schema: cfg.schema,
     labels: { applied: 'reaped', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
-    // The lock, the compare-and-set and the classification are one statement (the existence
-    // check after it only reads).
+    // The compare-and-set is one statement (whichever way, see applyBatch; the others only read
+    // or set the session's lock_timeout).
     oneStatement: true,
     async plan(db, limit) {
       const rows = await findStuck(db, cfg, { ...opts, limit });
@@ -243,31 +247,47 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
         return { ...r, reason: reasons.get(r.status) ?? reasons.set(r.status, reasonFor(r.status)).get(r.status)! };
       },
     },
-    applyBatch(tx, batch) {
+    async applyBatch(tx, batch) {
       const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
-      return lockThenClassify(tx, batch, {
+      // The compare-and-set: only rows still in a stuck status and still older than the
+      // threshold (re-evaluated on the newest row version). Rows found by key (= ANY of the
+      // keys, an index scan): joined to a CTE instead, the planner hashes it against a scan of
+      // the whole table, once per batch (50 ms at 100k rows).
+      const set = `${n.status} = $2, ${n.error} = replace($3::text, '{status}', t.${n.status}::text),
+                      ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}`;
+      const recheck = `t.${n.status} = ANY($4::text[]) AND t.${n.updatedAt} < now() - make_interval(secs => $5::float8)`;
+      const params = (ids: string[]) => [ids, cfg.failedStatus, template, opts.statuses, opts.thresholdMs / 1000];
+      const guard: CasFirst<PlannedReap, string, string> = {
         // One statement per batch: lock what can be locked without waiting, then the
-        // compare-and-set — only rows still in a stuck status and still older than the
-        // threshold (re-evaluated on the locked, newest row version). The UPDATE finds its rows
-        // by key (= ANY of the locked keys, an index scan): joined to the CTE instead, the planner
-        // hashes it against a scan of the whole table, once per batch (50 ms at 100k rows).
+        // compare-and-set on the locked rows.
         async lockAndApply(t, ids) {
           const rows = await t.queryRaw<{ id: string; status: string; updated: boolean }>(
             `WITH locked AS (
                SELECT ${n.key} AS k, ${n.status}::text AS status FROM ${n.table} WHERE ${n.key} = ANY($1) FOR UPDATE SKIP LOCKED
              ), upd AS (
-               UPDATE ${n.table} t
-                  SET ${n.status} = $2, ${n.error} = replace($3::text, '{status}', t.${n.status}::text),
-                      ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}
-                WHERE t.${n.key} = ANY(ARRAY(SELECT k FROM locked)) AND t.${n.status} = ANY($4::text[])
-                  AND t.${n.updatedAt} < now() - make_interval(secs => $5::float8)
+               UPDATE ${n.table} t SET ${set}
+                WHERE t.${n.key} = ANY(ARRAY(SELECT k FROM locked)) AND ${recheck}
             RETURNING t.${n.key} AS k
              )
              SELECT locked.k::text AS id, locked.status, upd.k IS NOT NULL AS updated FROM locked LEFT JOIN upd ON upd.k = locked.k`,
-            [ids, cfg.failedStatus, template, opts.statuses, opts.thresholdMs / 1000],
+            params(ids),
           );
           return { locked: new Map(rows.map((r) => [r.id, r.status])), changed: new Map(rows.filter((r) => r.updated).map((r) => [r.id, r.status])) };
         },
+        // The compare-and-set alone (CAS-first, see casThenClassify): the status it replaced
+        // is RETURNING's old.* (PostgreSQL 18).
+        async cas(t, ids) {
+          const rows = await t.queryRaw<{ id: string; status: string }>(
+            `UPDATE ${n.table} t SET ${set} WHERE t.${n.key} = ANY($1) AND ${recheck} RETURNING t.${n.key}::text AS id, old.${n.status}::text AS status`,
+            params(ids),
+          );
+          return new Map(rows.map((r) => [r.id, r.status]));
+        },
+        async current(t, ids) {
+          const rows = await t.queryRaw<{ id: string; status: string }>(`SELECT ${n.key}::text AS id, ${n.status}::text AS status FROM ${n.table} WHERE ${n.key} = ANY($1)`, [ids]);
+          return new Map(rows.map((r) => [r.id, r.status]));
+        },
+        lockTimeoutMs: opts.casLockTimeoutMs,
         existsSql: `SELECT ${n.key}::text AS id FROM ${n.table} WHERE ${n.key} = ANY($1)`,
         // No audit table: no entry built (at a million rows, a million objects for nothing).
         applied: (b, fromStatus) => ({
@@ -282,7 +302,13 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
         lost: (_b, status) => `changed since the plan (now ${status}): the worker wins`,
         skipped: 'locked by another transaction; left alone',
         gone: 'row no longer exists',
-      });
+      };
+      // CAS-first needs the batch to be its own statement (no audit table: the engine runs it
+      // without BEGIN/COMMIT, see Remedy.oneStatement) and RETURNING old.* (server 18 or later).
+      if (!opts.audit.table && (await (serverVersion ??= tx.queryRaw<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`).then((r) => r[0]?.v ?? 0))) >= 180000) {
+        return casThenClassify(tx, batch, guard);
+      }
+      return lockThenClassify(tx, batch, guard);
     },
   };
 }

@@ -138,25 +138,35 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
   const { REAP_BATCH_TARGET_MS } = await import('../batch-sizer.js');
   const threshold = formatDuration(thresholdMs);
   const connections = o.apply ? (o.connections ?? 1) : 1;
+  // Nothing needs the whole plan before the first write — no --max cap (0) and nobody to ask
+  // (--yes, or no TTY: see ctx.confirm) — so the batches start while the plan is still streaming,
+  // on a read-only session of its own: the plan's time is no longer added to the batches'.
+  const pipelined = o.apply && max === 0 && (ctx.globals.yes || !ctx.io.stdin.isTTY || !ctx.io.stderr.isTTY);
   // Each batch's rows live for the batch and are promoted to V8's old generation, which then
   // grows to ~4× its live size between major collections: peak RSS rose with the rows reaped
   // (78 MiB at 10k, 122 MiB at 100k). Read by V8 at each heap resize, so set here, in-process,
   // once pg and pg-copy-streams are loaded: the launcher compiles them from code caches that V8
   // accepts only under the flags they were written with.
   return ctx.withDatabase(async (db) => {
-    await import('pg-copy-streams'); // the plan's COPY needs it: loaded before the flag changes
-    (await import('node:v8')).setFlagsFromString('--optimize-for-size');
-    await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
-    // Further sessions for --connections, opened before anything is planned or locked.
-    const extra = await Promise.all(Array.from({ length: connections - 1 }, () => ctx.openDatabase()));
+    // The plan's own session when the batches can start while it streams (see planLane),
+    // connecting while this one checks the schema. A database short of connections still gets
+    // its reap: without that session the plan is made first.
+    const planSession = pipelined ? ctx.openDatabase().catch(() => undefined) : Promise.resolve(undefined);
+    let extra: Database[] = [];
     try {
-      return await reapOn(db, extra);
+      await import('pg-copy-streams'); // the plan's COPY needs it: loaded before the flag changes
+      (await import('node:v8')).setFlagsFromString('--optimize-for-size');
+      await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
+      // Further sessions for --connections, opened before anything is planned or locked.
+      extra = await Promise.all(Array.from({ length: connections - 1 }, () => ctx.openDatabase()));
+      return await reapOn(db, extra, await planSession);
     } finally {
-      await Promise.all(extra.map((x) => x.close()));
+      const planDb = await planSession;
+      await Promise.all([...extra, ...(planDb ? [planDb] : [])].map((x) => x.close()));
     }
   });
 
-  async function reapOn(db: import('../database.js').Database, extra: import('../database.js').Database[]): Promise<number> {
+  async function reapOn(db: Database, extra: Database[], planDb: Database | undefined): Promise<number> {
     const remedy = reapRemedy(cfg, { thresholdMs, statuses, limit: 0, reason: o.reason, actor: config.actor, audit: config.audit });
     return presentStreamedRemediation<PlannedReap>(
       ctx,
@@ -193,6 +203,7 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
           batchTargetMs: REAP_BATCH_TARGET_MS,
           wait: o.wait,
           lanes: extra.map((x) => databaseHost(x, remedy.table, remedy.schema)),
+          ...(planDb ? { planLane: databaseHost(planDb, remedy.table, remedy.schema) } : {}),
           ...hooks,
         }),
     );

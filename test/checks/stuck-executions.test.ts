@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { freshDatabase, tableChecksum, serverPassword } from '../support/db.js';
 import { cli } from '../support/cli.js';
+import { eventually } from '../support/reliability.js';
 import { Database } from '../../src/database.js';
 import { defaultConfig } from '../../src/config.js';
 import { reapRemedy } from '../../src/checks/stuck-executions.js';
@@ -203,6 +204,93 @@ describe('reap', () => {
     }
   });
 
+  it('the plan streamed on its own session while the batches apply (planLane): exactly the plan is reported, each row re-checked at write time', async () => {
+    const { stuck } = await seed();
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    const planConn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    const worker = new pg.Client({ connectionString: db.url });
+    await worker.connect();
+    try {
+      // The worker is finishing the newest planned row: the last batch waits on it.
+      await worker.query('BEGIN');
+      await worker.query("UPDATE purchase_executions SET status = 'completed' WHERE id = $1", [stuck[2]]);
+      const workerPid = (await worker.query('SELECT pg_backend_pid() AS p')).rows[0].p as number;
+      const reaperPid = (await conn.query<{ p: number }>('SELECT pg_backend_pid() AS p'))[0]!.p;
+      const cfg = defaultConfig();
+      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit, casLockTimeoutMs: 60_000 });
+      const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
+        apply: true,
+        max: 0,
+        batchSize: 1,
+        wait: false,
+        planLane: databaseHost(planConn, remedy.table, remedy.schema),
+        // Never asked: the plan is not whole before the first write.
+        confirm: async () => {
+          throw new Error('confirm asked');
+        },
+      });
+      const run = (async () => {
+        const items = [];
+        for await (const i of report.items) items.push(i);
+        return items;
+      })();
+      await eventually('the last batch waiting on the worker', async () => (await db.client.query('SELECT $1::int = ANY(pg_blocking_pids($2)) AS b', [workerPid, reaperPid])).rows[0].b);
+      // Meanwhile a row becomes stuck that the plan's snapshot (taken before the first batch) does not have.
+      const late = (await db.client.query("INSERT INTO purchase_executions (status, updated_at) VALUES ('running', now() - interval '1 day') RETURNING id::text")).rows[0].id as string;
+      await worker.query('COMMIT');
+      const items = await run;
+      expect(items.map((i) => i.id)).toEqual([stuck[3], stuck[0], stuck[1], stuck[2]]);
+      expect(items.map((i) => i.outcome)).toEqual(['reaped', 'reaped', 'reaped', 'race-lost']);
+      expect(report.summary).toMatchObject({ planned: 4, reaped: 3, 'race-lost': 1, errored: 0, batches: 4 });
+      expect(report.exitCode).toBe(0);
+      expect((await statusOf(late)).status).toBe('running');
+      expect((await statusOf(stuck[2])).status).toBe('completed');
+      // Caps and prompts need the whole plan first: a capped run is refused the streamed plan.
+      await expect(
+        streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, { apply: true, max: 10, batchSize: 1, wait: false, planLane: databaseHost(planConn, remedy.table, remedy.schema) }),
+      ).rejects.toThrow(/--max/);
+    } finally {
+      await worker.query('ROLLBACK').catch(() => {});
+      await worker.end();
+      await conn.close();
+      await planConn.close();
+    }
+  });
+
+  it('a streamed plan that fails before any write fails the run as a whole: nothing changed, the lock released', async () => {
+    await seed();
+    const before = await tableChecksum(db.client, 'purchase_executions');
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    const planConn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    try {
+      // The plan's session is gone before the plan starts.
+      const planPid = (await planConn.query<{ p: number }>('SELECT pg_backend_pid() AS p'))[0]!.p;
+      await db.client.query('SELECT pg_terminate_backend($1)', [planPid]);
+      const cfg = defaultConfig();
+      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit });
+      const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
+        apply: true,
+        max: 0,
+        batchSize: 1,
+        wait: false,
+        planLane: databaseHost(planConn, remedy.table, remedy.schema),
+      });
+      const items: unknown[] = [];
+      await expect(
+        (async () => {
+          for await (const i of report.items) items.push(i);
+        })(),
+      ).rejects.toMatchObject({ exitCode: 3 });
+      expect(items).toEqual([]);
+      expect(await tableChecksum(db.client, 'purchase_executions')).toBe(before);
+      const { acquireTableLock } = await import('../../src/advisory-lock.js');
+      await (await acquireTableLock(conn, 'purchase_executions', null, { wait: false })).release();
+    } finally {
+      await conn.close();
+      await planConn.close().catch(() => {});
+    }
+  });
+
   it('the streamed engine, not confirmed: every planned row reported cancelled, nothing written', async () => {
     await seed();
     const before = await tableChecksum(db.client, 'purchase_executions');
@@ -284,6 +372,70 @@ describe('reap', () => {
       await holder.end();
     }
     expect((await statusOf(stuck[0])).status).toBe('approved');
+  });
+
+  it('a batch waits (bounded) on rows a live worker holds: the worker\'s committed change wins (race-lost), a row it only locked is reaped', async () => {
+    const { stuck } = await seed();
+    const worker = new pg.Client({ connectionString: db.url });
+    await worker.connect();
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    try {
+      await worker.query('BEGIN');
+      await worker.query("UPDATE purchase_executions SET status = 'completed' WHERE id = $1", [stuck[0]]);
+      await worker.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [stuck[1]]);
+      const workerPid = (await worker.query('SELECT pg_backend_pid() AS p')).rows[0].p as number;
+      const reaperPid = (await conn.query<{ p: number }>('SELECT pg_backend_pid() AS p'))[0]!.p;
+      const cfg = defaultConfig();
+      // A wait far longer than the test needs: the worker commits once the batch is seen waiting.
+      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit, casLockTimeoutMs: 60_000 });
+      const run = (async () => {
+        const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, { apply: true, max: 0, batchSize: 500, wait: false });
+        const items = [];
+        for await (const i of report.items) items.push(i);
+        return { report, items };
+      })();
+      await eventually('the batch waiting on the worker', async () => (await db.client.query('SELECT $1::int = ANY(pg_blocking_pids($2)) AS b', [workerPid, reaperPid])).rows[0].b);
+      await worker.query('COMMIT');
+      const { report, items } = await run;
+      const byId = Object.fromEntries(items.map((i) => [i.id, i]));
+      expect(byId[stuck[0]]).toMatchObject({ outcome: 'race-lost', outcomeClass: 'lost', detail: 'changed since the plan (now completed): the worker wins' });
+      for (const id of stuck.slice(1)) expect(byId[id]).toMatchObject({ outcome: 'reaped', outcomeClass: 'applied' });
+      expect(report.summary).toMatchObject({ planned: 4, reaped: 3, 'race-lost': 1, 'skipped-locked': 0, errored: 0, batches: 1 });
+      expect((await statusOf(stuck[0])).status).toBe('completed');
+      expect((await statusOf(stuck[1])).status).toBe('failed');
+      // The short wait was for that statement only: the session has its configured lock_timeout back.
+      expect((await conn.query<{ lock_timeout: string }>('SHOW lock_timeout'))[0]!.lock_timeout).toBe('5s');
+    } finally {
+      await worker.query('ROLLBACK').catch(() => {});
+      await worker.end();
+      await conn.close();
+    }
+  });
+
+  it('a row still held past the wait: the batch is re-run skipping it, with the same classification as before (skipped-locked), the rest reaped', async () => {
+    const { stuck } = await seed();
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [stuck[2]]);
+      const cfg = defaultConfig();
+      // The default wait (CAS_LOCK_TIMEOUT_MS): the holder never lets go during the run.
+      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit });
+      const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, { apply: true, max: 0, batchSize: 500, wait: false });
+      const items = [];
+      for await (const i of report.items) items.push(i);
+      expect(items.find((i) => i.id === stuck[2])).toMatchObject({ outcome: 'skipped-locked', outcomeClass: 'skipped', detail: 'locked by another transaction; left alone' });
+      expect(report.summary).toMatchObject({ planned: 4, reaped: 3, 'race-lost': 0, 'skipped-locked': 1, errored: 0, batches: 1 });
+      expect(report.exitCode).toBe(0);
+      expect((await conn.query<{ lock_timeout: string }>('SHOW lock_timeout'))[0]!.lock_timeout).toBe('5s');
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+      await conn.close();
+    }
+    expect((await statusOf(stuck[2])).status).toBe('running');
   });
 
   it('two --apply runs started together reap each row exactly once', async () => {
