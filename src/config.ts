@@ -18,7 +18,7 @@ const duration = lazy(() =>
     try {
       parseDuration(v, 'value');
     } catch (e) {
-      ctx.addIssue({ code: 'custom', message: (e as Error).message.replace(/^value /, '') });
+      ctx.addIssue({ code: 'custom', message: (e as Error).message.replace(/^value /, '').replace(/\.$/, '') }); // the sentence's full stop is added once, by validateConfig
     }
   }),
 );

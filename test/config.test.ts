@@ -131,16 +131,16 @@ describe('config validation by layer', () => {
     const d = dir();
     const f = write(d, 'c.json', { database: { statementTimeout: 'soon' }, executions: { threshold: '20m' } });
     const e = loadError(() => loadConfig({ env: { OPSCTL_STATEMENT_TIMEOUT: '5s' }, cwd: d, configPath: f, overrides: { database: { statementTimeout: '6s' } } }));
-    expect(e.message).toBe(`${f}: database.statementTimeout: "soon" is not a duration: use a number with a unit, like 90s, 10m, 2h30m or 1d..`);
+    expect(e.message).toBe(`${f}: database.statementTimeout: "soon" is not a duration: use a number with a unit, like 90s, 10m, 2h30m or 1d.`);
   });
 
   it('names the layer at fault, with the count of problems the whole config has', async () => {
     const d = dir();
     const th = await thresholds();
     let e = loadError(() => loadConfig({ env: { OPSCTL_LOCK_TIMEOUT: 'later' }, cwd: d, checkThresholds: th }));
-    expect(e.message).toBe('environment: database.lockTimeout: "later" is not a duration: use a number with a unit, like 90s, 10m, 2h30m or 1d..');
+    expect(e.message).toBe('environment: database.lockTimeout: "later" is not a duration: use a number with a unit, like 90s, 10m, 2h30m or 1d.');
     e = loadError(() => loadConfig({ env: {}, cwd: d, overrides: { executions: { batchSize: 'many', threshold: 'x' }, workers: { stale: 3 } }, checkThresholds: th }));
-    expect(e.message).toBe('command line: executions.threshold: "x" is not a duration: use a number with a unit, like 90s, 10m, 2h30m or 1d. (and 2 more problem(s)).');
+    expect(e.message).toBe('command line: executions.threshold: "x" is not a duration: use a number with a unit, like 90s, 10m, 2h30m or 1d (and 2 more problem(s)).');
     e = loadError(() => loadConfig({ env: {}, cwd: d, configPath: write(d, 't.json', { check: { thresholds: { nosuch: 2 } } }), checkThresholds: th }));
     expect(e.message).toMatch(/t\.json: check\.thresholds\.nosuch: unknown key/);
     e = loadError(() => loadConfig({ env: {}, cwd: d, configPath: write(d, 'k.json', { executionz: {} }), checkThresholds: th }));
