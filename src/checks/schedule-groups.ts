@@ -1,5 +1,5 @@
 import type { ScheduleGroupsConfig } from '../config.js';
-import { type SchedulerApi, translateAwsError } from '../aws.js';
+import { type SchedulerApi, tierUpLater, translateAwsError } from '../aws.js';
 import { createAdaptiveLimiter, createLimiter } from '../concurrency.js';
 import { parseDuration } from '../durations.js';
 import { usageError } from '../errors.js';
@@ -101,6 +101,15 @@ export async function findNamedGroups(api: SchedulerApi, cfg: ScheduleGroupsConf
 }
 
 export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, opts: FindOptions): Promise<GroupRecord[]> {
+  const restoreTierUp = tierUpLater(); // see aws.ts: the same SDK code, call after call, for a second or two
+  try {
+    return await listAndRead(api, cfg, opts);
+  } finally {
+    restoreTierUp();
+  }
+}
+
+async function listAndRead(api: SchedulerApi, cfg: ScheduleGroupsConfig, opts: FindOptions): Promise<GroupRecord[]> {
   const reading = reader(api);
   const deletingThresholdMs = parseDuration(cfg.deletingThreshold, 'scheduleGroups.deletingThreshold'); // a bad value fails before any call
   // `known`: tags already read in bulk (tagSource "tagging-api"); otherwise one ListTagsForResource.
