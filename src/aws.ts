@@ -38,6 +38,8 @@ export interface ApiStats {
   onThrottle?: () => void;
   /** Set when the tag reads backed off below their configured concurrency. */
   concurrencyLowest?: number;
+  /** Tag reads answered by a tag-read worker thread (aws/tag-read-pool.ts); not in the JSON summary. */
+  readsByWorker?: number;
 }
 
 /** A Resource Groups Tagging API client with the same settings, sharing the Scheduler client's call accounting. */
@@ -55,6 +57,8 @@ export interface SchedulerApi {
   region: string;
   endpoint: string | null;
   stats: ApiStats;
+  /** The client's settings as plain data (credentials aside): what a tag-read worker's client is built with (aws/tag-read-pool.ts). */
+  workerSettings: Record<string, unknown>;
   /** The Tagging API client, created (and its SDK loaded) on first use only: `scheduleGroups.tagSource: "tagging-api"`. */
   tagging(): Promise<TaggingApi>;
 }
@@ -241,7 +245,9 @@ export async function createSchedulerApi(access: SchedulerAccess): Promise<Sched
       countCalls(tclient as unknown as StatsMiddlewareTarget, stats);
       return { client: tclient, sdk: tsdk, region, endpoint: taggingEndpoint };
     })());
-  return { client, sdk, region, endpoint, stats, tagging: taggingApi };
+  const workerSettings = { ...clientSettings, requestHandler: { ...clientSettings.requestHandler }, ...(endpoint ? { endpoint } : {}) };
+  delete (workerSettings as { credentials?: unknown }).credentials; // the worker asks this client's provider
+  return { client, sdk, region, endpoint, stats, workerSettings, tagging: taggingApi };
 }
 
 type AnyError = { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
