@@ -157,7 +157,7 @@ export function schedulerAccess(env: NodeJS.ProcessEnv, flags: AwsFlags, config:
 }
 
 // V8 considers a function for TurboFan after it has run this much bytecode (Node 20's default).
-const DEFAULT_INTERRUPT_BUDGET = 67584;
+export const DEFAULT_INTERRUPT_BUDGET = 67584;
 let laterTierUps = 0;
 let interruptBudget = DEFAULT_INTERRUPT_BUDGET;
 const setInterruptBudget = (budget: number) => {

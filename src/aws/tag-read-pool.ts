@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import type { SchedulerApi } from '../aws.js';
+import { currentInterruptBudget, DEFAULT_INTERRUPT_BUDGET, type SchedulerApi } from '../aws.js';
 import { tagReadWorkerMain, type FromWorker, type TagReadWorkerData, type ToWorker, type WireError } from './tag-read-worker.js';
 
 /**
@@ -60,7 +60,7 @@ export async function startTagReadPool(api: SchedulerApi, opts: { cores?: number
   const source = sdkSource();
   if (!source) return null;
   const { Worker } = await import('node:worker_threads');
-  const data: TagReadWorkerData = { settings: api.workerSettings, ...source, debugCodeCache: Boolean(process.env.OPSCTL_DEBUG_CODE_CACHE) };
+  const data: TagReadWorkerData = { settings: api.workerSettings, ...source, debugCodeCache: Boolean(process.env.OPSCTL_DEBUG_CODE_CACHE), interruptBudget: { now: currentInterruptBudget(), default: DEFAULT_INTERRUPT_BUDGET } };
   let worker: Worker;
   try {
     worker = new Worker(`(${tagReadWorkerMain.toString()})(require)`, { eval: true, workerData: data, stdout: false, stderr: false });

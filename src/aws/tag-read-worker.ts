@@ -14,6 +14,8 @@ export interface TagReadWorkerData {
   vendorFile: string | null;
   sdkPath: string | null;
   debugCodeCache: boolean;
+  /** V8's interrupt budget now (raised during a listing: src/aws.ts tierUpLater) and its default, under which the cache was written. */
+  interruptBudget: { now: number; default: number };
 }
 
 /** Main → worker. */
@@ -65,8 +67,10 @@ export function tagReadWorkerMain(req: NodeJS.Require): void {
     }
     // Process-wide flags: the main thread runs with growth 2 (src/aws.ts) and gets it back at once.
     v8.setFlagsFromString('--semi-space-growth-factor=1');
+    v8.setFlagsFromString(`--interrupt-budget=${data.interruptBudget.default}`);
     const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __opsctlDynamicImport) {${source}\n})`, { filename: file, cachedData });
     v8.setFlagsFromString('--semi-space-growth-factor=2');
+    v8.setFlagsFromString(`--interrupt-budget=${data.interruptBudget.now}`);
     if (data.debugCodeCache) {
       if (cachedData !== undefined) state = script.cachedDataRejected ? 'rejected by V8' : 'used';
       process.stderr.write(`opsctl: code cache ${state} (@aws-sdk/client-scheduler, tag-read worker)\n`);
