@@ -512,11 +512,30 @@ export async function benchScheduleGroups(ctx) {
         return undefined;
       }
     };
+    // Where the CPU goes, per run: the client's (user + system, every thread, from /usr/bin/time,
+    // with its peak RSS) and the emulator's (this process, which does little else meanwhile). Both
+    // run on the same cores: on a 2-core machine the emulator's CPU is not free, AWS's would be.
+    const timeBin = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
+    const cpu = {};
     const measure = (key, args, count) => async (i) => {
       const out = join(workDir, `sg-${key}.json`);
+      const usageFile = join(workDir, `sg-${key}.usage`);
       emu.resetCallCounts();
-      const r = await timeAsync(NODE, args, { env, stdoutFile: out, cwd: workDir });
+      const cpu0 = process.cpuUsage();
+      const r = timeBin
+        ? await timeAsync(timeBin, ['-f', '%U %S %M', '-o', usageFile, NODE, ...args], { env, stdoutFile: out, cwd: workDir })
+        : await timeAsync(NODE, args, { env, stdoutFile: out, cwd: workDir });
+      const emuCpu = process.cpuUsage(cpu0);
       check(r.status === 0, `${key} exited ${r.status}: ${r.stderr.slice(0, 2000)}`);
+      if (i >= 0) {
+        const c = (cpu[key] ??= { clientCpuMs: [], emulatorCpuMs: [], peakRssMiB: [] });
+        c.emulatorCpuMs.push(Math.round((emuCpu.user + emuCpu.system) / 1000));
+        if (timeBin) {
+          const [user, sys, rssKiB] = readFileSync(usageFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+          c.clientCpuMs.push(Math.round((user + sys) * 1000));
+          c.peakRssMiB.push(Math.round(rssKiB / 1024));
+        }
+      }
       const c = emu.callCounts();
       const text = readFileSync(out, 'utf8');
       const seen = count(text);
@@ -553,6 +572,14 @@ export async function benchScheduleGroups(ctx) {
       throttled: calls[c.key][0]?.throttled ?? 0,
     }));
     log(`schedule groups measured in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const medianOf = (a) => (a.length ? summarize(a).median : null);
+    const cpuPerRun = Object.fromEntries(
+      Object.entries(cpu).map(([key, c]) => [
+        key,
+        { clientCpuMs: medianOf(c.clientCpuMs), emulatorCpuMs: medianOf(c.emulatorCpuMs), peakRssMiB: medianOf(c.peakRssMiB), calls: calls[key][0]?.total ?? null },
+      ]),
+    );
+    for (const [key, c] of Object.entries(cpuPerRun)) log(`  ${key}: client CPU ${c.clientCpuMs} ms, emulator CPU ${c.emulatorCpuMs} ms, peak RSS ${c.peakRssMiB} MiB (medians), ${c.calls} calls`);
     return [
       row({
         id: 'schedule-groups',
@@ -562,7 +589,7 @@ export async function benchScheduleGroups(ctx) {
         opsctl: { label: 'opsctl schedule-groups -o json (tagSource per-group, default concurrency 32)', samples: samples.opsctl },
         direction: 'speedup',
         target: 15,
-        notes: { groups: total, neverTagged, latencyMs, concurrencySweep, apiCalls: { baseline: calls.baseline[0], opsctl: calls.opsctl[0] }, apiCallsPerRun: { baseline: calls.baseline, opsctl: calls.opsctl } },
+        notes: { groups: total, neverTagged, latencyMs, concurrencySweep, cpuPerRun, apiCalls: { baseline: calls.baseline[0], opsctl: calls.opsctl[0] }, apiCallsPerRun: { baseline: calls.baseline, opsctl: calls.opsctl } },
       }),
       row({
         id: 'schedule-groups-tagging-api',

@@ -44,7 +44,7 @@ export async function paginate<Item>(
   api: SchedulerApi,
   operation: string,
   fetch: (token: string | undefined) => Promise<{ items: Item[]; next: string | undefined }>,
-  opts: { key: (item: Item) => string; onPage?: (page: Item[]) => void; onWarning?: OnWarning },
+  opts: { key: (item: Item) => string; onPage?: (page: Item[], more: boolean) => void; onWarning?: OnWarning },
 ): Promise<Item[]> {
   const out: Item[] = [];
   const seen = new Set<string>();
@@ -77,14 +77,14 @@ export async function paginate<Item>(
       return true;
     });
     out.push(...fresh);
-    if (fresh.length) opts.onPage?.(fresh);
     token = got.next || undefined; // the Tagging API's last page answers ''
+    if (fresh.length) opts.onPage?.(fresh, token !== undefined);
     if (!token) return out;
   }
 }
 
-/** Every group, page by page (100 a page: the API's maximum, fewest calls); `onPage` sees each page as it arrives. */
-export function listAllGroups(api: SchedulerApi, prefix?: string, onPage?: (page: ListedGroup[]) => void, onWarning?: OnWarning): Promise<ListedGroup[]> {
+/** Every group, page by page (100 a page: the API's maximum, fewest calls); `onPage` sees each page as it arrives, and whether more are to come. */
+export function listAllGroups(api: SchedulerApi, prefix?: string, onPage?: (page: ListedGroup[], more: boolean) => void, onWarning?: OnWarning): Promise<ListedGroup[]> {
   return paginate<ListedGroup>(
     api,
     'ListScheduleGroups',
@@ -107,9 +107,14 @@ export async function getGroup(api: SchedulerApi, name: string): Promise<ListedG
   }
 }
 
-export async function readTags(api: SchedulerApi, arn: string): Promise<Tags | null> {
+/** A group's tags; null when it does not exist. `send` makes the call elsewhere (a tag-read worker) with the same outcome. */
+export async function readTags(
+  api: SchedulerApi,
+  arn: string,
+  send: (arn: string) => Promise<{ Tags?: Array<{ Key?: string; Value?: string }> }> = (a) => api.client.send(new api.sdk.ListTagsForResourceCommand({ ResourceArn: a })),
+): Promise<Tags | null> {
   try {
-    const out = await call(api, 'ListTagsForResource', () => api.client.send(new api.sdk.ListTagsForResourceCommand({ ResourceArn: arn })));
+    const out = await call(api, 'ListTagsForResource', () => send(arn));
     return toTags(out.Tags);
   } catch (e) {
     if (isNotFound(e)) return null;

@@ -1,8 +1,9 @@
 import type { ScheduleGroupsConfig } from '../config.js';
-import { type SchedulerApi, translateAwsError } from '../aws.js';
+import { type SchedulerApi, tierUpLater, translateAwsError } from '../aws.js';
 import { createAdaptiveLimiter, createLimiter } from '../concurrency.js';
 import { parseDuration } from '../durations.js';
 import { usageError } from '../errors.js';
+import { startTagReadPool, WORKER_MIN_GROUPS, type TagReadPool } from '../aws/tag-read-pool.js';
 import { countSchedules, getGroup, listAllGroups, readTags, readTagsInBulk, type ListedGroup, type OnWarning } from '../aws/scheduler-gateway.js';
 import { classify, isIgnored, reconcileChanges, type GroupClass, type Ownership, type TagChange, type Tags } from './tag-diff.js';
 
@@ -35,6 +36,8 @@ export interface FindOptions {
   nowMs: number;
   /** Told when a listing had to be restarted (a page token died). */
   onWarning?: OnWarning;
+  /** Groups listed before tag reads are shared with a worker thread (default WORKER_MIN_GROUPS; Infinity: never). */
+  workerMinGroups?: number;
 }
 
 export const GROUP_NAME = /^[0-9a-zA-Z\-_.]{1,64}$/;
@@ -101,13 +104,36 @@ export async function findNamedGroups(api: SchedulerApi, cfg: ScheduleGroupsConf
 }
 
 export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, opts: FindOptions): Promise<GroupRecord[]> {
+  const restoreTierUp = tierUpLater(); // see aws.ts: the same SDK code, call after call, for a second or two
+  try {
+    return await listAndRead(api, cfg, opts);
+  } finally {
+    restoreTierUp();
+  }
+}
+
+async function listAndRead(api: SchedulerApi, cfg: ScheduleGroupsConfig, opts: FindOptions): Promise<GroupRecord[]> {
   const reading = reader(api);
   const deletingThresholdMs = parseDuration(cfg.deletingThreshold, 'scheduleGroups.deletingThreshold'); // a bad value fails before any call
   // `known`: tags already read in bulk (tagSource "tagging-api"); otherwise one ListTagsForResource.
+  // Above WORKER_MIN_GROUPS a worker thread takes its share of the tag reads (aws/tag-read-pool.ts):
+  // each read goes to whichever side has fewer in flight, so a side short of CPU gets fewer.
+  let pool: TagReadPool | null = null;
+  let poolStarting: Promise<TagReadPool | null> | null = null;
+  let localInFlight = 0;
+  const tagsOf = async (arn: string): Promise<Tags | null> => {
+    if (pool?.ready && pool.inFlight <= localInFlight) return readTags(api, arn, pool.send);
+    localInFlight += 1;
+    try {
+      return await readTags(api, arn);
+    } finally {
+      localInFlight -= 1;
+    }
+  };
   const readGroup = async (g: ListedGroup, known?: Tags): Promise<GroupRecord | null> => {
     const name = g.Name ?? '';
     if (isIgnored(cfg, name)) return ignoredRecord(g);
-    const tags = known ?? (await reading('ListTagsForResource', () => readTags(api, g.Arn ?? '')));
+    const tags = known ?? (await reading('ListTagsForResource', () => tagsOf(g.Arn ?? '')));
     if (tags === null) return null; // deleted between the listing and the tag read
     const rec = toRecord(cfg, g, tags, opts.nowMs, deletingThresholdMs);
     if (opts.withSchedules) rec.schedules = await reading('ListSchedules', () => countSchedules(api, name, opts.onWarning));
@@ -136,8 +162,12 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
   const pending: Array<Promise<GroupRecord | null>> = [];
   try {
     await reading('ListScheduleGroups', () =>
-      listAllGroups(api, opts.prefix, (page) => {
+      listAllGroups(api, opts.prefix, (page, more) => {
         listed.push(...page);
+        if (!bulk && !poolStarting && more && listed.length >= (opts.workerMinGroups ?? WORKER_MIN_GROUPS)) {
+          poolStarting = startTagReadPool(api).then((p) => (pool = p));
+          poolStarting.catch(() => {}); // a worker that cannot start leaves every read here
+        }
         for (const g of page) {
           const read = bulk ? fromBulk(g) : limit(() => readGroup(g));
           // Handled at once: a read may fail while later pages are still being listed (awaited below).
@@ -150,6 +180,8 @@ export async function findGroups(api: SchedulerApi, cfg: ScheduleGroupsConfig, o
     // Never leave reads running (or their rejections unhandled) behind a failed listing.
     await Promise.allSettled(pending);
     if (bulk) await Promise.allSettled([bulk]);
+    // Assigned in the page callback, which TypeScript's narrowing does not see.
+    await (await (poolStarting as Promise<TagReadPool | null> | null)?.catch(() => null))?.close();
     api.stats.onThrottle = previousOnThrottle;
   }
   if (bulk) await bulk; // a failed bulk read fails the listing with its own sentence
