@@ -374,6 +374,16 @@ describe('reap', () => {
     expect((await statusOf(stuck[0])).status).toBe('approved');
   });
 
+  /** A streamed reap --apply of the default config on `conn`, its report and every item read out. */
+  const streamedReap = async (conn: Database, casLockTimeoutMs?: number) => {
+    const cfg = defaultConfig();
+    const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit, casLockTimeoutMs });
+    const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, { apply: true, max: 0, batchSize: 500, wait: false });
+    const items = [];
+    for await (const i of report.items) items.push(i);
+    return { report, items };
+  };
+
   it('a batch waits (bounded) on rows a live worker holds: the worker\'s committed change wins (race-lost), a row it only locked is reaped', async () => {
     const { stuck } = await seed();
     const worker = new pg.Client({ connectionString: db.url });
@@ -385,15 +395,8 @@ describe('reap', () => {
       await worker.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [stuck[1]]);
       const workerPid = (await worker.query('SELECT pg_backend_pid() AS p')).rows[0].p as number;
       const reaperPid = (await conn.query<{ p: number }>('SELECT pg_backend_pid() AS p'))[0]!.p;
-      const cfg = defaultConfig();
       // A wait far longer than the test needs: the worker commits once the batch is seen waiting.
-      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit, casLockTimeoutMs: 60_000 });
-      const run = (async () => {
-        const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, { apply: true, max: 0, batchSize: 500, wait: false });
-        const items = [];
-        for await (const i of report.items) items.push(i);
-        return { report, items };
-      })();
+      const run = streamedReap(conn, 60_000);
       await eventually('the batch waiting on the worker', async () => (await db.client.query('SELECT $1::int = ANY(pg_blocking_pids($2)) AS b', [workerPid, reaperPid])).rows[0].b);
       await worker.query('COMMIT');
       const { report, items } = await run;
@@ -420,12 +423,8 @@ describe('reap', () => {
     try {
       await holder.query('BEGIN');
       await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [stuck[2]]);
-      const cfg = defaultConfig();
       // The default wait (CAS_LOCK_TIMEOUT_MS): the holder never lets go during the run.
-      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit });
-      const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, { apply: true, max: 0, batchSize: 500, wait: false });
-      const items = [];
-      for await (const i of report.items) items.push(i);
+      const { report, items } = await streamedReap(conn);
       expect(items.find((i) => i.id === stuck[2])).toMatchObject({ outcome: 'skipped-locked', outcomeClass: 'skipped', detail: 'locked by another transaction; left alone' });
       expect(report.summary).toMatchObject({ planned: 4, reaped: 3, 'race-lost': 0, 'skipped-locked': 1, errored: 0, batches: 1 });
       expect(report.exitCode).toBe(0);
