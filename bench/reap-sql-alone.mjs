@@ -17,12 +17,7 @@ const threshold = 10 * 86400; // 10d: a tenth of the table
 const pgs = await startPostgres();
 try {
   await seedSized(pgs, 'sized', rows);
-  let n = 0;
-  const onCopy = async (fn) => {
-    const db = `sql_alone_${++n}`;
-    await pgs.sql('postgres', `CREATE DATABASE ${db} TEMPLATE sized STRATEGY FILE_COPY`);
-    try { return await fn(db); } finally { await pgs.sql('postgres', `DROP DATABASE ${db}`); }
-  };
+  const onCopy = (fn) => pgs.onCopy('sized', fn);
   const stuck = `status IN ('approved','running') AND updated_at < now() - make_interval(secs => ${threshold})`;
   const bulk = () => onCopy((db) => pgs.withClient(db, async (c) => {
     const t0 = performance.now();

@@ -312,12 +312,9 @@ export async function benchReap(ctx) {
   check(existsSync('/usr/bin/time'), 'reap: /usr/bin/time (GNU time) is missing: apt-get install time');
   await ensureSizedData(ctx);
   const reason = `'reaped after ' || $T$ || ' in ' || status || ' state — executor did not complete'`;
-  let copyNo = 0;
-  // A fresh identical copy for every run: reap changes the data.
-  const withCopy = async (z, fn) => {
-    const db = `reap_copy_${++copyNo}`;
-    await pg.sql('postgres', `CREATE DATABASE ${db} TEMPLATE sized STRATEGY FILE_COPY`);
-    try {
+  // A fresh identical copy for every run (reap changes the data), checked after the run.
+  const withCopy = (z, fn) =>
+    pg.onCopy('sized', async (db) => {
       const out = await fn(db);
       const [{ left, failed }] = await pg.sql(
         db,
@@ -326,10 +323,7 @@ export async function benchReap(ctx) {
       );
       check(left === 0 && failed === z.rows, `after the run ${left} rows are still stuck and ${failed} were reaped (expected 0 and ${z.rows})`);
       return out;
-    } finally {
-      await pg.sql('postgres', `DROP DATABASE ${db}`);
-    }
-  };
+    });
   const results = [];
   const longest = [];
   for (const z of sizes(ctx.rows)) {

@@ -30,9 +30,21 @@ export async function startPostgres() {
   }
   const sql = (db, text, params) => withClient(db, async (c) => (await c.query(text, params)).rows);
 
+  // A fresh identical copy of `template` for one run (a remedy changes the data), dropped after.
+  let copies = 0;
+  async function onCopy(template, fn) {
+    const db = `${template}_copy_${++copies}`;
+    await sql('postgres', `CREATE DATABASE ${db} TEMPLATE ${template} STRATEGY FILE_COPY`);
+    try {
+      return await fn(db);
+    } finally {
+      await sql('postgres', `DROP DATABASE ${db}`);
+    }
+  }
+
   const stop = () => server.stop();
   const version = (await sql('postgres', 'SHOW server_version'))[0].server_version;
-  return { url, sql, withClient, stop, port, version, dir };
+  return { url, sql, withClient, onCopy, stop, port, version, dir };
 }
 
 async function referenceSchema() {
