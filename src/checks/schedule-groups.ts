@@ -38,6 +38,8 @@ export interface FindOptions {
   onWarning?: OnWarning;
   /** Groups listed before tag reads are shared with a worker thread (default WORKER_MIN_GROUPS; Infinity: never). */
   workerMinGroups?: number;
+  /** Starts the tag-read worker (default startTagReadPool); a test passes one that waits for it to be ready. */
+  startWorker?: (api: SchedulerApi) => Promise<TagReadPool | null>;
 }
 
 export const GROUP_NAME = /^[0-9a-zA-Z\-_.]{1,64}$/;
@@ -165,7 +167,7 @@ async function listAndRead(api: SchedulerApi, cfg: ScheduleGroupsConfig, opts: F
       listAllGroups(api, opts.prefix, (page, more) => {
         listed.push(...page);
         if (!bulk && !poolStarting && more && listed.length >= (opts.workerMinGroups ?? WORKER_MIN_GROUPS)) {
-          poolStarting = startTagReadPool(api).then((p) => (pool = p));
+          poolStarting = (opts.startWorker ?? startTagReadPool)(api).then((p) => (pool = p));
           poolStarting.catch(() => {}); // a worker that cannot start leaves every read here
         }
         for (const g of page) {

@@ -60,6 +60,8 @@ export interface SchedulerEmulator {
   faults(): FaultView[];
   clearFaults(): void;
   setLatency(ms: number): void;
+  /** Holds every call of `operation` (counted on arrival, answered later) until the returned release is called: lets a test order events without timing. */
+  hold(operation: string): () => void;
   /** Calls per operation name (faulted ones included) since start or the last reset. */
   callCounts(): Record<string, number>;
   resetCallCounts(): void;
@@ -94,6 +96,7 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
   const faults = new FaultInjector(store, now());
   for (const f of opts.faults ?? []) faults.add(f);
   let latencyMs = opts.latencyMs ?? 0;
+  const held = new Map<string, Array<() => void>>();
   let counts: Record<string, number> = {};
   const pendingTimers = new Set<NodeJS.Timeout>();
 
@@ -187,7 +190,11 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
       if (path === ADMIN_PREFIX || path.startsWith(`${ADMIN_PREFIX}/`)) return admin(req.method ?? 'GET', path, rawBody, res);
       const target = req.headers['x-amz-target'];
       const routed = arrive(req.url ?? '/', req.method ?? 'GET', Array.isArray(target) ? target[0] : target);
-      const go = (): void => handle(routed, rawBody, res);
+      const go = (): void => {
+        const queue = held.get(routed.op);
+        if (queue) queue.push(() => handle(routed, rawBody, res));
+        else handle(routed, rawBody, res);
+      };
       // Latency simulates the network before the request reaches the service.
       if (latencyMs <= 0) return go();
       const timer = setTimeout(() => {
@@ -236,6 +243,14 @@ export async function startSchedulerEmulator(opts: EmulatorOptions = {}): Promis
     },
     setLatency(ms) {
       latencyMs = ms;
+    },
+    hold(operation) {
+      const queue: Array<() => void> = [];
+      held.set(operation, queue);
+      return () => {
+        if (held.get(operation) === queue) held.delete(operation);
+        for (const run of queue.splice(0)) run();
+      };
     },
     callCounts() {
       return { ...counts };

@@ -4,7 +4,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createSchedulerApi, type SchedulerApi } from '../../src/aws.js';
 import { readTags } from '../../src/aws/scheduler-gateway.js';
 import { startTagReadPool, type TagReadPool } from '../../src/aws/tag-read-pool.js';
@@ -54,7 +54,16 @@ describe('tag reads through a worker thread', () => {
     expect(api.stats.readsByWorker).toBeUndefined();
     const callsBefore = api.stats.calls;
     emu.resetCallCounts();
-    const shared = await findGroups(api, cfg(), { ...opts, workerMinGroups: 0 });
+    // Tag reads wait until the worker is ready, so it takes part whatever the machine's load.
+    const release = emu.hold('ListTagsForResource');
+    const startWorker = async (a: SchedulerApi) => {
+      pool = await startTagReadPool(a);
+      await vi.waitFor(() => expect(pool?.ready).toBe(true), { timeout: 30_000 });
+      release();
+      return pool;
+    };
+    const shared = await findGroups(api, cfg(), { ...opts, workerMinGroups: 0, startWorker });
+    pool = null; // closed by findGroups
     expect(emu.callCounts()).toEqual(aloneCalls);
     expect(shared).toEqual(alone);
     expect(shared).toHaveLength(252); // 250, `default` and the missing one
