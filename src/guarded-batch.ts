@@ -69,6 +69,14 @@ export interface CasFirst<P extends PlannedItem, R, C> extends GuardedBatch<P, R
 }
 
 /**
+ * Sessions whose lock_timeout casThenClassify has lowered and left lowered for their next batch:
+ * setting it and resetting it around every batch cost two round trips a batch, and each waited
+ * on the event loop, busy writing out the previous batch (15–40 ms a batch at 100k rows).
+ * endCas puts the session's own value back.
+ */
+const lowered = new WeakSet<Database>();
+
+/**
  * CAS-first: the compare-and-set alone, waiting at most CAS_LOCK_TIMEOUT_MS on a row lock (never
  * longer than the session's own lock_timeout), then classified: changed → applied; still there
  * → lost (it changed since the plan); gone → lost.
@@ -77,28 +85,35 @@ export interface CasFirst<P extends PlannedItem, R, C> extends GuardedBatch<P, R
  * the batch is re-run by lockThenClassify under the session's own lock_timeout: a row a live
  * worker still holds is skipped, as it always was. Only outside a transaction block: the
  * timeout would otherwise abort the whole transaction.
+ * The lowered lock_timeout stays on the session for the next batch (see `lowered`): call endCas
+ * after the last one (Remedy.finish).
  */
 export async function casThenClassify<P extends PlannedItem, R, C>(tx: Database, batch: P[], g: CasFirst<P, R, C>): Promise<ItemOutcome[]> {
   const ids = batch.map((b) => b.id);
-  // Session-level, for this statement only (RESET brings back the configured database.lockTimeout),
-  // and never longer than that one (0 there: no limit).
-  await tx.queryRaw(
-    `SELECT set_config('lock_timeout', CASE WHEN c <> '0' AND c::interval < $1::text::interval THEN c ELSE $1::text END, false) FROM current_setting('lock_timeout') c`,
-    [`${g.lockTimeoutMs ?? CAS_LOCK_TIMEOUT_MS}ms`],
-  );
+  if (!lowered.has(tx)) {
+    // Session-level (the statement is its own transaction), and never longer than the
+    // configured database.lockTimeout (0 there: no limit).
+    await tx.queryRaw(
+      `SELECT set_config('lock_timeout', CASE WHEN c <> '0' AND c::interval < $1::text::interval THEN c ELSE $1::text END, false) FROM current_setting('lock_timeout') c`,
+      [`${g.lockTimeoutMs ?? CAS_LOCK_TIMEOUT_MS}ms`],
+    );
+    lowered.add(tx);
+  }
   let changed: Map<string, C> | null = null;
   try {
     changed = await g.cas(tx, ids);
   } catch (e) {
-    if ((e as { code?: string })?.code !== '55P03') {
-      await tx.queryRaw('RESET lock_timeout').catch(() => {});
-      throw e;
-    }
+    // Any other error: the session stays lowered for what follows (the rows one by one, or the end).
+    if ((e as { code?: string })?.code !== '55P03') throw e;
   }
-  await tx.queryRaw('RESET lock_timeout');
-  if (!changed) return lockThenClassify(tx, batch, g);
+  if (!changed) {
+    await endCas(tx);
+    return lockThenClassify(tx, batch, g);
+  }
   const done = changed;
   const rest = ids.filter((id) => !done.has(id));
+  // Why the others were left alone, read under the session's own lock_timeout, as it always was.
+  if (rest.length) await endCas(tx);
   const now = rest.length ? await g.current(tx, rest) : new Map<string, R>();
   return batch.map((b): ItemOutcome => {
     if (done.has(b.id)) return { id: b.id, outcome: 'applied', ...g.applied(b, done.get(b.id) as C, undefined) };
@@ -106,4 +121,11 @@ export async function casThenClassify<P extends PlannedItem, R, C>(tx: Database,
     if (row !== undefined) return { id: b.id, outcome: 'lost', detail: g.lost(b, row) };
     return { id: b.id, outcome: 'lost', detail: g.gone };
   });
+}
+
+/** The session's own lock_timeout back after casThenClassify lowered it (nothing to do otherwise). */
+export async function endCas(tx: Database): Promise<void> {
+  if (!lowered.has(tx)) return;
+  lowered.delete(tx);
+  await tx.queryRaw('RESET lock_timeout');
 }

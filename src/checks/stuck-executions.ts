@@ -1,7 +1,7 @@
 import type { Database } from '../database.js';
 import type { Config, ExecutionsConfig } from '../config.js';
 import type { Remedy } from '../remediation.js';
-import { casThenClassify, lockThenClassify, type CasFirst } from '../guarded-batch.js';
+import { casThenClassify, endCas, lockThenClassify, type CasFirst } from '../guarded-batch.js';
 import { formatDuration } from '../durations.js';
 import { qualifiedName, quoteIdent } from '../identifiers.js';
 
@@ -235,6 +235,7 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
     // The compare-and-set is one statement (whichever way, see applyBatch; the others only read
     // or set the session's lock_timeout).
     oneStatement: true,
+    finish: endCas,
     async plan(db, limit) {
       const rows = await findStuck(db, cfg, { ...opts, limit });
       return rows.map((r) => ({ ...r, reason: reasonFor(r.status) }));

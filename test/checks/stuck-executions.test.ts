@@ -437,6 +437,81 @@ describe('reap', () => {
     expect((await statusOf(stuck[2])).status).toBe('running');
   });
 
+  /** 50 stuck rows, one a minute older than the next: their plan order is their age. */
+  const seedFifty = async () => {
+    await db.client.query('TRUNCATE purchase_executions');
+    const rows = await db.client.query(
+      "INSERT INTO purchase_executions (status, updated_at) SELECT (ARRAY['approved','running'])[1 + i % 2], now() - interval '1 hour' - make_interval(mins => i) FROM generate_series(1, 50) i RETURNING id::text, updated_at",
+    );
+    return rows.rows.sort((a, b) => a.updated_at - b.updated_at).map((r) => r.id as string);
+  };
+
+  it('the short CAS lock_timeout is set once per session, not around every batch; a fallback runs under the session\'s own and the next batch lowers it again; the run ends on the configured value', async () => {
+    const plan = await seedFifty();
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    // What the reap sends on its session, in order (the real session: only observed).
+    const sent: string[] = [];
+    const queryRaw = conn.queryRaw.bind(conn);
+    conn.queryRaw = ((sql: string, params?: unknown[]) => {
+      sent.push(sql);
+      return queryRaw(sql, params);
+    }) as typeof conn.queryRaw;
+    try {
+      // Held through the run: the 5th of 10 batches cannot compare-and-set it and falls back.
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [plan[22]]);
+      const cfg = defaultConfig();
+      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit });
+      const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, { apply: true, max: 0, batchSize: 5, wait: false });
+      const items = [];
+      for await (const i of report.items) items.push(i);
+      expect(report.summary).toMatchObject({ planned: 50, reaped: 49, 'skipped-locked': 1, batches: 10 });
+      expect(items.map((i) => i.id)).toEqual(plan);
+      expect(items[22]).toMatchObject({ outcome: 'skipped-locked' });
+      const kinds = sent
+        .map((q) => (/set_config\('lock_timeout'/.test(q) ? 'lower' : /^RESET lock_timeout/.test(q) ? 'reset' : /^UPDATE/.test(q) ? 'cas' : /FOR UPDATE SKIP LOCKED/.test(q) ? 'lock' : null))
+        .filter(Boolean);
+      // Batches 1–4 under one lowering; batch 5's CAS times out, its re-run locks under the
+      // configured value; batches 6–10 under a second lowering; the session's own value at the end.
+      expect(kinds).toEqual(['lower', 'cas', 'cas', 'cas', 'cas', 'cas', 'reset', 'lock', 'lower', 'cas', 'cas', 'cas', 'cas', 'cas', 'reset']);
+      expect((await conn.query<{ lock_timeout: string }>('SHOW lock_timeout'))[0]!.lock_timeout).toBe('5s');
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+      await conn.close();
+    }
+  });
+
+  it('batches sized by time, read ahead while the previous one is in flight: every planned row once, in plan order, on one session and on two', async () => {
+    for (const lanes of [0, 1]) {
+      const plan = await seedFifty();
+      const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+      const extra = await Promise.all(Array.from({ length: lanes }, () => Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} })));
+      try {
+        const cfg = defaultConfig();
+        const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit });
+        const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
+          apply: true,
+          max: 0,
+          batchSize: 7,
+          batchTargetMs: 250,
+          wait: false,
+          lanes: extra.map((x) => databaseHost(x, remedy.table, remedy.schema)),
+        });
+        const items = [];
+        for await (const i of report.items) items.push(i);
+        expect(items.map((i) => i.id)).toEqual(plan);
+        expect(items.every((i) => i.outcome === 'reaped')).toBe(true);
+        expect(report.summary).toMatchObject({ planned: 50, reaped: 50, errored: 0 });
+        expect((await db.client.query("SELECT count(*)::int AS n FROM purchase_executions WHERE status = 'failed'")).rows[0].n).toBe(50);
+      } finally {
+        await Promise.all([conn, ...extra].map((x) => x.close()));
+      }
+    }
+  });
+
   it('two --apply runs started together reap each row exactly once', async () => {
     await db.client.query('TRUNCATE purchase_executions');
     await db.client.query(
