@@ -84,16 +84,20 @@ export const toJson = (v: unknown): string => {
 
 /** Collects output into ~64 KiB writes: one write(2) per row costs more than the row itself. */
 class ChunkedWriter {
-  private buf = '';
+  // Pieces joined once per write: `+=` built a rope of them that each write flattened again.
+  private parts: string[] = [];
+  private size = 0;
   constructor(private readonly stream: Writable) {}
   async add(s: string): Promise<void> {
-    this.buf += s;
-    if (this.buf.length >= 65_536) await this.flush();
+    this.parts.push(s);
+    this.size += s.length;
+    if (this.size >= 65_536) await this.flush();
   }
   async flush(): Promise<void> {
-    if (this.buf) {
-      const chunk = this.buf;
-      this.buf = '';
+    if (this.size) {
+      const chunk = this.parts.length === 1 ? (this.parts[0] as string) : this.parts.join('');
+      this.parts = [];
+      this.size = 0;
       await write(this.stream, chunk);
     }
   }
@@ -118,11 +122,6 @@ async function write(stream: Writable, chunk: string | Uint8Array): Promise<void
   }
 }
 
-async function* iterate<T>(items: T[] | AsyncIterable<T>): AsyncGenerator<T> {
-  if (Array.isArray(items)) yield* items;
-  else yield* items;
-}
-
 export function cellText(v: unknown): string {
   if (v === null || v === undefined) return '';
   if (v instanceof Date) return v.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -145,14 +144,14 @@ export async function render<T>(result: CommandResult<T>, format: OutputFormat, 
     // Streamed as it goes, but always one valid JSON object in the end.
     await out.add(`{"command":${toJson(result.command)},"mode":${toJson(result.mode)},"items":[`);
     let first = true;
-    for await (const item of iterate(result.items)) {
+    for await (const item of result.items) {
       await out.add(`${first ? '' : ','}\n${toJson(item)}`);
       first = false;
     }
     await out.add(`${first ? '' : '\n'}],"summary":${toJson(result.summary())}}\n`);
     await out.flush();
   } else if (format === 'ndjson') {
-    for await (const item of iterate(result.items)) await out.add(`${toJson(item)}\n`);
+    for await (const item of result.items) await out.add(`${toJson(item)}\n`);
     await out.add(`${toJson({ type: 'summary', command: result.command, mode: result.mode, summary: result.summary() })}\n`);
     await out.flush();
   } else if (format === 'table') {
@@ -247,7 +246,7 @@ async function renderTable<T>(result: CommandResult<T>, target: OutputTarget): P
   const lines: string[] = [];
   if (result.headline) lines.push(color ? chalk.bold(result.headline) : result.headline);
   const rows: T[] = [];
-  for await (const item of iterate(result.items)) rows.push(item);
+  for await (const item of result.items) rows.push(item);
   if (rows.length === 0) lines.push(result.emptyMessage ?? 'Nothing found.');
   else lines.push(makeTable(result.columns, rows));
   for (const s of result.sections?.() ?? []) {
