@@ -435,7 +435,8 @@ export async function streamRemediation<P extends PlannedItem, C>(
     },
   });
   const item = (p: P, c: ResultClass, o?: ItemOutcome): ReportedItem<P> => {
-    const r = { ...p, outcome: o?.label ?? label(c), outcomeClass: c, ...(o?.detail ? { detail: o.detail } : {}) };
+    const r: ReportedItem<P> = { ...p, outcome: o?.label ?? label(c), outcomeClass: c };
+    if (o?.detail) r.detail = o.detail;
     tally.item(r.outcome, c);
     return r;
   };

@@ -1,4 +1,4 @@
-import type { Database } from '../database.js';
+import { textArrayParam, type Database } from '../database.js';
 import type { Config, ExecutionsConfig } from '../config.js';
 import type { Remedy } from '../remediation.js';
 import { casThenClassify, endCas, lockThenClassify, type CasFirst } from '../guarded-batch.js';
@@ -244,8 +244,10 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
     streamedPlan: {
       ndjson: (db, limit) => copyStuck(db, cfg, { ...opts, limit }).ndjson(),
       parse(line) {
-        const r = JSON.parse(line) as StuckExecution;
-        return { ...r, reason: reasons.get(r.status) ?? reasons.set(r.status, reasonFor(r.status)).get(r.status)! };
+        // The parsed object itself gets its reason (no copy of it per row).
+        const r = JSON.parse(line) as PlannedReap;
+        r.reason = reasons.get(r.status) ?? reasons.set(r.status, reasonFor(r.status)).get(r.status)!;
+        return r;
       },
     },
     async applyBatch(tx, batch) {
@@ -257,7 +259,7 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
       const set = `${n.status} = $2, ${n.error} = replace($3::text, '{status}', t.${n.status}::text),
                       ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}`;
       const recheck = `t.${n.status} = ANY($4::text[]) AND t.${n.updatedAt} < now() - make_interval(secs => $5::float8)`;
-      const params = (ids: string[]) => [ids, cfg.failedStatus, template, opts.statuses, opts.thresholdMs / 1000];
+      const params = (ids: string[]) => [textArrayParam(ids), cfg.failedStatus, template, opts.statuses, opts.thresholdMs / 1000];
       const guard: CasFirst<PlannedReap, string, string> = {
         // One statement per batch: lock what can be locked without waiting, then the
         // compare-and-set on the locked rows.
