@@ -38,6 +38,29 @@ function names(cfg: ExecutionsConfig) {
   };
 }
 
+/**
+ * A reap batch's SQL: the SET and the compare-and-set recheck (only rows still in a stuck status
+ * and still older than the threshold, re-evaluated on the newest row version), and the CAS-first
+ * statement built from them (PostgreSQL 18: the status it replaced is RETURNING's old.*). Rows
+ * are found by key (= ANY of the keys, an index scan): joined to a CTE instead, the planner
+ * hashes it against a scan of the whole table, once per batch (50 ms at 100k rows). Exported for
+ * bench/reap-sql-alone.mjs, which times this very statement without opsctl around it.
+ * $1 keys, $2 the failed status, $3 the reason template ({status} filled in by the server),
+ * $4 the stuck statuses, $5 the threshold in seconds: see reapParams.
+ */
+export function reapStatements(cfg: ExecutionsConfig): { set: string; recheck: string; cas: string } {
+  const n = names(cfg);
+  const set = `${n.status} = $2, ${n.error} = replace($3::text, '{status}', t.${n.status}::text),
+                      ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}`;
+  const recheck = `t.${n.status} = ANY($4::text[]) AND t.${n.updatedAt} < now() - make_interval(secs => $5::float8)`;
+  return { set, recheck, cas: `UPDATE ${n.table} t SET ${set} WHERE t.${n.key} = ANY($1) AND ${recheck} RETURNING t.${n.key}::text AS id, old.${n.status}::text AS status` };
+}
+
+/** The values of reapStatements' $1–$5 for a batch of keys. */
+export function reapParams(cfg: ExecutionsConfig, ids: string[], reasonTemplate: string, q: Pick<StuckQuery, 'statuses' | 'thresholdMs'>): unknown[] {
+  return [textArrayParam(ids), cfg.failedStatus, reasonTemplate, q.statuses, q.thresholdMs / 1000];
+}
+
 /** Fails with a sentence naming the config key when the table or a column is missing. */
 export async function assertExecutionsSchema(db: Database, cfg: ExecutionsConfig): Promise<void> {
   await db.assertColumns('executions', cfg.table, cfg.schema, {
@@ -252,14 +275,8 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
     },
     async applyBatch(tx, batch) {
       const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
-      // The compare-and-set: only rows still in a stuck status and still older than the
-      // threshold (re-evaluated on the newest row version). Rows found by key (= ANY of the
-      // keys, an index scan): joined to a CTE instead, the planner hashes it against a scan of
-      // the whole table, once per batch (50 ms at 100k rows).
-      const set = `${n.status} = $2, ${n.error} = replace($3::text, '{status}', t.${n.status}::text),
-                      ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}`;
-      const recheck = `t.${n.status} = ANY($4::text[]) AND t.${n.updatedAt} < now() - make_interval(secs => $5::float8)`;
-      const params = (ids: string[]) => [textArrayParam(ids), cfg.failedStatus, template, opts.statuses, opts.thresholdMs / 1000];
+      const { set, recheck, cas: casSql } = reapStatements(cfg);
+      const params = (ids: string[]) => reapParams(cfg, ids, template, opts);
       const guard: CasFirst<PlannedReap, string, string> = {
         // One statement per batch: lock what can be locked without waiting, then the
         // compare-and-set on the locked rows.
@@ -280,10 +297,7 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
         // The compare-and-set alone (CAS-first, see casThenClassify): the status it replaced
         // is RETURNING's old.* (PostgreSQL 18).
         async cas(t, ids) {
-          const rows = await t.queryRaw<{ id: string; status: string }>(
-            `UPDATE ${n.table} t SET ${set} WHERE t.${n.key} = ANY($1) AND ${recheck} RETURNING t.${n.key}::text AS id, old.${n.status}::text AS status`,
-            params(ids),
-          );
+          const rows = await t.queryRaw<{ id: string; status: string }>(casSql, params(ids));
           return new Map(rows.map((r) => [r.id, r.status]));
         },
         async current(t, ids) {
