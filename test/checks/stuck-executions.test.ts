@@ -445,12 +445,18 @@ describe('reap', () => {
     );
     return rows.rows.sort((a, b) => a.updated_at - b.updated_at).map((r) => r.id as string);
   };
+  /** A session of opsctl's own on the test database, and the default reap of rows older than 10m. */
+  const session = () => Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+  const defaultReap = () => {
+    const cfg = defaultConfig();
+    return reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit });
+  };
 
   it('the short CAS lock_timeout is set once per session, not around every batch; a fallback runs under the session\'s own and the next batch lowers it again; the run ends on the configured value', async () => {
     const plan = await seedFifty();
     const holder = new pg.Client({ connectionString: db.url });
     await holder.connect();
-    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    const conn = await session();
     // What the reap sends on its session, in order (the real session: only observed).
     const sent: string[] = [];
     const queryRaw = conn.queryRaw.bind(conn);
@@ -462,8 +468,7 @@ describe('reap', () => {
       // Held through the run: the 5th of 10 batches cannot compare-and-set it and falls back.
       await holder.query('BEGIN');
       await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [plan[22]]);
-      const cfg = defaultConfig();
-      const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit });
+      const remedy = defaultReap();
       const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, { apply: true, max: 0, batchSize: 5, wait: false });
       const items = [];
       for await (const i of report.items) items.push(i);
@@ -487,11 +492,10 @@ describe('reap', () => {
   it('batches sized by time, read ahead while the previous one is in flight: every planned row once, in plan order, on one session and on two', async () => {
     for (const lanes of [0, 1]) {
       const plan = await seedFifty();
-      const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
-      const extra = await Promise.all(Array.from({ length: lanes }, () => Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} })));
+      const conn = await session();
+      const extra = await Promise.all(Array.from({ length: lanes }, session));
       try {
-        const cfg = defaultConfig();
-        const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit });
+        const remedy = defaultReap();
         const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
           apply: true,
           max: 0,
