@@ -157,8 +157,13 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
       await import('pg-copy-streams'); // the plan's COPY needs it: loaded before the flag changes
       (await import('node:v8')).setFlagsFromString('--optimize-for-size');
       await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
-      // Further sessions for --connections, opened before anything is planned or locked.
-      extra = await Promise.all(Array.from({ length: connections - 1 }, () => ctx.openDatabase()));
+      // Further sessions for --connections, opened before anything is planned or locked. If one
+      // cannot be opened, those that were are closed too (an open one would also keep the
+      // process from exiting).
+      const opened = await Promise.allSettled(Array.from({ length: connections - 1 }, () => ctx.openDatabase()));
+      extra = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+      const refused = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (refused) throw refused.reason;
       return await reapOn(db, extra, await planSession);
     } finally {
       const planDb = await planSession;

@@ -516,6 +516,27 @@ describe('reap', () => {
     }
   });
 
+  it('--connections N where the database lets in fewer sessions: one sentence, exit 3, nothing written, and the sessions it did open are closed', async () => {
+    const { stuck } = await seed();
+    const role = `conn_lim_${Math.random().toString(36).slice(2, 8)}`;
+    // Room for the first session, the plan's and one more: the fourth of --connections 3 is turned away.
+    await db.client.query(`CREATE ROLE ${role} LOGIN CONNECTION LIMIT 3 PASSWORD '${serverPassword()}'; GRANT SELECT, UPDATE ON purchase_executions TO ${role}`);
+    const u = new URL(db.url);
+    u.username = role;
+    const sessionsOfRole = async () => (await db.client.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1', [role])).rows[0].n as number;
+    try {
+      const r = await cli(['reap', '--older-than', '10m', '--apply', '--yes', '--max', '0', '--connections', '3', '-o', 'json'], { DATABASE_URL: u.toString() });
+      expect(r.code).toBe(3);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^opsctl: .*too many connections for role/);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      for (const id of stuck) expect(['approved', 'running']).toContain((await statusOf(id)).status);
+      await eventually('every session of the run closed', async () => (await sessionsOfRole()) === 0);
+    } finally {
+      await db.client.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+
   it('two --apply runs started together reap each row exactly once', async () => {
     await db.client.query('TRUNCATE purchase_executions');
     await db.client.query(
