@@ -537,7 +537,8 @@ export async function streamRemediation<P extends PlannedItem, C>(
   // Plan items read (and parsed) ahead while a batch is in flight, so that the next batch goes
   // to the database as soon as its lane's last one returns: taken then, ~9,000 lines left the
   // session idle ~30 ms between batches. Ahead by what the lanes' next batches take at the size
-  // the sizer gives now (a batch that grows takes the rest then), so memory stays flat.
+  // the sizer gives now (a batch that grows takes the rest then), so memory stays flat; started
+  // once the previous batch's items are written out (see the loop).
   let ahead: P[] = [];
   let prefetch: Promise<void> | null = null;
   const append = (ps: P[]) => {
@@ -631,7 +632,6 @@ export async function streamRemediation<P extends PlannedItem, C>(
         done += batch.length;
         // The lane's next batch goes to the database before anything else is done with this one.
         await start(lane);
-        readAhead();
         opts.onProgress?.(done, planned());
         const byId = new Map(r.outcomes.map((o) => [o.id, o]));
         if (r.fatal && f) {
@@ -645,6 +645,10 @@ export async function streamRemediation<P extends PlannedItem, C>(
           tally.outcome(o);
           return item(p, o.outcome, o);
         });
+        // Read ahead once this batch's items are out, while the next batch is still on the
+        // server: two batches' rows held at a time instead of three (median peak RSS at 100k
+        // rows 78.5 against 80.5 MiB, 8 alternating runs; time the same).
+        readAhead();
       }
       // Nothing applied (so nothing handed out yet): the run fails as a whole, as runRemediation's does.
       if (fatal && !applied) throw fatal;
