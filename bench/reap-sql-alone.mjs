@@ -8,7 +8,7 @@
 // (2)/(1) is what batching costs the server; (4)/(2) is what opsctl adds around the SQL.
 // Usage: npm run build && node bench/reap-sql-alone.mjs [--rows 1000000] [--batch 8500] [--older-than 10d]
 import { spawnSync } from 'node:child_process';
-import { startPostgres, seedSized } from './lib/postgres.mjs';
+import { startPostgres, seedSized, bulkReapSql } from './lib/postgres.mjs';
 
 const arg = (name, dflt) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };
 const rows = Number(arg('rows', 1_000_000));
@@ -30,7 +30,7 @@ try {
   const stuck = `status IN ('approved','running') AND updated_at < now() - make_interval(secs => ${threshold})`;
   const bulk = () => onCopy((db) => pgs.withClient(db, async (c) => {
     const t0 = performance.now();
-    await c.query(`UPDATE purchase_executions SET status = 'failed', error = 'reaped after ${olderThan} in ' || status || ' state', updated_at = now(), transitioned_at = now() WHERE ${stuck}`);
+    await c.query(bulkReapSql(olderThan, threshold));
     return performance.now() - t0;
   }));
   let reaped = 0;

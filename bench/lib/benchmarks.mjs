@@ -3,7 +3,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, ROOT, check, countLines, fmtInt, lastLine, log, rounds, summarize, timeAsync, timeSync } from './util.mjs';
-import { PSQL, seedSized } from './postgres.mjs';
+import { PSQL, bulkReapSql, seedSized } from './postgres.mjs';
 
 const NODE = process.execPath;
 
@@ -311,7 +311,6 @@ export async function benchReap(ctx) {
   const { runs, warmup, pg, workDir } = ctx;
   check(existsSync('/usr/bin/time'), 'reap: /usr/bin/time (GNU time) is missing: apt-get install time');
   await ensureSizedData(ctx);
-  const reason = `'reaped after ' || $T$ || ' in ' || status || ' state — executor did not complete'`;
   // A fresh identical copy for every run (reap changes the data), checked after the run.
   const withCopy = (z, fn) =>
     pg.onCopy('sized', async (db) => {
@@ -327,7 +326,7 @@ export async function benchReap(ctx) {
   const results = [];
   const longest = [];
   for (const z of sizes(ctx.rows)) {
-    const updateSql = `UPDATE purchase_executions SET status = 'failed', error = ${reason.replace('$T$', `'${z.olderThan}'`)}, updated_at = now(), transitioned_at = now() WHERE status IN ('approved','running') AND updated_at < now() - make_interval(secs => ${z.seconds})`;
+    const updateSql = bulkReapSql(z.olderThan, z.seconds);
     const summaries = [];
     const summaries2 = [];
     const kib = { psql: [], opsctl: [], opsctl2: [] };

@@ -100,5 +100,13 @@ export async function seedSized(pgs, db, rows) {
   return c;
 }
 
+/**
+ * The reap benchmarks' baseline: the one bulk UPDATE doing what reap does to every row stuck
+ * longer than `seconds` (reason text as reap's default template writes it).
+ */
+export function bulkReapSql(olderThan, seconds) {
+  return `UPDATE purchase_executions SET status = 'failed', error = 'reaped after ${olderThan} in ' || status || ' state — executor did not complete', updated_at = now(), transitioned_at = now() WHERE status IN ('approved','running') AND updated_at < now() - make_interval(secs => ${seconds})`;
+}
+
 export const PSQL = '/usr/bin/psql';
 export { ROOT };
