@@ -82,37 +82,15 @@ export async function presentStreamedRemediation<P extends PlannedItem>(
     confirm: (count) => (p.confirm ? p.confirm(count) : ctx.confirm(p.question(count))),
     onProgress: (done, total) => ctx.progress(`${p.action}: ${done}/${total} ${p.unit}`),
   });
-  // The progress line is cleared once the items are consumed (or their consumer stopped): a
-  // forwarding iterator rather than another async generator, whose every item costs promises.
-  const items: AsyncIterable<ReportedItem<P>> = {
-    [Symbol.asyncIterator]() {
-      const it = report.items[Symbol.asyncIterator]();
-      let ended = false;
-      const end = () => {
-        if (!ended) ctx.progressDone();
-        ended = true;
-      };
-      return {
-        next: () =>
-          it.next().then(
-            (r) => {
-              if (r.done) end();
-              return r;
-            },
-            (e: unknown) => {
-              end();
-              throw e;
-            },
-          ),
-        return: async (value?: unknown) => {
-          end();
-          return it.return ? it.return(value) : { done: true as const, value: undefined };
-        },
-      };
-    },
+  const items = async function* () {
+    try {
+      yield* report.items;
+    } finally {
+      ctx.progressDone();
+    }
   };
   // summary/exitCode/warning are read only after the items are consumed, as a streamed report needs.
-  return ctx.emit(remediationResult({ mode: report.mode, items, get summary() { return report.summary; }, get exitCode() { return report.exitCode; }, get warning() { return report.warning; } } as unknown as RemediationReport<P>, p));
+  return ctx.emit(remediationResult({ mode: report.mode, items: items(), get summary() { return report.summary; }, get exitCode() { return report.exitCode; }, get warning() { return report.warning; } } as unknown as RemediationReport<P>, p));
 }
 
 /** The command result of a report: the same shape for every remedy (README, "Output shapes"). */
