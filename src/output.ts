@@ -165,6 +165,10 @@ export async function render<T>(result: CommandResult<T>, format: OutputFormat, 
 /** Pre-serialized NDJSON passed through as bytes; for json each newline becomes the array's ",\n". */
 async function renderSerialized<T>(result: CommandResult<T>, chunks: AsyncIterable<Buffer>, format: OutputFormat, out: ChunkedWriter, stream: Writable): Promise<void> {
   const json = format === 'json';
+  // Nothing is written before the first chunk: a source that fails at once (a streamed remedy
+  // with nothing applied) leaves no partial document behind, as the item path's buffer does.
+  const it = chunks[Symbol.asyncIterator]();
+  let next = await it.next();
   if (json) await out.add(`{"command":${toJson(result.command)},"mode":${toJson(result.mode)},"items":[`);
   await out.flush();
   // Small chunks are gathered into ~64 KiB writes, as ChunkedWriter does for strings.
@@ -182,26 +186,32 @@ async function renderSerialized<T>(result: CommandResult<T>, chunks: AsyncIterab
     size += b.length;
     if (size >= 65_536) await flush();
   };
-  for await (const chunk of chunks) {
-    if (!chunk.length) continue;
-    if (!json) {
-      // Each chunk as it came (one socket read of the server's rows): gathering them meant a
-      // fresh 64 KiB buffer per write, dead garbage that grew RSS with the listing's size.
-      await write(stream, chunk);
-      continue;
+  try {
+    for (; !next.done; next = await it.next()) {
+      const chunk = next.value;
+      if (!chunk.length) continue;
+      if (!json) {
+        // Each chunk as it came (one socket read of the server's rows): gathering them meant a
+        // fresh 64 KiB buffer per write, dead garbage that grew RSS with the listing's size.
+        await write(stream, chunk);
+        continue;
+      }
+      if (!any) await push(NEWLINE);
+      else if (owedNewline) await push(COMMA_NEWLINE);
+      any = true;
+      owedNewline = chunk[chunk.length - 1] === 10;
+      const body = owedNewline ? chunk.subarray(0, chunk.length - 1) : chunk;
+      let start = 0;
+      for (let i = body.indexOf(10); i !== -1; i = body.indexOf(10, start)) {
+        await push(body.subarray(start, i));
+        await push(COMMA_NEWLINE);
+        start = i + 1;
+      }
+      await push(body.subarray(start));
     }
-    if (!any) await push(NEWLINE);
-    else if (owedNewline) await push(COMMA_NEWLINE);
-    any = true;
-    owedNewline = chunk[chunk.length - 1] === 10;
-    const body = owedNewline ? chunk.subarray(0, chunk.length - 1) : chunk;
-    let start = 0;
-    for (let i = body.indexOf(10); i !== -1; i = body.indexOf(10, start)) {
-      await push(body.subarray(start, i));
-      await push(COMMA_NEWLINE);
-      start = i + 1;
-    }
-    await push(body.subarray(start));
+  } finally {
+    // Stopped early (a failed write): the source still gets to clean up, as for-await does.
+    if (!next.done) await it.return?.();
   }
   await flush();
   if (json) await out.add(`${any ? '\n' : ''}],"summary":${toJson(result.summary())}}\n`);

@@ -82,15 +82,18 @@ export async function presentStreamedRemediation<P extends PlannedItem>(
     confirm: (count) => (p.confirm ? p.confirm(count) : ctx.confirm(p.question(count))),
     onProgress: (done, total) => ctx.progress(`${p.action}: ${done}/${total} ${p.unit}`),
   });
-  const items = async function* () {
+  const done = async function* <T>(it: AsyncIterable<T>) {
     try {
-      yield* report.items;
+      yield* it;
     } finally {
       ctx.progressDone();
     }
   };
   // summary/exitCode/warning are read only after the items are consumed, as a streamed report needs.
-  return ctx.emit(remediationResult({ mode: report.mode, items: items(), get summary() { return report.summary; }, get exitCode() { return report.exitCode; }, get warning() { return report.warning; } } as unknown as RemediationReport<P>, p));
+  const result = remediationResult({ mode: report.mode, items: done(report.items), get summary() { return report.summary; }, get exitCode() { return report.exitCode; }, get warning() { return report.warning; } } as unknown as RemediationReport<P>, p);
+  // json and ndjson: the engine's own JSON text of the same items (the run is one or the other).
+  const ndjson = report.ndjson;
+  return ctx.emit(ndjson ? { ...result, ndjson: () => done(ndjson()) } : result);
 }
 
 /** The command result of a report: the same shape for every remedy (README, "Output shapes"). */

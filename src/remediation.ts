@@ -7,6 +7,7 @@ import { writeAudit, type AuditEntry } from './audit.js';
 import type { Config } from './config.js';
 import { BatchSizer, sizedBatches } from './batch-sizer.js';
 import { PlanSpool } from './plan-spool.js';
+import { itemLines, OutcomeTails } from './item-lines.js';
 
 /**
  * The one remediation engine: dry run vs apply, the --max cap, the advisory lock, batches in
@@ -82,7 +83,17 @@ export interface Remedy<P extends PlannedItem, C = Database> {
    * plan): what streamRemediation spools instead of holding the plan. Every item it lists is
    * actionable (no refusal, nothing settled).
    */
-  streamedPlan?: { ndjson(target: C, limit: number): AsyncIterable<Buffer>; parse(line: string): P };
+  streamedPlan?: {
+    ndjson(target: C, limit: number): AsyncIterable<Buffer>;
+    parse(line: string): P;
+    /**
+     * What parse added to the line's object, as the JSON text `,"key":value…` (UTF-8, in the
+     * order added; the same Buffer may be returned for many items). New keys only, none an
+     * array index (JSON.stringify writes those first). With it the engine writes the json and
+     * ndjson reports from the plan's own lines (item-lines.ts).
+     */
+    added?(item: P): Buffer;
+  };
   /**
    * applyBatch makes its change in one statement (any other it runs only reads): with no audit
    * entries to write, the engine runs it without BEGIN/COMMIT, the statement being its own
@@ -180,6 +191,8 @@ function outcomeCounts(items: Array<{ outcome: string; outcomeClass: ResultClass
 
 /** Plan lines read ahead (and parsed) at a time between turns of the event loop. */
 const READ_AHEAD_SLICE = 1024;
+/** Items handed out between event-loop turns (and per NDJSON chunk of a streamed report). */
+const ITEM_SLICE = 256;
 
 /** insufficient_privilege, undefined table/column, read-only transaction, statement and lock timeouts. */
 const FATAL_SQLSTATES = new Set(['42501', '42P01', '42703', '25006', '57014', '55P03']);
@@ -366,6 +379,11 @@ export async function runRemediation<P extends PlannedItem, C>(
 export interface StreamedRemediationReport<P extends PlannedItem> {
   mode: 'plan' | 'apply';
   items: AsyncIterable<ReportedItem<P>>;
+  /**
+   * The same run with its items as NDJSON bytes, exactly as toJson writes `items` (the remedy
+   * has streamedPlan.added): consume either this or `items`, once.
+   */
+  ndjson?: () => AsyncIterable<Buffer>;
   readonly summary: RemediationReport<P>['summary'];
   readonly exitCode: number;
   readonly warning?: string;
@@ -421,9 +439,16 @@ export async function streamRemediation<P extends PlannedItem, C>(
     }
   };
   const tally = new Tally(label);
-  const report = (mode: 'plan' | 'apply', items: AsyncIterable<ReportedItem<P>>, summary: () => RemediationReport<P>['summary'], exit: () => number, warning: () => string | undefined) => ({
+  const report = (
+    mode: 'plan' | 'apply',
+    drive: <T>(sink: Sink<T>) => AsyncGenerator<T>,
+    summary: () => RemediationReport<P>['summary'],
+    exit: () => number,
+    warning: () => string | undefined,
+  ): StreamedRemediationReport<P> => ({
     mode,
-    items,
+    items: drive(objects),
+    ...(sp.added ? { ndjson: () => drive(bytes) } : {}),
     get summary() {
       return summary();
     },
@@ -440,18 +465,60 @@ export async function streamRemediation<P extends PlannedItem, C>(
     tally.item(r.outcome, c);
     return r;
   };
+  // How items leave the engine: as report objects (`items`), or (streamedPlan.added) as their
+  // JSON text written from the plan's lines (`ndjson`). A sink turns the items ps[from, to) into
+  // what is handed out, each with its outcome (`resolve`, called once per item) or a class.
+  type Resolve = ((p: P) => ItemOutcome) | ResultClass;
+  type Sink<T> = { lines: boolean; make(ps: readonly P[], lines: readonly string[], from: number, to: number, resolve: Resolve): T[] };
+  const objects: Sink<ReportedItem<P>> = {
+    lines: false,
+    make(ps, _lines, from, to, resolve) {
+      const out: ReportedItem<P>[] = [];
+      for (let i = from; i < to; i++) {
+        const p = ps[i] as P;
+        if (typeof resolve === 'string') out.push(item(p, resolve));
+        else {
+          const o = resolve(p);
+          out.push(item(p, o.outcome, o));
+        }
+      }
+      return out;
+    },
+  };
+  const tails = new OutcomeTails();
+  const bytes: Sink<Buffer> = {
+    lines: true,
+    make(ps, lines, from, to, resolve) {
+      const n = to - from;
+      const added = new Array<Buffer>(n);
+      const ts = new Array<Buffer>(n);
+      const details = new Array<string | undefined>(n);
+      for (let k = 0; k < n; k++) {
+        const p = ps[from + k] as P;
+        const o = typeof resolve === 'string' ? undefined : resolve(p);
+        const c = o ? o.outcome : (resolve as ResultClass);
+        const outcome = o?.label ?? label(c);
+        tally.item(outcome, c);
+        added[k] = (sp.added as (p: P) => Buffer)(p);
+        ts[k] = tails.get(outcome, c);
+        details[k] = o?.detail;
+      }
+      return [itemLines(lines, from, added, ts, details)];
+    },
+  };
 
   if (!opts.apply) {
     const spool = await spoolPlan();
     const exceedsMax = opts.max > 0 && spool.count > opts.max;
     const shown = exceedsMax ? opts.max : spool.count;
-    const items = async function* () {
+    const drive = async function* <T>(sink: Sink<T>): AsyncGenerator<T> {
       try {
         for (let left = shown; left > 0; ) {
           const lines = await spool.take(Math.min(left, 4096));
           if (!lines.length) break;
           left -= lines.length;
-          for (const l of lines) yield item(sp.parse(l), 'planned');
+          const ps = lines.map((l) => sp.parse(l));
+          for (let i = 0; i < ps.length; i += ITEM_SLICE) yield* sink.make(ps, lines, i, Math.min(ps.length, i + ITEM_SLICE), 'planned');
         }
       } finally {
         await spool.close();
@@ -459,7 +526,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
     };
     return report(
       'plan',
-      items(),
+      drive,
       () => ({
         planned: shown,
         refused: 0,
@@ -517,10 +584,14 @@ export async function streamRemediation<P extends PlannedItem, C>(
   // A streamed plan that failed part-way: what it had listed is applied and reported, the run
   // then stops as after a fatal batch error (rows it never listed cannot be reported).
   let planFailed = false;
-  const take = async (n: number): Promise<P[]> => {
-    if (planFailed) return [];
+  // The plan's lines are kept beside their items only for a sink that writes from them.
+  let keepLines = false;
+  const NO_LINES: string[] = [];
+  const take = async (n: number): Promise<[P[], string[]]> => {
+    if (planFailed) return [[], NO_LINES];
     try {
-      return (await spool.take(n)).map((l) => sp.parse(l));
+      const lines = await spool.take(n);
+      return [lines.map((l) => sp.parse(l)), keepLines ? lines : NO_LINES];
     } catch (e) {
       planFailed = true;
       const f = (planLane ?? host).translate(e);
@@ -528,7 +599,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
         fatal = f;
         aborted = `stopped: the plan failed after ${spool.count} rows: ${f.message}`;
       }
-      return [];
+      return [[], NO_LINES];
     }
   };
   const planned = () => (planLane ? spool.count : total);
@@ -540,9 +611,11 @@ export async function streamRemediation<P extends PlannedItem, C>(
   // the sizer gives now (a batch that grows takes the rest then), so memory stays flat; started
   // once the previous batch's items are written out (see the loop).
   let ahead: P[] = [];
+  let aheadLines: string[] = NO_LINES;
   let prefetch: Promise<void> | null = null;
-  const append = (ps: P[]) => {
+  const append = ([ps, lines]: [P[], string[]]) => {
     ahead = ahead.length ? ahead.concat(ps) : ps;
+    if (keepLines) aheadLines = aheadLines.length ? aheadLines.concat(lines) : lines;
   };
   // Read and parsed a slice at a time, yielding between slices: parsed in one go, a batch's lines
   // kept the event loop from the batch in flight for ~20 ms (its replies waited that long).
@@ -552,9 +625,9 @@ export async function streamRemediation<P extends PlannedItem, C>(
     prefetch = (async () => {
       try {
         while (ahead.length < want && !aborted) {
-          const ps = await take(Math.min(READ_AHEAD_SLICE, want - ahead.length));
-          if (!ps.length) return;
-          append(ps);
+          const got = await take(Math.min(READ_AHEAD_SLICE, want - ahead.length));
+          if (!got[0].length) return;
+          append(got);
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
       } finally {
@@ -563,34 +636,38 @@ export async function streamRemediation<P extends PlannedItem, C>(
     })();
   };
   /** The next `n` planned items (fewer at the end of the plan): the read-ahead ones first. */
-  const nextBatch = async (n: number): Promise<P[]> => {
+  const nextBatch = async (n: number): Promise<[P[], string[]]> => {
     if (ahead.length < n && prefetch) await prefetch;
     if (ahead.length < n) append(await take(n - ahead.length));
-    const batch = ahead.length <= n ? ahead : ahead.slice(0, n);
-    ahead = ahead.length <= n ? [] : ahead.slice(n);
+    const all = ahead.length <= n;
+    const batch: [P[], string[]] = [all ? ahead : ahead.slice(0, n), !keepLines ? NO_LINES : all ? aheadLines : aheadLines.slice(0, n)];
+    ahead = all ? [] : ahead.slice(n);
+    if (keepLines) aheadLines = all ? NO_LINES : aheadLines.slice(n);
     return batch;
   };
   /** What is left of the plan, a chunk at a time, read-ahead items first (a run that stopped early). */
-  const rest = async (): Promise<P[]> => {
+  const rest = async (): Promise<[P[], string[]]> => {
     if (prefetch) await prefetch;
     if (!ahead.length) return take(4096);
-    const left = ahead;
+    const left: [P[], string[]] = [ahead, aheadLines];
     ahead = [];
+    aheadLines = NO_LINES;
     return left;
   };
-  const run = async (batch: P[], lane: RemedyHost<C>) => {
+  const run = async ([batch, lines]: [P[], string[]], lane: RemedyHost<C>) => {
     const started = performance.now();
     const r = await applyOneBatch(lane, remedy, batch);
-    return { batch, r, ms: performance.now() - started, lane };
+    return { batch, lines, r, ms: performance.now() - started, lane };
   };
 
-  const items = async function* (): AsyncGenerator<ReportedItem<P>> {
+  const drive = async function* <T>(sink: Sink<T>): AsyncGenerator<T> {
+    keepLines = sink.lines;
     // Until something is applied, items are held back: a fatal error then fails the run as a whole.
-    let held: ReportedItem<P>[] | null = [];
-    // Each item is made as it is handed out (short-lived: the young generation reclaims it).
-    const emit = async function* (batch: P[], make: (p: P) => ReportedItem<P>) {
+    let held: T[] | null = [];
+    // Items are made as they are handed out, a slice at a time (short-lived: the young generation reclaims them).
+    const emit = async function* ([batch, lines]: [P[], string[]], resolve: Resolve) {
       if (held && !applied) {
-        for (const p of batch) held.push(make(p));
+        for (let i = 0; i < batch.length; i += ITEM_SLICE) for (const t of sink.make(batch, lines, i, Math.min(batch.length, i + ITEM_SLICE), resolve)) held.push(t);
         return;
       }
       if (held) {
@@ -599,27 +676,30 @@ export async function streamRemediation<P extends PlannedItem, C>(
       }
       // A macrotask turn every few hundred items: the batch in flight gets its result read
       // (and, in a transaction, its COMMIT sent) while this one's items are being written.
-      for (let i = 0; i < batch.length; i++) {
-        if (i && i % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-        yield make(batch[i] as P);
+      for (let i = 0; i < batch.length; i += ITEM_SLICE) {
+        if (i) await new Promise<void>((resolve) => setImmediate(resolve));
+        yield* sink.make(batch, lines, i, Math.min(batch.length, i + ITEM_SLICE), resolve);
       }
     };
     try {
       if (cancelled) {
-        for (let ps = await take(4096); ps.length; ps = await take(4096)) for (const p of ps) yield item(p, 'cancelled');
+        for (let got = await take(4096); got[0].length; got = await take(4096)) {
+          for (let i = 0; i < got[0].length; i += ITEM_SLICE) yield* sink.make(got[0], got[1], i, Math.min(got[0].length, i + ITEM_SLICE), 'cancelled');
+        }
         return;
       }
       let done = 0;
       // One batch in flight per lane (session); results are taken in plan order.
       const queue: Array<ReturnType<typeof run>> = [];
       const start = async (lane: RemedyHost<C>) => {
-        const next = aborted ? [] : await nextBatch(nextSize());
-        if (next.length) queue.push(run(next, lane));
+        if (aborted) return;
+        const next = await nextBatch(nextSize());
+        if (next[0].length) queue.push(run(next, lane));
       };
       for (const lane of lanes) await start(lane);
       readAhead();
       while (queue.length) {
-        const { batch, r, ms, lane } = await (queue.shift() as ReturnType<typeof run>);
+        const { batch, lines, r, ms, lane } = await (queue.shift() as ReturnType<typeof run>);
         if (r.outcomes.some((o) => o.outcome === 'applied')) applied = true;
         const f = r.fatal ? lane.translate(r.fatal.error) : undefined;
         if (f && !fatal) {
@@ -640,10 +720,10 @@ export async function streamRemediation<P extends PlannedItem, C>(
             : 'unknown: the connection was lost during this batch; re-run to converge';
           for (const p of r.fatal.items) byId.set(p.id, { id: p.id, outcome: 'errored', detail });
         }
-        yield* emit(batch, (p) => {
+        yield* emit([batch, lines], (p) => {
           const o = byId.get(p.id) ?? { id: p.id, outcome: 'errored' as const, detail: 'no outcome reported' };
           tally.outcome(o);
-          return item(p, o.outcome, o);
+          return o;
         });
         // Read ahead once this batch's items are out, while the next batch is still on the
         // server: two batches' rows held at a time instead of three (median peak RSS at 100k
@@ -653,11 +733,11 @@ export async function streamRemediation<P extends PlannedItem, C>(
       // Nothing applied (so nothing handed out yet): the run fails as a whole, as runRemediation's does.
       if (fatal && !applied) throw fatal;
       if (aborted) {
-        for (let ps = await rest(); ps.length; ps = await rest()) {
-          yield* emit(ps, (p) => {
+        for (let got = await rest(); got[0].length; got = await rest()) {
+          yield* emit(got, (p) => {
             const o: ItemOutcome = { id: p.id, outcome: 'errored', detail: 'not attempted: the run stopped early' };
             tally.outcome(o);
-            return item(p, 'errored', o);
+            return o;
           });
         }
       }
@@ -675,7 +755,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
 
   return report(
     'apply',
-    items(),
+    drive,
     () => {
       const summary: RemediationReport<P>['summary'] = {
         planned: planned(),

@@ -247,6 +247,7 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
   const threshold = formatDuration(opts.thresholdMs);
   const reasonFor = (status: string) => reapReason(cfg.reasonTemplate, { threshold, status, reason: opts.reason, actor: opts.actor });
   const reasons = new Map<string, string>();
+  const reasonJson = new Map<string, Buffer>();
   // Asked once, on the first batch: which way a batch is applied depends on it.
   let serverVersion: Promise<number> | undefined;
   return {
@@ -271,6 +272,12 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
         const r = JSON.parse(line) as PlannedReap;
         r.reason = reasons.get(r.status) ?? reasons.set(r.status, reasonFor(r.status)).get(r.status)!;
         return r;
+      },
+      // What parse added: the reason, one Buffer per status.
+      added(r) {
+        let b = reasonJson.get(r.status);
+        if (!b) reasonJson.set(r.status, (b = Buffer.from(`,"reason":${JSON.stringify(r.reason)}`)));
+        return b;
       },
     },
     async applyBatch(tx, batch) {

@@ -204,6 +204,78 @@ describe('reap', () => {
     }
   });
 
+  it('the streamed engine\'s JSON text (what json and ndjson print) is its items as toJson writes them: every outcome, in plan order', async () => {
+    const { toJson } = await import('../../src/output.js');
+    const runs: Record<string, { lines: string[]; summary: Record<string, unknown> }> = {};
+    await db.client.query(`CREATE OR REPLACE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF OLD.error = 'poison' THEN RAISE EXCEPTION 'row % is poisoned', OLD.id; END IF; RETURN NEW; END $$;
+      CREATE TRIGGER poison BEFORE UPDATE ON purchase_executions FOR EACH ROW EXECUTE FUNCTION poison();`);
+    try {
+      for (const via of ['items', 'ndjson'] as const) {
+        const { stuck } = await seed();
+        // The youngest stuck row is refused by the database (errored), the next is held by
+        // another transaction (skipped-locked), the oldest is finished by its worker (race-lost).
+        await db.client.query('ALTER TABLE purchase_executions DISABLE TRIGGER purchase_executions_touch');
+        await db.client.query("UPDATE purchase_executions SET error = 'poison' WHERE id = $1", [stuck[2]]);
+        await db.client.query('ALTER TABLE purchase_executions ENABLE TRIGGER purchase_executions_touch');
+        const holder = new pg.Client({ connectionString: db.url });
+        await holder.connect();
+        const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+        try {
+          await holder.query('BEGIN');
+          await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [stuck[1]]);
+          const cfg = defaultConfig();
+          const remedy = reapRemedy(cfg.executions, { thresholdMs: 600_000, statuses: ['approved', 'running'], limit: 0, actor: 't', audit: cfg.audit, casLockTimeoutMs: 20 });
+          const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
+            apply: true,
+            max: 0,
+            batchSize: 1,
+            wait: false,
+            confirm: async () => {
+              await db.client.query("UPDATE purchase_executions SET status = 'completed' WHERE id = $1", [stuck[3]]);
+              return true;
+            },
+          });
+          let lines: string[];
+          if (via === 'items') {
+            lines = [];
+            for await (const i of report.items) lines.push(toJson(i));
+          } else {
+            expect(report.ndjson).toBeTypeOf('function');
+            const chunks: Buffer[] = [];
+            for await (const c of report.ndjson!()) chunks.push(c);
+            const text = Buffer.concat(chunks).toString('utf8');
+            expect(text.endsWith('\n')).toBe(true);
+            lines = text.slice(0, -1).split('\n');
+          }
+          runs[via] = { lines, summary: report.summary };
+          expect(lines.map((l) => JSON.parse(l).id)).toEqual([stuck[3], stuck[0], stuck[1], stuck[2]]);
+        } finally {
+          await holder.query('ROLLBACK');
+          await holder.end();
+          await conn.close();
+        }
+      }
+    } finally {
+      await db.client.query('DROP TRIGGER poison ON purchase_executions');
+    }
+    const parsed = (via: string) => runs[via]!.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    // Byte for byte what JSON.stringify writes for the item it carries (key order, escapes, the em dash).
+    for (const l of runs.ndjson!.lines) expect(l).toBe(JSON.stringify(JSON.parse(l)));
+    // The same items either way, but for what differs between the two seeds (ids, times).
+    const sameFields = (o: Record<string, unknown>) => {
+      const { id, updatedAt, ageSeconds, detail, ...rest } = o;
+      return { keys: Object.keys(o), ...rest, detail: typeof detail === 'string' ? detail.replace(String(id), '<id>') : detail };
+    };
+    expect(parsed('ndjson').map(sameFields)).toEqual(parsed('items').map(sameFields));
+    expect(parsed('ndjson').map((o) => o.outcome)).toEqual(['race-lost', 'reaped', 'skipped-locked', 'errored']);
+    expect(parsed('ndjson')[1]).toMatchObject({ reason: 'reaped after 10m in approved state — executor did not complete', outcomeClass: 'applied' });
+    expect(parsed('ndjson')[3]!.detail).toMatch(/is poisoned/);
+    const counts = ({ longestBatchMs, ...rest }: Record<string, unknown>) => rest;
+    expect(counts(runs.ndjson!.summary)).toEqual(counts(runs.items!.summary));
+    expect(runs.ndjson!.summary).toMatchObject({ planned: 4, reaped: 1, 'race-lost': 1, 'skipped-locked': 1, errored: 1 });
+  });
+
   it('the plan streamed on its own session while the batches apply (planLane): exactly the plan is reported, each row re-checked at write time', async () => {
     const { stuck } = await seed();
     const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
@@ -257,7 +329,7 @@ describe('reap', () => {
     }
   });
 
-  it('a streamed plan that fails before any write fails the run as a whole: nothing changed, the lock released', async () => {
+  it.each(['items', 'ndjson'] as const)('a streamed plan that fails before any write fails the run as a whole (read as %s): nothing handed out, nothing changed, the lock released', async (via) => {
     await seed();
     const before = await tableChecksum(db.client, 'purchase_executions');
     const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
@@ -278,7 +350,7 @@ describe('reap', () => {
       const items: unknown[] = [];
       await expect(
         (async () => {
-          for await (const i of report.items) items.push(i);
+          for await (const i of via === 'items' ? report.items : report.ndjson!()) items.push(i);
         })(),
       ).rejects.toMatchObject({ exitCode: 3 });
       expect(items).toEqual([]);
