@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { render, type CommandResult } from '../src/output.js';
-
-class Collect extends Writable {
-  chunks: Buffer[] = [];
-  _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void) {
-    this.chunks.push(Buffer.from(chunk));
-    cb();
-  }
-  get text() {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}
+import { Collect } from './support/collect.js';
 
 /** A result whose items come as JSON text (as a streamed remedy's and the COPY listing's do). */
 const serialized = (chunks: () => AsyncGenerator<Buffer>): CommandResult<{ id: string }> => ({

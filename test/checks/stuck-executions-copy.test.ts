@@ -1,12 +1,12 @@
 // The COPY listing (server-written NDJSON) must print exactly what the cursor path printed:
 // the same bytes in json and ndjson, the same table, for awkward keys and statuses.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Writable } from 'node:stream';
 import { freshDatabase } from '../support/db.js';
 import { Database } from '../../src/database.js';
 import { defaultConfig, type ExecutionsConfig } from '../../src/config.js';
 import { copyStuck, streamStuck, type StuckExecution, type StuckQuery } from '../../src/checks/stuck-executions.js';
 import { render, type CommandResult, type OutputFormat } from '../../src/output.js';
+import { Collect } from '../support/collect.js';
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let conn: Database;
@@ -72,17 +72,6 @@ afterAll(async () => {
   await conn?.close();
   await db.drop();
 });
-
-class Collect extends Writable {
-  chunks: Buffer[] = [];
-  _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void) {
-    this.chunks.push(Buffer.from(chunk));
-    cb();
-  }
-  get bytes() {
-    return Buffer.concat(this.chunks);
-  }
-}
 
 /** The listing result as runStuck builds it, from either path. */
 function result(source: 'cursor' | 'copy', ro: Database, cfg: ExecutionsConfig, q: StuckQuery): CommandResult<StuckExecution> {
