@@ -246,8 +246,16 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
   const n = names(cfg);
   const threshold = formatDuration(opts.thresholdMs);
   const reasonFor = (status: string) => reapReason(cfg.reasonTemplate, { threshold, status, reason: opts.reason, actor: opts.actor });
-  const reasons = new Map<string, string>();
-  const reasonJson = new Map<string, Buffer>();
+  // A plan line's reason depends on its status alone: its text and its JSON, once per status.
+  const reasons = new Map<string, { text: string; json: Buffer }>();
+  const reasonOf = (status: string) => {
+    let r = reasons.get(status);
+    if (!r) {
+      const text = reasonFor(status);
+      reasons.set(status, (r = { text, json: Buffer.from(`,"reason":${JSON.stringify(text)}`) }));
+    }
+    return r;
+  };
   // Asked once, on the first batch: which way a batch is applied depends on it.
   let serverVersion: Promise<number> | undefined;
   return {
@@ -270,15 +278,11 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
       parse(line) {
         // The parsed object itself gets its reason (no copy of it per row).
         const r = JSON.parse(line) as PlannedReap;
-        r.reason = reasons.get(r.status) ?? reasons.set(r.status, reasonFor(r.status)).get(r.status)!;
+        r.reason = reasonOf(r.status).text;
         return r;
       },
-      // What parse added: the reason, one Buffer per status.
-      added(r) {
-        let b = reasonJson.get(r.status);
-        if (!b) reasonJson.set(r.status, (b = Buffer.from(`,"reason":${JSON.stringify(r.reason)}`)));
-        return b;
-      },
+      // What parse added: the reason.
+      added: (r) => reasonOf(r.status).json,
     },
     async applyBatch(tx, batch) {
       const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
