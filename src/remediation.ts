@@ -459,10 +459,15 @@ export async function streamRemediation<P extends PlannedItem, C>(
       return warning();
     },
   });
+  /** The word a reported item carries (its own label, or its class's), counted as it is handed out. */
+  const reported = (c: ResultClass, o?: ItemOutcome): string => {
+    const outcome = o?.label ?? label(c);
+    tally.item(outcome, c);
+    return outcome;
+  };
   const item = (p: P, c: ResultClass, o?: ItemOutcome): ReportedItem<P> => {
-    const r: ReportedItem<P> = { ...p, outcome: o?.label ?? label(c), outcomeClass: c };
+    const r: ReportedItem<P> = { ...p, outcome: reported(c, o), outcomeClass: c };
     if (o?.detail) r.detail = o.detail;
-    tally.item(r.outcome, c);
     return r;
   };
   // How items leave the engine: as report objects (`items`), or (streamedPlan.added) as their
@@ -497,10 +502,8 @@ export async function streamRemediation<P extends PlannedItem, C>(
         const p = ps[from + k] as P;
         const o = typeof resolve === 'string' ? undefined : resolve(p);
         const c = o ? o.outcome : (resolve as ResultClass);
-        const outcome = o?.label ?? label(c);
-        tally.item(outcome, c);
         added[k] = (sp.added as (p: P) => Buffer)(p);
-        ts[k] = tails.get(outcome, c);
+        ts[k] = tails.get(reported(c, o), c);
         details[k] = o?.detail;
       }
       return [itemLines(lines, from, added, ts, details)];

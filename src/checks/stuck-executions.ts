@@ -256,6 +256,10 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
     }
     return r;
   };
+  // The batch's SQL and its reason template ({status} filled in by the server): the same for every batch.
+  const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
+  const { set, recheck, cas: casSql } = reapStatements(cfg);
+  const params = (ids: string[]) => reapParams(cfg, ids, template, opts);
   // Asked once, on the first batch: which way a batch is applied depends on it.
   let serverVersion: Promise<number> | undefined;
   return {
@@ -285,9 +289,6 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
       added: (r) => reasonOf(r.status).json,
     },
     async applyBatch(tx, batch) {
-      const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
-      const { set, recheck, cas: casSql } = reapStatements(cfg);
-      const params = (ids: string[]) => reapParams(cfg, ids, template, opts);
       const guard: CasFirst<PlannedReap, string, string> = {
         // One statement per batch: lock what can be locked without waiting, then the
         // compare-and-set on the locked rows.
