@@ -75,7 +75,10 @@ const executionsSchema = lazy(() =>
       batchSize: positiveInt().max(10_000),
       max: z.number().int().min(0),
     })
-    .strict(),
+    .strict()
+    // Reap writes failedStatus over a stuck row: were it also a stuck status, a reap would
+    // overwrite the error a failed row already recorded.
+    .refine((e) => !e.stuckStatuses.includes(e.failedStatus), { message: 'must not contain executions.failedStatus', path: ['stuckStatuses'] }),
 );
 
 const propagationsSchema = lazy(() =>
@@ -183,7 +186,8 @@ const workersSchema = lazy(() =>
           finishedAt: ident().nullable(),
           reasonTemplate: z.string().min(1),
         })
-        .strict(),
+        .strict()
+        .refine((r) => !r.heldStatuses.includes(r.failedStatus), { message: 'must not contain workers.runs.failedStatus', path: ['heldStatuses'] }),
       locks: z
         .object({
           schema: ident().nullable(),

@@ -45,7 +45,8 @@ export interface GlobalOptions {
  * in Io. Each opener loads its driver only when called (start-up never imports pg or the SDK).
  */
 export interface Deps {
-  openDatabase(settings: Config['database'], env: NodeJS.ProcessEnv): Promise<Database>;
+  /** `signal` aborted: a connection still being made is given up (a fleet target's deadline). */
+  openDatabase(settings: Config['database'], env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<Database>;
   openScheduler(access: SchedulerAccess): Promise<SchedulerApi>;
   now(): number;
   /** Runs an opsctl command line with the given io (the demo replays commands); set by the program. */
@@ -55,7 +56,7 @@ export interface Deps {
 /** The real dependencies: PostgreSQL through pg, Scheduler through the AWS SDK, the system clock. */
 export function createDeps(overrides: Partial<Deps> = {}): Deps {
   return {
-    openDatabase: async (settings, env) => (await import('./database.js')).Database.connect({ settings, env }),
+    openDatabase: async (settings, env, signal) => (await import('./database.js')).Database.connect({ settings, env, signal }),
     openScheduler: async (access) => (await import('./aws.js')).createSchedulerApi(access),
     now: () => Date.now(),
     ...overrides,

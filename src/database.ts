@@ -8,6 +8,8 @@ import { qualifiedName, displayName } from './identifiers.js';
 export interface ConnectOptions {
   settings: Config['database'];
   env: NodeJS.ProcessEnv;
+  /** Aborted: a connection still handshaking is destroyed (a fleet target past its deadline). */
+  signal?: AbortSignal;
 }
 
 /** Where we connect, for messages: never with a password. */
@@ -133,7 +135,7 @@ export class Database {
     private readonly settings: Config['database'],
   ) {}
 
-  static async connect({ settings, env }: ConnectOptions): Promise<Database> {
+  static async connect({ settings, env, signal }: ConnectOptions): Promise<Database> {
     const target = describeTarget(settings, env);
     // pg is imported here, not at the top: `opsctl --help` must not pay for it.
     const pg = await loadPg();
@@ -161,11 +163,19 @@ export class Database {
     const client = new pg.Client(config);
     // An error on an idle client (server restart) must not crash the process with a stack trace.
     client.on('error', () => {});
+    // A server that accepts TCP and never answers would hold the socket (and the process) until
+    // the connect timeout; on abort the socket goes at once and connect() rejects.
+    const onAbort = () => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      if (signal?.aborted) throw new OpsctlError(`cannot connect to PostgreSQL at ${target}: the target timed out.`, ExitCode.DEPENDENCY);
       await client.connect();
     } catch (e) {
       await client.end().catch(() => {});
+      if (signal?.aborted) throw new OpsctlError(`cannot connect to PostgreSQL at ${target}: the target timed out before the server answered.`, ExitCode.DEPENDENCY);
       throw translatePgError(e, target, settings);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
     return new Database(client, target, settings);
   }

@@ -51,7 +51,7 @@ export function targetDeps(ctx: CommandContext, t: ResolvedTarget, res: TargetRe
       const { targetConnection } = await import('./targets.js');
       const conn = targetConnection(t, ctx.io.env, ctx.io.cwd);
       secrets.push(...conn.secrets);
-      return res.track(await ctx.deps.openDatabase({ ...settings, url: conn.url }, env), (d) => d.close());
+      return res.track(await ctx.deps.openDatabase({ ...settings, url: conn.url }, env, res.signal), (d) => d.close());
     },
     openScheduler: async (access) => res.track(await ctx.deps.openScheduler(access), (a) => a.client.destroy()),
     now: () => ctx.deps.now(),

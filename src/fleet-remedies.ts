@@ -1,7 +1,7 @@
 import type { CommandContext } from './context.js';
 import type { Column, Tone } from './output.js';
 import type { Database } from './database.js';
-import type { PlannedItem, Remedy, RemediationReport, ReportedItem } from './remediation.js';
+import type { OutcomeCounts, PlannedItem, Remedy, RemediationReport, ReportedItem } from './remediation.js';
 import type { ResolvedTarget } from './targets.js';
 import type { DeadLetterFilter } from './checks/dead-letters.js';
 import type { PlannedReap } from './checks/stuck-executions.js';
@@ -9,6 +9,7 @@ import type { PlannedDeadLetter } from './checks/dead-letter-remedies.js';
 import type { PlannedRescue } from './checks/stuck-jobs.js';
 import type { GroupPlan } from './checks/schedule-groups.js';
 import { OpsctlError, usageError } from './errors.js';
+import { DEFAULT_LABELS } from './remediation.js';
 import { maskSecrets } from './masking.js';
 import { TargetResources, fleetOptions, runFleet } from './fleet.js';
 import { openTargetDatabase, openTargetScheduler, selectedTargets, targetExpectedGroups } from './fleet-check.js';
@@ -113,6 +114,33 @@ interface TargetReport {
   exitCode: number;
 }
 
+/**
+ * The apply summary of a unit whose plan had nothing to act on: every outcome counted (0 for
+ * what was not planned), the settled and refused items as planned, no batch.
+ */
+function idleApplySummary(plan: Record<string, unknown>, applied: string): Record<string, unknown> {
+  const outcomes = (plan.outcomes ?? {}) as OutcomeCounts;
+  const lost = outcomes.lost ?? { label: 'race-lost', count: 0 };
+  const refused = outcomes.refused?.count ?? 0;
+  return {
+    planned: 0,
+    [applied]: 0,
+    [lost.label]: lost.count,
+    [DEFAULT_LABELS.skipped]: 0,
+    [DEFAULT_LABELS.refused]: refused,
+    [DEFAULT_LABELS.errored]: 0,
+    batches: 0,
+    longestBatchMs: 0,
+    outcomes: {
+      applied: { label: applied, count: 0 },
+      lost,
+      skipped: { label: DEFAULT_LABELS.skipped, count: 0 },
+      refused: { label: DEFAULT_LABELS.refused, count: refused },
+      errored: { label: DEFAULT_LABELS.errored, count: 0 },
+    } satisfies OutcomeCounts,
+  };
+}
+
 const unitName = (r: { target: string; region?: string }) => (r.region ? `${r.target}/${r.region}` : r.target);
 
 const outcomeTone = (o: string): Tone =>
@@ -196,7 +224,12 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
       // 4. Target by target: the engine re-plans under each target's lock and guards each row.
       let used = 0;
       for (const r of perTarget) {
-        if (r.planned === 0 || r.error) continue;
+        if (r.error) continue;
+        if (r.planned === 0) {
+          // Nothing to do here: reported in the apply's shape (reaped: 0 ...), not the dry run's.
+          r.summary = idleApplySummary(r.summary ?? {}, spec.applied);
+          continue;
+        }
         const u = byName.get(r.target) as FleetUnit;
         const budget = maxTotal > 0 ? maxTotal - used : 0;
         if (maxTotal > 0 && budget <= 0) {
@@ -297,8 +330,10 @@ export interface FleetReapOptions extends FleetApplyOptions {
 
 export async function runFleetReap(ctx: CommandContext, o: FleetReapOptions): Promise<number> {
   const { formatAge } = await import('./durations.js');
-  const { assertExecutionsSchema, reapRemedy } = await import('./checks/stuck-executions.js');
+  const { assertExecutionsSchema, reapRemedy, stuckStatusFilter } = await import('./checks/stuck-executions.js');
   const { REAP_BATCH_TARGET_MS } = await import('./batch-sizer.js');
+  // A --status some target does not call stuck is refused before any target is opened.
+  if (o.statuses) for (const t of await selectedTargets(ctx)) stuckStatusFilter(t.config.executions, o.statuses, `target ${t.name}: `);
   return runFleetRemedy<PlannedReap>(ctx, o, {
     command: 'reap',
     verb: 'Reap',

@@ -4,6 +4,25 @@ import type { Remedy } from '../remediation.js';
 import { casThenClassify, endCas, lockThenClassify, type CasFirst } from '../guarded-batch.js';
 import { formatDuration } from '../durations.js';
 import { qualifiedName, quoteIdent } from '../identifiers.js';
+import { usageError } from '../errors.js';
+
+/**
+ * The statuses a listing or reap acts on: `requested` (the --status flag) or the configured
+ * stuck statuses. A requested status outside executions.stuckStatuses is refused: reap would
+ * write the failed status and its reason over a row that finished (or failed) on its own,
+ * destroying what the system recorded.
+ */
+export function stuckStatusFilter(cfg: ExecutionsConfig, requested: string[] | undefined, where = ''): string[] {
+  if (!requested) return cfg.stuckStatuses;
+  const outside = requested.filter((s) => !cfg.stuckStatuses.includes(s));
+  if (outside.length) {
+    const list = outside.map((s) => JSON.stringify(s)).join(', ');
+    throw usageError(
+      `${where}--status ${list} ${outside.length === 1 ? 'is not a stuck status' : 'are not stuck statuses'} of ${cfg.table}: opsctl acts only on executions.stuckStatuses (${cfg.stuckStatuses.join(', ')}). Nothing was changed.`,
+    );
+  }
+  return requested;
+}
 
 /** A row stuck in a non-terminal status past the threshold. */
 export interface StuckExecution {

@@ -63,7 +63,8 @@ function reapConnections(value: string): number {
 async function resolveQuery(ctx: CommandContext, o: { thresholdMs?: number; statuses?: string[] }) {
   const cfg = (await ctx.config()).executions;
   const thresholdMs = o.thresholdMs ?? parseDuration(cfg.threshold, 'executions.threshold');
-  return { cfg, thresholdMs, statuses: o.statuses ?? cfg.stuckStatuses };
+  const { stuckStatusFilter } = await import('../checks/stuck-executions.js');
+  return { cfg, thresholdMs, statuses: stuckStatusFilter(cfg, o.statuses) };
 }
 
 export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<number> {
