@@ -15,11 +15,11 @@ const rows = Number(arg('rows', 1_000_000));
 const batch = Number(arg('batch', 8500));
 // 10d: a tenth of the sized table; 50d a hundredth; 10m all of it.
 const olderThan = arg('older-than', '10d');
-const { parseDuration } = await import(new URL('../dist/durations.js', import.meta.url).href);
+const { parseDuration } = await import(new URL('../dist/config/durations.js', import.meta.url).href);
 const threshold = parseDuration(olderThan) / 1000;
 // The statement reap sends per batch on PostgreSQL 18 (CAS-first), from opsctl itself.
 const { reapStatements, reapParams } = await import(new URL('../dist/checks/stuck-executions.js', import.meta.url).href);
-const { defaultConfig } = await import(new URL('../dist/config.js', import.meta.url).href);
+const { defaultConfig } = await import(new URL('../dist/config/config.js', import.meta.url).href);
 const cfg = defaultConfig().executions;
 const cas = reapStatements(cfg).cas;
 

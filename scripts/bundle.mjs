@@ -112,12 +112,12 @@ await writeFile(OUT, forLauncher(result.outputFiles[0].text, { checkExternal: tr
  */
 async function zodEntry() {
   const used = new Set();
-  for (const file of ['dist/config.js', 'dist/target-config.js']) {
+  for (const file of ['dist/config/config.js', 'dist/targets/target-config.js']) {
     const code = await readFile(file, 'utf8');
     if (!/^import \{ z \} from 'zod';$/m.test(code)) throw new Error(`bundle: ${file} no longer imports { z } from 'zod'; update zodEntry`);
     for (const m of code.matchAll(/(?<![\w$.])z\.([A-Za-z_$][\w$]*)/g)) used.add(m[1]);
   }
-  if (used.size === 0) throw new Error('bundle: no z.<builder> found in dist/config.js; update zodEntry');
+  if (used.size === 0) throw new Error('bundle: no z.<builder> found in dist/config/config.js; update zodEntry');
   const names = [...used].sort();
   // `enum` is a reserved word: imported under another name.
   const local = (n) => (n === 'enum' ? 'enum_' : n);

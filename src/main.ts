@@ -1,6 +1,6 @@
 import { fstatSync, writeSync } from 'node:fs';
-import { buildProgram, runCli } from './cli.js';
-import type { Io } from './context.js';
+import { buildProgram, runCli } from './cli/cli.js';
+import type { Io } from './cli/context.js';
 
 // The process-level entry: everything else takes its io as a parameter. No top-level await:
 // the bundle is CommonJS, which starts faster than an ESM graph.
@@ -63,7 +63,7 @@ const io: Io = {
 // so the caches hold that code too, not just what `--help` runs.
 const warmUp = async (): Promise<void> => {
   await buildProgram(io, () => {}, 'all');
-  const { loadConfig } = await import('./config.js');
+  const { loadConfig } = await import('./config/config.js');
   const { CHECK_THRESHOLDS } = await import('./checks/check-registry.js');
   loadConfig({ env: { DATABASE_URL: 'postgres://localhost/warm-up' }, cwd: '/', overrides: { database: { url: 'postgres://localhost/warm-up' } }, checkThresholds: CHECK_THRESHOLDS });
 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BatchSizer, sizedBatches } from '../src/batch-sizer.js';
+import { BatchSizer, sizedBatches } from '../src/engine/batch-sizer.js';
 
 describe('BatchSizer', () => {
   it('starts at 500 rows, or at the cap when the cap is smaller', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createAdaptiveLimiter, createLimiter, mapWithConcurrency } from '../src/concurrency.js';
+import { createAdaptiveLimiter, createLimiter, mapWithConcurrency } from '../src/engine/concurrency.js';
 
 /** A task that finishes only when the test releases it: concurrency observed, no timers. */
 function gate() {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, defaultConfig, configSchema } from '../src/config.js';
+import { loadConfig, defaultConfig, configSchema } from '../src/config/config.js';
 import { OpsctlError } from '../src/errors.js';
 import { cli } from './support/cli.js';
 

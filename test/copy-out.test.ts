@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { freshDatabase } from './support/db.js';
-import { Database } from '../src/database.js';
-import { defaultConfig } from '../src/config.js';
+import { Database } from '../src/database/database.js';
+import { defaultConfig } from '../src/config/config.js';
 import { OpsctlError } from '../src/errors.js';
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;

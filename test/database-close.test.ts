@@ -3,8 +3,8 @@
 // normally, never one whose client vanished.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from './support/db.js';
-import { Database } from '../src/database.js';
-import { defaultConfig } from '../src/config.js';
+import { Database } from '../src/database/database.js';
+import { defaultConfig } from '../src/config/config.js';
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 

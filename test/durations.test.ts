@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parseDuration, formatDuration, formatAge } from '../src/durations.js';
+import { parseDuration, formatDuration, formatAge } from '../src/config/durations.js';
 import { OpsctlError } from '../src/errors.js';
 
 describe('parseDuration', () => {

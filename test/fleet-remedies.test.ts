@@ -4,7 +4,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../src/cli.js';
+import { runCli } from '../src/cli/cli.js';
 import { freshDatabase, databaseChecksum, serverPassword } from './support/db.js';
 import { cli } from './support/cli.js';
 import { eventually } from './support/reliability.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runFleet, fleetOptions, TargetResources } from '../src/fleet.js';
+import { runFleet, fleetOptions, TargetResources } from '../src/targets/fleet.js';
 import { dependencyError, OpsctlError } from '../src/errors.js';
 
 const targets = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `t${i}` }));

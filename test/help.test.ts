@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PassThrough, Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { buildProgram } from '../src/cli.js';
+import { buildProgram } from '../src/cli/cli.js';
 import { cli } from './support/cli.js';
 
 /** Every leaf command of the real program, as its argv path. */

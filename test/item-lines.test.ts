@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { itemLines, OutcomeTails } from '../src/item-lines.js';
+import { itemLines, OutcomeTails } from '../src/engine/item-lines.js';
 
 // Any text JSON can carry: quotes, backslashes, control characters, lone surrogates, non-Latin-1.
 const text = fc.string({ unit: 'binary', maxLength: 30 });

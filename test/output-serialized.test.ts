@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
-import { render, type CommandResult } from '../src/output.js';
+import { render, type CommandResult } from '../src/output/output.js';
 import { Collect } from './support/collect.js';
 
 /** A result whose items come as JSON text (as a streamed remedy's and the COPY listing's do). */

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PlanSpool } from '../src/plan-spool.js';
+import { PlanSpool } from '../src/engine/plan-spool.js';
 
 const saved = process.env.TMPDIR;
 afterEach(() => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { fnv1a32, parseShard, pickShard, shardOf } from '../src/shards.js';
+import { fnv1a32, parseShard, pickShard, shardOf } from '../src/targets/shards.js';
 import { OpsctlError } from '../src/errors.js';
 
 const usage = (f: () => unknown) => {

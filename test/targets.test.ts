@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultConfig, loadConfig, validateConfig } from '../src/config.js';
-import { resolveTargets, selectTargetNames, targetConnection } from '../src/targets.js';
+import { defaultConfig, loadConfig, validateConfig } from '../src/config/config.js';
+import { resolveTargets, selectTargetNames, targetConnection } from '../src/targets/targets.js';
 import { CHECK_THRESHOLDS } from '../src/checks/check-registry.js';
 import { OpsctlError } from '../src/errors.js';
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import pgUtils from 'pg/lib/utils.js';
 import { freshDatabase } from './support/db.js';
-import { textArrayParam } from '../src/database.js';
+import { textArrayParam } from '../src/database/database.js';
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 beforeAll(async () => {

@@ -175,7 +175,7 @@ export function sizes(rows) {
 /** The COPY query opsctl runs (built by its own code, default config), for psql to run as is. */
 async function opsctlCopySql() {
   const { stuckCopySql } = await import(new URL('../../dist/checks/stuck-executions.js', import.meta.url).href);
-  const { defaultConfig } = await import(new URL('../../dist/config.js', import.meta.url).href);
+  const { defaultConfig } = await import(new URL('../../dist/config/config.js', import.meta.url).href);
   return stuckCopySql(defaultConfig().executions, 0);
 }
 

@@ -13,7 +13,7 @@ export const PG_FLAGS = [
 ];
 
 export async function startPostgres() {
-  const { startEmbeddedPostgres } = await import(new URL('../../dist/embedded-postgres.js', import.meta.url).href);
+  const { startEmbeddedPostgres } = await import(new URL('../../dist/database/embedded-postgres.js', import.meta.url).href);
   const { default: pg } = await import('pg');
   const server = await startEmbeddedPostgres({ name: 'opsctl-bench-pg', settings: PG_FLAGS });
   const { port, dataDir: dir } = server;

@@ -1,4 +1,4 @@
-import { type SchedulerApi, isFatalAwsError, translateAwsError } from '../aws.js';
+import { type SchedulerApi, isFatalAwsError, translateAwsError } from './scheduler-api.js';
 import { dependencyError } from '../errors.js';
 import type { Tags } from '../checks/tag-diff.js';
 

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import { currentInterruptBudget, DEFAULT_INTERRUPT_BUDGET, type SchedulerApi } from '../aws.js';
+import { currentInterruptBudget, DEFAULT_INTERRUPT_BUDGET, type SchedulerApi } from './scheduler-api.js';
 import { tagReadWorkerMain, type FromWorker, type TagReadWorkerData, type ToWorker, type WireError } from './tag-read-worker.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { Config } from '../config.js';
+import type { Config } from '../config/config.js';
 import { OpsctlError } from '../errors.js';
 import { CHECKS } from './check-registry.js';
 import type { CheckDeps, CheckFindings } from './check/definition.js';

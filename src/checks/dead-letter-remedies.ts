@@ -1,9 +1,9 @@
-import type { Database } from '../database.js';
-import type { Config, PropagationsConfig } from '../config.js';
-import type { Remedy } from '../remediation.js';
-import type { AuditEntry } from '../audit.js';
-import { lockThenClassify, type GuardedBatch } from '../guarded-batch.js';
-import { formatDuration } from '../durations.js';
+import type { Database } from '../database/database.js';
+import type { Config, PropagationsConfig } from '../config/config.js';
+import type { Remedy } from '../engine/remediation.js';
+import type { AuditEntry } from '../engine/audit.js';
+import { lockThenClassify, type GuardedBatch } from '../engine/guarded-batch.js';
+import { formatDuration } from '../config/durations.js';
 import { deadLetterColumns, deadLetterWhere, toDeadLetter, type DeadLetter, type DeadLetterFilter, type DeadLetterRow } from './dead-letters.js';
 import { bind, propagationNames, type PropagationNames } from './propagations-table.js';
 

@@ -1,7 +1,7 @@
-import type { Database } from '../database.js';
-import type { PropagationsConfig } from '../config.js';
+import type { Database } from '../database/database.js';
+import type { PropagationsConfig } from '../config/config.js';
 import { usageError } from '../errors.js';
-import { displayName } from '../identifiers.js';
+import { displayName } from '../database/identifiers.js';
 import { BoundedTally, errorClass } from './error-classes.js';
 import { bind, propagationNames, type PropagationNames } from './propagations-table.js';
 

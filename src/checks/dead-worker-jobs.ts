@@ -1,11 +1,11 @@
-import type { Config, WorkersConfig } from '../config.js';
-import type { ItemOutcome, Remedy } from '../remediation.js';
+import type { Config, WorkersConfig } from '../config/config.js';
+import type { ItemOutcome, Remedy } from '../engine/remediation.js';
 import type { JobFilter, ResolvedQueue, StuckJobRow } from './jobs-presets.js';
 import type { PlannedRescue } from './stuck-jobs.js';
 import { presetRescue, toStuck } from './stuck-jobs.js';
-import { lockThenClassify } from '../guarded-batch.js';
+import { lockThenClassify } from '../engine/guarded-batch.js';
 import { usageError } from '../errors.js';
-import { formatDuration } from '../durations.js';
+import { formatDuration } from '../config/durations.js';
 import { holderVerdict, lockHolders, staleHeartbeat, workerNames } from './dead-workers.js';
 
 /**

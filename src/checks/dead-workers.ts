@@ -1,9 +1,9 @@
-import type { Database } from '../database.js';
-import type { Config, WorkersConfig } from '../config.js';
-import type { ItemOutcome, Remedy } from '../remediation.js';
-import { lockThenClassify } from '../guarded-batch.js';
-import { formatDuration } from '../durations.js';
-import { displayName, qualifiedName, quoteIdent } from '../identifiers.js';
+import type { Database } from '../database/database.js';
+import type { Config, WorkersConfig } from '../config/config.js';
+import type { ItemOutcome, Remedy } from '../engine/remediation.js';
+import { lockThenClassify } from '../engine/guarded-batch.js';
+import { formatDuration } from '../config/durations.js';
+import { displayName, qualifiedName, quoteIdent } from '../database/identifiers.js';
 
 /**
  * Dead workers: registered workers whose heartbeat is older than a threshold on the database

@@ -1,9 +1,9 @@
-import type { Database } from '../database.js';
-import type { Config } from '../config.js';
-import type { Remedy } from '../remediation.js';
+import type { Database } from '../database/database.js';
+import type { Config } from '../config/config.js';
+import type { Remedy } from '../engine/remediation.js';
 import type { DiscardedJobRow, JobFilter, ResolvedQueue } from './jobs-presets.js';
 import { BoundedTally, errorClass } from './error-classes.js';
-import { lockThenClassify } from '../guarded-batch.js';
+import { lockThenClassify } from '../engine/guarded-batch.js';
 import { lockJobsAndApply } from './jobs-presets.js';
 
 /** A job the queue gave up on: River discarded, graphile-worker permanently failed, pg-boss failed (and cancelled, if included). */

@@ -1,5 +1,5 @@
-import type { ScheduleGroupsConfig } from '../config.js';
-import type { Database } from '../database.js';
+import type { ScheduleGroupsConfig } from '../config/config.js';
+import type { Database } from '../database/database.js';
 
 /**
  * The schedule groups that must exist: the config list, or the rows of

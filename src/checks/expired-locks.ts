@@ -1,7 +1,7 @@
-import type { Database } from '../database.js';
-import type { WorkersConfig } from '../config.js';
-import { OPSCTL_LOCK_CLASS } from '../advisory-lock.js';
-import { qualifiedName, quoteIdent } from '../identifiers.js';
+import type { Database } from '../database/database.js';
+import type { WorkersConfig } from '../config/config.js';
+import { OPSCTL_LOCK_CLASS } from '../engine/advisory-lock.js';
+import { qualifiedName, quoteIdent } from '../database/identifiers.js';
 import { staleHeartbeat, workerNames } from './dead-workers.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { QueuePreset } from './queue-preset.js';
-import { qualifiedName } from '../identifiers.js';
+import { qualifiedName } from '../database/identifiers.js';
 import { filterPredicates, limitClause, olderThan, type FilterColumns } from './jobs-sql.js';
 
 /**

@@ -1,8 +1,8 @@
-import type { Config, JobsConfig } from '../config.js';
-import type { Database } from '../database.js';
+import type { Config, JobsConfig } from '../config/config.js';
+import type { Database } from '../database/database.js';
 import { usageError } from '../errors.js';
-import { displayName, qualifiedName } from '../identifiers.js';
-import { parseDuration } from '../durations.js';
+import { displayName, qualifiedName } from '../database/identifiers.js';
+import { parseDuration } from '../config/durations.js';
 import { presetNamed, QUEUE_NAMES } from './queue-presets.js';
 import type { QueuePreset } from './queue-preset.js';
 

@@ -1,6 +1,6 @@
-import type { Database } from '../database.js';
-import type { PropagationsConfig } from '../config.js';
-import { parseDuration } from '../durations.js';
+import type { Database } from '../database/database.js';
+import type { PropagationsConfig } from '../config/config.js';
+import { parseDuration } from '../config/durations.js';
 import { bind, propagationNames } from './propagations-table.js';
 
 /**

@@ -1,6 +1,6 @@
-import type { Database } from '../database.js';
-import type { Config, PropagationsConfig } from '../config.js';
-import { qualifiedName, quoteIdent } from '../identifiers.js';
+import type { Database } from '../database/database.js';
+import type { Config, PropagationsConfig } from '../config/config.js';
+import { qualifiedName, quoteIdent } from '../database/identifiers.js';
 
 /**
  * The outbox table (`pending_propagations` by default) as configured: quoted names, the

@@ -1,6 +1,6 @@
-import type { Database } from '../database.js';
-import type { Config } from '../config.js';
-import type { ItemOutcome, Remedy } from '../remediation.js';
+import type { Database } from '../database/database.js';
+import type { Config } from '../config/config.js';
+import type { ItemOutcome, Remedy } from '../engine/remediation.js';
 import type { ResolvedQueue } from './jobs-presets.js';
 
 /**

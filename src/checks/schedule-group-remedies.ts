@@ -1,10 +1,10 @@
-import type { ScheduleGroupsConfig } from '../config.js';
-import type { AuditEntry } from '../audit.js';
-import type { ItemOutcome, PlannedItem, Remedy, RemedyHost } from '../remediation.js';
-import { type SchedulerApi, isFatalAwsError, translateAwsError, withConflictRetry, type ConflictRetry } from '../aws.js';
-import { mapWithConcurrency } from '../concurrency.js';
+import type { ScheduleGroupsConfig } from '../config/config.js';
+import type { AuditEntry } from '../engine/audit.js';
+import type { ItemOutcome, PlannedItem, Remedy, RemedyHost } from '../engine/remediation.js';
+import { type SchedulerApi, isFatalAwsError, translateAwsError, withConflictRetry, type ConflictRetry } from '../aws/scheduler-api.js';
+import { mapWithConcurrency } from '../engine/concurrency.js';
 import { dependencyError } from '../errors.js';
-import { parseDuration } from '../durations.js';
+import { parseDuration } from '../config/durations.js';
 import { createGroupCall, getGroup, isNotFound, readGroupNow, readTags, tagGroup, untagGroup } from '../aws/scheduler-gateway.js';
 import { adoptChanges, applyChanges, classify, describeChanges, expectedOwnerTags, reconcileChanges, type GroupClass, type TagChange, type Tags } from './tag-diff.js';
 // Types only: the finder re-exports this module, so a value import back would be a cycle.

@@ -1,7 +1,7 @@
-import type { ScheduleGroupsConfig } from '../config.js';
-import { type SchedulerApi, tierUpLater, translateAwsError } from '../aws.js';
-import { createAdaptiveLimiter, createLimiter } from '../concurrency.js';
-import { parseDuration } from '../durations.js';
+import type { ScheduleGroupsConfig } from '../config/config.js';
+import { type SchedulerApi, tierUpLater, translateAwsError } from '../aws/scheduler-api.js';
+import { createAdaptiveLimiter, createLimiter } from '../engine/concurrency.js';
+import { parseDuration } from '../config/durations.js';
 import { usageError } from '../errors.js';
 import { startTagReadPool, WORKER_MIN_GROUPS, type TagReadPool } from '../aws/tag-read-pool.js';
 import { countSchedules, getGroup, listAllGroups, readTags, readTagsInBulk, type ListedGroup, type OnWarning } from '../aws/scheduler-gateway.js';

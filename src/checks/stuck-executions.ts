@@ -1,9 +1,9 @@
-import { textArrayParam, type Database } from '../database.js';
-import type { Config, ExecutionsConfig } from '../config.js';
-import type { Remedy } from '../remediation.js';
-import { casThenClassify, endCas, lockThenClassify, type CasFirst } from '../guarded-batch.js';
-import { formatDuration } from '../durations.js';
-import { qualifiedName, quoteIdent } from '../identifiers.js';
+import { textArrayParam, type Database } from '../database/database.js';
+import type { Config, ExecutionsConfig } from '../config/config.js';
+import type { Remedy } from '../engine/remediation.js';
+import { casThenClassify, endCas, lockThenClassify, type CasFirst } from '../engine/guarded-batch.js';
+import { formatDuration } from '../config/durations.js';
+import { qualifiedName, quoteIdent } from '../database/identifiers.js';
 import { usageError } from '../errors.js';
 
 /**

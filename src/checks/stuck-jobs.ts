@@ -1,9 +1,9 @@
-import type { Database } from '../database.js';
-import type { Config } from '../config.js';
-import type { RemediationReport, Remedy } from '../remediation.js';
+import type { Database } from '../database/database.js';
+import type { Config } from '../config/config.js';
+import type { RemediationReport, Remedy } from '../engine/remediation.js';
 import type { ResolvedQueue, StuckFilter, StuckJobRow } from './jobs-presets.js';
-import { formatDuration } from '../durations.js';
-import { lockThenClassify } from '../guarded-batch.js';
+import { formatDuration } from '../config/durations.js';
+import { lockThenClassify } from '../engine/guarded-batch.js';
 import { lockJobsAndApply } from './jobs-presets.js';
 
 /** A job in the queue's running state past the threshold (the queue's own rule by default). */

@@ -1,4 +1,4 @@
-import type { ScheduleGroupsConfig } from '../config.js';
+import type { ScheduleGroupsConfig } from '../config/config.js';
 
 /**
  * Ownership and tag diffing for schedule groups: pure functions, no AWS. A group is ours

@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
 import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
-import type { CommandContext } from '../context.js';
-import type { AwsFlags } from '../aws.js';
-import type { Column, Tone } from '../output.js';
+import type { CommandContext } from '../cli/context.js';
+import type { AwsFlags } from '../aws/scheduler-api.js';
+import type { Column, Tone } from '../output/output.js';
 import type { CheckResult } from '../checks/all-checks.js';
 import { CHECK_GROUPS } from '../checks/check-registry.js';
 import { splitList } from './shared-flags.js';
 import { usageError } from '../errors.js';
-import { parseDuration } from '../durations.js';
+import { parseDuration } from '../config/durations.js';
 
 interface CheckFlags {
   only?: string;
@@ -37,12 +37,12 @@ export function checkOptions(flags: CheckFlags): CheckOptions {
 }
 
 export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<number> {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   const format = parseFormat(ctx.globals.output, ['table', 'json', 'ndjson', 'markdown', 'prometheus']);
   const { runChecks, checkExitCode } = await import('../checks/all-checks.js');
   const { only } = o;
   if (ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined) {
-    const { runFleetCheck } = await import('../fleet-check.js');
+    const { runFleetCheck } = await import('../targets/fleet-check.js');
     return runFleetCheck(ctx, o.aws, format, only, o.workerStale);
   }
   // --worker-stale is the dead-workers check's heartbeat threshold: the workers.stale key, from the command line.
@@ -60,7 +60,7 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
   );
   const exitCode = checkExitCode(results);
   if (format === 'markdown' || format === 'prometheus') {
-    const { renderMarkdown, renderPrometheus } = await import('../check-report.js');
+    const { renderMarkdown, renderPrometheus } = await import('../output/check-report.js');
     ctx.io.stdout.write(format === 'markdown' ? renderMarkdown(results, exitCode) : renderPrometheus(results, ctx.deps.now()));
     return exitCode;
   }
@@ -77,7 +77,7 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
     { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
     { header: 'worst example', value: (r) => (r.status === 'unknown' || r.status === 'skipped' ? r.error : r.worst) ?? '', maxWidth: 90 },
   ];
-  const { cellText } = await import('../output.js');
+  const { cellText } = await import('../output/output.js');
   return ctx.emit({
     command: 'check',
     mode: 'read',

@@ -23,9 +23,9 @@ export function registerConfigCommands(program: Command, r: Registrar): void {
     )
     .action(
       r.wrap(async (ctx) => {
-        const { parseFormat } = await import('../output.js');
+        const { parseFormat } = await import('../output/output.js');
         const format = parseFormat(ctx.format);
-        const { maskedConfig } = await import('../config.js');
+        const { maskedConfig } = await import('../config/config.js');
         const masked = maskedConfig(await ctx.config());
         const file = ctx.configFile ?? null;
         if (format === 'table') {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
-import type { CommandContext } from '../context.js';
+import type { CommandContext } from '../cli/context.js';
 
 interface DemoFlags {
   keep?: boolean;
@@ -25,7 +25,7 @@ async function parsePort(value: string | undefined): Promise<number | undefined>
  */
 export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<number> {
   const port = await parsePort(flags.pgPort);
-  const { startEmbeddedPostgres } = await import('../embedded-postgres.js');
+  const { startEmbeddedPostgres } = await import('../database/embedded-postgres.js');
   const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
-import type { CommandContext } from '../context.js';
+import type { CommandContext } from '../cli/context.js';
 import { parseCount } from './shared-flags.js';
 
 interface EmulatorFlags {
@@ -15,7 +15,7 @@ interface EmulatorFlags {
 /** Runs the Scheduler emulator in the foreground until SIGINT/SIGTERM. */
 export async function runEmulator(ctx: CommandContext, flags: EmulatorFlags, waitForStop: () => Promise<void>): Promise<number> {
   const { startSchedulerEmulator, parseFault, formatFault, ADMIN_PREFIX } = await import('../emulator/scheduler-emulator.js');
-  const { parseDuration } = await import('../durations.js');
+  const { parseDuration } = await import('../config/durations.js');
   // Parsed before listening, so a bad --fault is a usage error (exit 2) and nothing starts.
   const faults = (flags.fault ?? []).map((f) => parseFault(f));
   const emu = await startSchedulerEmulator({

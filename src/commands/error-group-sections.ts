@@ -1,4 +1,4 @@
-import type { Section } from '../output.js';
+import type { Section } from '../output/output.js';
 
 interface Grouped {
   byKind: Array<{ kind: string; count: number; oldest: Date | null; newest: Date | null }>;

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
-import type { CommandContext } from '../context.js';
-import type { Column } from '../output.js';
-import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import type { CommandContext } from '../cli/context.js';
+import type { Column } from '../output/output.js';
+import { formatAge, formatDuration, parseDuration } from '../config/durations.js';
 import type { PlannedReap, StuckExecution } from '../checks/stuck-executions.js';
-import type { Database } from '../database.js';
+import type { Database } from '../database/database.js';
 import { usageError } from '../errors.js';
 import { addApplyFlags, applyOptions, parseCount, parsePositive, splitList, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
@@ -68,12 +68,12 @@ async function resolveQuery(ctx: CommandContext, o: { thresholdMs?: number; stat
 }
 
 export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<number> {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
   const { limit } = o;
   const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, o);
   const { assertExecutionsSchema, copyStuck } = await import('../checks/stuck-executions.js');
-  const { isUndefinedName } = await import('../database.js');
+  const { isUndefinedName } = await import('../database/database.js');
   // Runs once the connection is under way (TCP, the server starting a session, the login),
   // time opsctl otherwise spends idle: the COPY reader and the output stream are ready before
   // the first row instead of being built after it.
@@ -122,9 +122,9 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
 }
 
 export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<number> {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
-  const { assertMaxTotal, requiresFleet, runFleetReap } = await import('../fleet-remedies.js');
+  const { assertMaxTotal, requiresFleet, runFleetReap } = await import('../targets/fleet-remedies.js');
   assertMaxTotal(ctx, o);
   if (requiresFleet(ctx)) {
     if ((o.connections ?? 1) > 1) throw usageError('--connections applies to a reap of one database: it does not combine with --target, --all-targets or --shard.');
@@ -134,9 +134,9 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
   const config = await ctx.config();
   const max = o.max ?? cfg.max;
   const { assertExecutionsSchema, reapRemedy } = await import('../checks/stuck-executions.js');
-  const { databaseHost, streamRemediation } = await import('../remediation.js');
-  const { presentStreamedRemediation } = await import('../remediation-presenter.js');
-  const { REAP_BATCH_TARGET_MS } = await import('../batch-sizer.js');
+  const { databaseHost, streamRemediation } = await import('../engine/remediation.js');
+  const { presentStreamedRemediation } = await import('../output/remediation-presenter.js');
+  const { REAP_BATCH_TARGET_MS } = await import('../engine/batch-sizer.js');
   const threshold = formatDuration(thresholdMs);
   const connections = o.apply ? (o.connections ?? 1) : 1;
   // Nothing needs the whole plan before the first write — no --max cap (0) and nobody to ask

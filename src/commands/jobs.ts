@@ -2,15 +2,15 @@ import type { Command } from 'commander';
 import { describe } from './descriptions.js';
 import { errorGroupSections } from './error-group-sections.js';
 import type { Registrar } from './registrar.js';
-import type { CommandContext } from '../context.js';
-import type { Column, Section, Tone } from '../output.js';
+import type { CommandContext } from '../cli/context.js';
+import type { Column, Section, Tone } from '../output/output.js';
 import type { StaleQueueLock } from '../checks/queue-locks.js';
 import type { ResolvedQueue } from '../checks/jobs-presets.js';
 import type { DiscardedJob } from '../checks/discarded-jobs.js';
 import type { PlannedRescue, StuckJob } from '../checks/stuck-jobs.js';
 import { usageError } from '../errors.js';
-import { displayName } from '../identifiers.js';
-import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import { displayName } from '../database/identifiers.js';
+import { formatAge, formatDuration, parseDuration } from '../config/durations.js';
 import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface StuckFlags {
@@ -82,7 +82,7 @@ export function jobRescueOptions(f: RescueFlags): JobRescueOptions {
 
 /** Format, config, the queue preset; nothing touches the database before these are valid. */
 async function setup(ctx: CommandContext) {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
   const config = await ctx.config();
   const { resolveQueue } = await import('../checks/jobs-presets.js');
@@ -249,8 +249,8 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
   const opts = engineOptions(q, o);
   const states = q.preset.discardedStates(includeCancelled);
   const { retryRemedy, checkRetryIds, countArchivedJobs } = await import('../checks/discarded-jobs.js');
-  const { remediate } = await import('../remediation.js');
-  const { presentRemediation } = await import('../remediation-presenter.js');
+  const { remediate } = await import('../engine/remediation.js');
+  const { presentRemediation } = await import('../output/remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
     const idCheck = await db.readOnly(async (ro) => {
       await assertQueueSchema(ro, q);
@@ -304,7 +304,7 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
 }
 
 export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promise<number> {
-  const { assertMaxTotal, requiresFleet, runFleetRescue } = await import('../fleet-remedies.js');
+  const { assertMaxTotal, requiresFleet, runFleetRescue } = await import('../targets/fleet-remedies.js');
   assertMaxTotal(ctx, o);
   if (requiresFleet(ctx)) return runFleetRescue(ctx, o);
   const { config, q } = await setup(ctx);
@@ -313,15 +313,15 @@ export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promi
   const threshold = thresholdMs === null ? null : formatDuration(thresholdMs);
   const opts = engineOptions(q, o);
   const { rescueRemedy, rescueSummary } = await import('../checks/stuck-jobs.js');
-  const { remediate } = await import('../remediation.js');
-  const { presentRemediation } = await import('../remediation-presenter.js');
+  const { remediate } = await import('../engine/remediation.js');
+  const { presentRemediation } = await import('../output/remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
     await db.readOnly(async (ro) => {
       await assertQueueSchema(ro, q);
       if (opts.apply && config.audit.table) await ro.assertColumns('audit', config.audit.table, config.audit.schema, {});
     });
     const remedy = rescueRemedy(q, { filter: { thresholdMs, kind: o.kind, queue: o.queue }, reason: o.reason, actor: config.actor, audit: config.audit });
-    let locks: import('../remediation.js').RemediationReport<StaleQueueLock> | null = null;
+    let locks: import('../engine/remediation.js').RemediationReport<StaleQueueLock> | null = null;
     return presentRemediation<PlannedRescue>(
       ctx,
       {

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
-import type { CommandContext } from '../context.js';
-import type { Column } from '../output.js';
+import type { CommandContext } from '../cli/context.js';
+import type { Column } from '../output/output.js';
 import type { ExpiredLockRow, IdleAdvisoryLock } from '../checks/expired-locks.js';
 import { parseCount } from './shared-flags.js';
-import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import { formatAge, formatDuration, parseDuration } from '../config/durations.js';
 
 interface ExpiredFlags {
   stale?: string;
@@ -39,13 +39,13 @@ export function advisoryOptions(flags: AdvisoryFlags): AdvisoryOptions {
 }
 
 export async function runExpired(ctx: CommandContext, o: ExpiredOptions): Promise<number> {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
   const { limit } = o;
   const cfg = (await ctx.config()).workers;
   const staleMs = o.staleMs ?? parseDuration(cfg.stale, 'workers.stale');
   const { assertLocksTable, findExpiredLockRows, workerTableExists } = await import('../checks/expired-locks.js');
-  const { displayName } = await import('../identifiers.js');
+  const { displayName } = await import('../database/identifiers.js');
   const where = displayName(cfg.locks.table, cfg.locks.schema);
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
@@ -88,7 +88,7 @@ export async function runExpired(ctx: CommandContext, o: ExpiredOptions): Promis
 }
 
 export async function runAdvisory(ctx: CommandContext, o: AdvisoryOptions): Promise<number> {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
   const { limit } = o;
   const cfg = (await ctx.config()).workers;

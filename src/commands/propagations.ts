@@ -2,16 +2,16 @@ import type { Command } from 'commander';
 import { describe } from './descriptions.js';
 import { errorGroupSections } from './error-group-sections.js';
 import type { Registrar } from './registrar.js';
-import type { CommandContext } from '../context.js';
-import type { Column } from '../output.js';
-import type { Presentation } from '../remediation-presenter.js';
-import type { Database } from '../database.js';
-import type { Remedy } from '../remediation.js';
+import type { CommandContext } from '../cli/context.js';
+import type { Column } from '../output/output.js';
+import type { Presentation } from '../output/remediation-presenter.js';
+import type { Database } from '../database/database.js';
+import type { Remedy } from '../engine/remediation.js';
 import type { DeadLetter, DeadLetterFilter } from '../checks/dead-letters.js';
 import type { PlannedDeadLetter } from '../checks/dead-letter-remedies.js';
 import type { PendingPropagation } from '../checks/pending-propagations.js';
 import { usageError } from '../errors.js';
-import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import { formatAge, formatDuration, parseDuration } from '../config/durations.js';
 import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface DeadLetterFlags {
@@ -87,10 +87,10 @@ export function purgeOptions(f: PurgeFlags): PurgeOptions {
 }
 
 async function setup(ctx: CommandContext) {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
   const config = await ctx.config();
-  const { displayName } = await import('../identifiers.js');
+  const { displayName } = await import('../database/identifiers.js');
   return { config, cfg: config.propagations, where: displayName(config.propagations.table, config.propagations.schema), formatAge, formatDuration };
 }
 
@@ -196,8 +196,8 @@ async function runRemedy(
   const max = o.max ?? cfg.max;
   const batchSize = o.batchSize ?? cfg.batchSize;
   const { assertPropagationsSchema, assertAuditSchema } = await import('../checks/propagations-table.js');
-  const { remediate } = await import('../remediation.js');
-  const { presentRemediation } = await import('../remediation-presenter.js');
+  const { remediate } = await import('../engine/remediation.js');
+  const { presentRemediation } = await import('../output/remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
     await db.readOnly(async (ro) => {
       await assertPropagationsSchema(ro, cfg);
@@ -230,7 +230,7 @@ export async function runRetry(ctx: CommandContext, o: DeadLetterRetryOptions): 
   const { cfg, config, where } = s;
   const unique = [...new Set(o.ids)];
   const filter: DeadLetterFilter = { kind: o.kind, sinceMs: o.since?.ms, ids: unique.length ? unique : undefined };
-  const { assertMaxTotal, requiresFleet, runFleetRetry } = await import('../fleet-remedies.js');
+  const { assertMaxTotal, requiresFleet, runFleetRetry } = await import('../targets/fleet-remedies.js');
   assertMaxTotal(ctx, o);
   if (requiresFleet(ctx)) {
     const scope = [unique.length ? `${unique.length} id(s)` : null, o.kind !== undefined ? `kind ${o.kind}` : null, o.since ? `dead-lettered within ${o.since.text}` : null].filter(Boolean).join(', ');

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CommandContext } from '../context.js';
+import type { CommandContext } from '../cli/context.js';
 
 /**
  * What a command module gets from the program that mounts it. Commands depend on this

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
-import type { CommandContext } from '../context.js';
-import type { Column, Tone } from '../output.js';
-import type { Config } from '../config.js';
-import type { Database } from '../database.js';
-import type { AwsFlags, SchedulerApi } from '../aws.js';
+import type { CommandContext } from '../cli/context.js';
+import type { Column, Tone } from '../output/output.js';
+import type { Config } from '../config/config.js';
+import type { Database } from '../database/database.js';
+import type { AwsFlags, SchedulerApi } from '../aws/scheduler-api.js';
 import { validateGroupNames, type GroupPlan, type GroupRecord } from '../checks/schedule-groups.js';
 import { addApplyFlags, parseCount, splitList } from './shared-flags.js';
 import { usageError } from '../errors.js';
@@ -113,7 +113,7 @@ function summarizeApi(api: SchedulerApi) {
 }
 
 export async function runList(ctx: CommandContext, o: ListOptions): Promise<number> {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
   const { classes } = o;
   const config = await ctx.config();
@@ -155,11 +155,11 @@ export async function runList(ctx: CommandContext, o: ListOptions): Promise<numb
 }
 
 export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<number> {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
   const { kind, names, max } = o;
   if (kind === 'adopt') {
-    const { assertMaxTotal, requiresFleet, runFleetAdopt } = await import('../fleet-remedies.js');
+    const { assertMaxTotal, requiresFleet, runFleetAdopt } = await import('../targets/fleet-remedies.js');
     assertMaxTotal(ctx, o);
     if (requiresFleet(ctx)) {
       if (o.aws.region !== undefined || o.aws.profile !== undefined || o.aws.endpointUrl !== undefined)
@@ -180,8 +180,8 @@ export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<nu
   const config = await ctx.config();
   const expected = await expectedNames(ctx, config);
   const api = await ctx.openScheduler(o.aws);
-  const { runRemediation } = await import('../remediation.js');
-  const { auditsToDatabase, groupBatchSize, prepareGroupWrite, settleNamed } = await import('../schedule-group-writes.js');
+  const { runRemediation } = await import('../engine/remediation.js');
+  const { auditsToDatabase, groupBatchSize, prepareGroupWrite, settleNamed } = await import('../checks/schedule-group-writes.js');
   const warnings: string[] = [];
   const spec = {
     kind,
@@ -195,7 +195,7 @@ export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<nu
     expected,
     onWarning: (w: string) => warnings.push(w),
   };
-  const { presentRemediation } = await import('../remediation-presenter.js');
+  const { presentRemediation } = await import('../output/remediation-presenter.js');
   const Verb = kind === 'adopt' ? 'Adopt' : 'Reconcile';
   const run = async (db: Database | null) => {
     const { remedy, host } = await prepareGroupWrite(ctx, api, spec, { apply: o.apply, wait: o.wait, db });

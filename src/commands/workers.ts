@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
-import type { CommandContext } from '../context.js';
-import type { Column } from '../output.js';
+import type { CommandContext } from '../cli/context.js';
+import type { Column } from '../output/output.js';
 import type { DeadWorker, PlannedDeadWorkerReap } from '../checks/dead-workers.js';
 import type { PlannedDeadWorkerRescue } from '../checks/dead-worker-jobs.js';
 import { usageError } from '../errors.js';
-import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import { formatAge, formatDuration, parseDuration } from '../config/durations.js';
 import { applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface DeadFlags {
@@ -29,7 +29,7 @@ export function deadOptions(flags: DeadFlags): DeadOptions {
 }
 
 export async function runDead(ctx: CommandContext, o: DeadOptions): Promise<number> {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
   const { limit } = o;
   const cfg = (await ctx.config()).workers;
@@ -85,15 +85,15 @@ export function deadWorkerOptions(flags: DeadWorkerFlags, command: string): Dead
 
 /** `opsctl reap --dead-workers`: rows of workers.runs held by dead workers, whatever their age. */
 export async function runReapDeadWorkers(ctx: CommandContext, o: DeadWorkerOptions): Promise<number> {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
   const config = await ctx.config();
   const cfg = config.workers;
   const ms = o.staleMs ?? parseDuration(cfg.stale, 'workers.stale');
   const max = o.max ?? cfg.max;
   const { assertWorkersSchema, deadWorkerReapRemedy, workTableName } = await import('../checks/dead-workers.js');
-  const { remediate } = await import('../remediation.js');
-  const { presentRemediation } = await import('../remediation-presenter.js');
+  const { remediate } = await import('../engine/remediation.js');
+  const { presentRemediation } = await import('../output/remediation-presenter.js');
   const stale = formatDuration(ms);
   const where = workTableName(cfg);
   return ctx.withDatabase(async (db) => {
@@ -131,7 +131,7 @@ export async function runReapDeadWorkers(ctx: CommandContext, o: DeadWorkerOptio
 
 /** `opsctl jobs rescue --dead-workers`: running jobs whose worker is dead, whatever their age. */
 export async function runRescueDeadWorkers(ctx: CommandContext, o: DeadWorkerOptions): Promise<number> {
-  const { parseFormat } = await import('../output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
   const config = await ctx.config();
   const { resolveQueue, assertQueueSchema } = await import('../checks/jobs-presets.js');
@@ -143,8 +143,8 @@ export async function runRescueDeadWorkers(ctx: CommandContext, o: DeadWorkerOpt
   const max = o.max ?? q.cfg.max;
   const { assertWorkerTable, workerTableName } = await import('../checks/dead-workers.js');
   const { rescueSummary } = await import('../checks/stuck-jobs.js');
-  const { remediate } = await import('../remediation.js');
-  const { presentRemediation } = await import('../remediation-presenter.js');
+  const { remediate } = await import('../engine/remediation.js');
+  const { presentRemediation } = await import('../output/remediation-presenter.js');
   const stale = formatDuration(ms);
   return ctx.withDatabase(async (db) => {
     await db.readOnly(async (ro) => {

@@ -3,7 +3,7 @@
 // moment, a page token that dies between pages, an HTML page instead of JSON. Every fault has a
 // typed form (tests) and a one-line text form (`opsctl emulator scheduler --fault SPEC`, the
 // admin endpoint), parsed by parseFault and printed back by formatFault.
-import { formatDuration, parseDuration } from '../durations.js';
+import { formatDuration, parseDuration } from '../config/durations.js';
 import { usageError } from '../errors.js';
 import { ApiError, STATUS, expiredPaginationToken, invalidToken, readToken, type EmulatorErrorName, type Request } from './protocol.js';
 import type { SchedulerStore } from './state.js';

@@ -6,7 +6,7 @@ import { connect, jobsConfig, queueFor } from '../support/jobs.js';
 import { SCHEDULER_SCHEMA_SQL } from '../support/scheduler-schema.js';
 import { REFERENCE_SCHEMA_SQL } from '../../src/reference/schema.js';
 import { RIVER_SCHEMA_SQL } from '../../src/reference/queues/river.js';
-import { remediate } from '../../src/remediation.js';
+import { remediate } from '../../src/engine/remediation.js';
 import { deadWorkerRescueRemedy } from '../../src/checks/dead-worker-jobs.js';
 
 /**

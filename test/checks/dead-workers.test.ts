@@ -5,10 +5,10 @@ import { cli, cliProcess } from '../support/cli.js';
 import { configFile } from '../support/reliability.js';
 import { SCHEDULER_SCHEMA_SQL } from '../support/scheduler-schema.js';
 import { REFERENCE_SCHEMA_SQL } from '../../src/reference/schema.js';
-import { Database } from '../../src/database.js';
-import { defaultConfig } from '../../src/config.js';
+import { Database } from '../../src/database/database.js';
+import { defaultConfig } from '../../src/config/config.js';
 import { deadWorkerReapRemedy } from '../../src/checks/dead-workers.js';
-import { remediate } from '../../src/remediation.js';
+import { remediate } from '../../src/engine/remediation.js';
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let env: NodeJS.ProcessEnv;

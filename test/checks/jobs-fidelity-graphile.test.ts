@@ -9,7 +9,7 @@ import { cli, cliProcess } from '../support/cli.js';
 import { connect, jobsConfig, queueFor, until } from '../support/jobs.js';
 import { copyRows, expectSameRows, rowsOf } from '../support/fidelity.js';
 import { AUDIT_LOG_SQL } from '../../src/reference/schema.js';
-import { remediate } from '../../src/remediation.js';
+import { remediate } from '../../src/engine/remediation.js';
 import { queueLockRemedy } from '../../src/checks/queue-locks.js';
 
 // The same rows in two graphile-worker schemas (both made by its own migrations): graphile-worker's

@@ -5,7 +5,7 @@ import { freshDatabase } from '../support/db.js';
 import { cli } from '../support/cli.js';
 import { connect, jobsConfig, queueFor, until } from '../support/jobs.js';
 import { AUDIT_LOG_SQL } from '../../src/reference/schema.js';
-import { remediate } from '../../src/remediation.js';
+import { remediate } from '../../src/engine/remediation.js';
 import { retryRemedy } from '../../src/checks/discarded-jobs.js';
 import { rescueRemedy } from '../../src/checks/stuck-jobs.js';
 

@@ -6,7 +6,7 @@ import { connect, jobsConfig, queueFor } from '../support/jobs.js';
 import { copyRows, expectSameRows, rowsOf } from '../support/fidelity.js';
 import { AUDIT_LOG_SQL } from '../../src/reference/schema.js';
 import { obanSchemaSql } from '../../src/reference/queues/oban.js';
-import { remediate } from '../../src/remediation.js';
+import { remediate } from '../../src/engine/remediation.js';
 import { rescueRemedy } from '../../src/checks/stuck-jobs.js';
 
 // Oban is Elixir: its Lifeline rescue, retry_job and Basic engine fetch are transcribed here as

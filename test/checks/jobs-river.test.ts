@@ -5,7 +5,7 @@ import { cli } from '../support/cli.js';
 import { connect, jobsConfig, queueFor, until } from '../support/jobs.js';
 import { REFERENCE_SCHEMA_SQL } from '../../src/reference/schema.js';
 import { RIVER_SCHEMA_SQL } from '../../src/reference/queues/river.js';
-import { remediate } from '../../src/remediation.js';
+import { remediate } from '../../src/engine/remediation.js';
 import { retryRemedy } from '../../src/checks/discarded-jobs.js';
 import { rescueRemedy } from '../../src/checks/stuck-jobs.js';
 

@@ -6,11 +6,11 @@ import { PassThrough } from 'node:stream';
 import pg from 'pg';
 import { freshDatabase, tableChecksum } from '../support/db.js';
 import { cli } from '../support/cli.js';
-import { runCli } from '../../src/cli.js';
-import { Database } from '../../src/database.js';
-import { defaultConfig } from '../../src/config.js';
+import { runCli } from '../../src/cli/cli.js';
+import { Database } from '../../src/database/database.js';
+import { defaultConfig } from '../../src/config/config.js';
 import { retryRemedy } from '../../src/checks/dead-letter-remedies.js';
-import { remediate } from '../../src/remediation.js';
+import { remediate } from '../../src/engine/remediation.js';
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let env: NodeJS.ProcessEnv;

@@ -3,7 +3,7 @@
 // does not return (never tagged, or the index lags) read with ListTagsForResource.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SchedulerEmulator } from '../../src/emulator/scheduler-emulator.js';
-import { resolveTaggingEndpoint } from '../../src/aws.js';
+import { resolveTaggingEndpoint } from '../../src/aws/scheduler-api.js';
 import { cli } from '../support/cli.js';
 import { AWS_SECRET, awsEnv, emulator, owner, sgConfig } from '../support/aws.js';
 

@@ -2,9 +2,9 @@
 // less background compiling) and puts it back afterwards, also when it fails; the built CLI's
 // code caches keep being used (the tagging SDK is loaded mid-listing).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createSchedulerApi, currentInterruptBudget, tierUpLater, type SchedulerApi } from '../../src/aws.js';
+import { createSchedulerApi, currentInterruptBudget, tierUpLater, type SchedulerApi } from '../../src/aws/scheduler-api.js';
 import { findGroups } from '../../src/checks/schedule-groups.js';
-import { defaultConfig } from '../../src/config.js';
+import { defaultConfig } from '../../src/config/config.js';
 import type { SchedulerEmulator } from '../../src/emulator/scheduler-emulator.js';
 import { cliProcess } from '../support/cli.js';
 import { awsEnv, emulator, owner, sgConfig } from '../support/aws.js';

@@ -2,10 +2,10 @@
 // the same bytes in json and ndjson, the same table, for awkward keys and statuses.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../support/db.js';
-import { Database } from '../../src/database.js';
-import { defaultConfig, type ExecutionsConfig } from '../../src/config.js';
+import { Database } from '../../src/database/database.js';
+import { defaultConfig, type ExecutionsConfig } from '../../src/config/config.js';
 import { copyStuck, streamStuck, type StuckExecution, type StuckQuery } from '../../src/checks/stuck-executions.js';
-import { render, type CommandResult, type OutputFormat } from '../../src/output.js';
+import { render, type CommandResult, type OutputFormat } from '../../src/output/output.js';
 import { Collect } from '../support/collect.js';
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;

@@ -6,10 +6,10 @@ import pg from 'pg';
 import { freshDatabase, tableChecksum, serverPassword } from '../support/db.js';
 import { cli } from '../support/cli.js';
 import { eventually } from '../support/reliability.js';
-import { Database } from '../../src/database.js';
-import { defaultConfig } from '../../src/config.js';
+import { Database } from '../../src/database/database.js';
+import { defaultConfig } from '../../src/config/config.js';
 import { reapRemedy } from '../../src/checks/stuck-executions.js';
-import { databaseHost, remediate, streamRemediation } from '../../src/remediation.js';
+import { databaseHost, remediate, streamRemediation } from '../../src/engine/remediation.js';
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let env: NodeJS.ProcessEnv;
@@ -205,7 +205,7 @@ describe('reap', () => {
   });
 
   it('the streamed engine\'s JSON text (what json and ndjson print) is its items as toJson writes them: every outcome, in plan order', async () => {
-    const { toJson } = await import('../../src/output.js');
+    const { toJson } = await import('../../src/output/output.js');
     const runs: Record<string, { lines: string[]; summary: Record<string, unknown> }> = {};
     await db.client.query(`CREATE OR REPLACE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF OLD.error = 'poison' THEN RAISE EXCEPTION 'row % is poisoned', OLD.id; END IF; RETURN NEW; END $$;
@@ -355,7 +355,7 @@ describe('reap', () => {
       ).rejects.toMatchObject({ exitCode: 3 });
       expect(items).toEqual([]);
       expect(await tableChecksum(db.client, 'purchase_executions')).toBe(before);
-      const { acquireTableLock } = await import('../../src/advisory-lock.js');
+      const { acquireTableLock } = await import('../../src/engine/advisory-lock.js');
       await (await acquireTableLock(conn, 'purchase_executions', null, { wait: false })).release();
     } finally {
       await conn.close();
@@ -377,7 +377,7 @@ describe('reap', () => {
       expect(report.summary).toMatchObject({ planned: 4, reaped: 0, cancelled: true, batches: 0 });
       expect(await tableChecksum(db.client, 'purchase_executions')).toBe(before);
       // The advisory lock was released when the items ran out: another run may take it.
-      const { acquireTableLock } = await import('../../src/advisory-lock.js');
+      const { acquireTableLock } = await import('../../src/engine/advisory-lock.js');
       await (await acquireTableLock(conn, 'purchase_executions', null, { wait: false })).release();
     } finally {
       await conn.close();
@@ -631,7 +631,7 @@ describe('reap', () => {
   it('a second reaper without --wait is turned away with exit 3 while the lock is held', async () => {
     await seed();
     const holder = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
-    const { acquireTableLock } = await import('../../src/advisory-lock.js');
+    const { acquireTableLock } = await import('../../src/engine/advisory-lock.js');
     const lock = await acquireTableLock(holder, 'purchase_executions', null, { wait: false });
     try {
       const r = await cli(['reap', '--apply'], env);

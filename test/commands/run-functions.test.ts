@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { freshDatabase } from '../support/db.js';
 import { awsEnv, emulator, OWNER, owner } from '../support/aws.js';
-import { CommandContext, createDeps, type Deps } from '../../src/context.js';
+import { CommandContext, createDeps, type Deps } from '../../src/cli/context.js';
 import { reapOptions, runReap, runStuck, stuckOptions } from '../../src/commands/executions.js';
 import { checkOptions, runCheck } from '../../src/commands/check.js';
 import { ExitCode } from '../../src/errors.js';
@@ -59,7 +59,7 @@ describe('run functions with their dependencies passed in', () => {
       // The real opener, counted: the run function reaches the database only through deps.
       openDatabase: async (settings, env) => {
         opened += 1;
-        return (await import('../../src/database.js')).Database.connect({ settings, env });
+        return (await import('../../src/database/database.js')).Database.connect({ settings, env });
       },
     });
     const code = await runReap(ctx, reapOptions({ olderThan: '10m', apply: true, reason: 'INC-9' }));

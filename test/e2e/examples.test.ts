@@ -64,7 +64,7 @@ describe('README', () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
   it('the complete example config is valid for opsctl', async () => {
-    const { validateConfig, defaultConfig } = await import('../../src/config.js');
+    const { validateConfig, defaultConfig } = await import('../../src/config/config.js');
     const section = readme.slice(readme.indexOf('### A complete example'));
     const json = /```json\n([\s\S]*?)\n```/.exec(section)![1];
     const example = JSON.parse(json);
@@ -81,7 +81,7 @@ describe('README', () => {
   });
 
   it('documents every config key the code accepts', async () => {
-    const { defaultConfig } = await import('../../src/config.js');
+    const { defaultConfig } = await import('../../src/config/config.js');
     const keys: string[] = [];
     const walk = (o: Record<string, unknown>, path: string[]) => {
       for (const [k, v] of Object.entries(o)) {

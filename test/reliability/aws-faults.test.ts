@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SchedulerEmulator, EmulatorErrorName } from '../../src/emulator/scheduler-emulator.js';
-import { createSchedulerApi } from '../../src/aws.js';
+import { createSchedulerApi } from '../../src/aws/scheduler-api.js';
 import { adoptRemedy, findGroups, reconcileRemedy, schedulerHost } from '../../src/checks/schedule-groups.js';
-import { runRemediation } from '../../src/remediation.js';
-import { defaultConfig } from '../../src/config.js';
+import { runRemediation } from '../../src/engine/remediation.js';
+import { defaultConfig } from '../../src/config/config.js';
 import { cli } from '../support/cli.js';
 import { AWS_SECRET, OWNER, awsEnv, emulator, owner, sgConfig } from '../support/aws.js';
 import { expectOneSentence } from '../support/reliability.js';

@@ -236,7 +236,7 @@ describe('locks and timeouts', () => {
     const holderDb = new pg.Client({ connectionString: db.url });
     await holderDb.connect();
     // The lock another opsctl run would hold (the same two-key advisory lock, keyed by the table's oid).
-    const { OPSCTL_LOCK_CLASS } = await import('../../src/advisory-lock.js');
+    const { OPSCTL_LOCK_CLASS } = await import('../../src/engine/advisory-lock.js');
     const oid = Number((await holderDb.query("SELECT 'purchase_executions'::regclass::oid::bigint AS oid")).rows[0].oid);
     await holderDb.query('SELECT pg_advisory_lock($1::int, $2::int)', [OPSCTL_LOCK_CLASS, oid > 0x7fffffff ? oid - 0x100000000 : oid]);
     let released = false;

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parseDuration, formatDuration } from '../../src/durations.js';
+import { parseDuration, formatDuration } from '../../src/config/durations.js';
 import { OpsctlError } from '../../src/errors.js';
 import { adoptChanges, applyChanges, classify, expectedOwnerTags, reconcileChanges, type OwnershipConfig, type Tags } from '../../src/checks/tag-diff.js';
-import { quoteIdent, qualifiedName } from '../../src/identifiers.js';
-import { Database } from '../../src/database.js';
-import { defaultConfig } from '../../src/config.js';
+import { quoteIdent, qualifiedName } from '../../src/database/identifiers.js';
+import { Database } from '../../src/database/database.js';
+import { defaultConfig } from '../../src/config/config.js';
 import { findStuck } from '../../src/checks/stuck-executions.js';
 import { freshDatabase } from '../support/db.js';
 

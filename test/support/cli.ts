@@ -1,7 +1,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runCli } from '../../src/cli.js';
+import { runCli } from '../../src/cli/cli.js';
 
 export interface CliResult {
   code: number;

@@ -32,7 +32,7 @@ export default async function setup(project: TestProject) {
     project.provide('pgUrl', process.env.OPSCTL_TEST_DATABASE_URL);
     return removeTmp;
   }
-  const { startEmbeddedPostgres } = await import('../../src/embedded-postgres.js');
+  const { startEmbeddedPostgres } = await import('../../src/database/embedded-postgres.js');
   const server = await startEmbeddedPostgres({
     name: 'opsctl-test-pg',
     password: 'test-pw-Zq81',

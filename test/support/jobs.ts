@@ -1,8 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Database } from '../../src/database.js';
-import { defaultConfig, validateConfig, type Config } from '../../src/config.js';
+import { Database } from '../../src/database/database.js';
+import { defaultConfig, validateConfig, type Config } from '../../src/config/config.js';
 import { resolveQueue, type ResolvedQueue } from '../../src/checks/jobs-presets.js';
 
 /** A config file for `opsctl jobs` tests: the queue, an audit table, any extra jobs keys. */

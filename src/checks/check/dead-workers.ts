@@ -1,4 +1,4 @@
-import { parseDuration } from '../../durations.js';
+import { parseDuration } from '../../config/durations.js';
 import { ITEM_LIMIT, withDb, type CheckDefinition } from './definition.js';
 
 /** Dead workers still holding rows of the work table; the heartbeat threshold is workers.stale (check --worker-stale). */

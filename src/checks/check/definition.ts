@@ -1,6 +1,6 @@
-import type { Config } from '../../config.js';
-import type { Database } from '../../database.js';
-import type { SchedulerApi } from '../../aws.js';
+import type { Config } from '../../config/config.js';
+import type { Database } from '../../database/database.js';
+import type { SchedulerApi } from '../../aws/scheduler-api.js';
 
 /**
  * One check of `opsctl check`: a read-only count of one problem with a few examples. A check

@@ -1,4 +1,4 @@
-import { parseDuration } from '../../durations.js';
+import { parseDuration } from '../../config/durations.js';
 import { ITEM_LIMIT, withDb, type CheckDefinition } from './definition.js';
 
 export const pendingPropagationsCheck: CheckDefinition = {

@@ -1,4 +1,4 @@
-import { formatAge, formatDuration, parseDuration } from '../../durations.js';
+import { formatAge, formatDuration, parseDuration } from '../../config/durations.js';
 import { ITEM_LIMIT, withDb, type CheckDefinition } from './definition.js';
 
 export const stuckExecutionsCheck: CheckDefinition = {

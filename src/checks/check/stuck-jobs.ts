@@ -1,4 +1,4 @@
-import { formatAge } from '../../durations.js';
+import { formatAge } from '../../config/durations.js';
 import { ITEM_LIMIT, withDb, type CheckDefinition, jobsNotConfigured } from './definition.js';
 
 export const stuckJobsCheck: CheckDefinition = {

@@ -1,8 +1,8 @@
 import type { Client, ClientConfig, QueryResultRow } from 'pg';
-import type { Config } from './config.js';
-import { parseDuration } from './durations.js';
-import { dependencyError, usageError, ExitCode, OpsctlError } from './errors.js';
-import { maskConnectionString } from './masking.js';
+import type { Config } from '../config/config.js';
+import { parseDuration } from '../config/durations.js';
+import { dependencyError, usageError, ExitCode, OpsctlError } from '../errors.js';
+import { maskConnectionString } from '../output/masking.js';
 import { qualifiedName, displayName } from './identifiers.js';
 
 export interface ConnectOptions {

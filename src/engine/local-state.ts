@@ -2,7 +2,7 @@ import { appendFile, mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEntry } from './audit.js';
-import { dependencyError } from './errors.js';
+import { dependencyError } from '../errors.js';
 import { delay } from './concurrency.js';
 
 /**

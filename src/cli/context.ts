@@ -1,10 +1,10 @@
 import type { Readable, Writable } from 'node:stream';
-import type { Config } from './config.js';
-import type { Database } from './database.js';
-import type { CommandResult, OutputFormat } from './output.js';
-import type { AwsFlags, SchedulerAccess, SchedulerApi } from './aws.js';
-import { ExitCode, OpsctlError } from './errors.js';
-import { maskSecrets } from './masking.js';
+import type { Config } from '../config/config.js';
+import type { Database } from '../database/database.js';
+import type { CommandResult, OutputFormat } from '../output/output.js';
+import type { AwsFlags, SchedulerAccess, SchedulerApi } from '../aws/scheduler-api.js';
+import { ExitCode, OpsctlError } from '../errors.js';
+import { maskSecrets } from '../output/masking.js';
 
 /** The process surroundings a command needs; tests pass their own. */
 export interface Io {
@@ -56,8 +56,8 @@ export interface Deps {
 /** The real dependencies: PostgreSQL through pg, Scheduler through the AWS SDK, the system clock. */
 export function createDeps(overrides: Partial<Deps> = {}): Deps {
   return {
-    openDatabase: async (settings, env, signal) => (await import('./database.js')).Database.connect({ settings, env, signal }),
-    openScheduler: async (access) => (await import('./aws.js')).createSchedulerApi(access),
+    openDatabase: async (settings, env, signal) => (await import('../database/database.js')).Database.connect({ settings, env, signal }),
+    openScheduler: async (access) => (await import('../aws/scheduler-api.js')).createSchedulerApi(access),
     now: () => Date.now(),
     ...overrides,
   };
@@ -81,8 +81,8 @@ export class CommandContext {
   /** Loads config once: --config > OPSCTL_CONFIG > ./opsctl.config.json, then env and flags on top. */
   async config(overrides: Record<string, unknown> = {}): Promise<Config> {
     if (this.loaded) return this.loaded;
-    const { loadConfig } = await import('./config.js');
-    const { CHECK_THRESHOLDS } = await import('./checks/check-registry.js');
+    const { loadConfig } = await import('../config/config.js');
+    const { CHECK_THRESHOLDS } = await import('../checks/check-registry.js');
     const flagLayer: Record<string, unknown> = { ...overrides };
     if (this.globals.databaseUrl) flagLayer.database = { ...((flagLayer.database as object) ?? {}), url: this.globals.databaseUrl };
     const { config, file } = loadConfig({ configPath: this.globals.config, env: this.io.env, cwd: this.io.cwd, overrides: flagLayer, checkThresholds: CHECK_THRESHOLDS });
@@ -110,7 +110,7 @@ export class CommandContext {
   /** A Scheduler client from the AWS flags, the environment and the config; the caller destroys it. */
   async openScheduler(flags: AwsFlags): Promise<SchedulerApi> {
     const cfg = await this.config();
-    const { schedulerAccess } = await import('./aws.js');
+    const { schedulerAccess } = await import('../aws/scheduler-api.js');
     return this.deps.openScheduler(schedulerAccess(this.io.env, flags, cfg));
   }
 
@@ -119,7 +119,7 @@ export class CommandContext {
   }
 
   async emit<T>(result: CommandResult<T>): Promise<number> {
-    const { render } = await import('./output.js');
+    const { render } = await import('../output/output.js');
     const code = await render(result, this.format, { stream: this.io.stdout, env: this.io.env, noColor: this.globals.color === false });
     for (const w of result.warnings?.() ?? []) this.say(`opsctl: ${w}`);
     return code;

@@ -1,4 +1,4 @@
-import type { CheckResult } from './checks/all-checks.js';
+import type { CheckResult } from '../checks/all-checks.js';
 import { cellText, truncate } from './output.js';
 
 /** Renderers only `check` needs: markdown for CI job summaries, Prometheus text exposition. */

@@ -1,10 +1,10 @@
-import type { Database } from './database.js';
-import { isConnectionError } from './database.js';
+import type { Database } from '../database/database.js';
+import { isConnectionError } from '../database/database.js';
 import { acquireTableLock } from './advisory-lock.js';
-import { ExitCode, usageError, OpsctlError } from './errors.js';
-import { displayName } from './identifiers.js';
+import { ExitCode, usageError, OpsctlError } from '../errors.js';
+import { displayName } from '../database/identifiers.js';
 import { writeAudit, type AuditEntry } from './audit.js';
-import type { Config } from './config.js';
+import type { Config } from '../config/config.js';
 import { BatchSizer, sizedBatches } from './batch-sizer.js';
 import { PlanSpool } from './plan-spool.js';
 import { itemLines, OutcomeTails } from './item-lines.js';

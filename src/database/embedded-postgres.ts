@@ -2,7 +2,7 @@ import { rmSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { dependencyError, OpsctlError } from './errors.js';
+import { dependencyError, OpsctlError } from '../errors.js';
 import { reachableBinaries, reachableTmpdir, isRoot, preflightBinaries } from './embedded-postgres-binaries.js';
 
 /**

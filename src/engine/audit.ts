@@ -1,6 +1,6 @@
-import type { Database } from './database.js';
-import type { Config } from './config.js';
-import { qualifiedName } from './identifiers.js';
+import type { Database } from '../database/database.js';
+import type { Config } from '../config/config.js';
+import { qualifiedName } from '../database/identifiers.js';
 
 export interface AuditEntry {
   kind: string;

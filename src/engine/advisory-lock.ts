@@ -1,6 +1,6 @@
-import type { Database } from './database.js';
-import { dependencyError } from './errors.js';
-import { qualifiedName, displayName } from './identifiers.js';
+import type { Database } from '../database/database.js';
+import { dependencyError } from '../errors.js';
+import { qualifiedName, displayName } from '../database/identifiers.js';
 
 /** First key of opsctl's two-key advisory locks ("opsc"): keeps us apart from the app's own locks. */
 export const OPSCTL_LOCK_CLASS = 0x6f707363;

@@ -1,8 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CommandContext, createDeps, type Io, type GlobalOptions } from './context.js';
-import { ExitCode } from './errors.js';
-import { COMMAND_INDEX } from './commands/index.js';
-import type { Registrar } from './commands/registrar.js';
+import { ExitCode } from '../errors.js';
+import { COMMAND_INDEX } from '../commands/index.js';
+import type { Registrar } from '../commands/registrar.js';
 
 export const VERSION = '0.1.0';
 
@@ -60,7 +60,7 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
         const globals = command.optsWithGlobals() as GlobalOptions;
         const ctx = new CommandContext(io, globals, createDeps({ runCli }));
         try {
-          const { assertFleetCapable } = await import('./fleet.js');
+          const { assertFleetCapable } = await import('../targets/fleet.js');
           assertFleetCapable(command, globals);
           setExit(await action(ctx, ...args));
         } catch (e) {

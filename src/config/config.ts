@@ -3,10 +3,10 @@ import { resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { z } from 'zod';
 import { parseDuration } from './durations.js';
-import { usageError } from './errors.js';
-import { maskConnectionString } from './masking.js';
-import { lazy, targetsSchema } from './target-config.js';
-import { QUEUE_NAMES } from './checks/queue-presets.js';
+import { usageError } from '../errors.js';
+import { maskConnectionString } from '../output/masking.js';
+import { lazy, targetsSchema } from '../targets/target-config.js';
+import { QUEUE_NAMES } from '../checks/queue-presets.js';
 
 // Every schema below is built on first use (lazy): a command validates only the sections its
 // config layers set (validateLayer), and building zod's schema for all of them was ~20 ms of

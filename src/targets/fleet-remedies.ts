@@ -1,20 +1,20 @@
-import type { CommandContext } from './context.js';
-import type { Column, Tone } from './output.js';
-import type { Database } from './database.js';
-import type { OutcomeCounts, PlannedItem, Remedy, RemediationReport, ReportedItem } from './remediation.js';
+import type { CommandContext } from '../cli/context.js';
+import type { Column, Tone } from '../output/output.js';
+import type { Database } from '../database/database.js';
+import type { OutcomeCounts, PlannedItem, Remedy, RemediationReport, ReportedItem } from '../engine/remediation.js';
 import type { ResolvedTarget } from './targets.js';
-import type { DeadLetterFilter } from './checks/dead-letters.js';
-import type { PlannedReap } from './checks/stuck-executions.js';
-import type { PlannedDeadLetter } from './checks/dead-letter-remedies.js';
-import type { PlannedRescue } from './checks/stuck-jobs.js';
-import type { GroupPlan } from './checks/schedule-groups.js';
-import { OpsctlError, usageError } from './errors.js';
-import { DEFAULT_LABELS } from './remediation.js';
-import { maskSecrets } from './masking.js';
+import type { DeadLetterFilter } from '../checks/dead-letters.js';
+import type { PlannedReap } from '../checks/stuck-executions.js';
+import type { PlannedDeadLetter } from '../checks/dead-letter-remedies.js';
+import type { PlannedRescue } from '../checks/stuck-jobs.js';
+import type { GroupPlan } from '../checks/schedule-groups.js';
+import { OpsctlError, usageError } from '../errors.js';
+import { DEFAULT_LABELS } from '../engine/remediation.js';
+import { maskSecrets } from '../output/masking.js';
 import { TargetResources, fleetOptions, runFleet } from './fleet.js';
 import { openTargetDatabase, openTargetScheduler, selectedTargets, targetExpectedGroups } from './fleet-check.js';
-import type { ApplyOptions } from './commands/shared-flags.js';
-import { formatDuration, parseDuration } from './durations.js';
+import type { ApplyOptions } from '../commands/shared-flags.js';
+import { formatDuration, parseDuration } from '../config/durations.js';
 
 /**
  * A remedy (reap, propagations retry) over several targets:
@@ -90,7 +90,7 @@ export function databaseUnit<P extends PlannedItem>(ctx: CommandContext, prepare
     const db = await openTargetDatabase(ctx, unit.target, res, secrets);
     try {
       const p = await prepare(unit.target, db, apply);
-      const { remediate } = await import('./remediation.js');
+      const { remediate } = await import('../engine/remediation.js');
       return { max: p.max, batchSize: p.batchSize, execute: (run) => remediate(db, p.remedy, { ...run, batchTargetMs: p.batchTargetMs }), close: () => db.close() };
     } catch (e) {
       await db.close();
@@ -147,7 +147,7 @@ const outcomeTone = (o: string): Tone =>
   /^(reaped|retried|rescued|adopted)/.test(o) ? 'good' : o === 'errored' ? 'bad' : o === 'planned' ? 'info' : o === 'cancelled' ? 'dim' : 'warn';
 
 export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext, o: FleetApplyOptions, spec: FleetRemedySpec<P>): Promise<number> {
-  const { parseFormat } = await import('./output.js');
+  const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
   const opts = fleetOptions(ctx.globals);
   const maxTotal = o.maxTotal ?? 0;
@@ -329,9 +329,9 @@ export interface FleetReapOptions extends FleetApplyOptions {
 }
 
 export async function runFleetReap(ctx: CommandContext, o: FleetReapOptions): Promise<number> {
-  const { formatAge } = await import('./durations.js');
-  const { assertExecutionsSchema, reapRemedy, stuckStatusFilter } = await import('./checks/stuck-executions.js');
-  const { REAP_BATCH_TARGET_MS } = await import('./batch-sizer.js');
+  const { formatAge } = await import('../config/durations.js');
+  const { assertExecutionsSchema, reapRemedy, stuckStatusFilter } = await import('../checks/stuck-executions.js');
+  const { REAP_BATCH_TARGET_MS } = await import('../engine/batch-sizer.js');
   // A --status some target does not call stuck is refused before any target is opened.
   if (o.statuses) for (const t of await selectedTargets(ctx)) stuckStatusFilter(t.config.executions, o.statuses, `target ${t.name}: `);
   return runFleetRemedy<PlannedReap>(ctx, o, {
@@ -367,9 +367,9 @@ export interface FleetRetryOptions extends FleetApplyOptions {
 }
 
 export async function runFleetRetry(ctx: CommandContext, filter: DeadLetterFilter, scope: string, o: FleetRetryOptions): Promise<number> {
-  const { formatAge } = await import('./durations.js');
-  const { assertPropagationsSchema, assertAuditSchema } = await import('./checks/propagations-table.js');
-  const { retryRemedy } = await import('./checks/dead-letter-remedies.js');
+  const { formatAge } = await import('../config/durations.js');
+  const { assertPropagationsSchema, assertAuditSchema } = await import('../checks/propagations-table.js');
+  const { retryRemedy } = await import('../checks/dead-letter-remedies.js');
   return runFleetRemedy<PlannedDeadLetter>(ctx, o, {
     command: 'propagations retry',
     verb: 'Retry',
@@ -407,9 +407,9 @@ export interface FleetRescueOptions extends FleetApplyOptions {
 
 /** jobs rescue over targets: each target's own queue preset (jobs.queue, in its overrides or the top level). */
 export async function runFleetRescue(ctx: CommandContext, o: FleetRescueOptions): Promise<number> {
-  const { formatAge } = await import('./durations.js');
-  const { assertQueueSchema, rescueThresholdMs, resolveQueue } = await import('./checks/jobs-presets.js');
-  const { rescueRemedy } = await import('./checks/stuck-jobs.js');
+  const { formatAge } = await import('../config/durations.js');
+  const { assertQueueSchema, rescueThresholdMs, resolveQueue } = await import('../checks/jobs-presets.js');
+  const { rescueRemedy } = await import('../checks/stuck-jobs.js');
   return runFleetRemedy<PlannedRescue>(ctx, o, {
     command: 'jobs rescue',
     verb: 'Rescue',
@@ -464,8 +464,8 @@ const ADOPT_DEFAULT_MAX = 500;
  * refused/absent/gone groups an exit 1.
  */
 export async function runFleetAdopt(ctx: CommandContext, o: FleetAdoptOptions): Promise<number> {
-  const { auditsToDatabase, groupBatchSize, prepareGroupWrite, settleNamed } = await import('./schedule-group-writes.js');
-  const { runRemediation } = await import('./remediation.js');
+  const { auditsToDatabase, groupBatchSize, prepareGroupWrite, settleNamed } = await import('../checks/schedule-group-writes.js');
+  const { runRemediation } = await import('../engine/remediation.js');
   return runFleetRemedy<GroupPlan>(ctx, o, {
     command: 'adopt schedule-group',
     verb: 'Adopt',

@@ -1,6 +1,6 @@
-import type { CommandContext } from './context.js';
+import type { CommandContext } from '../cli/context.js';
 import type { Column, CommandResult, Tone } from './output.js';
-import type { PlannedItem, RemediationOptions, RemediationReport, ReportedItem, ResultClass, StreamedRemediationOptions, StreamedRemediationReport } from './remediation.js';
+import type { PlannedItem, RemediationOptions, RemediationReport, ReportedItem, ResultClass, StreamedRemediationOptions, StreamedRemediationReport } from '../engine/remediation.js';
 
 /**
  * The one adapter from an engine report to a command result, beside the engine: the confirm

@@ -1,11 +1,11 @@
-import type { CommandContext } from './context.js';
-import type { Config } from './config.js';
-import type { Database } from './database.js';
-import type { SchedulerApi } from './aws.js';
-import type { RemediationReport, Remedy, RemedyHost } from './remediation.js';
-import type { GroupPlan } from './checks/schedule-group-remedies.js';
-import type { AuditEntry } from './audit.js';
-import { ExitCode } from './errors.js';
+import type { CommandContext } from '../cli/context.js';
+import type { Config } from '../config/config.js';
+import type { Database } from '../database/database.js';
+import type { SchedulerApi } from '../aws/scheduler-api.js';
+import type { RemediationReport, Remedy, RemedyHost } from '../engine/remediation.js';
+import type { GroupPlan } from './schedule-group-remedies.js';
+import type { AuditEntry } from '../engine/audit.js';
+import { ExitCode } from '../errors.js';
 
 /**
  * adopt / reconcile over one account+region, built one way for a single-target run and for
@@ -51,9 +51,9 @@ export const auditsToDatabase = (config: Pick<Config, 'audit'>, apply: boolean):
 
 /** The remedy and the host for one account+region: the one construction both paths use. */
 export async function prepareGroupWrite(ctx: CommandContext, api: SchedulerApi, s: GroupWriteSpec, run: GroupWriteRun): Promise<PreparedGroupWrite> {
-  const { findGroups, findNamedGroups } = await import('./checks/schedule-groups.js');
-  const { adoptRemedy, reconcileRemedy, schedulerHost } = await import('./checks/schedule-group-remedies.js');
-  const { parseDuration } = await import('./durations.js');
+  const { findGroups, findNamedGroups } = await import('./schedule-groups.js');
+  const { adoptRemedy, reconcileRemedy, schedulerHost } = await import('./schedule-group-remedies.js');
+  const { parseDuration } = await import('../config/durations.js');
   const cfg = s.config.scheduleGroups;
   const common = {
     cfg,
@@ -73,10 +73,10 @@ export async function prepareGroupWrite(ctx: CommandContext, api: SchedulerApi, 
   if (run.apply) {
     const { db } = run;
     if (db) {
-      const { writeAudit } = await import('./audit.js');
+      const { writeAudit } = await import('../engine/audit.js');
       audit = (entries) => db.transaction((tx) => writeAudit(tx, s.config.audit, s.config.actor, entries));
     } else {
-      const { journalPath, openJournal } = await import('./local-state.js');
+      const { journalPath, openJournal } = await import('../engine/local-state.js');
       const append = await openJournal(journalPath(ctx.io.env));
       audit = (entries) => append(s.config.actor, entries);
     }
@@ -103,17 +103,17 @@ export function settleNamed(names: string[], report: RemediationReport<GroupPlan
  */
 function schedulerLock(ctx: CommandContext, api: SchedulerApi, db: Database | null, wait: boolean) {
   return async () => {
-    const { getGroup, accountOf } = await import('./aws/scheduler-gateway.js');
-    const { translateAwsError } = await import('./aws.js');
+    const { getGroup, accountOf } = await import('../aws/scheduler-gateway.js');
+    const { translateAwsError } = await import('../aws/scheduler-api.js');
     // The account is read from an ARN: `default` exists in every account and region.
     const account = accountOf((await getGroup(api, 'default').catch((e) => Promise.reject(translateAwsError(e, 'GetScheduleGroup', api))))?.Arn) ?? 'unknown-account';
     const key = `scheduler-${account}-${api.region}${api.endpoint ? `-${new URL(api.endpoint).host}` : ''}`;
     const what = `schedule groups of account ${account} in ${api.region}${api.endpoint ? ` at ${api.endpoint}` : ''}`;
-    const { acquireFileLock } = await import('./local-state.js');
+    const { acquireFileLock } = await import('../engine/local-state.js');
     const file = await acquireFileLock(ctx.io.env, key, what, { wait, onWaiting: (m) => ctx.say(`opsctl: ${m}`) });
     if (!db) return file;
     try {
-      const { acquireKeyLock } = await import('./advisory-lock.js');
+      const { acquireKeyLock } = await import('../engine/advisory-lock.js');
       const held = await acquireKeyLock(db, key, what, { wait });
       return { release: async () => (await held.release(), await file.release()) };
     } catch (e) {

@@ -1,10 +1,10 @@
 import type { SchedulerClient } from '@aws-sdk/client-scheduler';
 import type { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { setFlagsFromString } from 'node:v8';
-import { dependencyError, OpsctlError, usageError } from './errors.js';
-import { delay } from './concurrency.js';
-import type { Config } from './config.js';
-import { parseDuration } from './durations.js';
+import { dependencyError, OpsctlError, usageError } from '../errors.js';
+import { delay } from '../engine/concurrency.js';
+import type { Config } from '../config/config.js';
+import { parseDuration } from '../config/durations.js';
 
 /** Regions where EventBridge Scheduler is offered; anything else is refused unless an endpoint is set. */
 const KNOWN_REGIONS = new Set([

@@ -1,11 +1,11 @@
-import type { CommandContext } from './context.js';
-import type { Column, OutputFormat, Tone } from './output.js';
-import type { Database } from './database.js';
-import type { Deps } from './context.js';
-import type { CheckDeps, CheckGroup, CheckResult } from './checks/all-checks.js';
+import type { CommandContext } from '../cli/context.js';
+import type { Column, OutputFormat, Tone } from '../output/output.js';
+import type { Database } from '../database/database.js';
+import type { Deps } from '../cli/context.js';
+import type { CheckDeps, CheckGroup, CheckResult } from '../checks/all-checks.js';
 import type { ResolvedTarget } from './targets.js';
-import { usageError } from './errors.js';
-import { maskSecrets } from './masking.js';
+import { usageError } from '../errors.js';
+import { maskSecrets } from '../output/masking.js';
 import { TargetResources, fleetOptions, fleetSelection, runFleet, type TargetOutcome } from './fleet.js';
 
 /**
@@ -36,7 +36,7 @@ export interface CheckFleetFlags {
 export async function selectedTargets(ctx: CommandContext): Promise<ResolvedTarget[]> {
   const config = await ctx.config();
   const { selectTargetNames, resolveTargets } = await import('./targets.js');
-  const { CHECK_THRESHOLDS } = await import('./checks/check-registry.js');
+  const { CHECK_THRESHOLDS } = await import('../checks/check-registry.js');
   const names = selectTargetNames(Object.keys(config.targets), fleetSelection(ctx.globals));
   return resolveTargets(config, names, CHECK_THRESHOLDS);
 }
@@ -81,7 +81,7 @@ export async function targetExpectedGroups(ctx: CommandContext, t: ResolvedTarge
 
 /** A Scheduler client for one region of the target's account (its profile, its endpoint for that region); destroyed on its deadline. */
 export async function openTargetScheduler(ctx: CommandContext, t: ResolvedTarget, region: string, res: TargetResources) {
-  const { schedulerAccess } = await import('./aws.js');
+  const { schedulerAccess } = await import('../aws/scheduler-api.js');
   const aws = t.entry.aws;
   const access = schedulerAccess(ctx.io.env, { region, profile: aws?.profile, endpointUrl: aws?.endpoints?.[region] }, t.config);
   return targetDeps(ctx, t, res, []).openScheduler(access);
@@ -96,8 +96,8 @@ export async function runFleetCheck(ctx: CommandContext, flags: CheckFleetFlags,
     throw usageError('--region, --profile and --endpoint-url do not combine with --target/--all-targets: each target names its own (targets.NAME.aws).');
   const opts = fleetOptions(ctx.globals);
   const targets = await selectedTargets(ctx);
-  const { runChecks, thresholdOf } = await import('./checks/all-checks.js');
-  const { CHECKS } = await import('./checks/check-registry.js');
+  const { runChecks, thresholdOf } = await import('../checks/all-checks.js');
+  const { CHECKS } = await import('../checks/check-registry.js');
 
   const selectedDefs = (groups: CheckGroup[]) => CHECKS.filter((d) => groups.includes(d.group) && (!only || only.includes(d.group)));
   /** The rows a target would have produced, all with one status: for skipped parts and failed targets. */
@@ -179,7 +179,7 @@ export function targetStatuses(results: FleetCheckResult[], targets: string[]): 
 const statusTone = (s: string): Tone => (s === 'ok' || s === 'clean' ? 'good' : s === 'finding' || s === 'findings' ? 'bad' : s === 'unknown' ? 'warn' : 'dim');
 
 async function emitFleetCheck(ctx: CommandContext, format: OutputFormat, results: FleetCheckResult[], outcomes: TargetOutcome<unknown>[]): Promise<number> {
-  const { checkExitCode } = await import('./checks/all-checks.js');
+  const { checkExitCode } = await import('../checks/all-checks.js');
   const names = outcomes.map((o) => o.target);
   const byTarget = targetStatuses(results, names);
   // A target that failed as a whole with no checks to show still makes the run unknown.
@@ -187,7 +187,7 @@ async function emitFleetCheck(ctx: CommandContext, format: OutputFormat, results
   const exitCode = failedEmpty ? 3 : checkExitCode(results);
   const shard = ctx.globals.shard;
   if (format === 'markdown' || format === 'prometheus') {
-    const { renderMarkdown, renderPrometheus } = await import('./check-report.js');
+    const { renderMarkdown, renderPrometheus } = await import('../output/check-report.js');
     ctx.io.stdout.write(format === 'markdown' ? renderMarkdown(results, exitCode, { targets: byTarget }) : renderPrometheus(results, ctx.deps.now(), { targets: byTarget }));
     return exitCode;
   }
@@ -203,7 +203,7 @@ async function emitFleetCheck(ctx: CommandContext, format: OutputFormat, results
     unknown: results.filter((r) => r.status === 'unknown').length,
     byTarget,
   });
-  const { cellText } = await import('./output.js');
+  const { cellText } = await import('../output/output.js');
   const columns: Column<FleetCheckResult>[] = [
     { header: 'target', value: (r) => r.target },
     { header: 'region', value: (r) => r.region ?? '' },

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import type { GlobalOptions } from './context.js';
-import { OpsctlError, usageError } from './errors.js';
-import { createLimiter } from './concurrency.js';
-import { formatDuration, parseDuration } from './durations.js';
+import type { GlobalOptions } from '../cli/context.js';
+import { OpsctlError, usageError } from '../errors.js';
+import { createLimiter } from '../engine/concurrency.js';
+import { formatDuration, parseDuration } from '../config/durations.js';
 import { parseShard, type Shard } from './shards.js';
 
 /**

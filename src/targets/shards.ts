@@ -1,4 +1,4 @@
-import { usageError } from './errors.js';
+import { usageError } from '../errors.js';
 
 /**
  * `--shard I/N`: shard I of N gets the targets whose name hashes to I (FNV-1a, 32 bit, mod N).
