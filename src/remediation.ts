@@ -244,13 +244,15 @@ async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remed
     fatal ??= { error: o.fatal, items: [] };
     o.detail ??= host.translate(o.fatal).message;
   }
-  const entries = outcomes.filter((r) => r.audit && reached(r)).map((r) => r.audit as AuditEntry);
-  if (entries.length && host.writeAudit) {
+  const audited = outcomes.filter((r) => r.audit && reached(r));
+  if (audited.length && host.writeAudit) {
     try {
-      await host.writeAudit(host.target, remedy.audit ?? null, entries);
+      await host.writeAudit(host.target, remedy.audit ?? null, audited.map((r) => r.audit as AuditEntry));
     } catch (e) {
-      // The changes happened: they are reported as they are, and the run stops on the audit's sentence.
+      // The changes happened: they are reported as they are, each saying its audit is missing,
+      // and the run stops on the audit's sentence.
       fatal = { error: e, items: [] };
+      for (const r of audited) r.detail = `${r.detail ? `${r.detail}; ` : ''}its audit could not be recorded`;
     }
   }
   return { outcomes, ...(fatal ? { fatal } : {}) };

@@ -61,6 +61,28 @@ describe('adopt --all-unowned --apply with audit.table = the reference audit_log
   });
 });
 
+describe('an audit insert that fails after the changes were made in AWS', () => {
+  it('the changes are reported as adopted, each saying its audit is missing; the sentence in stderr and the JSON; exit 3', async () => {
+    // Passes the catalog check; the INSERT itself is refused (a CHECK constraint).
+    const db = await freshDatabase('sgauditfail', auditLog('uuid', ",\n  CHECK (summary NOT LIKE 'adopted u-%')"));
+    try {
+      for (const g of UNOWNED) emu.seedGroup(g, { env: 'prod' });
+      const r = await adopt(db.url);
+      expect(r.code).toBe(3);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.items.map((i: any) => [i.name, i.outcome])).toEqual(UNOWNED.map((g) => [g, 'adopted']));
+      for (const i of doc.items) expect(i.detail).toMatch(/its audit could not be recorded$/);
+      for (const g of UNOWNED) expect(tagsOf(g)).toMatchObject(owner(g));
+      expect(doc.summary.aborted).toMatch(/4 change\(s\) were made in AWS but their audit could not be recorded: .*check constraint/);
+      expect(expectOneSentence(r.stderr)).toBeNull();
+      expect(r.stderr).toMatch(/^opsctl: 4 change\(s\) were made in AWS but their audit could not be recorded/);
+      expect((await db.client.query('SELECT count(*)::int AS n FROM audit_log')).rows[0].n).toBe(0);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
 describe('an audit table that cannot record the changes: refused before any AWS call, nothing changed', () => {
   it.each([
     ['resource_id uuid NOT NULL', auditLog('uuid NOT NULL'), 2, /^opsctl: audit table audit_log requires "resource_id" \(NOT NULL\), which opsctl cannot fill/],
