@@ -1,6 +1,6 @@
 import type { ScheduleGroupsConfig } from '../config/config.js';
 import type { AuditEntry } from '../engine/audit.js';
-import type { ItemOutcome, PlannedItem, Remedy, RemedyHost } from '../engine/remediation.js';
+import { NOT_ATTEMPTED, type ItemOutcome, type PlannedItem, type Remedy, type RemedyHost } from '../engine/remediation.js';
 import { type SchedulerApi, isFatalAwsError, translateAwsError, withConflictRetry, type ConflictRetry } from '../aws/scheduler-api.js';
 import { mapWithConcurrency } from '../engine/concurrency.js';
 import { dependencyError } from '../errors.js';
@@ -127,19 +127,48 @@ async function write(api: SchedulerApi, o: WriteOptions, what: string, name: str
   });
 }
 
+/**
+ * Thrown by tagAndVerify when a fatal error came after a write had been accepted: the change
+ * reached AWS, so it is audited and reported (errored, unverified), not dropped.
+ */
+class WrittenUnverified extends Error {
+  constructor(readonly error: unknown) {
+    super((error as Error)?.message ?? String(error));
+  }
+}
+
+/** tagAndVerify, with a write that reached AWS before a fatal error turned into an errored outcome that carries its audit. */
+async function tagged(p: GroupPlan, changes: TagChange[], audit: (detail: string) => AuditEntry, fn: () => Promise<string>): Promise<GroupOutcome | string> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof WrittenUnverified)) throw e;
+    const detail = `${describeChanges(changes)} written, not verified: ${e.message}`;
+    return { id: p.id, outcome: 'errored', detail, fatal: e.error, audit: audit(detail) };
+  }
+}
+
 async function tagAndVerify(api: SchedulerApi, o: WriteOptions, name: string, arn: string, current: Tags, changes: TagChange[]): Promise<string> {
   const upserts = changes.filter((c) => c.to !== null);
   const removals = changes.filter((c) => c.to === null);
-  if (upserts.length) {
-    await write(api, o, `TagResource ${name}`, name, () => tagGroup(api, arn, Object.fromEntries(upserts.map((c) => [c.key, c.to as string]))));
+  let written = false;
+  try {
+    if (upserts.length) {
+      await write(api, o, `TagResource ${name}`, name, () => tagGroup(api, arn, Object.fromEntries(upserts.map((c) => [c.key, c.to as string]))));
+      written = true;
+    }
+    if (removals.length) await write(api, o, `UntagResource ${name}`, name, () => untagGroup(api, arn, removals.map((c) => c.key)));
+    written = true;
+    // Read back: verify what AWS holds, not what we sent.
+    const after = await readTags(api, arn);
+    if (after === null) throw new Error(`${name} disappeared while it was being tagged`);
+    const want = applyChanges(current, changes);
+    const wrong = changes.filter((c) => (c.to === null ? c.key in after : after[c.key] !== want[c.key]));
+    if (wrong.length) throw new Error(`read-back after tagging ${name} does not show ${describeChanges(wrong)}`);
+  } catch (e) {
+    if (written && isFatalAwsError(e)) throw new WrittenUnverified(e);
+    throw e;
   }
-  if (removals.length) await write(api, o, `UntagResource ${name}`, name, () => untagGroup(api, arn, removals.map((c) => c.key)));
-  // Read back: verify what AWS holds, not what we sent.
-  const after = await readTags(api, arn);
-  if (after === null) throw new Error(`${name} disappeared while it was being tagged`);
-  const want = applyChanges(current, changes);
-  const wrong = changes.filter((c) => (c.to === null ? c.key in after : after[c.key] !== want[c.key]));
-  if (wrong.length) throw new Error(`read-back after tagging ${name} does not show ${describeChanges(wrong)}`);
   return describeChanges(changes);
 }
 
@@ -159,15 +188,33 @@ function groupAudit(o: WriteOptions, api: SchedulerApi, kind: 'adopted' | 'recon
   };
 }
 
-/** Runs one item; a GroupChanged becomes its outcome, a fatal error stops the run, anything else is `errored`. */
+/**
+ * Runs one item; a GroupChanged becomes its outcome, anything else is `errored`. A fatal error
+ * is the item's outcome too (`fatal`: the engine stops the run after this batch): rejecting
+ * would throw away what the batch's other calls, already in flight, did in AWS.
+ */
 async function guarded(p: GroupPlan, fn: () => Promise<GroupOutcome>): Promise<GroupOutcome> {
   try {
     return await fn();
   } catch (e) {
     if (e instanceof GroupChanged) return e.how === 'gone' ? gone(p, 'while it was being written') : beingDeleted(p);
-    if (isFatalAwsError(e)) throw e;
+    if (isFatalAwsError(e)) return { id: p.id, outcome: 'errored', fatal: e };
     return { id: p.id, outcome: 'errored', detail: errorDetail(e) };
   }
+}
+
+/**
+ * Every item of a batch settles, writes at most 8 in flight: once one met a fatal error the
+ * items not yet started are not attempted, the ones in flight finish and keep their outcomes.
+ */
+async function settleEach(cfg: ScheduleGroupsConfig, batch: GroupPlan[], fn: (p: GroupPlan) => Promise<GroupOutcome>): Promise<GroupOutcome[]> {
+  let stopped = false;
+  return mapWithConcurrency(batch, writeConcurrency(cfg), async (p) => {
+    if (stopped) return { id: p.id, outcome: 'errored', detail: NOT_ATTEMPTED };
+    const o = await guarded(p, () => fn(p));
+    if (o.fatal !== undefined) stopped = true;
+    return o;
+  });
 }
 
 const deletingRefusal = (r: GroupRecord) => `the group is being deleted (${r.reasons.join(', ')})`;
@@ -206,21 +253,21 @@ export function adoptRemedy(o: WriteOptions & { names: string[]; allUnowned: boo
       });
     },
     async applyBatch(api, batch) {
-      return mapWithConcurrency(batch, writeConcurrency(cfg), (p) =>
-        guarded(p, async () => {
-          // Re-check at write time against what AWS holds now: its State first, then its tags.
-          const now = await readGroupNow(api, p.name);
-          if (!now) return gone(p);
-          if (now.group.State === 'DELETING') return beingDeleted(p);
-          const c = classify(cfg, { name: p.name, state: now.group.State ?? 'ACTIVE' }, now.tags, { nowMs: o.nowMs(), deletingThresholdMs });
-          if (c.class === 'owned' || c.class === 'drifted') return { id: p.id, outcome: 'lost', detail: 'owned by us since the plan' };
-          if (c.class === 'foreign' && !o.force) return { id: p.id, outcome: 'refused', detail: `owned by someone else now (${c.reasons.join(', ')})` };
-          const arn = now.group.Arn as string;
-          const changes = adoptChanges(cfg, p.name, now.tags);
-          const detail = await tagAndVerify(api, o, p.name, arn, now.tags, changes);
-          return { id: p.id, outcome: 'applied', detail, audit: groupAudit(o, api, 'adopted', p, arn, changes, detail) };
-        }),
-      );
+      return settleEach(cfg, batch, async (p) => {
+        // Re-check at write time against what AWS holds now: its State first, then its tags.
+        const now = await readGroupNow(api, p.name);
+        if (!now) return gone(p);
+        if (now.group.State === 'DELETING') return beingDeleted(p);
+        const c = classify(cfg, { name: p.name, state: now.group.State ?? 'ACTIVE' }, now.tags, { nowMs: o.nowMs(), deletingThresholdMs });
+        if (c.class === 'owned' || c.class === 'drifted') return { id: p.id, outcome: 'lost', detail: 'owned by us since the plan' };
+        if (c.class === 'foreign' && !o.force) return { id: p.id, outcome: 'refused', detail: `owned by someone else now (${c.reasons.join(', ')})` };
+        const arn = now.group.Arn as string;
+        const changes = adoptChanges(cfg, p.name, now.tags);
+        const audit = (d: string) => groupAudit(o, api, 'adopted', p, arn, changes, d);
+        const detail = await tagged(p, changes, audit, () => tagAndVerify(api, o, p.name, arn, now.tags, changes));
+        if (typeof detail !== 'string') return detail;
+        return { id: p.id, outcome: 'applied', detail, audit: audit(detail) };
+      });
     },
   };
 }
@@ -268,26 +315,33 @@ export function reconcileRemedy(o: WriteOptions & { names: string[]; createMissi
       });
     },
     async applyBatch(api, batch) {
-      return mapWithConcurrency(batch, writeConcurrency(cfg), (p) =>
-        guarded(p, async () => {
-          if (p.action === 'create' || p.action === 'recreate') return await createGroup(api, o, p);
-          const now = await readGroupNow(api, p.name);
-          if (!now) return gone(p);
-          if (now.group.State === 'DELETING') return beingDeleted(p);
-          const c = classify(cfg, { name: p.name, state: now.group.State ?? 'ACTIVE' }, now.tags, { nowMs: o.nowMs(), deletingThresholdMs });
-          if (c.class === 'foreign' && !o.force) return { id: p.id, outcome: 'refused', detail: `owned by someone else now (${c.reasons.join(', ')})` };
-          if (c.class === 'partial' && !o.force) return { id: p.id, outcome: 'refused', detail: `only some owner tags are ours now (${c.reasons.join(', ')}): adopt it first` };
-          if (c.class === 'unowned') return { id: p.id, outcome: 'refused', detail: 'not ours any more: adopt it first' };
-          const changes = reconcileChanges(cfg, p.name, now.tags);
-          if (changes.length === 0) return { id: p.id, outcome: 'lost', detail: 'in sync since the plan' };
-          const arn = now.group.Arn as string;
-          const detail = await tagAndVerify(api, o, p.name, arn, now.tags, changes);
-          // The final State is read back from AWS, not assumed.
-          const state = (await getGroup(api, p.name))?.State ?? null;
-          const shown = `${detail}${state && state !== 'ACTIVE' ? ` (state ${state})` : ''}`;
-          return { id: p.id, outcome: 'applied', detail: shown, audit: groupAudit(o, api, 'reconciled', p, arn, changes, shown) };
-        }),
-      );
+      return settleEach(cfg, batch, async (p) => {
+        if (p.action === 'create' || p.action === 'recreate') return await createGroup(api, o, p);
+        const now = await readGroupNow(api, p.name);
+        if (!now) return gone(p);
+        if (now.group.State === 'DELETING') return beingDeleted(p);
+        const c = classify(cfg, { name: p.name, state: now.group.State ?? 'ACTIVE' }, now.tags, { nowMs: o.nowMs(), deletingThresholdMs });
+        if (c.class === 'foreign' && !o.force) return { id: p.id, outcome: 'refused', detail: `owned by someone else now (${c.reasons.join(', ')})` };
+        if (c.class === 'partial' && !o.force) return { id: p.id, outcome: 'refused', detail: `only some owner tags are ours now (${c.reasons.join(', ')}): adopt it first` };
+        if (c.class === 'unowned') return { id: p.id, outcome: 'refused', detail: 'not ours any more: adopt it first' };
+        const changes = reconcileChanges(cfg, p.name, now.tags);
+        if (changes.length === 0) return { id: p.id, outcome: 'lost', detail: 'in sync since the plan' };
+        const arn = now.group.Arn as string;
+        const detail = await tagged(p, changes, (d) => groupAudit(o, api, 'reconciled', p, arn, changes, d), () => tagAndVerify(api, o, p.name, arn, now.tags, changes));
+        if (typeof detail !== 'string') return detail;
+        // The final State is read back from AWS, not assumed. The tags are verified by now: a
+        // fatal error on this read stops the run but leaves the change applied and audited.
+        let state: string | null = null;
+        let fatal: unknown;
+        try {
+          state = (await getGroup(api, p.name))?.State ?? null;
+        } catch (e) {
+          if (!isFatalAwsError(e)) throw e;
+          fatal = e;
+        }
+        const shown = `${detail}${state && state !== 'ACTIVE' ? ` (state ${state})` : ''}`;
+        return { id: p.id, outcome: 'applied', detail: shown, audit: groupAudit(o, api, 'reconciled', p, arn, changes, shown), ...(fatal ? { fatal } : {}) };
+      });
     },
   };
 }
@@ -330,11 +384,20 @@ async function createGroup(api: SchedulerApi, o: WriteOptions, p: GroupPlan): Pr
     throw e;
   }
   if (existed) return { id: p.id, outcome: 'lost', detail: 'created by someone else since the plan: run reconcile again to check its tags' };
-  const g = await getGroup(api, p.name);
-  const after = g ? await readTags(api, g.Arn ?? '') : null;
+  const changes = Object.entries(tags).map(([key, to]) => ({ key, from: null, to }));
+  let g: Awaited<ReturnType<typeof getGroup>>;
+  let after: Tags | null;
+  try {
+    g = await getGroup(api, p.name);
+    after = g ? await readTags(api, g.Arn ?? '') : null;
+  } catch (e) {
+    // Created in AWS: a fatal error on the read-back leaves it audited, not dropped.
+    if (!isFatalAwsError(e)) throw e;
+    const detail = `created, not verified: ${(e as Error).message}`;
+    return { id: p.id, outcome: 'errored', detail, fatal: e, audit: groupAudit(o, api, 'created', p, null, changes, detail) };
+  }
   const missing = Object.entries(tags).filter(([k, v]) => after?.[k] !== v);
   if (missing.length) return { id: p.id, outcome: 'errored', detail: `created, but read-back lacks ${missing.map(([k]) => k).join(', ')}` };
   const detail = `${p.action === 'recreate' ? 're-created after the deletion completed' : 'created'} (state ${g?.State ?? 'unknown'}) with ${Object.keys(tags).length} tags`;
-  const changes = Object.entries(tags).map(([key, to]) => ({ key, from: null, to }));
   return { id: p.id, outcome: 'applied', label: 'created', detail, audit: groupAudit(o, api, 'created', p, g?.Arn ?? null, changes, detail) };
 }

@@ -73,8 +73,11 @@ export async function prepareGroupWrite(ctx: CommandContext, api: SchedulerApi, 
   if (run.apply) {
     const { db } = run;
     if (db) {
-      const { writeAudit } = await import('../engine/audit.js');
-      audit = (entries) => db.transaction((tx) => writeAudit(tx, s.config.audit, s.config.actor, entries));
+      const { auditShape, writeAudit } = await import('../engine/audit.js');
+      // AWS changes cannot be rolled back: whether the table can record them is settled from the
+      // catalog now, before the first AWS call (refused with nothing changed, else how ids fit).
+      const shape = await auditShape(db, s.config.audit);
+      audit = (entries) => db.transaction((tx) => writeAudit(tx, s.config.audit, s.config.actor, entries, shape));
     } else {
       const { journalPath, openJournal } = await import('../engine/local-state.js');
       const append = await openJournal(journalPath(ctx.io.env));

@@ -40,7 +40,7 @@ Faults (--fault SPEC, repeatable; SPEC is KIND=SUBJECT[,KEY=VALUE]...):
   deleting=GROUP[,TRIGGER][,for=DURATION]      GROUP turns DELETING, gone after for= (default --deleting)
   vanish=GROUP[,TRIGGER]                       GROUP and its schedules disappear
   expire-token=OP[,page=N][,times=N]           the token fetching page N (default 2) dies: ValidationException
-  html=STATUS[,op=OP][,times=N]                answer an HTML page with STATUS (default: every call)
+  html=STATUS[,op=OP][,group=NAME][,times=N]   answer an HTML page with STATUS (default: every call)
   TRIGGER: after-reads=N | on=OP | at=DURATION (none: as soon as GROUP exists)
   ERROR: ConflictException ThrottlingException InternalServerException ValidationException
          ServiceQuotaExceededException AccessDeniedException

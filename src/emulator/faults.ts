@@ -32,8 +32,8 @@ export type FaultSpec =
    * listings are hit; a listing restarted from the first page gets fresh tokens.
    */
   | { kind: 'expire-token'; op?: ListingOp; page?: number; times?: number }
-  /** `times` calls (default: all) of `op` (default '*') are answered with an HTML page of HTTP `status` (default 502). */
-  | { kind: 'html'; status?: number; op?: string; times?: number };
+  /** `times` calls (default: all) of `op` (default '*'), optionally only those addressed to `group`, are answered with an HTML page of HTTP `status` (default 502). */
+  | { kind: 'html'; status?: number; op?: string; group?: string; times?: number };
 
 export type ListingOp = 'ListScheduleGroups' | 'ListSchedules' | 'GetResources';
 
@@ -78,7 +78,7 @@ function groupName(raw: string): string {
  *   deleting=GROUP[,after-reads=N | ,on=OP | ,at=DURATION][,for=DURATION]
  *   vanish=GROUP[,after-reads=N | ,on=OP | ,at=DURATION]
  *   expire-token=OP[,page=N][,times=N]
- *   html=STATUS[,op=OP][,times=N]
+ *   html=STATUS[,op=OP][,group=NAME][,times=N]
  * A mistake is one sentence (a usage error).
  */
 export function parseFault(text: string): FaultSpec {
@@ -99,7 +99,7 @@ export function parseFault(text: string): FaultSpec {
     deleting: ['after-reads', 'on', 'at', 'for'],
     vanish: ['after-reads', 'on', 'at'],
     'expire-token': ['page', 'times'],
-    html: ['op', 'times'],
+    html: ['op', 'group', 'times'],
   };
   const keys = allowed[kind];
   if (!keys) throw usageError(`--fault "${text}": unknown fault "${kind}" (one of ${Object.keys(allowed).join(', ')}).`);
@@ -149,6 +149,7 @@ export function parseFault(text: string): FaultSpec {
       if (status < 400 || status > 599) throw usageError(`--fault "${text}": the HTML status must be between 400 and 599.`);
       const spec: FaultSpec = { kind: 'html', status };
       if (opts.has('op')) spec.op = operation(opts.get('op') as string, 'op', true);
+      if (opts.has('group')) spec.group = groupName(opts.get('group') as string);
       if (times !== undefined) spec.times = times;
       return spec;
     }
@@ -183,6 +184,7 @@ export function formatFault(f: FaultSpec): string {
       break;
     case 'html':
       parts.push(`html=${f.status ?? 502}`, `op=${f.op ?? '*'}`);
+      if (f.group !== undefined) parts.push(`group=${f.group}`);
       if (f.times !== undefined) parts.push(`times=${f.times}`);
       break;
   }
@@ -243,6 +245,7 @@ export class FaultInjector {
       const s = a.spec;
       if (a.remaining === 0) continue;
       if (s.kind === 'html' && (s.op ?? '*') !== '*' && s.op !== op) continue;
+      if (s.kind === 'html' && s.group !== undefined && s.group !== addressed) continue;
       if (s.kind === 'html') {
         this.spend(a);
         return { html: s.status ?? 502 };

@@ -56,7 +56,16 @@ export interface ItemOutcome {
   label?: string;
   /** What to record of an applied change: the engine writes it in the batch's own transaction. */
   audit?: AuditEntry;
+  /**
+   * Set by a remedy whose items are separate calls (AWS): this item met an error after which
+   * the run cannot go on. The item is errored (its detail: the error's sentence); the batch's
+   * other outcomes stand, with their audit, and the run stops after this batch.
+   */
+  fatal?: unknown;
 }
+
+/** The detail of an item the run never got to (a per-item remedy reports it for the rest of its batch). */
+export const NOT_ATTEMPTED = 'not attempted: the run stopped early';
 
 /**
  * A remedy over some target C (a Database session, a Scheduler API client). For database
@@ -120,7 +129,11 @@ export interface RemedyHost<C> {
   describeError(e: unknown): string;
   /** The one-sentence form of a fatal error, with its exit code. */
   translate(e: unknown): OpsctlError;
-  /** True when a failed batch is known to have changed nothing (a database transaction that was rolled back). */
+  /**
+   * True when a failed batch is known to have changed nothing (a database transaction that was
+   * rolled back). Only a transactional host has it: without it (AWS) every call is its own
+   * change, so a batch's outcomes stand whatever ends the batch, and their audit is written.
+   */
   rolledBack?(e: unknown): boolean;
   /**
    * Records a batch's audit entries inside the batch (for a database: its transaction, so an
@@ -213,21 +226,51 @@ async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remed
   return result;
 }
 
+/** Whether an outcome is a change that reached the target (applied, or written and then errored by a fatal error). */
+const reached = (o: ItemOutcome) => o.outcome === 'applied' || (o.fatal !== undefined && o.audit !== undefined);
+
+type BatchResult<P> = { outcomes: ItemOutcome[]; fatal?: { error: unknown; items: P[] } };
+
+/**
+ * A batch on a host without transactions (AWS): what the calls did is done, so every outcome is
+ * kept and every change that reached the target is audited, also when an item met a fatal error
+ * (returned as `fatal`, with no item left in doubt) or when the audit itself cannot be written.
+ */
+async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[]): Promise<BatchResult<P>> {
+  const outcomes = await host.batch((t) => remedy.applyBatch(t, batch));
+  let fatal: BatchResult<P>['fatal'];
+  for (const o of outcomes) {
+    if (o.fatal === undefined) continue;
+    fatal ??= { error: o.fatal, items: [] };
+    o.detail ??= host.translate(o.fatal).message;
+  }
+  const audited = outcomes.filter((r) => r.audit && reached(r));
+  if (audited.length && host.writeAudit) {
+    try {
+      await host.writeAudit(host.target, remedy.audit ?? null, audited.map((r) => r.audit as AuditEntry));
+    } catch (e) {
+      // The changes happened: they are reported as they are, each saying its audit is missing,
+      // and the run stops on the audit's sentence.
+      fatal = { error: e, items: [] };
+      for (const r of audited) r.detail = `${r.detail ? `${r.detail}; ` : ''}its audit could not be recorded`;
+    }
+  }
+  return { outcomes, ...(fatal ? { fatal } : {}) };
+}
+
 /**
  * One batch in its own unit (a transaction for databases). A non-fatal error isolates the
  * failing rows: each item on its own, so one bad row does not fail its neighbours. A fatal
  * error (connection, privilege, schema, timeout) is returned with the items it left in doubt;
  * `outcomes` then covers the others (applied before it, or not attempted after it).
  */
-async function applyOneBatch<P extends PlannedItem, C>(
-  host: RemedyHost<C>,
-  remedy: Remedy<P, C>,
-  batch: P[],
-): Promise<{ outcomes: ItemOutcome[]; fatal?: { error: unknown; items: P[] } }> {
+async function applyOneBatch<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[]): Promise<BatchResult<P>> {
   const audited = Boolean(host.writeAudit && remedy.audit?.audit.table);
   const unit = remedy.oneStatement && !audited && host.statement ? host.statement.bind(host) : host.batch.bind(host);
+  const attempt = (items: P[]): Promise<BatchResult<P>> =>
+    host.rolledBack ? unit((tx) => applyAudited(host, remedy, tx, items)).then((outcomes) => ({ outcomes })) : applySettled(host, remedy, items);
   try {
-    return { outcomes: await unit((tx) => applyAudited(host, remedy, tx, batch)) };
+    return await attempt(batch);
   } catch (e) {
     if (host.isFatal(e)) return { outcomes: [], fatal: { error: e, items: batch } };
   }
@@ -235,17 +278,28 @@ async function applyOneBatch<P extends PlannedItem, C>(
   for (let i = 0; i < batch.length; i++) {
     const p = batch[i] as P;
     try {
-      const [r] = await unit((tx) => applyAudited(host, remedy, tx, [p]));
-      outcomes.push(r ?? { id: p.id, outcome: 'errored', detail: 'no outcome reported' });
+      const r = await attempt([p]);
+      outcomes.push(r.outcomes[0] ?? { id: p.id, outcome: 'errored', detail: 'no outcome reported' });
+      if (r.fatal) {
+        for (const q of batch.slice(i + 1)) outcomes.push({ id: q.id, outcome: 'errored', detail: NOT_ATTEMPTED });
+        return { outcomes, fatal: r.fatal };
+      }
     } catch (e2) {
       if (host.isFatal(e2)) {
-        for (const q of batch.slice(i + 1)) outcomes.push({ id: q.id, outcome: 'errored', detail: 'not attempted: the run stopped early' });
+        for (const q of batch.slice(i + 1)) outcomes.push({ id: q.id, outcome: 'errored', detail: NOT_ATTEMPTED });
         return { outcomes, fatal: { error: e2, items: [p] } };
       }
       outcomes.push({ id: p.id, outcome: 'errored', detail: host.describeError(e2) });
     }
   }
   return { outcomes };
+}
+
+
+/** The detail of an item a fatal error left in doubt: only a transactional host can say it was rolled back. */
+function inDoubt<C>(host: RemedyHost<C>, e: unknown, f: OpsctlError): string {
+  if (!host.rolledBack) return `unknown whether it was applied: ${f.message} Re-run to converge.`;
+  return host.rolledBack(e) ? `not applied (the batch was rolled back): ${f.message}` : 'unknown: the connection was lost during this batch; re-run to converge';
 }
 
 /** The database form: advisory lock keyed by the remedy's table, one transaction per batch. */
@@ -316,17 +370,15 @@ export async function runRemediation<P extends PlannedItem, C>(
      */
     const stop = (e: unknown, items: P[]) => {
       fatal = host.translate(e);
-      if (![...outcomes.values()].some((o) => o.outcome === 'applied')) throw fatal;
+      if (![...outcomes.values()].some(reached)) throw fatal;
       aborted = `stopped during batch ${batches + 1}: ${fatal.message}`;
-      const detail = host.rolledBack?.(e)
-        ? `not applied (the batch was rolled back): ${fatal.message}`
-        : 'unknown: the connection was lost during this batch; re-run to converge';
+      const detail = inDoubt(host, e, fatal);
       for (const p of items) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail });
     };
     if (!cancelled) {
       for (const batch of sizedBatches(actionable, sizer ?? { next: () => opts.batchSize })) {
         if (aborted) {
-          for (const p of batch) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: 'not attempted: the run stopped early' });
+          for (const p of batch) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: NOT_ATTEMPTED });
           continue;
         }
         const started = performance.now();
@@ -703,7 +755,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
       readAhead();
       while (queue.length) {
         const { batch, lines, r, ms, lane } = await (queue.shift() as ReturnType<typeof run>);
-        if (r.outcomes.some((o) => o.outcome === 'applied')) applied = true;
+        if (r.outcomes.some(reached)) applied = true;
         const f = r.fatal ? lane.translate(r.fatal.error) : undefined;
         if (f && !fatal) {
           fatal = f;
@@ -718,9 +770,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
         opts.onProgress?.(done, planned());
         const byId = new Map(r.outcomes.map((o) => [o.id, o]));
         if (r.fatal && f) {
-          const detail = lane.rolledBack?.(r.fatal.error)
-            ? `not applied (the batch was rolled back): ${f.message}`
-            : 'unknown: the connection was lost during this batch; re-run to converge';
+          const detail = inDoubt(lane, r.fatal.error, f);
           for (const p of r.fatal.items) byId.set(p.id, { id: p.id, outcome: 'errored', detail });
         }
         yield* emit([batch, lines], (p) => {
@@ -738,7 +788,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
       if (aborted) {
         for (let got = await rest(); got[0].length; got = await rest()) {
           yield* emit(got, (p) => {
-            const o: ItemOutcome = { id: p.id, outcome: 'errored', detail: 'not attempted: the run stopped early' };
+            const o: ItemOutcome = { id: p.id, outcome: 'errored', detail: NOT_ATTEMPTED };
             tally.outcome(o);
             return o;
           });

@@ -60,7 +60,7 @@ describe('the --fault text form', () => {
       ['expire-token=ListScheduleGroups', { kind: 'expire-token', op: 'ListScheduleGroups' }, 'expire-token=ListScheduleGroups,page=2,times=1'],
       ['expire-token=GetResources,page=3,times=2', { kind: 'expire-token', op: 'GetResources', page: 3, times: 2 }, 'expire-token=GetResources,page=3,times=2'],
       ['html=502', { kind: 'html', status: 502 }, 'html=502,op=*'],
-      [' html=503 , op=ListTagsForResource , times=1 ', { kind: 'html', status: 503, op: 'ListTagsForResource', times: 1 }, 'html=503,op=ListTagsForResource,times=1'],
+      [' html=503 , op=ListTagsForResource , times=1 ', { kind: 'html', status: 503, op: 'ListTagsForResource', times: 1 }, 'html=503,op=ListTagsForResource,times=1'],      ['html=502,op=TagResource,group=r-2', { kind: 'html', status: 502, op: 'TagResource', group: 'r-2' }, 'html=502,op=TagResource,group=r-2'],
     ];
     for (const [text, spec, printed] of cases) {
       expect(parseFault(text)).toEqual(spec);
