@@ -5,7 +5,7 @@ import { ExitCode, usageError, OpsctlError } from '../errors.js';
 import { displayName } from '../database/identifiers.js';
 import { writeAudit, type AuditEntry } from './audit.js';
 import type { Config } from '../config/config.js';
-import { BatchSizer, sizedBatches } from './batch-sizer.js';
+import { BatchSizer } from './batch-sizer.js';
 import { PlanSpool } from './plan-spool.js';
 import { itemLines, OutcomeTails } from './item-lines.js';
 
@@ -190,18 +190,6 @@ export interface RemediationReport<P extends PlannedItem> {
   exitCode: number;
 }
 
-/** The summary's `outcomes`: every item counted under its class, with the class's label. */
-function outcomeCounts(items: Array<{ outcome: string; outcomeClass: ResultClass }>, label: (c: ResultClass) => string, classes: ResultClass[]): OutcomeCounts {
-  const out: OutcomeCounts = {};
-  for (const c of classes) out[c] = { label: label(c), count: 0 };
-  for (const i of items) {
-    const entry = (out[i.outcomeClass] ??= { label: label(i.outcomeClass), count: 0 });
-    entry.count += 1;
-    if (i.outcome !== entry.label) (entry.byLabel ??= {})[i.outcome] = (entry.byLabel[i.outcome] ?? 0) + 1;
-  }
-  return out;
-}
-
 /** Plan lines read ahead (and parsed) at a time between turns of the event loop. */
 const READ_AHEAD_SLICE = 1024;
 /** Items handed out between event-loop turns (and per NDJSON chunk of a streamed report). */
@@ -307,124 +295,21 @@ export function remediate<P extends PlannedItem>(db: Database, remedy: Remedy<P>
   return runRemediation(databaseHost(db, remedy.table, remedy.schema), remedy, opts);
 }
 
+/**
+ * The engine with its report collected: the plan held in memory (remedy.plan), the items as
+ * one array. The same engine as streamRemediation (runEngine below), driven from an in-memory plan.
+ */
 export async function runRemediation<P extends PlannedItem, C>(
   host: RemedyHost<C>,
   remedy: Remedy<P, C>,
   opts: RemediationOptions<P>,
 ): Promise<RemediationReport<P>> {
-  const label = (o: ResultClass): string => (o === 'applied' ? remedy.labels.applied : o === 'lost' ? remedy.labels.lost : DEFAULT_LABELS[o]);
-  const limit = opts.max > 0 ? opts.max + 1 : 0;
-  const where = displayName(remedy.table, remedy.schema);
-
-  if (!opts.apply) {
-    const plan = await host.readOnly((ro) => remedy.plan(ro, limit));
-    const exceedsMax = opts.max > 0 && plan.filter(isActionable).length > opts.max;
-    const shown = exceedsMax ? plan.slice(0, opts.max) : plan;
-    const items = shown.map((p) => {
-      const outcomeClass: ResultClass = p.refusal ? 'refused' : p.settled ? 'lost' : 'planned';
-      return { ...p, outcome: label(outcomeClass), outcomeClass, ...(p.refusal || p.settled ? { detail: p.refusal ?? p.settled ?? undefined } : {}) };
-    });
-    const actionable = items.filter(isActionable).length;
-    return {
-      mode: 'plan',
-      items,
-      summary: {
-        planned: actionable,
-        refused: items.filter((i) => i.refusal).length,
-        [remedy.labels.lost]: items.filter((i) => !i.refusal && i.settled).length,
-        ...(exceedsMax ? { exceedsMax: true, max: opts.max } : {}),
-        outcomes: outcomeCounts(items, label, ['planned', 'lost', 'refused']),
-      },
-      exitCode: ExitCode.OK,
-    };
-  }
-
-  const lock = await host.lock(opts.wait);
-  try {
-    // Planned under the lock: a second opsctl cannot plan the same rows meanwhile.
-    const plan = await host.readOnly((ro) => remedy.plan(ro, limit));
-    const actionable = plan.filter(isActionable);
-    if (opts.max > 0 && actionable.length > opts.max) {
-      throw usageError(
-        `more than ${opts.max} rows of ${where} would be changed by ${remedy.action}, above the --max cap; narrow the selection or raise --max (0 means no cap). Nothing was changed.`,
-      );
-    }
-    const outcomes = new Map<string, ItemOutcome>();
-    for (const p of plan) {
-      if (p.refusal) outcomes.set(p.id, { id: p.id, outcome: 'refused', detail: p.refusal });
-      else if (p.settled) outcomes.set(p.id, { id: p.id, outcome: 'lost', detail: p.settled });
-    }
-
-    let cancelled = false;
-    if (actionable.length > 0 && opts.confirm && !(await opts.confirm(plan))) cancelled = true;
-
-    let batches = 0;
-    let longestBatchMs = 0;
-    const sizer = opts.batchTargetMs ? new BatchSizer({ cap: opts.batchSize, targetMs: opts.batchTargetMs }) : null;
-    let aborted: string | undefined;
-    let fatal: OpsctlError | undefined;
-    let done = 0;
-    /**
-     * A fatal error (connection, privilege, schema, timeout): with nothing applied yet the run
-     * fails as a whole (one sentence, exit 3); otherwise it stops, and says what became of `items`.
-     */
-    const stop = (e: unknown, items: P[]) => {
-      fatal = host.translate(e);
-      if (![...outcomes.values()].some(reached)) throw fatal;
-      aborted = `stopped during batch ${batches + 1}: ${fatal.message}`;
-      const detail = inDoubt(host, e, fatal);
-      for (const p of items) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail });
-    };
-    if (!cancelled) {
-      for (const batch of sizedBatches(actionable, sizer ?? { next: () => opts.batchSize })) {
-        if (aborted) {
-          for (const p of batch) outcomes.set(p.id, { id: p.id, outcome: 'errored', detail: NOT_ATTEMPTED });
-          continue;
-        }
-        const started = performance.now();
-        const r = await applyOneBatch(host, remedy, batch);
-        for (const o of r.outcomes) outcomes.set(o.id, o);
-        if (r.fatal) stop(r.fatal.error, r.fatal.items);
-        batches += 1;
-        const batchMs = performance.now() - started;
-        sizer?.record(batch.length, batchMs);
-        longestBatchMs = Math.max(longestBatchMs, batchMs);
-        done += batch.length;
-        opts.onProgress?.(done, actionable.length);
-      }
-    }
-
-    const items: ReportedItem<P>[] = plan.map((p) => {
-      if (cancelled && isActionable(p)) return { ...p, outcome: label('cancelled'), outcomeClass: 'cancelled' as const };
-      const o = outcomes.get(p.id) ?? { id: p.id, outcome: 'errored' as const, detail: 'no outcome reported' };
-      return { ...p, outcome: o.label ?? label(o.outcome), outcomeClass: o.outcome, ...(o.detail ? { detail: o.detail } : {}) };
-    });
-    // Items with their own label are counted under it, not twice.
-    const count = (o: OutcomeClass) => [...outcomes.values()].filter((x) => x.outcome === o && !x.label).length;
-    const errored = [...outcomes.values()].filter((x) => x.outcome === 'errored').length;
-    const extraLabels: Record<string, number> = {};
-    for (const o of outcomes.values()) if (o.label) extraLabels[o.label] = (extraLabels[o.label] ?? 0) + 1;
-    const summary: RemediationReport<P>['summary'] = {
-      planned: actionable.length,
-      [remedy.labels.applied]: count('applied'),
-      [remedy.labels.lost]: count('lost'),
-      [DEFAULT_LABELS.skipped]: count('skipped'),
-      [DEFAULT_LABELS.refused]: count('refused'),
-      [DEFAULT_LABELS.errored]: count('errored'),
-      ...extraLabels,
-      batches,
-      longestBatchMs: Math.round(longestBatchMs),
-      ...(sizer ? { batchSizes: sizer.describe() } : {}),
-      outcomes: outcomeCounts(items, label, ['applied', 'lost', 'skipped', 'refused', 'errored']),
-    };
-    if (cancelled) summary.cancelled = true;
-    if (aborted) summary.aborted = aborted;
-    const exitCode = fatal ? fatal.exitCode : aborted ? ExitCode.DEPENDENCY : errored > 0 ? ExitCode.FINDINGS : ExitCode.OK;
-    return { mode: 'apply', items, summary, exitCode, ...(fatal ? { warning: fatal.message } : {}) };
-  } finally {
-    await remedy.finish?.(host.target).catch(() => {});
-    await lock.release();
-  }
+  const { confirm, ...rest } = opts;
+  const report = await runEngine(host, remedy, { ...rest, ...(confirm ? { confirm: (plan: PlanPreview<P>) => confirm(plan.items) } : {}) }, memoryPlan(host, remedy));
+  const items: ReportedItem<P>[] = [];
+  for await (const i of report.items) items.push(i);
+  const warning = report.warning;
+  return { mode: report.mode, items, summary: report.summary, exitCode: report.exitCode, ...(warning ? { warning } : {}) };
 }
 
 /** A report streamed as its batches commit: `summary`, `exitCode` and `warning` are known once `items` is consumed. */
@@ -461,12 +346,9 @@ export interface StreamedRemediationOptions<C = Database> extends Omit<Remediati
 /**
  * The engine with flat memory, for a remedy with a `streamedPlan`: the plan is spooled to an
  * unlinked temporary file (see plan-spool.ts) under the advisory lock, counted (the --max cap
- * and the confirm come before any write, as in runRemediation), then read back one batch at a
- * time. Each batch's items are handed out as it commits, while the next batch is already in
- * flight: the report is written as the database works. Same batches, guards, outcome classes,
- * summary and exit codes as runRemediation, and the same rule for a fatal error: with nothing
- * applied yet the run fails as a whole (items are held back until something is applied, so no
- * partial report has been written).
+ * and the confirm come before any write), then read back one batch at a time. Each batch's
+ * items are handed out as it commits, while the next batch is already in flight: the report is
+ * written as the database works.
  */
 export async function streamRemediation<P extends PlannedItem, C>(
   host: RemedyHost<C>,
@@ -475,21 +357,155 @@ export async function streamRemediation<P extends PlannedItem, C>(
 ): Promise<StreamedRemediationReport<P>> {
   const sp = remedy.streamedPlan;
   if (!sp) throw new Error(`${remedy.action} has no streamed plan`);
+  const { confirm, ...rest } = opts;
+  return runEngine(host, remedy, { ...rest, ...(confirm ? { confirm: (plan: PlanPreview<P>) => confirm(plan.count) } : {}) }, spooledPlan(host, sp, opts.planLane));
+}
+
+/** What a confirm is asked with: the count of actionable items, and the whole plan when it is held in memory. */
+interface PlanPreview<P> {
+  count: number;
+  items: P[];
+}
+
+/**
+ * Where the engine takes a plan's items from, in plan order: a spool of the server's NDJSON
+ * lines (streamRemediation), or the array remedy.plan returned (runRemediation).
+ */
+interface PlanSource<P extends PlannedItem> {
+  /** Items the plan listed so far (all of them once planned). */
+  readonly count: number;
+  /** Of those, the ones to act on (no refusal, nothing settled). */
+  readonly actionable: number;
+  /** Lines back with the items (the NDJSON sink writes from them). */
+  readonly hasLines: boolean;
+  /** The whole plan, when it is in memory (for a confirm that shows it). */
+  readonly items: P[] | null;
+  /** The next items: at most `n` actionable ones, with any others the plan has between them. */
+  take(n: number, withLines: boolean): Promise<[P[], string[]]>;
+  close(): Promise<void>;
+}
+
+interface SourceFactory<P extends PlannedItem> {
+  /** Plans (read-only) and opens the source; `live` (a plan session) may still be writing it. */
+  open(limit: number, opts: { live: boolean }): Promise<{ source: PlanSource<P>; planning: Promise<void> }>;
+  readonly streamed: boolean;
+  /** The remedy's JSON text of what parse added (spooled plans only). */
+  readonly added?: (p: P) => Buffer;
+  /** The session that writes a live plan (its errors are translated by it). */
+  readonly planHost?: { translate(e: unknown): OpsctlError };
+}
+
+const NO_LINES: string[] = [];
+
+function memoryPlan<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>): SourceFactory<P> {
+  return {
+    streamed: false,
+    async open(limit) {
+      const plan = await host.readOnly((ro) => remedy.plan(ro, limit));
+      let at = 0;
+      const actionable = plan.filter(isActionable).length;
+      let lastActionable = -1;
+      plan.forEach((p, i) => {
+        if (isActionable(p)) lastActionable = i;
+      });
+      const source: PlanSource<P> = {
+        count: plan.length,
+        actionable,
+        hasLines: false,
+        items: plan,
+        async take(n) {
+          const from = at;
+          for (let k = 0; at < plan.length && k < n; at++) if (isActionable(plan[at] as P)) k++;
+          // Items after the last actionable one go with the last batch.
+          if (at > lastActionable) at = plan.length;
+          return [plan.slice(from, at), NO_LINES];
+        },
+        close: async () => {},
+      };
+      return { source, planning: Promise.resolve() };
+    },
+  };
+}
+
+function spooledPlan<P extends PlannedItem, C>(host: RemedyHost<C>, sp: NonNullable<Remedy<P, C>['streamedPlan']>, planLane?: RemedyHost<C>): SourceFactory<P> {
+  const wrap = (spool: PlanSource<P> & { spool: PlanSpool }) => spool;
+  return {
+    streamed: true,
+    added: sp.added?.bind(sp),
+    planHost: planLane ?? host,
+    async open(limit, { live }) {
+      let spool: PlanSpool;
+      let planning: Promise<void> = Promise.resolve();
+      if (live && planLane) {
+        // Written by its own session while the batches take it.
+        const l = await PlanSpool.create({ live: true });
+        spool = l;
+        planning = planLane
+          .readOnly(async (ro) => {
+            for await (const chunk of sp.ndjson(ro, 0)) await l.write(chunk);
+          })
+          .then(
+            () => l.finish(),
+            (e: unknown) => l.fail(e),
+          );
+      } else {
+        spool = await PlanSpool.create();
+        try {
+          await host.readOnly(async (ro) => {
+            for await (const chunk of sp.ndjson(ro, limit)) await spool.write(chunk);
+          });
+        } catch (e) {
+          await spool.close();
+          throw e;
+        }
+      }
+      const source = wrap({
+        spool,
+        get count() {
+          return spool.count;
+        },
+        get actionable() {
+          return spool.count;
+        },
+        hasLines: true,
+        items: null,
+        async take(n, withLines) {
+          const lines = await spool.take(n);
+          return [lines.map((l) => sp.parse(l)), withLines ? lines : NO_LINES];
+        },
+        close: () => spool.close(),
+      });
+      return { source, planning };
+    },
+  };
+}
+
+/** The outcome of an item the plan itself settled (refused, or nothing to do), never applied. */
+const settledOutcome = (p: PlannedItem): ItemOutcome =>
+  p.refusal ? { id: p.id, outcome: 'refused', detail: p.refusal } : { id: p.id, outcome: 'lost', detail: p.settled ?? undefined };
+
+interface EngineOptions<P extends PlannedItem, C> extends Omit<StreamedRemediationOptions<C>, 'confirm'> {
+  confirm?: (plan: PlanPreview<P>) => Promise<boolean>;
+}
+
+/**
+ * The one remediation engine: dry run or apply; under the lock, the plan (a source of items in
+ * plan order), the --max cap and the confirm before any write; batches of actionable items, each
+ * applied in its own unit with its guard and audit (applyOneBatch), one in flight per session;
+ * every item reported in plan order with its outcome as its batch returns; the same outcome
+ * classes, summary and exit codes whatever the source. A fatal error with nothing applied fails
+ * the run as a whole (items are held back until something is applied, so no partial report has
+ * been written); after something was applied, the run stops and says what became of the rest.
+ */
+async function runEngine<P extends PlannedItem, C>(
+  host: RemedyHost<C>,
+  remedy: Remedy<P, C>,
+  opts: EngineOptions<P, C>,
+  plan: SourceFactory<P>,
+): Promise<StreamedRemediationReport<P>> {
   const label = (o: ResultClass): string => (o === 'applied' ? remedy.labels.applied : o === 'lost' ? remedy.labels.lost : DEFAULT_LABELS[o]);
   const limit = opts.max > 0 ? opts.max + 1 : 0;
   const where = displayName(remedy.table, remedy.schema);
-  const spoolPlan = async (): Promise<PlanSpool> => {
-    const spool = await PlanSpool.create();
-    try {
-      await host.readOnly(async (ro) => {
-        for await (const chunk of sp.ndjson(ro, limit)) await spool.write(chunk);
-      });
-      return spool;
-    } catch (e) {
-      await spool.close();
-      throw e;
-    }
-  };
   const tally = new Tally(label);
   const report = (
     mode: 'plan' | 'apply',
@@ -500,7 +516,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
   ): StreamedRemediationReport<P> => ({
     mode,
     items: drive(objects),
-    ...(sp.added ? { ndjson: () => drive(bytes) } : {}),
+    ...(plan.added ? { ndjson: () => drive(bytes) } : {}),
     get summary() {
       return summary();
     },
@@ -554,38 +570,46 @@ export async function streamRemediation<P extends PlannedItem, C>(
         const p = ps[from + k] as P;
         const o = typeof resolve === 'string' ? undefined : resolve(p);
         const c = o ? o.outcome : (resolve as ResultClass);
-        added[k] = (sp.added as (p: P) => Buffer)(p);
+        added[k] = (plan.added as (p: P) => Buffer)(p);
         ts[k] = tails.get(reported(c, o), c);
         details[k] = o?.detail;
       }
       return [itemLines(lines, from, added, ts, details)];
     },
   };
+  /** Items the plan settled keep their outcome; the others get `c` (planned, cancelled). */
+  const orSettled = (c: ResultClass, count: boolean): Resolve => (p: P) => {
+    if (isActionable(p)) return { id: p.id, outcome: c as OutcomeClass };
+    const o = settledOutcome(p);
+    if (count) tally.outcome(o);
+    return o;
+  };
 
   if (!opts.apply) {
-    const spool = await spoolPlan();
-    const exceedsMax = opts.max > 0 && spool.count > opts.max;
-    const shown = exceedsMax ? opts.max : spool.count;
+    const { source } = await plan.open(limit, { live: false });
+    const exceedsMax = opts.max > 0 && source.actionable > opts.max;
+    const resolve: Resolve = source.actionable === source.count ? 'planned' : orSettled('planned', false);
     const drive = async function* <T>(sink: Sink<T>): AsyncGenerator<T> {
       try {
-        for (let left = shown; left > 0; ) {
-          const lines = await spool.take(Math.min(left, 4096));
-          if (!lines.length) break;
-          left -= lines.length;
-          const ps = lines.map((l) => sp.parse(l));
-          for (let i = 0; i < ps.length; i += ITEM_SLICE) yield* sink.make(ps, lines, i, Math.min(ps.length, i + ITEM_SLICE), 'planned');
+        // Over the cap: the first --max items of the plan are shown.
+        for (let left = exceedsMax ? opts.max : source.count; left > 0; ) {
+          const [ps, lines] = await source.take(Math.min(left, 4096), sink.lines);
+          if (!ps.length) break;
+          const n = Math.min(ps.length, left);
+          left -= n;
+          for (let i = 0; i < n; i += ITEM_SLICE) yield* sink.make(ps, lines, i, Math.min(n, i + ITEM_SLICE), resolve);
         }
       } finally {
-        await spool.close();
+        await source.close();
       }
     };
     return report(
       'plan',
       drive,
       () => ({
-        planned: shown,
-        refused: 0,
-        [remedy.labels.lost]: 0,
+        planned: tally.reportedCount('planned'),
+        refused: tally.reportedCount('refused'),
+        [remedy.labels.lost]: tally.reportedCount('lost'),
         ...(exceedsMax ? { exceedsMax: true, max: opts.max } : {}),
         outcomes: tally.outcomes(['planned', 'lost', 'refused']),
       }),
@@ -597,37 +621,24 @@ export async function streamRemediation<P extends PlannedItem, C>(
   const planLane = opts.planLane;
   if (planLane && opts.max > 0) throw new Error('a streamed plan cannot be checked against --max before the first write');
   const lock = await host.lock(opts.wait);
-  let spool: PlanSpool;
-  let total: number;
+  let source: PlanSource<P>;
+  let planning: Promise<void>;
   let cancelled = false;
-  // The streamed plan (planLane): written by its own session while the batches take it.
-  let planning: Promise<void> = Promise.resolve();
   try {
     // Planned under the lock: a second opsctl cannot plan the same rows meanwhile.
-    if (planLane) {
-      const live = await PlanSpool.create({ live: true });
-      spool = live;
-      planning = planLane
-        .readOnly(async (ro) => {
-          for await (const chunk of sp.ndjson(ro, 0)) await live.write(chunk);
-        })
-        .then(
-          () => live.finish(),
-          (e: unknown) => live.fail(e),
-        );
-    } else spool = await spoolPlan();
-    total = spool.count;
-    if (!planLane && opts.max > 0 && total > opts.max) {
-      await spool.close();
+    ({ source, planning } = await plan.open(limit, { live: Boolean(planLane) }));
+    if (!planLane && opts.max > 0 && source.actionable > opts.max) {
+      await source.close();
       throw usageError(
         `more than ${opts.max} rows of ${where} would be changed by ${remedy.action}, above the --max cap; narrow the selection or raise --max (0 means no cap). Nothing was changed.`,
       );
     }
-    if (!planLane && total > 0 && opts.confirm && !(await opts.confirm(total))) cancelled = true;
+    if (!planLane && source.actionable > 0 && opts.confirm && !(await opts.confirm({ count: source.actionable, items: source.items ?? [] }))) cancelled = true;
   } catch (e) {
     await lock.release();
     throw e;
   }
+  const allActionable = source.actionable === source.count && !source.items;
 
   let batches = 0;
   let longestBatchMs = 0;
@@ -641,30 +652,28 @@ export async function streamRemediation<P extends PlannedItem, C>(
   let planFailed = false;
   // The plan's lines are kept beside their items only for a sink that writes from them.
   let keepLines = false;
-  const NO_LINES: string[] = [];
   const take = async (n: number): Promise<[P[], string[]]> => {
     if (planFailed) return [[], NO_LINES];
     try {
-      const lines = await spool.take(n);
-      return [lines.map((l) => sp.parse(l)), keepLines ? lines : NO_LINES];
+      return await source.take(n, keepLines);
     } catch (e) {
       planFailed = true;
-      const f = (planLane ?? host).translate(e);
+      const f = (plan.planHost ?? host).translate(e);
       if (!fatal) {
         fatal = f;
-        aborted = `stopped: the plan failed after ${spool.count} rows: ${f.message}`;
+        aborted = `stopped: the plan failed after ${source.count} rows: ${f.message}`;
       }
       return [[], NO_LINES];
     }
   };
-  const planned = () => (planLane ? spool.count : total);
+  const planned = () => source.actionable;
   // More sessions than the first (opts.lanes): batches run side by side, each on its own.
   const lanes = [host, ...(opts.lanes ?? [])];
   // Plan items read (and parsed) ahead while a batch is in flight, so that the next batch goes
   // to the database as soon as its lane's last one returns: taken then, ~9,000 lines left the
   // session idle ~30 ms between batches. Ahead by what the lanes' next batches take at the size
   // the sizer gives now (a batch that grows takes the rest then), so memory stays flat; started
-  // once the previous batch's items are written out (see the loop).
+  // once the previous batch's items are written out (see the loop). A plan in memory needs none.
   let ahead: P[] = [];
   let aheadLines: string[] = NO_LINES;
   let prefetch: Promise<void> | null = null;
@@ -676,7 +685,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
   // kept the event loop from the batch in flight for ~20 ms (its replies waited that long).
   const readAhead = () => {
     const want = lanes.length * nextSize();
-    if (prefetch || aborted || planFailed || ahead.length >= want) return;
+    if (!allActionable || prefetch || aborted || planFailed || ahead.length >= want) return;
     prefetch = (async () => {
       try {
         while (ahead.length < want && !aborted) {
@@ -690,8 +699,9 @@ export async function streamRemediation<P extends PlannedItem, C>(
       }
     })();
   };
-  /** The next `n` planned items (fewer at the end of the plan): the read-ahead ones first. */
+  /** The next `n` actionable items (fewer at the end of the plan), with the settled ones between them: the read-ahead ones first. */
   const nextBatch = async (n: number): Promise<[P[], string[]]> => {
+    if (!allActionable) return take(n);
     if (ahead.length < n && prefetch) await prefetch;
     if (ahead.length < n) append(await take(n - ahead.length));
     const all = ahead.length <= n;
@@ -709,10 +719,11 @@ export async function streamRemediation<P extends PlannedItem, C>(
     aheadLines = NO_LINES;
     return left;
   };
-  const run = async ([batch, lines]: [P[], string[]], lane: RemedyHost<C>) => {
+  const run = async ([segment, lines]: [P[], string[]], lane: RemedyHost<C>) => {
+    const batch = allActionable ? segment : segment.filter(isActionable);
     const started = performance.now();
-    const r = await applyOneBatch(lane, remedy, batch);
-    return { batch, lines, r, ms: performance.now() - started, lane };
+    const r: BatchResult<P> = batch.length ? await applyOneBatch(lane, remedy, batch) : { outcomes: [] };
+    return { segment, batch, lines, r, ms: performance.now() - started, lane };
   };
 
   const drive = async function* <T>(sink: Sink<T>): AsyncGenerator<T> {
@@ -738,8 +749,9 @@ export async function streamRemediation<P extends PlannedItem, C>(
     };
     try {
       if (cancelled) {
+        const resolve = allActionable ? 'cancelled' : orSettled('cancelled', true);
         for (let got = await take(4096); got[0].length; got = await take(4096)) {
-          for (let i = 0; i < got[0].length; i += ITEM_SLICE) yield* sink.make(got[0], got[1], i, Math.min(got[0].length, i + ITEM_SLICE), 'cancelled');
+          for (let i = 0; i < got[0].length; i += ITEM_SLICE) yield* sink.make(got[0], got[1], i, Math.min(got[0].length, i + ITEM_SLICE), resolve);
         }
         return;
       }
@@ -754,27 +766,29 @@ export async function streamRemediation<P extends PlannedItem, C>(
       for (const lane of lanes) await start(lane);
       readAhead();
       while (queue.length) {
-        const { batch, lines, r, ms, lane } = await (queue.shift() as ReturnType<typeof run>);
+        const { segment, batch, lines, r, ms, lane } = await (queue.shift() as ReturnType<typeof run>);
         if (r.outcomes.some(reached)) applied = true;
         const f = r.fatal ? lane.translate(r.fatal.error) : undefined;
         if (f && !fatal) {
           fatal = f;
           aborted = `stopped during batch ${batches + 1}: ${f.message}`;
         }
-        batches += 1;
-        sizer?.record(batch.length, ms);
-        longestBatchMs = Math.max(longestBatchMs, ms);
-        done += batch.length;
+        if (batch.length) {
+          batches += 1;
+          sizer?.record(batch.length, ms);
+          longestBatchMs = Math.max(longestBatchMs, ms);
+          done += batch.length;
+        }
         // The lane's next batch goes to the database before anything else is done with this one.
         await start(lane);
-        opts.onProgress?.(done, planned());
+        if (batch.length) opts.onProgress?.(done, planned());
         const byId = new Map(r.outcomes.map((o) => [o.id, o]));
         if (r.fatal && f) {
           const detail = inDoubt(lane, r.fatal.error, f);
           for (const p of r.fatal.items) byId.set(p.id, { id: p.id, outcome: 'errored', detail });
         }
-        yield* emit([batch, lines], (p) => {
-          const o = byId.get(p.id) ?? { id: p.id, outcome: 'errored' as const, detail: 'no outcome reported' };
+        yield* emit([segment, lines], (p) => {
+          const o = isActionable(p) ? (byId.get(p.id) ?? { id: p.id, outcome: 'errored' as const, detail: 'no outcome reported' }) : settledOutcome(p);
           tally.outcome(o);
           return o;
         });
@@ -783,12 +797,12 @@ export async function streamRemediation<P extends PlannedItem, C>(
         // rows 78.5 against 80.5 MiB, 8 alternating runs; time the same).
         readAhead();
       }
-      // Nothing applied (so nothing handed out yet): the run fails as a whole, as runRemediation's does.
+      // Nothing applied (so nothing handed out yet): the run fails as a whole.
       if (fatal && !applied) throw fatal;
       if (aborted) {
         for (let got = await rest(); got[0].length; got = await rest()) {
           yield* emit(got, (p) => {
-            const o: ItemOutcome = { id: p.id, outcome: 'errored', detail: NOT_ATTEMPTED };
+            const o: ItemOutcome = isActionable(p) ? { id: p.id, outcome: 'errored', detail: NOT_ATTEMPTED } : settledOutcome(p);
             tally.outcome(o);
             return o;
           });
@@ -801,7 +815,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
       await planning;
       await prefetch;
       await Promise.all(lanes.map((l) => remedy.finish?.(l.target).catch(() => {})));
-      await spool.close();
+      await source.close();
       await lock.release();
     }
   };
@@ -853,6 +867,10 @@ class Tally {
     const entry = (this.reported[c] ??= { label: this.label(c), count: 0 });
     entry.count += 1;
     if (outcome !== entry.label) (entry.byLabel ??= {})[outcome] = (entry.byLabel[outcome] ?? 0) + 1;
+  }
+  /** Reported items of class `c`. */
+  reportedCount(c: ResultClass): number {
+    return this.reported[c]?.count ?? 0;
   }
   outcomes(classes: ResultClass[]): OutcomeCounts {
     const out: OutcomeCounts = {};
