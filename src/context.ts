@@ -125,7 +125,7 @@ export class CommandContext {
     } catch (e) {
       // An --apply whose table cannot be printed still did its work: its exit code stands.
       if (!(e instanceof RenderFailure) || result.mode !== 'apply') throw e;
-      this.say(`opsctl: ${result.command} --apply finished, but ${e.message}; re-run the listing with -o json to see the rows.`);
+      this.say(`opsctl: ${result.command} --apply did its work, but ${e.message}.`);
       code = result.exitCode ? result.exitCode() : 0;
     }
     for (const w of result.warnings?.() ?? []) this.say(`opsctl: ${w}`);

@@ -106,19 +106,26 @@ class ChunkedWriter {
 
 /** Writes with back-pressure so a million-row ndjson listing does not buffer in memory. */
 async function write(stream: Writable, chunk: string | Uint8Array): Promise<void> {
+  // A stream that failed (a full disk) emits neither 'drain' nor 'error' again: waiting would never end.
+  if (stream.errored) throw stream.errored;
   if (!stream.write(chunk)) {
     await new Promise<void>((resolve, reject) => {
       const done = () => {
         stream.off('drain', done);
         stream.off('error', fail);
+        stream.off('close', closed);
         resolve();
       };
       const fail = (e: Error) => {
         stream.off('drain', done);
+        stream.off('error', fail);
+        stream.off('close', closed);
         reject(e);
       };
+      const closed = () => fail(stream.errored ?? new Error('the output stream was closed'));
       stream.once('drain', done);
       stream.once('error', fail);
+      stream.once('close', closed);
     });
   }
 }
