@@ -56,7 +56,6 @@ export function renderMarkdown(results: Tagged[], exitCode: number, fleet?: Flee
  * control character as the text `\xNN` (its backslash escaped too), never raw: a scraped value is
  * shown on terminals and dashboards.
  */
-// eslint-disable-next-line no-control-regex
 const esc = (v: string) => v.replace(/[\\"\x00-\x1f\x7f-\x9f]/g, (c) => (c === '"' ? '\\"' : c === '\n' ? '\\n' : c === '\\' ? '\\\\' : escapeControl(c).replace('\\', '\\\\')));
 
 export function renderPrometheus(results: Tagged[], nowMs: number, fleet?: FleetReport): string {

@@ -251,7 +251,6 @@ export class RenderFailure extends Error {
   }
 }
 
-// eslint-disable-next-line no-control-regex
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 const ZERO_WIDTH = /^[\p{Mn}\p{Me}\u200b-\u200f\u2060\ufe00-\ufe0f]$/u;
 const WIDE_EMOJI = /^\p{Emoji_Presentation}$/u;

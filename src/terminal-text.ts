@@ -4,9 +4,7 @@
  * (the class of kubectl's CVE-2021-25743). C0 (with \n \r \t by name), DEL and C1 become
  * `\n`, `\xNN`; everything else is kept as it is.
  */
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
-// eslint-disable-next-line no-control-regex
 const HAS_CONTROL = /[\x00-\x1f\x7f-\x9f]/;
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 const visible = (c: string): string => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;

@@ -15,7 +15,6 @@ const CSI = '\x9b'; // C1 control sequence introducer
 const LAST_ERROR = `boom ${TITLE} ${RED}red${CSI}x\rover`;
 const KIND = `evil${RED}kind${CSI}`;
 /** C0 except the newline that ends a line, DEL and C1: none may leave opsctl raw. */
-// eslint-disable-next-line no-control-regex
 const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
 const ESCAPED = ['\\x1b]0;TITLE\\x07', '\\x1b[31m', '\\x9b'];
 
@@ -59,7 +58,6 @@ describe('control characters from the database', () => {
     expect(r.code).toBe(0);
     expect(r.output).toContain(`\x1b[31mboom \\x1b]0;TITLE\\x07`); // the 'bad' tone around the escaped text
     // Left once opsctl's own colour (SGR) and the terminal's line ends are taken out: nothing.
-    // eslint-disable-next-line no-control-regex
     expect(r.output.replace(/\x1b\[\d+m/g, '').replace(/\r\n/g, '\n')).not.toMatch(RAW_CONTROL);
   });
 
