@@ -275,7 +275,7 @@ const fullWidth = (c: number): boolean =>
     (c >= 0x20000 && c <= 0x3fffd));
 
 /** Terminal columns of text without control characters (escaped before): wide CJK and emoji count 2, combining marks 0. */
-export function displayWidth(s: string): number {
+function displayWidth(s: string): number {
   if (PRINTABLE_ASCII.test(s)) return s.length;
   let w = 0;
   for (const ch of s) {
@@ -292,7 +292,7 @@ type RowText = string[];
 const CELL_SEP = '\x1f';
 
 /** Rows kept in memory before the rest go to a temporary file: a small table never touches the disk. */
-export const TABLE_ROWS_IN_MEMORY = 1000;
+const TABLE_ROWS_IN_MEMORY = 1000;
 
 /**
  * A table's rows, formatted once and kept for the second pass (widths first, then lines): the
