@@ -119,8 +119,16 @@ export class CommandContext {
   }
 
   async emit<T>(result: CommandResult<T>): Promise<number> {
-    const { render } = await import('../output/output.js');
-    const code = await render(result, this.format, { stream: this.io.stdout, env: this.io.env, noColor: this.globals.color === false });
+    const { render, RenderFailure } = await import('../output/output.js');
+    let code: number;
+    try {
+      code = await render(result, this.format, { stream: this.io.stdout, env: this.io.env, noColor: this.globals.color === false });
+    } catch (e) {
+      // An --apply whose table cannot be printed still did its work: its exit code stands.
+      if (!(e instanceof RenderFailure) || result.mode !== 'apply') throw e;
+      this.say(`opsctl: ${result.command} --apply did its work, but ${e.message}.`);
+      code = result.exitCode ? result.exitCode() : 0;
+    }
     for (const w of result.warnings?.() ?? []) this.say(`opsctl: ${w}`);
     return code;
   }

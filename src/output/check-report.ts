@@ -1,9 +1,11 @@
 import type { CheckResult } from '../checks/all-checks.js';
 import { cellText, truncate } from './output.js';
+import { escapeControl } from './terminal-text.js';
 
 /** Renderers only `check` needs: markdown for CI job summaries, Prometheus text exposition. */
 
-const mdEscape = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+/** A table cell: line breaks as spaces, other control characters in a visible form (a CI log is a terminal too), `|` escaped. */
+const mdEscape = (s: string) => escapeControl(s.replace(/\r?\n/g, ' ')).replace(/\|/g, '\\|');
 const STATUS_ICON: Record<string, string> = { ok: '✅ ok', finding: '❌ finding', unknown: '⚠️ unknown', skipped: '⏭️ skipped' };
 
 /** A fleet run (src/fleet-check.ts) tags each result with its target, and schedule-group checks with a region. */
@@ -16,7 +18,7 @@ export function renderMarkdown(results: Tagged[], exitCode: number, fleet?: Flee
   const findings = results.filter((r) => r.status === 'finding').length;
   const unknown = results.filter((r) => r.status === 'unknown').length;
   const title = unknown ? `${unknown} check(s) could not run` : findings ? `${findings} check(s) with findings` : 'all clean';
-  const where = (r: Tagged) => (fleet ? `${mdEscape(r.target ?? '')} | ${r.region ?? ''} | ` : '');
+  const where = (r: Tagged) => (fleet ? `${mdEscape(r.target ?? '')} | ${mdEscape(r.region ?? '')} | ` : '');
   const out: string[] = [
     `## opsctl check: ${title}${fleet ? ` (${Object.keys(fleet.targets).length} target(s))` : ''}`,
     '',
@@ -40,7 +42,7 @@ export function renderMarkdown(results: Tagged[], exitCode: number, fleet?: Flee
   for (const r of results) {
     if (r.items.length === 0) continue;
     const cols = Object.keys(r.items[0]).filter((k) => !['payload'].includes(k)).slice(0, 6);
-    const scope = fleet ? `${mdEscape(r.target ?? '')}${r.region ? ` (${r.region})` : ''}: ` : '';
+    const scope = fleet ? `${mdEscape(r.target ?? '')}${r.region ? ` (${mdEscape(r.region)})` : ''}: ` : '';
     out.push('', `### ${scope}${r.check} (${r.count}${r.count > r.items.length ? `, first ${r.items.length} shown` : ''})`, '');
     out.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
     for (const item of r.items) out.push(`| ${cols.map((c) => mdEscape(truncate(cellText(item[c]), 80))).join(' | ')} |`);
@@ -49,8 +51,12 @@ export function renderMarkdown(results: Tagged[], exitCode: number, fleet?: Flee
   return out.join('\n');
 }
 
-/** Label values escaped per the exposition format: backslash, double quote and newline. */
-const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+/**
+ * Label values escaped per the exposition format (backslash, double quote, newline); any other
+ * control character as the text `\xNN` (its backslash escaped too), never raw: a scraped value is
+ * shown on terminals and dashboards.
+ */
+const esc = (v: string) => v.replace(/[\\"\x00-\x1f\x7f-\x9f]/g, (c) => (c === '"' ? '\\"' : c === '\n' ? '\\n' : c === '\\' ? '\\\\' : escapeControl(c).replace('\\', '\\\\')));
 
 export function renderPrometheus(results: Tagged[], nowMs: number, fleet?: FleetReport): string {
   const lines: string[] = [];

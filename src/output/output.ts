@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { usageError } from '../errors.js';
+import { escapeControl } from './terminal-text.js';
 
 export type OutputFormat = 'table' | 'json' | 'ndjson' | 'markdown' | 'prometheus';
 export const BASIC_FORMATS: OutputFormat[] = ['table', 'json', 'ndjson'];
@@ -105,19 +106,26 @@ class ChunkedWriter {
 
 /** Writes with back-pressure so a million-row ndjson listing does not buffer in memory. */
 async function write(stream: Writable, chunk: string | Uint8Array): Promise<void> {
+  // A stream that failed (a full disk) emits neither 'drain' nor 'error' again: waiting would never end.
+  if (stream.errored) throw stream.errored;
   if (!stream.write(chunk)) {
     await new Promise<void>((resolve, reject) => {
       const done = () => {
         stream.off('drain', done);
         stream.off('error', fail);
+        stream.off('close', closed);
         resolve();
       };
       const fail = (e: Error) => {
         stream.off('drain', done);
+        stream.off('error', fail);
+        stream.off('close', closed);
         reject(e);
       };
+      const closed = () => fail(stream.errored ?? new Error('the output stream was closed'));
       stream.once('drain', done);
       stream.once('error', fail);
+      stream.once('close', closed);
     });
   }
 }
@@ -235,9 +243,120 @@ function commaLines(body: Buffer): Buffer {
 const NEWLINE = Buffer.from('\n');
 const COMMA_NEWLINE = Buffer.from(',\n');
 
+/** A table render that failed after its items were consumed: the work they did stands (see CommandContext.emit). */
+export class RenderFailure extends Error {
+  constructor(readonly reason: unknown) {
+    super(`the table could not be printed: ${reason instanceof Error ? reason.message : String(reason)}`);
+    this.name = 'RenderFailure';
+  }
+}
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+const ZERO_WIDTH = /^[\p{Mn}\p{Me}\u200b-\u200f\u2060\ufe00-\ufe0f]$/u;
+const WIDE_EMOJI = /^\p{Emoji_Presentation}$/u;
+/** East Asian wide and fullwidth ranges (as string-width, which cli-table3 used). */
+const fullWidth = (c: number): boolean =>
+  c >= 0x1100 &&
+  (c <= 0x115f ||
+    c === 0x2329 ||
+    c === 0x232a ||
+    (c >= 0x2e80 && c <= 0x3247 && c !== 0x303f) ||
+    (c >= 0x3250 && c <= 0x4dbf) ||
+    (c >= 0x4e00 && c <= 0xa4c6) ||
+    (c >= 0xa960 && c <= 0xa97c) ||
+    (c >= 0xac00 && c <= 0xd7a3) ||
+    (c >= 0xf900 && c <= 0xfaff) ||
+    (c >= 0xfe10 && c <= 0xfe19) ||
+    (c >= 0xfe30 && c <= 0xfe6b) ||
+    (c >= 0xff01 && c <= 0xff60) ||
+    (c >= 0xffe0 && c <= 0xffe6) ||
+    (c >= 0x1b000 && c <= 0x1b001) ||
+    (c >= 0x1f200 && c <= 0x1f251) ||
+    (c >= 0x20000 && c <= 0x3fffd));
+
+/** Terminal columns of text without control characters (escaped before): wide CJK and emoji count 2, combining marks 0. */
+function displayWidth(s: string): number {
+  if (PRINTABLE_ASCII.test(s)) return s.length;
+  let w = 0;
+  for (const ch of s) {
+    if (ZERO_WIDTH.test(ch)) continue;
+    w += fullWidth(ch.codePointAt(0) as number) || WIDE_EMOJI.test(ch) ? 2 : 1;
+  }
+  return w;
+}
+
+const TONES: Tone[] = [undefined, 'good', 'bad', 'warn', 'dim', 'info'];
+const TONE_CODE = new Map<Tone, string>(TONES.map((t, i) => [t, String(i)]));
+/** A formatted row: per cell, its tone's digit and its escaped text (no control characters, so \x1f and \n can frame it). */
+type RowText = string[];
+const CELL_SEP = '\x1f';
+
+/** Rows kept in memory before the rest go to a temporary file: a small table never touches the disk. */
+const TABLE_ROWS_IN_MEMORY = 1000;
+
+/**
+ * A table's rows, formatted once and kept for the second pass (widths first, then lines): the
+ * first TABLE_ROWS_IN_MEMORY in memory, the rest in a spool file read back in batches, so a
+ * table of any size renders in time linear in its rows with flat memory.
+ */
+class TableRows {
+  private memory: RowText[] = [];
+  private spool?: import('../engine/plan-spool.js').PlanSpool;
+  private pending: string[] = [];
+  private pendingSize = 0;
+  count = 0;
+  readonly widths: number[];
+  constructor(headers: string[]) {
+    this.widths = headers.map(displayWidth);
+  }
+  async add(row: RowText): Promise<void> {
+    this.count += 1;
+    for (let i = 0; i < row.length; i++) {
+      const w = displayWidth((row[i] as string).slice(1));
+      if (w > (this.widths[i] as number)) this.widths[i] = w;
+    }
+    if (!this.spool && this.memory.length < TABLE_ROWS_IN_MEMORY) {
+      this.memory.push(row);
+      return;
+    }
+    if (!this.spool) {
+      const { PlanSpool } = await import('../engine/plan-spool.js');
+      try {
+        this.spool = await PlanSpool.create();
+      } catch {
+        // No temporary file to be had: the table is still printed, from memory.
+        this.memory.push(row);
+        return;
+      }
+    }
+    const line = `${row.join(CELL_SEP)}\n`;
+    this.pending.push(line);
+    this.pendingSize += line.length;
+    if (this.pendingSize >= 65_536) await this.flushSpool();
+  }
+  private async flushSpool(): Promise<void> {
+    if (!this.spool || !this.pending.length) return;
+    const chunk = Buffer.from(this.pending.join(''));
+    this.pending = [];
+    this.pendingSize = 0;
+    await this.spool.write(chunk);
+  }
+  /** Every row in the order added. */
+  async *rows(): AsyncGenerator<RowText> {
+    yield* this.memory;
+    if (!this.spool) return;
+    await this.flushSpool();
+    for (let batch = await this.spool.take(5000); batch.length; batch = await this.spool.take(5000)) {
+      for (const line of batch) yield line.split(CELL_SEP);
+    }
+  }
+  async close(): Promise<void> {
+    await this.spool?.close();
+  }
+}
+
 async function renderTable<T>(result: CommandResult<T>, target: OutputTarget): Promise<void> {
   const { Chalk } = await import('chalk');
-  const Table = (await import('cli-table3')).default;
   const color = useColor(target);
   const chalk = new Chalk({ level: color ? 1 : 0 });
   const paint = (tone: Tone, s: string) => {
@@ -256,32 +375,78 @@ async function renderTable<T>(result: CommandResult<T>, target: OutputTarget): P
         return s;
     }
   };
-  const makeTable = (columns: Column[], rows: unknown[]) => {
-    const table = new Table({
-      head: columns.map((c) => (color ? chalk.bold(c.header) : c.header)),
-      style: { head: [], border: [], compact: true },
-      wordWrap: false,
-    });
-    for (const row of rows) {
-      table.push(columns.map((c) => paint(c.tone?.(row), truncate(cellText(c.value(row)), c.maxWidth))));
+  // Data is escaped before opsctl adds its own colour: a value's control characters are shown, never obeyed.
+  const bold = (s: string) => (color ? chalk.bold(escapeControl(s)) : escapeControl(s));
+  const format = (columns: Column[], row: unknown): RowText =>
+    columns.map((c) => `${TONE_CODE.get(c.tone?.(row)) ?? '0'}${truncate(escapeControl(cellText(c.value(row))), c.maxWidth)}`);
+  /** Formats every row; a row that cannot be formatted does not stop the items (an --apply's work) being consumed. */
+  const collect = async (columns: Column[], items: Iterable<unknown> | AsyncIterable<unknown>): Promise<TableRows> => {
+    const rows = new TableRows(columns.map((c) => escapeControl(c.header)));
+    let failed: { e: unknown } | undefined;
+    try {
+      for await (const item of items) {
+        if (failed) continue;
+        try {
+          await rows.add(format(columns, item));
+        } catch (e) {
+          failed = { e };
+        }
+      }
+    } catch (e) {
+      await rows.close();
+      throw e;
     }
-    return table.toString();
+    if (failed) {
+      await rows.close();
+      throw new RenderFailure(failed.e);
+    }
+    return rows;
   };
-  const lines: string[] = [];
-  if (result.headline) lines.push(color ? chalk.bold(result.headline) : result.headline);
-  const rows: T[] = [];
-  for await (const item of result.items) rows.push(item);
-  if (rows.length === 0) lines.push(result.emptyMessage ?? 'Nothing found.');
-  else lines.push(makeTable(result.columns, rows));
-  for (const s of result.sections?.() ?? []) {
-    if (s.rows.length === 0) continue;
-    lines.push('', color ? chalk.bold(s.title) : s.title, makeTable(s.columns, s.rows));
+  const out = new ChunkedWriter(target.stream);
+  /** The box cli-table3 drew in its compact style, one line at a time. */
+  const writeTable = async (columns: Column[], rows: TableRows): Promise<void> => {
+    const { widths } = rows;
+    const rule = (l: string, m: string, r: string) => `${l}${widths.map((w) => '─'.repeat(w + 2)).join(m)}${r}\n`;
+    const line = (cells: string[], texts: string[]) => `│ ${cells.map((c, i) => `${c}${' '.repeat((widths[i] as number) - displayWidth(texts[i] as string))}`).join(' │ ')} │\n`;
+    const heads = columns.map((c) => escapeControl(c.header));
+    await out.add(rule('┌', '┬', '┐'));
+    await out.add(line(heads.map((h) => (color ? chalk.bold(h) : h)), heads));
+    if (rows.count) await out.add(rule('├', '┼', '┤'));
+    for await (const row of rows.rows()) {
+      const texts = row.map((c) => c.slice(1));
+      await out.add(line(row.map((c, i) => paint(TONES[Number(c[0])], texts[i] as string)), texts));
+    }
+    await out.add(rule('└', '┴', '┘'));
+  };
+
+  if (result.headline) await out.add(`${bold(result.headline)}\n`);
+  const main = await collect(result.columns, result.items);
+  // The items are consumed (an --apply's work is done): from here a failure is the printing's alone.
+  try {
+    try {
+      if (main.count === 0) await out.add(`${escapeControl(result.emptyMessage ?? 'Nothing found.')}\n`);
+      else await writeTable(result.columns, main);
+    } finally {
+      await main.close();
+    }
+    for (const s of result.sections?.() ?? []) {
+      if (s.rows.length === 0) continue;
+      await out.add(`\n${bold(s.title)}\n`);
+      const rows = await collect(s.columns, s.rows);
+      try {
+        await writeTable(s.columns, rows);
+      } finally {
+        await rows.close();
+      }
+    }
+    const summary = result.summary();
+    const parts = Object.entries(summary)
+      .filter(([, v]) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')
+      .map(([k, v]) => escapeControl(`${k}: ${v}`));
+    if (parts.length) await out.add(`\n${parts.join('  ')}\n`);
+    for (const n of result.notes?.() ?? []) await out.add(`${color ? chalk.dim(escapeControl(n)) : escapeControl(n)}\n`);
+    await out.flush();
+  } catch (e) {
+    throw e instanceof RenderFailure ? e : new RenderFailure(e);
   }
-  const summary = result.summary();
-  const parts = Object.entries(summary)
-    .filter(([, v]) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')
-    .map(([k, v]) => `${k}: ${v}`);
-  if (parts.length) lines.push('', parts.join('  '));
-  for (const n of result.notes?.() ?? []) lines.push(color ? chalk.dim(n) : n);
-  await write(target.stream, `${lines.join('\n')}\n`);
 }
