@@ -120,7 +120,16 @@ export class CommandContext {
 
   async emit<T>(result: CommandResult<T>): Promise<number> {
     const { render } = await import('./output.js');
-    const code = await render(result, this.format, { stream: this.io.stdout, env: this.io.env, noColor: this.globals.color === false });
+    // The lines around a table are messages too, often quoting a flag (--status, --kind): one
+    // line each, masked. (The table's cells are the renderer's.) escapeControl is idempotent.
+    const notes = result.notes;
+    const shown: CommandResult<T> = {
+      ...result,
+      ...(result.headline !== undefined ? { headline: this.printable(result.headline) } : {}),
+      ...(result.emptyMessage !== undefined ? { emptyMessage: this.printable(result.emptyMessage) } : {}),
+      ...(notes ? { notes: () => notes().map((n) => this.printable(n)) } : {}),
+    };
+    const code = await render(shown, this.format, { stream: this.io.stdout, env: this.io.env, noColor: this.globals.color === false });
     for (const w of result.warnings?.() ?? []) this.say(`opsctl: ${w}`);
     return code;
   }

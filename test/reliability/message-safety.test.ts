@@ -150,6 +150,16 @@ describe('a value cannot forge a line: control characters shown, not obeyed', ()
     expect(r.stdout).toBe('');
   });
 
+  it('a flag quoted in the headline and the empty message (table output) stays on its line', async () => {
+    const r = await cliProcess(['executions', 'stuck', '--status', 'running\nopsctl: forged\u001b[2J'], env);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.split('\n');
+    expect(lines.some((l) => l.startsWith('opsctl: forged'))).toBe(false);
+    expect(r.stdout).not.toContain('\u001b');
+    expect(lines[0]).toContain('Executions in running\\nopsctl: forged\\x1b[2J for longer than');
+  });
+
   it('escapeControl: C0, DEL and C1 made visible; everything else as it was', () => {
     expect(escapeControl('a\nb\rc\td')).toBe('a\\nb\\rc\\td');
     expect(escapeControl('\u0000\u001b\u007f\u0085\u009f')).toBe('\\x00\\x1b\\x7f\\u0085\\u009f');
