@@ -34,7 +34,9 @@ export function registerConfigCommands(program: Command, r: Registrar): void {
         if (format === 'table') {
           const rows = flatten(masked);
           const width = Math.max(...rows.map((row) => row.key.length));
-          const lines = rows.map((row) => `${row.key.padEnd(width)}  ${row.value}`);
+          const { escapeControl } = await import('../terminal-text.js');
+          // One line per setting: a newline in a value (a reason template) is shown, not obeyed.
+          const lines = rows.map((row) => `${escapeControl(row.key.padEnd(width))}  ${escapeControl(row.value)}`);
           write(`# source: ${file ?? 'built-in defaults (no config file found)'}\n${lines.join('\n')}\n`);
         } else {
           write(`${JSON.stringify({ command: 'config show', file, config: masked }, null, format === 'json' ? 2 : 0)}\n`);

@@ -160,6 +160,14 @@ describe('a value cannot forge a line: control characters shown, not obeyed', ()
     expect(lines[0]).toContain('Executions in running\\nopsctl: forged\\x1b[2J for longer than');
   });
 
+  it('config show (table): one line per setting, a newline in a value shown as \\n', async () => {
+    const file = configFile({ executions: { reasonTemplate: 'reaped\nexecutions.max  0' } });
+    const r = await cliProcess(['--config', file, 'config', 'show'], {});
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('executions.max'))).toEqual([expect.stringMatching(/^executions\.max +1000$/)]);
+    expect(r.stdout).toContain('reaped\\nexecutions.max  0');
+  });
+
   it('escapeControl: C0, DEL and C1 made visible; everything else as it was', () => {
     expect(escapeControl('a\nb\rc\td')).toBe('a\\nb\\rc\\td');
     expect(escapeControl('\u0000\u001b\u007f\u0085\u009f')).toBe('\\x00\\x1b\\x7f\\u0085\\u009f');
