@@ -66,6 +66,25 @@ describe('no password on any stream, parsed or not', () => {
     noSecret(r);
   });
 
+  it("a fleet target's urlEnv that does not parse: that target unknown, said in its error field, masked", async () => {
+    const file = configFile({ targets: { broken: { database: { urlEnv: 'BROKEN_URL' } } } });
+    const r = await cliProcess(['--config', file, 'check', '--all-targets', '--only', 'executions', '-o', 'json'], { BROKEN_URL: `postgres://ops:${PW_SLASH}@127.0.0.1:1/app` });
+    expect(r.code).toBe(3);
+    const errors = r.json().items.map((i: { error?: string }) => i.error);
+    expect(errors).toContain('target broken: the environment variable BROKEN_URL (targets.broken.database.urlEnv) is not a valid connection URL: postgres://ops:***@127.0.0.1:1/app.');
+    noSecret(r);
+  });
+
+  it('OPSCTL_CONFIG naming a file whose database.url does not parse: the file and key named, masked', async () => {
+    const file = configFile({ database: { url: `postgres//ops:${PW}@127.0.0.1:1/app` } });
+    const r = await cliProcess(['config', 'show', '-o', 'json'], { OPSCTL_CONFIG: file });
+    expect(r.code).toBe(2);
+    expect(expectOneSentence(r.stderr)).toBeNull();
+    expect(r.stderr).toContain(`opsctl: ${file}: database.url is not a valid connection URL: postgres//ops:***@127.0.0.1:1/app`);
+    expect(r.stdout).toBe('');
+    noSecret(r);
+  });
+
   it('masking text: any scheme://user:secret@ shape, password= pairs, and only long enough exact values', () => {
     expect(maskSecrets(`at postgres://u:${PW_SLASH}@h/db and mysql//root:${PW_HASH}@x`)).toBe('at postgres://u:***@h/db and mysql//root:***@x');
     expect(maskSecrets(`host=h password='${PW}' dbname=d`)).toBe("host=h password=*** dbname=d");
