@@ -112,6 +112,11 @@ export function translatePgError(e: unknown, target: string, timeouts?: Config['
       return new OpsctlError(`${msg} in ${target}: check the table names in the config.`, ExitCode.USAGE, e);
     case '42703':
       return new OpsctlError(`${msg}: check the column names in the config.`, ExitCode.USAGE, e);
+    // A query built from configured columns the server cannot compare or assign (a text column
+    // as a time): the config does not match the database. Callers that can name the key do (assertColumns).
+    case '42883':
+    case '42804':
+      return new OpsctlError(`${msg}: a configured column has a type opsctl cannot use; check the column types in the config.`, ExitCode.USAGE, e);
     case '42501':
       return dependencyError(`PostgreSQL refused the operation: ${msg} (see the README for the privileges each command needs).`, e);
   }

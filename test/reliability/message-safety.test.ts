@@ -145,6 +145,28 @@ describe('bad input gets its sentence and exit 2, not the error of the code it r
     expect(await databaseChecksum(db.client)).toBe(before);
   });
 
+  it('a propagations time column of type text → exit 2 naming propagations.columns.failedAt', async () => {
+    await db.client.query(`CREATE TABLE IF NOT EXISTS text_outbox (LIKE pending_propagations INCLUDING DEFAULTS); ALTER TABLE text_outbox ALTER COLUMN failed_at TYPE text;`);
+    const file = configFile({ propagations: { table: 'text_outbox' } });
+    const r = await cliProcess(['--config', file, 'propagations', 'dead-letters', '--since', '1h'], env);
+    expect(r.code).toBe(2);
+    expect(expectOneSentence(r.stderr)).toBeNull();
+    expect(r.stderr).toMatch(/^opsctl: column "failed_at" \(config propagations\.columns\.failedAt\) in table text_outbox is of type text/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('a column type the server cannot compare, where no key is checked up front (workers heartbeat) → exit 2, not 3', async () => {
+    await db.client.query(`
+      CREATE TABLE IF NOT EXISTS text_workers (id text PRIMARY KEY, last_heartbeat_at text, status text, host text);
+      CREATE TABLE IF NOT EXISTS plain_runs (id bigserial PRIMARY KEY, worker_id text, status text, error text, updated_at timestamptz, finished_at timestamptz);`);
+    const file = configFile({ workers: { schema: null, table: 'text_workers', runs: { schema: null, table: 'plain_runs' } } });
+    const r = await cliProcess(['--config', file, 'workers', 'dead'], env);
+    expect(r.code).toBe(2);
+    expect(expectOneSentence(r.stderr)).toBeNull();
+    expect(r.stderr).toMatch(/operator does not exist: text .*: a configured column has a type opsctl cannot use; check the column types in the config\.$/m);
+    expect(r.stdout).toBe('');
+  });
+
   it('?sslmode=require: no SECURITY WARNING from the driver, just our one sentence', async () => {
     // The test server has no TLS: the connection is refused, as pg's verify-full refuses it.
     const r = await cliProcess(['executions', 'stuck'], { DATABASE_URL: `${db.url}?sslmode=require` });
