@@ -27,3 +27,9 @@ export class OpsctlError extends Error {
 export const usageError = (message: string) => new OpsctlError(message, ExitCode.USAGE);
 export const dependencyError = (message: string, cause?: unknown) =>
   new OpsctlError(message, ExitCode.DEPENDENCY, cause);
+
+/**
+ * The largest count (--max, --limit, a config's max) opsctl takes: PostgreSQL's integer, far
+ * above any real cap. A larger one reached the server as an out-of-range bigint (exit 3).
+ */
+export const MAX_COUNT = 2_147_483_647;

@@ -29,7 +29,7 @@ export type PropagationNames = ReturnType<typeof propagationNames>;
 /** Fails with a sentence naming the config key (propagations.table, propagations.columns.*). */
 export async function assertPropagationsSchema(db: Database, cfg: PropagationsConfig): Promise<void> {
   await db.assertColumns('propagations', cfg.table, cfg.schema, {});
-  await db.assertColumns('propagations.columns', cfg.table, cfg.schema, cfg.columns);
+  await db.assertColumns('propagations.columns', cfg.table, cfg.schema, cfg.columns, ['lastAttemptAt', 'nextAttemptAt', 'appliedAt', 'failedAt', 'createdAt']);
 }
 
 /** Before an --apply that writes audit rows: a misconfigured audit table would fail every batch. */

@@ -80,7 +80,7 @@ export function reapParams(cfg: ExecutionsConfig, ids: string[], reasonTemplate:
   return [textArrayParam(ids), cfg.failedStatus, reasonTemplate, q.statuses, q.thresholdMs / 1000];
 }
 
-/** Fails with a sentence naming the config key when the table or a column is missing. */
+/** Fails with a sentence naming the config key when the table or a column is missing, or a time column is not a timestamp. */
 export async function assertExecutionsSchema(db: Database, cfg: ExecutionsConfig): Promise<void> {
   await db.assertColumns('executions', cfg.table, cfg.schema, {
     key: cfg.key,
@@ -88,7 +88,7 @@ export async function assertExecutionsSchema(db: Database, cfg: ExecutionsConfig
     updatedAt: cfg.updatedAt,
     error: cfg.error,
     transitionedAt: cfg.transitionedAt,
-  });
+  }, ['updatedAt', 'transitionedAt']);
 }
 
 /**

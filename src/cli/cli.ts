@@ -1,6 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CommandContext, createDeps, type Io, type GlobalOptions } from './context.js';
 import { ExitCode } from '../errors.js';
+import { environmentSecrets, maskSecrets, passwordsIn } from '../output/masking.js';
+import { escapeControl } from '../output/terminal-text.js';
 import { COMMAND_INDEX } from '../commands/index.js';
 import type { Registrar } from '../commands/registrar.js';
 
@@ -12,8 +14,11 @@ export const VERSION = '0.1.0';
  * run); every other command is a name and a description, enough for the root --help.
  * `load: 'all'` builds the whole tree (tests).
  */
-export async function buildProgram(io: Io, setExit: (code: number) => void, load: 'all' | string[] = 'all'): Promise<Command> {
+export async function buildProgram(io: Io, setExit: (code: number) => void, load: 'all' | string[] = 'all', argv: string[] = []): Promise<Command> {
   const program = new Command();
+  // Commander echoes what it could not use (`unknown option '--database-ur=postgres://u:PW@…'`):
+  // masked with every password the command line and the environment hold.
+  const secrets = () => [...environmentSecrets(io.env), ...argv.flatMap(passwordsIn)];
   program
     .name('opsctl')
     .description('Triage drift and stuck work in PostgreSQL-backed systems and AWS EventBridge Scheduler.\nEvery command that changes anything is a dry run unless --apply is given.')
@@ -31,7 +36,10 @@ export async function buildProgram(io: Io, setExit: (code: number) => void, load
     .option('--target-timeout <duration>', 'give up on one target after this long: it is reported unknown (default 5m)')
     .configureOutput({
       writeOut: (s) => (io.helpOut ? io.helpOut.write(s) : io.stdout.write(s)),
-      writeErr: (s) => io.stderr.write(s),
+      writeErr: (s) => io.stderr.write(maskSecrets(s, secrets())),
+      // Its error messages quote the user's words: control characters made visible, so a value
+      // cannot forge a line. The one newline commander puts in itself (a suggestion) is kept.
+      outputError: (s, write) => write(`${commanderMessage(s)}\n`),
       // Not a terminal: 80 columns and no colour, as commander decides for a pipe, but
       // without asking process.stdout (which would build the stream).
       ...(io.helpOut ? { getOutHelpWidth: () => 80, getOutHasColors: () => false } : {}),
@@ -83,6 +91,11 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
   return program;
 }
 
+/** A commander error message as one line (plus its "Did you mean" line), without its final newline. */
+function commanderMessage(s: string): string {
+  return escapeControl(s.replace(/\n$/, '')).replace(/\\n\((Did you mean )/g, '\n($1');
+}
+
 /** Global options that take a value: their value is not a command word. */
 const VALUE_OPTIONS = new Set(['-c', '--config', '--database-url', '-o', '--output', '--target', '--shard', '--concurrency', '--target-timeout']);
 
@@ -111,11 +124,12 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       code = c;
     },
     target ? [target] : [],
+    argv,
   );
   // Commander answers `opsctl nosuch --help` with the root help and exit 0; scripts probing
   // whether a command exists must get the same exit 2 as `opsctl nosuch`.
   if (first !== undefined && !program.commands.some((c) => c.name() === first || c.aliases().includes(first)) && first !== 'help') {
-    io.stderr.write(`error: unknown command '${first}'\n`);
+    io.stderr.write(`${maskSecrets(commanderMessage(`error: unknown command '${first}'`), [...environmentSecrets(io.env), ...argv.flatMap(passwordsIn)])}\n`);
     return ExitCode.USAGE;
   }
   try {

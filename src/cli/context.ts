@@ -4,7 +4,8 @@ import type { Database } from '../database/database.js';
 import type { CommandResult, OutputFormat } from '../output/output.js';
 import type { AwsFlags, SchedulerAccess, SchedulerApi } from '../aws/scheduler-api.js';
 import { ExitCode, OpsctlError } from '../errors.js';
-import { maskSecrets } from '../output/masking.js';
+import { environmentSecrets, maskSecrets, passwordsIn } from '../output/masking.js';
+import { escapeControl } from '../output/terminal-text.js';
 
 /** The process surroundings a command needs; tests pass their own. */
 export interface Io {
@@ -120,9 +121,18 @@ export class CommandContext {
 
   async emit<T>(result: CommandResult<T>): Promise<number> {
     const { render, RenderFailure } = await import('../output/output.js');
+    // The lines around a table are messages too, often quoting a flag (--status, --kind): one
+    // line each, masked. (The table's cells are the renderer's.) escapeControl is idempotent.
+    const notes = result.notes;
+    const shown: CommandResult<T> = {
+      ...result,
+      ...(result.headline !== undefined ? { headline: this.printable(result.headline) } : {}),
+      ...(result.emptyMessage !== undefined ? { emptyMessage: this.printable(result.emptyMessage) } : {}),
+      ...(notes ? { notes: () => notes().map((n) => this.printable(n)) } : {}),
+    };
     let code: number;
     try {
-      code = await render(result, this.format, { stream: this.io.stdout, env: this.io.env, noColor: this.globals.color === false });
+      code = await render(shown, this.format, { stream: this.io.stdout, env: this.io.env, noColor: this.globals.color === false });
     } catch (e) {
       // An --apply whose table cannot be printed still did its work: its exit code stands.
       if (!(e instanceof RenderFailure) || result.mode !== 'apply') throw e;
@@ -135,28 +145,23 @@ export class CommandContext {
 
   /** Secrets that must never be printed: masked out of every message opsctl writes to stderr. */
   secrets(): string[] {
-    const env = this.io.env;
-    const out = [env.PGPASSWORD, env.AWS_SECRET_ACCESS_KEY, env.AWS_SESSION_TOKEN];
-    for (const url of [this.globals.databaseUrl, env.DATABASE_URL, this.loaded?.database.url]) {
-      if (!url) continue;
-      try {
-        const p = decodeURIComponent(new URL(url).password);
-        if (p) out.push(p, new URL(url).password);
-      } catch {
-        /* not a URL */
-      }
-    }
-    return out.filter((s): s is string => Boolean(s));
+    // Passwords of URLs that do not parse too: those are the ones printed in error messages.
+    return [...environmentSecrets(this.io.env), ...passwordsIn(this.globals.databaseUrl), ...passwordsIn(this.loaded?.database.url)];
   }
 
-  /** A message for humans on stderr (masked). */
+  /** Text as it may be shown: secrets masked, control characters made visible (one line). */
+  printable(message: string): string {
+    return escapeControl(maskSecrets(message, this.secrets()));
+  }
+
+  /** A message for humans on stderr: one line, masked, no control character from a value. */
   say(message: string): void {
-    this.io.stderr.write(`${maskSecrets(message, this.secrets())}\n`);
+    this.io.stderr.write(`${this.printable(message)}\n`);
   }
 
   /** Progress for long runs: stderr, and only when someone is watching. */
   progress(message: string): void {
-    if (this.io.stderr.isTTY) this.io.stderr.write(`\r\x1b[K${message}`);
+    if (this.io.stderr.isTTY) this.io.stderr.write(`\r\x1b[K${this.printable(message)}`);
   }
   progressDone(): void {
     if (this.io.stderr.isTTY) this.io.stderr.write('\r\x1b[K');
@@ -179,16 +184,21 @@ export class CommandContext {
     }
   }
 
+  /** A stack trace (--debug): its own lines kept, each one escaped and masked. */
+  private sayLines(text: string): void {
+    for (const line of text.split('\n')) this.say(line);
+  }
+
   /** One sentence on stderr and the documented exit code; a stack only with --debug. */
   fail(e: unknown): number {
     if (e instanceof OpsctlError) {
       this.say(`opsctl: ${e.message}`);
-      if (this.globals.debug && e.cause instanceof Error && e.cause.stack) this.say(e.cause.stack);
+      if (this.globals.debug && e.cause instanceof Error && e.cause.stack) this.sayLines(e.cause.stack);
       return e.exitCode;
     }
     const err = e as Error;
     this.say(`opsctl: unexpected error: ${err?.message ?? String(e)}${this.globals.debug ? '' : ' (re-run with --debug for details)'}`);
-    if (this.globals.debug && err?.stack) this.say(err.stack);
+    if (this.globals.debug && err?.stack) this.sayLines(err.stack);
     // Not a dependency's fault: a code of its own, so scripts never retry a bug as an outage.
     return ExitCode.INTERNAL;
   }

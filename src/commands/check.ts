@@ -48,7 +48,9 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
   // --worker-stale is the dead-workers check's heartbeat threshold: the workers.stale key, from the command line.
   const config = await ctx.config(o.workerStale !== undefined ? { workers: { stale: o.workerStale } } : {});
   const { expectedGroupNames } = await import('../checks/expected-groups.js');
-  const results = await runChecks(
+  const { maskSecrets } = await import('../output/masking.js');
+  // A check that could not run carries its error text into the report (json, table, markdown): masked.
+  const results = (await runChecks(
     {
       config,
       openDb: () => ctx.openDatabase(),
@@ -57,7 +59,7 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
       now: () => ctx.deps.now(),
     },
     only,
-  );
+  )).map((r) => (r.error ? { ...r, error: maskSecrets(r.error, ctx.secrets()) } : r));
   const exitCode = checkExitCode(results);
   if (format === 'markdown' || format === 'prometheus') {
     const { renderMarkdown, renderPrometheus } = await import('../output/check-report.js');

@@ -28,13 +28,18 @@ export function registerConfigCommands(program: Command, r: Registrar): void {
         const { maskedConfig } = await import('../config/config.js');
         const masked = maskedConfig(await ctx.config());
         const file = ctx.configFile ?? null;
+        const { maskSecrets } = await import('../output/masking.js');
+        // Beyond the URL: any value holding a known secret (a password pasted in a reason template).
+        const write = (text: string) => ctx.io.stdout.write(maskSecrets(text, ctx.secrets()));
         if (format === 'table') {
           const rows = flatten(masked);
           const width = Math.max(...rows.map((row) => row.key.length));
-          const lines = rows.map((row) => `${row.key.padEnd(width)}  ${row.value}`);
-          ctx.io.stdout.write(`# source: ${file ?? 'built-in defaults (no config file found)'}\n${lines.join('\n')}\n`);
+          const { escapeControl } = await import('../output/terminal-text.js');
+          // One line per setting: a newline in a value (a reason template) is shown, not obeyed.
+          const lines = rows.map((row) => `${escapeControl(row.key.padEnd(width))}  ${escapeControl(row.value)}`);
+          write(`# source: ${file ?? 'built-in defaults (no config file found)'}\n${lines.join('\n')}\n`);
         } else {
-          ctx.io.stdout.write(`${JSON.stringify({ command: 'config show', file, config: masked }, null, format === 'json' ? 2 : 0)}\n`);
+          write(`${JSON.stringify({ command: 'config show', file, config: masked }, null, format === 'json' ? 2 : 0)}\n`);
         }
         return 0;
       }),

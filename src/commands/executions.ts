@@ -73,7 +73,7 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
   const { limit } = o;
   const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, o);
   const { assertExecutionsSchema, copyStuck } = await import('../checks/stuck-executions.js');
-  const { isUndefinedName } = await import('../database/database.js');
+  const { isTypeMismatch, isUndefinedName } = await import('../database/database.js');
   // Runs once the connection is under way (TCP, the server starting a session, the login),
   // time opsctl otherwise spends idle: the COPY reader and the output stream are ready before
   // the first row instead of being built after it.
@@ -86,8 +86,9 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
       return await listStuck(db);
     } catch (e) {
       // The listing asks the catalog nothing beforehand (a round trip on every run); when the
-      // server did not know a name, this says which configured table or column is wrong.
-      if (isUndefinedName(e)) await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
+      // server did not know a name, or a column's type did not fit (updatedAt a text column),
+      // this says which configured table or column is wrong.
+      if (isUndefinedName(e) || isTypeMismatch(e)) await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
       throw e;
     }
   });

@@ -1,10 +1,12 @@
 import { Option, type Command } from 'commander';
-import { usageError } from '../errors.js';
+import { MAX_COUNT, usageError } from '../errors.js';
 
 /** --limit / --max style non-negative integers; 0 means "no limit". */
 export function parseCount(value: string, flag: string): number {
   if (!/^\d+$/.test(value.trim())) throw usageError(`${flag} must be a whole number (0 means no limit), got "${value}".`);
-  return Number(value);
+  const n = Number(value);
+  if (n > MAX_COUNT) throw usageError(`${flag} must be at most ${MAX_COUNT} (0 means no limit), got "${value}".`);
+  return n;
 }
 
 export function parsePositive(value: string, flag: string): number {

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { z } from 'zod';
 import { parseDuration } from './durations.js';
-import { usageError } from '../errors.js';
+import { MAX_COUNT, usageError } from '../errors.js';
 import { maskConnectionString } from '../output/masking.js';
 import { lazy, targetsSchema } from '../targets/target-config.js';
 import { QUEUE_NAMES } from '../checks/queue-presets.js';
@@ -31,6 +31,25 @@ const ident = lazy(() =>
     .refine((s) => !s.includes('\u0000'), 'must not contain NUL'),
 );
 const positiveInt = lazy(() => z.number().int().positive());
+/** A cap: 0 = none; at most what PostgreSQL's integer holds. */
+const count = lazy(() => z.number().int().min(0).max(MAX_COUNT));
+/**
+ * A value opsctl sends to the server or prints (a status, a kind, the actor): PostgreSQL refuses
+ * a NUL in text (exit 3, naming nothing), and a newline or ESC would garble every line it is in.
+ */
+const plainText = lazy(() =>
+  z
+    .string()
+    .min(1)
+    .refine((s) => !/[\u0000-\u001f\u007f-\u009f]/.test(s), 'must not contain control characters (NUL, newline, tab, ESC, …)'),
+);
+/** Free text sent to the server (a reason template): a NUL is refused there, so here. */
+const serverText = lazy(() =>
+  z
+    .string()
+    .min(1)
+    .refine((s) => !s.includes('\u0000'), 'must not contain NUL'),
+);
 
 const auditSchema = lazy(() =>
   z
@@ -46,7 +65,7 @@ const databaseSchema = lazy(() =>
   z
     .object({
       url: z.string().nullable(),
-      applicationName: z.string().min(1).max(63),
+      applicationName: plainText().max(63),
       statementTimeout: duration(),
       lockTimeout: duration(),
       connectTimeout: duration(),
@@ -65,15 +84,12 @@ const executionsSchema = lazy(() =>
       error: ident(),
       /** Optional reference columns; null when the table has no such column. */
       transitionedAt: ident().nullable(),
-      stuckStatuses: z.array(z.string().min(1)).min(1),
-      failedStatus: z.string().min(1),
+      stuckStatuses: z.array(plainText()).min(1),
+      failedStatus: plainText(),
       threshold: duration(),
-      reasonTemplate: z
-        .string()
-        .min(1)
-        .refine((s) => s.includes('{status}') || s.includes('{threshold}') || s.length > 0),
+      reasonTemplate: serverText(),
       batchSize: positiveInt().max(10_000),
-      max: z.number().int().min(0),
+      max: count(),
     })
     .strict()
     // Reap writes failedStatus over a stuck row: were it also a stuck status, a reap would
@@ -102,10 +118,10 @@ const propagationsSchema = lazy(() =>
         .strict(),
       maxAttempts: positiveInt(),
       backoff: z.array(duration()).min(1),
-      knownKinds: z.array(z.string().min(1)).nullable(),
+      knownKinds: z.array(plainText()).nullable(),
       overdue: duration(),
       batchSize: positiveInt().max(10_000),
-      max: z.number().int().min(0),
+      max: count(),
     })
     .strict(),
 );
@@ -151,7 +167,7 @@ const jobsSchema = lazy(() =>
       rescueAfter: duration().nullable(),
       includeCancelled: z.boolean(),
       batchSize: positiveInt().max(10_000),
-      max: z.number().int().min(0),
+      max: count(),
     })
     .strict(),
 );
@@ -179,12 +195,12 @@ const workersSchema = lazy(() =>
           /** The column naming the worker that holds the row. */
           worker: ident(),
           status: ident(),
-          heldStatuses: z.array(z.string().min(1)).min(1),
-          failedStatus: z.string().min(1),
+          heldStatuses: z.array(plainText()).min(1),
+          failedStatus: plainText(),
           error: ident().nullable(),
           updatedAt: ident().nullable(),
           finishedAt: ident().nullable(),
-          reasonTemplate: z.string().min(1),
+          reasonTemplate: serverText(),
         })
         .strict()
         .refine((r) => !r.heldStatuses.includes(r.failedStatus), { message: 'must not contain workers.runs.failedStatus', path: ['heldStatuses'] }),
@@ -202,7 +218,7 @@ const workersSchema = lazy(() =>
       /** Advisory locks held by a session idle (or idle in transaction) longer than this are listed. */
       advisoryIdle: duration(),
       batchSize: positiveInt().max(10_000),
-      max: z.number().int().min(0),
+      max: count(),
     })
     .strict(),
 );
@@ -222,7 +238,7 @@ const checkSchema = lazy(() =>
 /** The config's top-level keys and their schemas, in the order zod reports problems. */
 const sections = {
   $schema: lazy(() => z.string().optional()),
-  actor: lazy(() => z.string().min(1).max(200)),
+  actor: lazy(() => plainText().max(200)),
   database: databaseSchema,
   audit: auditSchema,
   executions: executionsSchema,
@@ -456,6 +472,34 @@ function validateLayer(merged: Plain, keys: string[], source: string, checkThres
   if (!parsed.success || unknownThreshold) validateConfig(merged, source, checkThresholds);
 }
 
+/**
+ * Whether pg can read a connection string: a socket directory (`/var/run/postgresql`) or an
+ * absolute URL, tried as pg-connection-string does (spaces and stray `%` encoded, an empty host
+ * allowed). Without this, a URL that does not parse reached pg as "Invalid URL" (exit 4), or a
+ * scheme missing its colon (`postgres//…`) was read as a relative path to a host named "base".
+ */
+export function isConnectionString(url: string): boolean {
+  if (url.startsWith('/')) return true;
+  const str = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(url) ? encodeURI(url).replace(/%25(\d\d)/g, '%$1') : url;
+  for (const candidate of [str, str.replace('@/', '@___DUMMY___/')]) {
+    try {
+      new URL(candidate);
+      return true;
+    } catch {
+      // the next form, then give up
+    }
+  }
+  return false;
+}
+
+/** A connection string that does not parse: one sentence naming where it came from, its password masked. */
+function checkConnectionString(url: unknown, where: string): void {
+  if (typeof url !== 'string' || url === '' || isConnectionString(url)) return;
+  throw usageError(
+    `${where} is not a valid connection URL: ${maskConnectionString(url)} (a URL such as postgres://host:5432/database; in the user name and password, percent-encode "/", "@", "#", ":" and "%" as %2F, %40, %23, %3A and %25).`,
+  );
+}
+
 export function loadConfig(src: ConfigSources): LoadedConfig {
   const defaults = merge(defaultConfig() as unknown as Plain, { check: { thresholds: { ...src.checkThresholds } } });
   let file: string | null = null;
@@ -485,6 +529,7 @@ export function loadConfig(src: ConfigSources): LoadedConfig {
     if (!isPlain(fromFile)) throw usageError(`${file}: (top level): expected a JSON object.`);
     // Validate the file on its own first so errors name the file, not the merged result.
     validateLayer(merge(defaults, fromFile), Object.keys(fromFile), file, src.checkThresholds);
+    checkConnectionString((fromFile.database as Plain | undefined)?.url, `${file}: database.url`);
   }
   let merged = merge(defaults, fromFile);
   const env = envOverrides(src.env);
@@ -492,9 +537,11 @@ export function loadConfig(src: ConfigSources): LoadedConfig {
   // actor and check come from the system and the caller (user name, the checks' thresholds):
   // checked with the environment layer, as the whole defaults were.
   validateLayer(merged, [...new Set([...Object.keys(env), 'actor', 'check'])], 'environment', src.checkThresholds);
+  checkConnectionString(src.env.DATABASE_URL, 'DATABASE_URL (environment)');
   const overrides = src.overrides ?? {};
   merged = merge(merged, overrides);
   validateLayer(merged, Object.keys(overrides), 'command line', src.checkThresholds);
+  checkConnectionString((overrides.database as Plain | undefined)?.url, '--database-url');
   // Equal to what zod's parse returns (no defaults, transforms or stripped keys in the schema).
   return { config: merged as unknown as Config, file };
 }

@@ -22,6 +22,30 @@ export function describeTarget(settings: Config['database'], env: NodeJS.Process
   return `postgres://${user}@${host}:${port}/${db}`;
 }
 
+/**
+ * pg (pg-connection-string 2.x) reads sslmode prefer, require and verify-ca as verify-full, and
+ * says so in a ten-line SECURITY WARNING on stderr, before any sentence of ours. Asking for
+ * verify-full by name is the same connection (certificate and host name checked) without the
+ * warning. With uselibpqcompat the modes have libpq's meaning and pg does not warn: unchanged.
+ */
+export function quietSslMode(url: string): string {
+  if (/[?&]uselibpqcompat=/i.test(url)) return url;
+  return url.replace(/([?&]sslmode=)(prefer|require|verify-ca)(?=&|#|$)/, '$1verify-full');
+}
+
+/** Column types opsctl compares with now() and intervals. */
+const TIMESTAMP_TYPES = new Set(['timestamp with time zone', 'timestamp without time zone', 'date']);
+
+/**
+ * The server could not apply an operator or function to a column's type (42883 undefined
+ * function, 42804 datatype mismatch): for a query built from configured columns, a configured
+ * column of the wrong type. The catalog is then asked which one (assertColumns).
+ */
+export function isTypeMismatch(e: unknown): boolean {
+  const code = (e instanceof OpsctlError ? (e.cause as { code?: string } | undefined) : (e as { code?: string } | undefined))?.code;
+  return code === '42883' || code === '42804';
+}
+
 /** pg errors that mean "the server is gone or refused us": exit 3, not a row-level error. */
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
 
@@ -90,6 +114,11 @@ export function translatePgError(e: unknown, target: string, timeouts?: Config['
       return new OpsctlError(`${msg} in ${target}: check the table names in the config.`, ExitCode.USAGE, e);
     case '42703':
       return new OpsctlError(`${msg}: check the column names in the config.`, ExitCode.USAGE, e);
+    // A query built from configured columns the server cannot compare or assign (a text column
+    // as a time): the config does not match the database. Callers that can name the key do (assertColumns).
+    case '42883':
+    case '42804':
+      return new OpsctlError(`${msg}: a configured column has a type opsctl cannot use; check the column types in the config.`, ExitCode.USAGE, e);
     case '42501':
       return dependencyError(`PostgreSQL refused the operation: ${msg} (see the README for the privileges each command needs).`, e);
   }
@@ -148,7 +177,7 @@ export class Database {
       connectionTimeoutMillis: parseDuration(settings.connectTimeout, 'database.connectTimeout'),
     };
     if (settings.url) {
-      config.connectionString = settings.url;
+      config.connectionString = quietSslMode(settings.url);
     } else {
       // The standard libpq variables, read from our io.env (pg itself would read process.env).
       if (env.PGHOST) config.host = env.PGHOST;
@@ -273,10 +302,17 @@ export class Database {
     }
   }
 
-  /** Fails with a config-naming sentence when the table or a configured column is absent. */
-  async assertColumns(section: string, table: string, schema: string | null, columns: Record<string, string | null>): Promise<void> {
-    const rows = await this.query<{ attname: string; exists: boolean }>(
-      `SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
+  /**
+   * Fails with a config-naming sentence when the table or a configured column is absent, or when
+   * a column named in `timestamps` (keys of `columns`) is not a point in time: compared with
+   * now(), a text column otherwise fails in the server as "operator does not exist" (exit 3).
+   */
+  async assertColumns(section: string, table: string, schema: string | null, columns: Record<string, string | null>, timestamps: string[] = []): Promise<void> {
+    // The base type of a domain: a domain over timestamptz compares as one.
+    const rows = await this.query<{ attname: string; type: string }>(
+      `SELECT a.attname, format_type(coalesce(nullif(t.typbasetype, 0), a.atttypid), NULL) AS type
+         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
       [qualifiedName(table, schema)],
     );
     if (rows.length === 0) {
@@ -285,10 +321,17 @@ export class Database {
         throw usageError(`table ${displayName(table, schema)} (config ${section}.table) does not exist in ${this.target}.`);
       }
     }
-    const have = new Set(rows.map((r) => r.attname));
+    const have = new Map(rows.map((r) => [r.attname, r.type]));
     for (const [key, column] of Object.entries(columns)) {
       if (column && !have.has(column)) {
         throw usageError(`column "${column}" (config ${section}.${key}) does not exist in table ${displayName(table, schema)}.`);
+      }
+    }
+    for (const key of timestamps) {
+      const column = columns[key];
+      const type = column ? have.get(column) : undefined;
+      if (type !== undefined && !TIMESTAMP_TYPES.has(type)) {
+        throw usageError(`column "${column}" (config ${section}.${key}) in table ${displayName(table, schema)} is of type ${type}: it must be a timestamptz (or timestamp, date).`);
       }
     }
   }

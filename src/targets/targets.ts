@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../config/config.js';
-import { merge, validateConfig } from '../config/config.js';
+import { isConnectionString, merge, validateConfig } from '../config/config.js';
 import type { TargetEntry } from './target-config.js';
 import { dependencyError, usageError } from '../errors.js';
-import { maskConnectionString } from '../output/masking.js';
+import { maskConnectionString, passwordsIn } from '../output/masking.js';
 import { pickShard } from './shards.js';
 import { isFleetSelection, type TargetSelection } from './fleet.js';
 
@@ -110,7 +110,10 @@ export function targetConnection(t: ResolvedTarget, env: NodeJS.ProcessEnv, cwd:
   if (d.urlEnv) {
     const url = env[d.urlEnv];
     if (!url) throw dependencyError(`target ${t.name}: the environment variable ${d.urlEnv} (targets.${t.name}.database.urlEnv) is not set.`);
-    return { url, secrets: passwordsOf(url) };
+    // Like a missing one, a secret that does not parse fails this target only; said, masked, not "Invalid URL".
+    if (!isConnectionString(url))
+      throw dependencyError(`target ${t.name}: the environment variable ${d.urlEnv} (targets.${t.name}.database.urlEnv) is not a valid connection URL: ${maskConnectionString(url)}.`);
+    return { url, secrets: passwordsIn(url) };
   }
   let password: string | null = null;
   if (d.passwordEnv) {
@@ -137,13 +140,4 @@ export function targetConnection(t: ResolvedTarget, env: NodeJS.ProcessEnv, cwd:
   }
   if (password !== null) u.password = encodeURIComponent(password);
   return { url: u.toString(), secrets: password ? [password, encodeURIComponent(password)] : [] };
-}
-
-function passwordsOf(url: string): string[] {
-  try {
-    const p = new URL(url).password;
-    return p ? [p, decodeURIComponent(p)] : [];
-  } catch {
-    return [];
-  }
 }
