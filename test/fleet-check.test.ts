@@ -142,7 +142,8 @@ describe('opsctl check --all-targets', () => {
     expect((await cli(['--config', config(), 'check', '--all-targets', '--shard', '2/2'], env())).code).toBe(2);
     expect((await cli(['--config', config(), 'check', '--all-targets', '--concurrency', '0'], env())).code).toBe(2);
     expect((await cli(['--config', config(), 'check', '--all-targets', '--region', 'us-east-1'], env())).code).toBe(2);
-    const notFleet = await cli(['--config', config(), 'executions', 'stuck', '--all-targets'], env());
+    // Every command that reads or changes a target runs on targets; opsctl's own commands do not.
+    const notFleet = await cli(['--config', config(), 'config', 'show', '--all-targets'], env());
     expect(notFleet.code).toBe(2);
     expect(notFleet.stderr).toMatch(/does not run on targets/);
     const pw = join(dir, 'pw.json');

@@ -68,9 +68,17 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
         const globals = command.optsWithGlobals() as GlobalOptions;
         const ctx = new CommandContext(io, globals, createDeps({ runCli }));
         try {
-          const { assertFleetCapable } = await import('../targets/fleet.js');
+          const { assertFleetCapable, commandPath, FLEET_COMMANDS, targetKind } = await import('../targets/fleet.js');
           assertFleetCapable(command, globals);
-          setExit(await action(ctx, ...args));
+          const path = commandPath(command);
+          const fleet = Boolean(globals.target?.length || globals.allTargets || globals.shard !== undefined);
+          if (!fleet || FLEET_COMMANDS.includes(path)) setExit(await action(ctx, ...args));
+          else {
+            // One path for one target or many: the action itself, on each selected target.
+            const { onTargets } = await import('../targets/on-targets.js');
+            const apply = Boolean((command.opts() as { apply?: boolean }).apply);
+            setExit(await onTargets(ctx, { command: path, kind: targetKind(path) }, (c) => action(c, ...args), { apply }));
+          }
         } catch (e) {
           setExit(ctx.fail(e));
         }

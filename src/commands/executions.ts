@@ -267,12 +267,10 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
       r.wrap(async (ctx, flags: ReapFlags) => {
         if (!flags.deadWorkers) return runReap(ctx, reapOptions(flags));
         if (flags.connections !== undefined) throw usageError('--connections goes with an age reap (--older-than), not with --dead-workers.');
-        if (ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined) {
-          const { usageError } = await import('../errors.js');
-          throw usageError('reap --dead-workers runs on one database: it does not combine with --target, --all-targets or --shard.');
-        }
         const { deadWorkerOptions, runReapDeadWorkers } = await import('./workers.js');
-        return runReapDeadWorkers(ctx, deadWorkerOptions(flags, 'reap'));
+        const { onTargets } = await import('../targets/on-targets.js');
+        const o = deadWorkerOptions(flags, 'reap');
+        return onTargets(ctx, { command: 'reap', kind: 'database' }, (c) => runReapDeadWorkers(c, o), { apply: o.apply });
       }),
     );
 }

@@ -484,12 +484,10 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .action(
       r.wrap(async (ctx, flags: RescueFlags) => {
         if (!flags.deadWorkers) return runRescue(ctx, jobRescueOptions(flags));
-        if (ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined) {
-          const { usageError } = await import('../errors.js');
-          throw usageError('jobs rescue --dead-workers runs on one database: it does not combine with --target, --all-targets or --shard.');
-        }
         const { deadWorkerOptions, runRescueDeadWorkers } = await import('./workers.js');
-        return runRescueDeadWorkers(ctx, deadWorkerOptions(flags, 'jobs rescue'));
+        const { onTargets } = await import('../targets/on-targets.js');
+        const o = deadWorkerOptions(flags, 'jobs rescue');
+        return onTargets(ctx, { command: 'jobs rescue', kind: 'database' }, (c) => runRescueDeadWorkers(c, o), { apply: o.apply });
       }),
     );
 }

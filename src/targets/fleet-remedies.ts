@@ -11,7 +11,8 @@ import type { GroupPlan } from '../checks/schedule-groups.js';
 import { OpsctlError, usageError } from '../errors.js';
 import { DEFAULT_LABELS } from '../engine/remediation.js';
 import { maskSecrets } from '../output/masking.js';
-import { TargetResources, fleetOptions, runFleet } from './fleet.js';
+import { TargetResources, fleetOptions, runFleet, type FleetUnit } from './fleet.js';
+export type { FleetUnit } from './fleet.js';
 import { openTargetDatabase, openTargetScheduler, selectedTargets, targetExpectedGroups } from './fleet-check.js';
 import type { ApplyOptions } from '../commands/shared-flags.js';
 import { formatDuration, parseDuration } from '../config/durations.js';
@@ -38,13 +39,6 @@ interface Prepared<P extends PlannedItem> {
   batchTargetMs?: number;
 }
 
-/** What a remedy works on: a target's database, or one region of a target's AWS account. */
-export interface FleetUnit {
-  /** "billing-eu", or "billing-eu/eu-west-1" for a region. */
-  name: string;
-  target: ResolvedTarget;
-  region: string | null;
-}
 
 interface EngineRun<P extends PlannedItem> {
   apply: boolean;

@@ -4,6 +4,7 @@ import { OpsctlError, usageError } from '../errors.js';
 import { createLimiter } from '../engine/concurrency.js';
 import { formatDuration, parseDuration } from '../config/durations.js';
 import { parseShard, type Shard } from './shards.js';
+import type { ResolvedTarget } from './targets.js';
 
 /**
  * Fan-out over targets: at most `concurrency` targets at once, each with its own deadline.
@@ -24,8 +25,26 @@ export const isFleetSelection = (s: TargetSelection): boolean => Boolean(s.all |
 export const DEFAULT_CONCURRENCY = 4;
 export const DEFAULT_TARGET_TIMEOUT = '5m';
 
-/** The commands that understand --target / --all-targets; any other refuses them (exit 2). */
+/**
+ * The commands with a fleet run of their own: every target planned first, the caps checked
+ * across targets, one question. Every other command runs on targets through onTargets.
+ */
 export const FLEET_COMMANDS = ['check', 'reap', 'propagations retry', 'jobs rescue', 'adopt schedule-group'];
+
+/** Commands about opsctl itself or this machine: they refuse fleet flags (exit 2). */
+export const LOCAL_COMMANDS = ['demo', 'emulator', 'config', 'completion', 'help'];
+
+/** What a command works on in a fleet run: the Scheduler (each region of a target) or the database. */
+export const targetKind = (path: string): 'aws' | 'database' => (path.startsWith('schedule-groups') ? 'aws' : 'database');
+
+
+/** What a command works on in a fleet run: a target's database, or one region of a target's AWS account. */
+export interface FleetUnit {
+  /** "billing-eu", or "billing-eu/eu-west-1" for a region. */
+  name: string;
+  target: ResolvedTarget;
+  region: string | null;
+}
 
 export interface FleetOptions {
   concurrency: number;
@@ -51,7 +70,7 @@ export function fleetOptions(g: GlobalOptions): FleetOptions {
   return { concurrency, timeoutMs };
 }
 
-const commandPath = (c: Command): string => {
+export const commandPath = (c: Command): string => {
   const words: string[] = [];
   for (let x: Command | null = c; x && x.parent; x = x.parent) words.unshift(x.name());
   return words.join(' ');
@@ -63,7 +82,8 @@ export function assertFleetCapable(command: Command, g: GlobalOptions): void {
   const tuning = g.concurrency !== undefined || g.targetTimeout !== undefined;
   if (!fleetFlags && !tuning) return;
   const path = commandPath(command);
-  if (!FLEET_COMMANDS.includes(path)) throw usageError(`opsctl ${path} does not run on targets: --target, --all-targets, --shard, --concurrency and --target-timeout work with ${FLEET_COMMANDS.join(', ')}.`);
+  if (LOCAL_COMMANDS.includes(path.split(' ')[0] as string))
+    throw usageError(`opsctl ${path} does not run on targets: --target, --all-targets, --shard, --concurrency and --target-timeout work with the commands that read or change a database or the Scheduler.`);
   if (tuning && !fleetFlags) throw usageError('--concurrency and --target-timeout need --target or --all-targets.');
 }
 
@@ -141,6 +161,10 @@ export class TargetResources {
     }
     this.closers.push(() => close(resource));
     return resource;
+  }
+  /** Closes what is still open (a target's run is over). */
+  close(): Promise<void> {
+    return this.closeAll();
   }
   private async closeAll(): Promise<void> {
     const all = this.closers.splice(0);
