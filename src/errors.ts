@@ -9,6 +9,10 @@ export const ExitCode = {
   DEPENDENCY: 3,
   /** A bug in opsctl: an error nobody expected (not a dependency's fault); report it. */
   INTERNAL: 4,
+  /** On a terminal, --apply was not confirmed (answered no, or no answer within --confirm-timeout): nothing was changed. */
+  NOT_CONFIRMED: 5,
+  /** Interrupted (Ctrl-C, SIGINT): at the prompt nothing was changed; during an apply, the batch in flight finished and the report says what was applied. */
+  INTERRUPTED: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -33,3 +37,6 @@ export const dependencyError = (message: string, cause?: unknown) =>
  * above any real cap. A larger one reached the server as an out-of-range bigint (exit 3).
  */
 export const MAX_COUNT = 2_147_483_647;
+
+/** Ctrl-C or Ctrl-D at a confirmation prompt: nothing was changed (exit 130, as a shell reports SIGINT). */
+export const interruptedAtPrompt = () => new OpsctlError('Interrupted at the prompt; nothing was changed.', ExitCode.INTERRUPTED);

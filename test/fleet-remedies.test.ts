@@ -148,7 +148,8 @@ describe('opsctl reap over targets', () => {
       return { io: { stdin, stderr, stdout, env: { PATH: process.env.PATH, ...env() }, cwd: process.cwd() }, text: () => err, prompts: () => prompts };
     };
     const no = tty('n');
-    expect(await runCli(['--config', config(), 'reap', '--all-targets', '--apply'], no.io)).toBe(0);
+    // Declined: exit 5, nothing changed (issue 27).
+    expect(await runCli(['--config', config(), 'reap', '--all-targets', '--apply'], no.io)).toBe(5);
     expect(no.text()).toMatch(/Reap 8 execution\(s\) on 2 target\(s\) \(a: 3, b: 5\)\? \[y\/N\]/);
     expect(no.prompts()).toBe(1);
     expect(await checksums()).toEqual(before);

@@ -27,6 +27,7 @@ export async function buildProgram(io: Io, setExit: (code: number) => void, load
     .option('--database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL, else the PG* variables)')
     .addOption(new Option('-o, --output <format>', 'output format: table, json, ndjson (check also: markdown, prometheus)').default('table'))
     .option('-y, --yes', 'do not ask for confirmation on a TTY before --apply')
+    .option('--confirm-timeout <duration>', 'on a TTY, an unanswered --apply question cancels after this (default 5m)')
     .option('--no-color', 'never colour output (NO_COLOR is honoured too)')
     .option('--debug', 'show stack traces for errors')
     .option('--target <name>', 'run on this target of the config (repeatable; globs: "prod-*")', (v: string, prev: string[] = []) => [...prev, v])
@@ -56,7 +57,7 @@ Examples:
   $ opsctl <command> --help                      # every command has examples
 
 Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dependency unreachable or refused,
-4 an internal error (a bug in opsctl).`,
+4 an internal error (a bug in opsctl), 5 --apply not confirmed (nothing changed), 130 interrupted (Ctrl-C).`,
     )
     .showSuggestionAfterError(true)
     .exitOverride();
@@ -105,7 +106,7 @@ function commanderMessage(s: string): string {
 }
 
 /** Global options that take a value: their value is not a command word. */
-const VALUE_OPTIONS = new Set(['-c', '--config', '--database-url', '-o', '--output', '--target', '--shard', '--concurrency', '--target-timeout']);
+const VALUE_OPTIONS = new Set(['-c', '--config', '--database-url', '-o', '--output', '--target', '--shard', '--concurrency', '--target-timeout', '--confirm-timeout']);
 
 function firstCommandWord(argv: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {

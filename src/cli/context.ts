@@ -38,7 +38,12 @@ export interface GlobalOptions {
   shard?: string;
   concurrency?: string;
   targetTimeout?: string;
+  /** How long a confirmation prompt waits for an answer before it cancels (default DEFAULT_CONFIRM_TIMEOUT). */
+  confirmTimeout?: string;
 }
+
+/** An unanswered prompt cancels after this: a forgotten terminal must not leave a run pending. */
+export const DEFAULT_CONFIRM_TIMEOUT = '5m';
 
 /**
  * The outside world a run function reaches, passed in: how to open a database session and a
@@ -167,22 +172,70 @@ export class CommandContext {
     if (this.io.stderr.isTTY) this.io.stderr.write('\r\x1b[K');
   }
 
+  /** Whether --apply asks a person before acting: a terminal on stdin and stderr, and no --yes. */
+  get asksPerson(): boolean {
+    return !this.globals.yes && Boolean(this.io.stdin.isTTY) && Boolean(this.io.stderr.isTTY);
+  }
+
   /**
-   * On a TTY, --apply shows the count and asks before acting unless --yes. Without a TTY
-   * (cron, CI) there is nobody to ask: the flags are the consent.
+   * On a TTY, --apply shows what it will do (`preview`, on stderr) and asks before acting unless
+   * --yes. Without a TTY (cron, CI) there is nobody to ask: the flags are the consent. Ctrl-C or
+   * Ctrl-D at the prompt is exit 130 with nothing changed; no answer within --confirm-timeout is
+   * a no.
    */
-  async confirm(question: string): Promise<boolean> {
-    if (this.globals.yes) return true;
-    if (!this.io.stdin.isTTY || !this.io.stderr.isTTY) return true;
-    const { createInterface } = await import('node:readline/promises');
-    const rl = createInterface({ input: this.io.stdin, output: this.io.stderr });
+  async confirm(question: string, preview?: () => Promise<void>): Promise<boolean> {
+    if (!this.asksPerson) return true;
+    const { parseDuration } = await import('../config/durations.js');
+    const timeoutMs = parseDuration(this.globals.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT, this.globals.confirmTimeout === undefined ? 'the default confirm timeout' : '--confirm-timeout');
+    await preview?.();
+    const { createInterface } = await import('node:readline');
+    const { interruptedAtPrompt } = await import('../errors.js');
+    const rl = createInterface({ input: this.io.stdin, output: this.io.stderr, terminal: true });
     try {
-      const answer = await rl.question(`${question} [y/N] `);
-      return /^y(es)?$/i.test(answer.trim());
+      return await new Promise<boolean>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          this.io.stderr.write('\n');
+          this.say(`opsctl: no answer within ${this.globals.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT} (--confirm-timeout).`);
+          resolve(false);
+        }, timeoutMs);
+        const done = () => clearTimeout(timer);
+        rl.on('SIGINT', () => {
+          done();
+          this.io.stderr.write('\n');
+          reject(interruptedAtPrompt());
+        });
+        // Ctrl-D: the input ended without an answer.
+        rl.on('close', () => {
+          done();
+          reject(interruptedAtPrompt());
+        });
+        rl.question(`${question} [y/N] `, (answer) => {
+          done();
+          resolve(/^y(es)?$/i.test(answer.trim()));
+        });
+      });
     } finally {
+      rl.removeAllListeners('close');
       rl.close();
     }
   }
+
+  /**
+   * While an --apply runs: the first Ctrl-C (SIGINT) asks it to stop after the batch in flight
+   * (`interrupted` turns true; the report then says what was applied, exit 130); a second one
+   * ends the process at once (the server rolls back the batch in flight: no torn row). Returns
+   * the function that removes the handler.
+   */
+  trapInterrupts(): () => void {
+    const onSignal = () => {
+      if (this.interrupted) process.exit(130);
+      this.interrupted = true;
+      this.say('opsctl: stopping after the batch in flight (Ctrl-C again to stop at once).');
+    };
+    process.on('SIGINT', onSignal);
+    return () => process.off('SIGINT', onSignal);
+  }
+  interrupted = false;
 
   /** A stack trace (--debug): its own lines kept, each one escaped and masked. */
   private sayLines(text: string): void {

@@ -366,10 +366,11 @@ export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promi
       async (hooks) => {
         const report = await remediate(db, remedy, { ...opts, ...hooks });
         // Stale queue locks (graphile-worker) after the jobs: a job's rescue frees its own queue's lock.
-        if (!q.preset.queueLocks) return report;
+        if (!q.preset.queueLocks || report.summary.cancelled) return report;
         const { queueLockRemedy } = await import('../checks/queue-locks.js');
         locks = await remediate(db, queueLockRemedy(q, { thresholdMs, reason: o.reason, actor: config.actor, audit: config.audit }), {
           ...opts,
+          asks: hooks.asks,
           confirm: (plan) => (Number(report.summary.planned ?? 0) > 0 ? Promise.resolve(true) : hooks.confirm!(plan as never)),
         });
         const warning = [report.warning, locks.warning].filter(Boolean).join(' ');

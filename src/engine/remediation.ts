@@ -171,6 +171,15 @@ export interface RemediationOptions<P extends PlannedItem> {
   wait: boolean;
   /** Asked once with the plan before any write; false cancels with nothing written. */
   confirm?: (plan: P[]) => Promise<boolean>;
+  /**
+   * A person answers `confirm` (a terminal): the plan is made and shown without the lock, so a
+   * question left open blocks no other run; after "yes" the lock is taken and exactly the
+   * listed items are applied, each re-checked at write time by its guard. Declined: nothing is
+   * locked or written, the report is empty with `cancelled`.
+   */
+  asks?: boolean;
+  /** Checked before each batch: true stops the run there (Ctrl-C), the rest reported not attempted, exit 130. */
+  shouldStop?: () => boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -332,8 +341,8 @@ export interface StreamedRemediationOptions<C = Database> extends Omit<Remediati
    * plan order), side by side with the first. The lock and the plan stay on the first.
    */
   lanes?: RemedyHost<C>[];
-  /** Asked once with the count of planned items before any write; false cancels with nothing written. */
-  confirm?: (count: number) => Promise<boolean>;
+  /** Asked once with the count of planned items (and the first of them) before any write; false cancels with nothing written. */
+  confirm?: (count: number, first: PlannedItem[]) => Promise<boolean>;
   /**
    * A further session that streams the plan (its READ ONLY snapshot) while the first applies
    * it: batches start as soon as their rows are planned. Only when nothing needs the whole plan
@@ -358,7 +367,7 @@ export async function streamRemediation<P extends PlannedItem, C>(
   const sp = remedy.streamedPlan;
   if (!sp) throw new Error(`${remedy.action} has no streamed plan`);
   const { confirm, ...rest } = opts;
-  return runEngine(host, remedy, { ...rest, ...(confirm ? { confirm: (plan: PlanPreview<P>) => confirm(plan.count) } : {}) }, spooledPlan(host, sp, opts.planLane));
+  return runEngine(host, remedy, { ...rest, ...(confirm ? { confirm: (plan: PlanPreview<P>) => confirm(plan.count, plan.items) } : {}) }, spooledPlan(host, sp, opts.planLane));
 }
 
 /** What a confirm is asked with: the count of actionable items, and the whole plan when it is held in memory. */
@@ -487,6 +496,9 @@ const settledOutcome = (p: PlannedItem): ItemOutcome =>
 interface EngineOptions<P extends PlannedItem, C> extends Omit<StreamedRemediationOptions<C>, 'confirm'> {
   confirm?: (plan: PlanPreview<P>) => Promise<boolean>;
 }
+
+/** Items of a spooled plan shown before the question (the rest are counted). */
+export const PREVIEW_ROWS = 20;
 
 /**
  * The one remediation engine: dry run or apply; under the lock, the plan (a source of items in
@@ -620,12 +632,17 @@ async function runEngine<P extends PlannedItem, C>(
 
   const planLane = opts.planLane;
   if (planLane && opts.max > 0) throw new Error('a streamed plan cannot be checked against --max before the first write');
-  const lock = await host.lock(opts.wait);
+  const asks = Boolean(opts.asks && opts.confirm && !planLane);
+  let lock: { release(): Promise<void> } = { release: async () => {} };
   let source: PlanSource<P>;
   let planning: Promise<void>;
   let cancelled = false;
+  // Read before the question (a spooled plan's first rows, shown with it): handed to the batches first.
+  let previewed: [P[], string[]] | null = null;
   try {
-    // Planned under the lock: a second opsctl cannot plan the same rows meanwhile.
+    // Planned under the lock (a second opsctl cannot plan the same rows meanwhile), unless a
+    // person is asked: then the lock is taken only after "yes".
+    if (!asks) lock = await host.lock(opts.wait);
     ({ source, planning } = await plan.open(limit, { live: Boolean(planLane) }));
     if (!planLane && opts.max > 0 && source.actionable > opts.max) {
       await source.close();
@@ -633,10 +650,33 @@ async function runEngine<P extends PlannedItem, C>(
         `more than ${opts.max} rows of ${where} would be changed by ${remedy.action}, above the --max cap; narrow the selection or raise --max (0 means no cap). Nothing was changed.`,
       );
     }
-    if (!planLane && source.actionable > 0 && opts.confirm && !(await opts.confirm({ count: source.actionable, items: source.items ?? [] }))) cancelled = true;
+    if (!planLane && source.actionable > 0 && opts.confirm) {
+      let items = source.items;
+      if (!items) {
+        previewed = await source.take(PREVIEW_ROWS, plan.added !== undefined);
+        items = previewed[0];
+      }
+      let yes: boolean;
+      try {
+        yes = await opts.confirm({ count: source.actionable, items });
+      } catch (e) {
+        await source.close();
+        throw e;
+      }
+      if (!yes) cancelled = true;
+      else if (asks) lock = await host.lock(opts.wait).catch(async (e: unknown) => {
+        await source.close();
+        throw e;
+      });
+    }
   } catch (e) {
     await lock.release();
     throw e;
+  }
+  if (cancelled && asks) {
+    // Nobody said yes: nothing was locked or written, and there is nothing to report.
+    await source.close();
+    return report('apply', async function* () {}, () => ({ planned: source.actionable, cancelled: true, outcomes: {} }), () => ExitCode.NOT_CONFIRMED, () => undefined);
   }
   const allActionable = source.actionable === source.count && !source.items;
 
@@ -645,6 +685,7 @@ async function runEngine<P extends PlannedItem, C>(
   const sizer = opts.batchTargetMs ? new BatchSizer({ cap: opts.batchSize, targetMs: opts.batchTargetMs }) : null;
   const nextSize = () => (sizer ? sizer.next() : opts.batchSize);
   let aborted: string | undefined;
+  let interrupted = false;
   let fatal: OpsctlError | undefined;
   let applied = false;
   // A streamed plan that failed part-way: what it had listed is applied and reported, the run
@@ -674,8 +715,8 @@ async function runEngine<P extends PlannedItem, C>(
   // session idle ~30 ms between batches. Ahead by what the lanes' next batches take at the size
   // the sizer gives now (a batch that grows takes the rest then), so memory stays flat; started
   // once the previous batch's items are written out (see the loop). A plan in memory needs none.
-  let ahead: P[] = [];
-  let aheadLines: string[] = NO_LINES;
+  let ahead: P[] = previewed ? previewed[0] : [];
+  let aheadLines: string[] = previewed ? previewed[1] : NO_LINES;
   let prefetch: Promise<void> | null = null;
   const append = ([ps, lines]: [P[], string[]]) => {
     ahead = ahead.length ? ahead.concat(ps) : ps;
@@ -750,7 +791,8 @@ async function runEngine<P extends PlannedItem, C>(
     try {
       if (cancelled) {
         const resolve = allActionable ? 'cancelled' : orSettled('cancelled', true);
-        for (let got = await take(4096); got[0].length; got = await take(4096)) {
+        // rest(): the rows read for the question's preview first.
+        for (let got = await rest(); got[0].length; got = await rest()) {
           for (let i = 0; i < got[0].length; i += ITEM_SLICE) yield* sink.make(got[0], got[1], i, Math.min(got[0].length, i + ITEM_SLICE), resolve);
         }
         return;
@@ -759,6 +801,10 @@ async function runEngine<P extends PlannedItem, C>(
       // One batch in flight per lane (session); results are taken in plan order.
       const queue: Array<ReturnType<typeof run>> = [];
       const start = async (lane: RemedyHost<C>) => {
+        if (!aborted && opts.shouldStop?.()) {
+          interrupted = true;
+          aborted = `interrupted (Ctrl-C): stopped after batch ${batches}`;
+        }
         if (aborted) return;
         const next = await nextBatch(nextSize());
         if (next[0].length) queue.push(run(next, lane));
@@ -802,7 +848,7 @@ async function runEngine<P extends PlannedItem, C>(
       if (aborted) {
         for (let got = await rest(); got[0].length; got = await rest()) {
           yield* emit(got, (p) => {
-            const o: ItemOutcome = isActionable(p) ? { id: p.id, outcome: 'errored', detail: NOT_ATTEMPTED } : settledOutcome(p);
+            const o: ItemOutcome = isActionable(p) ? { id: p.id, outcome: 'errored', detail: interrupted ? 'not attempted: interrupted (Ctrl-C)' : NOT_ATTEMPTED } : settledOutcome(p);
             tally.outcome(o);
             return o;
           });
@@ -841,8 +887,8 @@ async function runEngine<P extends PlannedItem, C>(
       if (aborted) summary.aborted = aborted;
       return summary;
     },
-    () => (fatal ? fatal.exitCode : aborted ? ExitCode.DEPENDENCY : tally.errored > 0 ? ExitCode.FINDINGS : ExitCode.OK),
-    () => fatal?.message,
+    () => (fatal ? fatal.exitCode : interrupted ? ExitCode.INTERRUPTED : aborted ? ExitCode.DEPENDENCY : tally.errored > 0 ? ExitCode.FINDINGS : ExitCode.OK),
+    () => fatal?.message ?? (interrupted ? aborted : undefined),
   );
 }
 

@@ -1,4 +1,5 @@
 import type { CommandContext } from '../cli/context.js';
+import { ExitCode } from '../errors.js';
 import type { Column, CommandResult, Tone } from './output.js';
 import type { PlannedItem, RemediationOptions, RemediationReport, ReportedItem, ResultClass, StreamedRemediationOptions, StreamedRemediationReport } from '../engine/remediation.js';
 
@@ -54,20 +55,53 @@ const CLASS_TONES: Record<ResultClass, Tone> = {
 
 const actionable = (p: PlannedItem) => !p.refusal && !p.settled;
 
+/** Items of the plan shown before the question on a terminal; the rest are counted. */
+const PREVIEW_SHOWN = 20;
+
+/**
+ * The hooks every remedy runs with: on a terminal the plan is shown (on stderr: stdout may be
+ * a pipe) before the question, and no lock is held while the question waits (asks); Ctrl-C
+ * during the apply stops it after the batch in flight (shouldStop).
+ */
+function hooks<P extends PlannedItem>(ctx: CommandContext, p: Presentation<P>) {
+  const ask = async (items: P[], count: number): Promise<boolean> => {
+    const preview = async () => {
+      const shown = items.filter(actionable).slice(0, PREVIEW_SHOWN);
+      const { render } = await import('./output.js');
+      const previewReport = { mode: 'plan' as const, items: shown.map((i) => ({ ...i, outcome: 'planned', outcomeClass: 'planned' as const })), summary: { planned: count, outcomes: {} }, exitCode: 0 };
+      const result = remediationResult<P>(previewReport as unknown as RemediationReport<P>, p);
+      const rest = count - shown.length;
+      await render({ ...result, notes: () => (rest > 0 ? [`… and ${rest} more (${count} in all).`] : []), summary: () => ({}) }, 'table', { stream: ctx.io.stderr, env: ctx.io.env, noColor: ctx.globals.color === false });
+    };
+    return p.confirm ? p.confirm(count) : ctx.confirm(p.question(count), preview);
+  };
+  return { ask, asks: ctx.asksPerson, shouldStop: () => ctx.interrupted, onProgress: (done: number, total: number) => ctx.progress(`${p.action}: ${done}/${total} ${p.unit}`) };
+}
+
+/** Declined at the prompt (or no answer in time): no table, one sentence, exit 5. */
+function declined(ctx: CommandContext, summary: Record<string, unknown>): number | null {
+  if (!summary.cancelled || !ctx.asksPerson) return null;
+  ctx.say('Cancelled; nothing was changed.');
+  return ExitCode.NOT_CONFIRMED;
+}
+
 /** Runs the remedy with the presentation's confirm/progress hooks, then renders its report. */
 export async function presentRemediation<P extends PlannedItem>(
   ctx: CommandContext,
   p: Presentation<P>,
-  run: (hooks: Pick<RemediationOptions<P>, 'confirm' | 'onProgress'>) => Promise<RemediationReport<P>>,
+  run: (hooks: Pick<RemediationOptions<P>, 'confirm' | 'onProgress' | 'asks' | 'shouldStop'>) => Promise<RemediationReport<P>>,
 ): Promise<number> {
-  const report = await run({
-    confirm: (plan) => {
-      const count = plan.filter(actionable).length;
-      return p.confirm ? p.confirm(count) : ctx.confirm(p.question(count));
-    },
-    onProgress: (done, total) => ctx.progress(`${p.action}: ${done}/${total} ${p.unit}`),
-  });
+  const h = hooks(ctx, p);
+  const untrap = ctx.trapInterrupts();
+  let report: RemediationReport<P>;
+  try {
+    report = await run({ confirm: (plan) => h.ask(plan, plan.filter(actionable).length), asks: h.asks, shouldStop: h.shouldStop, onProgress: h.onProgress });
+  } finally {
+    untrap();
+  }
   ctx.progressDone();
+  const no = declined(ctx, report.summary);
+  if (no !== null) return no;
   p.after?.(report);
   return ctx.emit(remediationResult(report, p));
 }
@@ -76,16 +110,31 @@ export async function presentRemediation<P extends PlannedItem>(
 export async function presentStreamedRemediation<P extends PlannedItem>(
   ctx: CommandContext,
   p: Presentation<P>,
-  run: (hooks: Pick<StreamedRemediationOptions, 'confirm' | 'onProgress'>) => Promise<StreamedRemediationReport<P>>,
+  run: (hooks: Pick<StreamedRemediationOptions, 'confirm' | 'onProgress' | 'asks' | 'shouldStop'>) => Promise<StreamedRemediationReport<P>>,
 ): Promise<number> {
-  const report = await run({
-    confirm: (count) => (p.confirm ? p.confirm(count) : ctx.confirm(p.question(count))),
-    onProgress: (done, total) => ctx.progress(`${p.action}: ${done}/${total} ${p.unit}`),
-  });
+  const h = hooks(ctx, p);
+  const untrap = ctx.trapInterrupts();
+  let untrapped = false;
+  const release = () => {
+    if (!untrapped) untrap();
+    untrapped = true;
+  };
+  let report: StreamedRemediationReport<P>;
+  try {
+    report = await run({ confirm: (count, first) => h.ask(first as P[], count), asks: h.asks, shouldStop: h.shouldStop, onProgress: h.onProgress });
+  } catch (e) {
+    release();
+    throw e;
+  }
+  if (report.mode === 'apply' && report.summary.cancelled && ctx.asksPerson) {
+    release();
+    return declined(ctx, report.summary) as number;
+  }
   const done = async function* <T>(it: AsyncIterable<T>) {
     try {
       yield* it;
     } finally {
+      release();
       ctx.progressDone();
     }
   };

@@ -8,7 +8,7 @@ import type { PlannedReap } from '../checks/stuck-executions.js';
 import type { PlannedDeadLetter } from '../checks/dead-letter-remedies.js';
 import type { PlannedRescue } from '../checks/stuck-jobs.js';
 import type { GroupPlan } from '../checks/schedule-groups.js';
-import { OpsctlError, usageError } from '../errors.js';
+import { ExitCode, OpsctlError, usageError } from '../errors.js';
 import { DEFAULT_LABELS } from '../engine/remediation.js';
 import { maskSecrets } from '../output/masking.js';
 import { TargetResources, fleetOptions, runFleet, type FleetUnit } from './fleet.js';
@@ -211,6 +211,10 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
     dryRun = false;
     // 3. Ask once, with the total per target.
     const go = total === 0 || (await ctx.confirm(`${spec.verb} ${total} ${spec.noun} on ${perTarget.filter((r) => r.planned > 0).length} target(s) (${perTargetText})?`));
+    if (!go && ctx.asksPerson) {
+      ctx.say('Cancelled; nothing was changed on any target.');
+      return ExitCode.NOT_CONFIRMED;
+    }
     if (!go) {
       for (const [name, { report }] of planned) rows.push(...report.items.map((i) => ({ ...tag(byName.get(name) as FleetUnit), ...i, ...(i.outcomeClass === 'planned' ? { outcome: 'cancelled', outcomeClass: 'cancelled' as const } : {}) })));
       for (const r of perTarget) if (r.planned) r.summary = { ...r.summary, cancelled: true };

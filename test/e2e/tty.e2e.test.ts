@@ -57,8 +57,9 @@ describe('on a terminal', () => {
     const before = await tableChecksum(db.client, 'purchase_executions');
     const r = await onTty(['reap', '--apply', '--max', '0'], env(), { when: /\[y\/N\]/, type: 'n\r' });
     expect(r.output).toMatch(/Reap 1200 execution\(s\) in purchase_executions \(move to failed\)\? \[y\/N\]/);
-    expect(r.code).toBe(0);
-    expect(r.output).toContain('cancelled');
+    // Declined: a documented exit code of its own (5), and no result table (issue 27).
+    expect(r.code).toBe(5);
+    expect(r.output).toContain('Cancelled; nothing was changed.');
     expect(await tableChecksum(db.client, 'purchase_executions')).toBe(before);
   });
 
