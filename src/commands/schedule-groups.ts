@@ -279,7 +279,10 @@ Audit, lock and exit codes as for adopt.
 `;
 
 export function registerScheduleGroupCommands(program: Command, r: Registrar): void {
-  const groups = program.command('schedule-groups').description(describe('schedule-groups'));
+  const groups = program
+    .command('schedule-groups')
+    .description(describe('schedule-groups'))
+    .addHelpText('after', '\nExamples:\n  $ opsctl schedule-groups                       # the same as list: every group, classified (read-only)\n  $ opsctl schedule-groups list --class unowned,drifted\n  $ opsctl schedule-groups reconcile billing-nightly --apply\n');
   addAwsFlags(
     groups
       .command('list', { isDefault: true })
@@ -304,7 +307,10 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
     .addHelpText('after', RECONCILE_EXAMPLES)
     .action(r.wrap((ctx, names: string[], flags: WriteFlags) => runWrite(ctx, writeOptions('reconcile', names, flags))));
 
-  const adopt = program.command('adopt').description(describe('adopt'));
+  const adopt = program
+    .command('adopt')
+    .description(describe('adopt'))
+    .addHelpText('after', '\nExamples:\n  $ opsctl adopt schedule-group --all-unowned    # dry run: the tags it would add\n  $ opsctl adopt schedule-group billing-nightly --apply\n');
   const group = addAwsFlags(
     adopt
       .command('schedule-group')
