@@ -85,14 +85,28 @@ export function discardedHeadline(s: DiscardedSummary, where: string, states: st
 }
 
 /** How many of the given ids exist, and how many of those are not discarded (nothing to retry there). */
-export async function checkRetryIds(db: Database, q: ResolvedQueue, ids: string[], includeCancelled: boolean): Promise<{ given: number; notFound: number; notDiscarded: number }> {
+export async function checkRetryIds(
+  db: Database,
+  q: ResolvedQueue,
+  ids: string[],
+  includeCancelled: boolean,
+): Promise<{ given: number; notFound: number; missing: string[]; notDiscarded: number }> {
   const found = await db.query<{ id: string }>(q.preset.existsSql(q.schema), [ids]);
+  const there = new Set(found.map((r) => r.id));
+  let missing = ids.filter((id) => !there.has(id));
+  // A job in the queue's archive (pg-boss) exists: it is reported as archived, not as missing.
+  if (missing.length && q.preset.archive) {
+    const params: unknown[] = [];
+    const sql = q.preset.discardedSql(q.schema, { ids: missing, includeArchived: true }, includeCancelled, params, 'oldest', 0);
+    const archived = new Set((await db.query<{ id: string }>(`SELECT d.id FROM (${sql}) d WHERE d.archived`, params)).map((r) => r.id));
+    missing = missing.filter((id) => !archived.has(id));
+  }
   const params: unknown[] = [];
   const discarded = await db.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM (${q.preset.discardedSql(q.schema, { ids }, includeCancelled, params, 'oldest', 0)}) d`,
     params,
   );
-  return { given: ids.length, notFound: ids.length - found.length, notDiscarded: found.length - (discarded[0]?.n ?? 0) };
+  return { given: ids.length, notFound: missing.length, missing, notDiscarded: found.length - (discarded[0]?.n ?? 0) };
 }
 
 /** How many matching discarded jobs are in the queue's archive (0 for presets without one). */

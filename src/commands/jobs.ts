@@ -11,6 +11,7 @@ import type { PlannedRescue, StuckJob } from '../checks/stuck-jobs.js';
 import { usageError } from '../errors.js';
 import { displayName } from '../identifiers.js';
 import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import { failOnMissing, missingIdsNote } from './named-ids.js';
 import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface StuckFlags {
@@ -259,8 +260,6 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
     });
     // pg-boss's archive: matching failures there are reported, never retried (its own retry cannot either).
     const archived = q.preset.archive ? await db.readOnly((ro) => countArchivedJobs(ro, q, filter)) : 0;
-    // An id found in the archive exists: it is reported as archived, not as missing.
-    if (idCheck) idCheck.notFound = Math.max(0, idCheck.notFound - archived);
     const remedy = retryRemedy(q, { filter, reason: o.reason, actor: config.actor, audit: config.audit });
     const scope =
       [unique.length ? `${unique.length} id(s)` : null, o.kind !== undefined ? `kind ${o.kind}` : null, o.queue !== undefined ? `queue ${o.queue}` : null, o.since ? `within ${o.since.text}` : null]
@@ -284,13 +283,15 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
         headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
         emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
         notesBefore: [
-          ...(idCheck && idCheck.notFound + idCheck.notDiscarded > 0
-            ? [`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDiscarded} are not ${states.join('/')}: nothing to retry there.`]
+          ...missingIdsNote(idCheck?.missing ?? []),
+          ...(idCheck && idCheck.notDiscarded > 0
+            ? [`${idCheck.notDiscarded} named ${idCheck.notDiscarded === 1 ? 'id is' : 'ids are'} not ${states.join('/')}: nothing to retry there.`]
             : []),
           ...(archived && q.preset.archive ? [`${archived} matching job(s) are in ${displayName(q.preset.archive.table, q.schema)}, not retried: ${q.preset.archive.note}.`] : []),
         ],
         dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to retry these jobs: ${q.preset.retryEffect}.`],
         overMax: `More than --max ${opts.max} jobs match`,
+        after: failOnMissing(idCheck?.missing ?? []),
         summary: (report) => ({
           ...report.summary,
           preset: q.preset.queue,

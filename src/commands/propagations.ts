@@ -12,6 +12,7 @@ import type { PlannedDeadLetter } from '../checks/dead-letter-remedies.js';
 import type { PendingPropagation } from '../checks/pending-propagations.js';
 import { usageError } from '../errors.js';
 import { formatAge, formatDuration, parseDuration } from '../durations.js';
+import { failOnMissing, missingIdsNote } from './named-ids.js';
 import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface DeadLetterFlags {
@@ -250,10 +251,13 @@ export async function runRetry(ctx: CommandContext, o: DeadLetterRetryOptions): 
       headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} dead letters in ${where} (${scope || 'all'}): clear failed_at, attempts → 0, due now`,
       question: (count) => `Retry ${count} dead letter(s) in ${where}?`,
       summary: (report) => ({ ...report.summary, ...extra }),
-      notesBefore:
-        idCheck && idCheck.notFound + idCheck.notDead > 0
-          ? [`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDead} are not dead letters (applied or pending): nothing to retry there.`]
-          : [],
+      notesBefore: [
+        ...missingIdsNote(idCheck?.missing ?? []),
+        ...(idCheck && idCheck.notDead > 0
+          ? [`${idCheck.notDead} named ${idCheck.notDead === 1 ? 'id is not a dead letter' : 'ids are not dead letters'} (applied or pending): nothing to retry there.`]
+          : []),
+      ],
+      after: failOnMissing(idCheck?.missing ?? []),
       dryRunNotes: () => ['Dry run: nothing was changed. Re-run with --apply to retry these dead letters.'],
     };
   });

@@ -320,9 +320,17 @@ describe('jobs retry (River)', () => {
     const b = await job({ state: 'discarded', finalizedMinutesAgo: 1 });
     const running = await job({ state: 'running' });
     const r = await cli(['--config', river, 'jobs', 'retry', a, running, '999999', '--apply', '-o', 'json'], env);
-    expect(r.code).toBe(0);
+    // A named id that does not exist is a finding, as a named group is for adopt.
+    expect(r.code).toBe(1);
     expect(r.json().summary).toMatchObject({ retried: 1, idsNotFound: 1, idsNotDiscarded: 1 });
     expect((await row(a)).state).toBe('available');
+    expect((await row(b)).state).toBe('discarded');
+    const one = await cli(['--config', river, 'jobs', 'retry', '999', '--apply'], env);
+    expect(one.code).toBe(1);
+    expect(one.stdout).toContain('1 named id does not exist: 999 (exit 1).');
+    const two = await cli(['--config', river, 'jobs', 'retry', '999', '0998', b], env);
+    expect(two.code).toBe(1);
+    expect(two.stdout).toContain('2 named ids do not exist: 999, 998 (exit 1).');
     expect((await row(b)).state).toBe('discarded');
   });
 

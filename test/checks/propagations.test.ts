@@ -283,11 +283,19 @@ describe('propagations retry', () => {
   it('retries only the given ids and reports the ones that are not dead letters', async () => {
     const { conn, live } = await seedDeadLetters();
     const r = await cli(['propagations', 'retry', conn[3], conn[4], conn[4], live[0], uuid(999), '--apply', '-o', 'json'], env);
-    expect(r.code).toBe(0);
+    // A named id that does not exist is a finding, as a named group is for adopt.
+    expect(r.code).toBe(1);
     const out = r.json();
     expect(out.items.map((i: any) => i.id).sort()).toEqual([conn[3], conn[4]].sort());
     expect(out.summary).toMatchObject({ retried: 2, idsNotFound: 1, idsNotDead: 1 });
     expect((await row(conn[5])).failed_at).not.toBeNull();
+    const one = await cli(['propagations', 'retry', uuid(998).toUpperCase(), conn[6], '--apply'], env);
+    expect(one.code).toBe(1);
+    expect(one.stdout).toContain(`1 named id does not exist: ${uuid(998).toUpperCase()} (exit 1).`);
+    expect((await row(conn[6])).failed_at).toBeNull();
+    const two = await cli(['propagations', 'retry', uuid(998), uuid(997)], env);
+    expect(two.code).toBe(1);
+    expect(two.stdout).toContain(`2 named ids do not exist: ${uuid(998)}, ${uuid(997)} (exit 1).`);
   });
 
   it('refuses unknown kinds at plan time unless --include-unknown-kinds', async () => {
