@@ -32,6 +32,8 @@ export async function buildProgram(io: Io, setExit: (code: number) => void, load
     .configureOutput({
       writeOut: (s) => (io.helpOut ? io.helpOut.write(s) : io.stdout.write(s)),
       writeErr: (s) => io.stderr.write(s),
+      // Commander's own messages ("error: unknown option …") carry opsctl's one prefix too.
+      outputError: (s, write) => write(s.replace(/^error: /, 'opsctl: ')),
       // Not a terminal: 80 columns and no colour, as commander decides for a pipe, but
       // without asking process.stdout (which would build the stream).
       ...(io.helpOut ? { getOutHelpWidth: () => 80, getOutHasColors: () => false } : {}),
@@ -115,7 +117,9 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
   // Commander answers `opsctl nosuch --help` with the root help and exit 0; scripts probing
   // whether a command exists must get the same exit 2 as `opsctl nosuch`.
   if (first !== undefined && !program.commands.some((c) => c.name() === first || c.aliases().includes(first)) && first !== 'help') {
-    io.stderr.write(`error: unknown command '${first}'\n`);
+    const { suggestSimilar } = await import('./suggest.js');
+    const near = suggestSimilar(first, COMMAND_INDEX.map((c) => c.name));
+    io.stderr.write(`opsctl: unknown command '${first}'${near ? `\n(Did you mean ${near}?)` : ''}\n`);
     return ExitCode.USAGE;
   }
   try {
