@@ -26,6 +26,8 @@ export interface DeadLetterFilter {
   /** Dead-lettered longer ago than this (failed_at < now() - olderThan): purge. */
   olderThanMs?: number;
   ids?: string[];
+  /** Only rows whose last error has this class (computed here, as the listing does; never in SQL). */
+  errorClass?: string;
 }
 
 /** Conditions every dead-letter query shares; values are bound, names quoted. */

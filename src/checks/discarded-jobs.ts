@@ -39,6 +39,8 @@ const toDiscarded = (r: DiscardedJobRow): DiscardedJob => ({
 
 export interface DiscardedQuery extends JobFilter {
   includeCancelled: boolean;
+  /** Only jobs whose last error has this class (computed here, as the listing does; never in SQL). */
+  errorClass?: string;
 }
 
 /** Discarded jobs, newest first (call inside db.readOnly: a server-side cursor). `limit` 0 = all. */
@@ -142,7 +144,21 @@ export function retryRemedy(q: ResolvedQueue, opts: RetryOptions): Remedy<Planne
     audit: { audit: opts.audit, actor: opts.actor },
     async plan(db, limit) {
       const params: unknown[] = [];
-      const rows = await db.query<DiscardedJobRow>(q.preset.discardedSql(q.schema, opts.filter, opts.filter.includeCancelled, params, 'oldest', limit), params);
+      const wanted = opts.filter.errorClass;
+      let rows: DiscardedJobRow[];
+      if (wanted === undefined) rows = await db.query<DiscardedJobRow>(q.preset.discardedSql(q.schema, opts.filter, opts.filter.includeCancelled, params, 'oldest', limit), params);
+      else {
+        // The class is computed in JS, exactly as the listing computes it: rows stream by (plan
+        // runs in a read-only transaction) and only the matching ones are kept, up to the limit.
+        // The CAS token (state and finalized/updated time) still guards each: a job whose error
+        // changed since the plan has run again, so its token changed too.
+        rows = [];
+        for await (const r of db.stream<DiscardedJobRow>(q.preset.discardedSql(q.schema, opts.filter, opts.filter.includeCancelled, params, 'oldest', 0), params)) {
+          if (errorClass(r.last_error) !== wanted) continue;
+          rows.push(r);
+          if (limit > 0 && rows.length >= limit) break;
+        }
+      }
       tokens.clear();
       for (const r of rows) tokens.set(r.id, r.token);
       return rows.map(toDiscarded);
