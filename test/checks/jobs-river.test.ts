@@ -429,3 +429,30 @@ describe('opsctl check with jobs (River)', () => {
     expect(off.code).toBe(0);
   });
 });
+
+describe('jobs retry --error-class (River)', () => {
+  const CLASS = 'smtp: <n> mailbox unavailable for <email> (queue id <id>)';
+
+  it('retries only the jobs of the class jobs discarded prints; the other class is untouched', async () => {
+    const outage: string[] = [];
+    for (let i = 0; i < 4; i += 1)
+      outage.push(await job({ state: 'discarded', finalizedMinutesAgo: i + 1, errors: [`smtp: 550 mailbox unavailable for user${i}@example.com (queue id 4Xq${i}Zp9Lm${i}Rt7)`] }));
+    const other = [await job({ state: 'discarded', finalizedMinutesAgo: 1, errors: ['smtp: 421 try later'] }), await job({ state: 'discarded', finalizedMinutesAgo: 2, errors: ['smtp: 421 try later'] })];
+    const listed = await cli(['--config', river, 'jobs', 'discarded', '-o', 'json'], env);
+    expect(listed.json().summary.byErrorClass[0]).toMatchObject({ errorClass: CLASS, count: 4 });
+
+    const plan = await cli(['--config', river, 'jobs', 'retry', '--error-class', CLASS, '-o', 'json'], env);
+    expect(plan.code).toBe(0);
+    expect(plan.json().items.map((i: any) => i.id).sort()).toEqual([...outage].sort());
+    const r = await cli(['--config', river, 'jobs', 'retry', '--error-class', CLASS, '--apply', '-o', 'json'], env);
+    expect(r.code).toBe(0);
+    expect(r.json().summary).toMatchObject({ planned: 4, retried: 4 });
+    for (const id of outage) expect((await row(id)).state).toBe('available');
+    for (const id of other) expect((await row(id)).state).toBe('discarded');
+
+    const none = await cli(['--config', river, 'jobs', 'retry', '--error-class', CLASS, '--apply'], env);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/^opsctl: --error-class "smtp: <n> mailbox unavailable for <email> \(queue id <id>\)" matches no discarded job in scope; the classes are listed by `opsctl jobs discarded`/);
+    for (const id of other) expect((await row(id)).state).toBe('discarded');
+  });
+});
