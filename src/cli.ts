@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { CommandContext, createDeps, type Io, type GlobalOptions } from './context.js';
 import { ExitCode } from './errors.js';
 import { COMMAND_INDEX } from './commands/index.js';
+import { withValues } from './completion-values.js';
 import type { Registrar } from './commands/registrar.js';
 
 export const VERSION = '0.1.0';
@@ -20,7 +21,9 @@ export async function buildProgram(io: Io, setExit: (code: number) => void, load
     .version(VERSION, '-V, --version')
     .option('-c, --config <file>', 'config file (default: $OPSCTL_CONFIG, else ./opsctl.config.json)')
     .option('--database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL, else the PG* variables)')
-    .addOption(new Option('-o, --output <format>', 'output format: table, json, ndjson (check also: markdown, prometheus)').default('table'))
+    .addOption(
+      withValues(new Option('-o, --output <format>', 'output format: table, json, ndjson (check also: markdown, prometheus)').default('table'), ['table', 'json', 'ndjson', 'markdown', 'prometheus']),
+    )
     .option('-y, --yes', 'do not ask for confirmation on a TTY before --apply')
     .option('--no-color', 'never colour output (NO_COLOR is honoured too)')
     .option('--debug', 'show stack traces for errors')

@@ -1,4 +1,5 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { withValues } from '../completion-values.js';
 import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../context.js';
@@ -288,7 +289,7 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
       .command('list', { isDefault: true })
       .description('List schedule groups with their ownership class and tag differences (read-only)')
       .option('--prefix <prefix>', 'only groups whose name starts with this')
-      .option('--class <list>', `only these classes (${CLASSES.join(',')})`)
+      .addOption(withValues(new Option('--class <list>', `only these classes (${CLASSES.join(',')})`), CLASSES))
       .option('--with-schedules', "add each group's schedule count (one more call per group)"),
   )
     .addHelpText('after', LIST_EXAMPLES)
