@@ -74,4 +74,9 @@ void warm
   .then((code) => {
     // Let stdout drain (large ndjson) before exiting with the code.
     process.exitCode = code;
+  })
+  .catch((e: unknown) => {
+    // Whatever escaped the commands' own error handling: the same prefix and exit code as theirs.
+    process.stderr.write(`opsctl: unexpected error: ${(e as Error)?.message ?? String(e)} (a bug in opsctl; please report it)\n`);
+    process.exitCode = 4;
   });

@@ -11,11 +11,28 @@ function leaves(cmd: Command, path: string[] = []): string[][] {
   return subs.flatMap((c) => leaves(c, [...path, c.name()]));
 }
 
+/** Every command and group of the real program (not the root), as its argv path. */
+function everyCommand(cmd: Command, path: string[] = []): string[][] {
+  return cmd.commands.filter((c) => c.name() !== 'help').flatMap((c) => [[...path, c.name()], ...everyCommand(c, [...path, c.name()])]);
+}
+
 describe('--help', () => {
   let paths: string[][] = [];
+  let all: string[][] = [];
   beforeAll(async () => {
     const program = await buildProgram({ stdout: new PassThrough(), stderr: new PassThrough(), stdin: Readable.from([]), env: {}, cwd: process.cwd() }, () => {}, 'all');
     paths = leaves(program);
+    all = everyCommand(program);
+  });
+
+  it('every command and every group: --help has an Examples section that runs it', async () => {
+    const missing: string[] = [];
+    for (const path of all) {
+      const r = await cli([...path, '--help']);
+      if (r.code !== 0 || !r.stdout.includes('\nExamples:\n') || !r.stdout.includes(`opsctl ${path.join(" ")}`)) missing.push(path.join(' '));
+    }
+    expect(all.length).toBeGreaterThan(paths.length);
+    expect(missing).toEqual([]);
   });
 
   it('finds every command', () => {

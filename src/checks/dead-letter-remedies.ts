@@ -4,6 +4,7 @@ import type { Remedy } from '../engine/remediation.js';
 import type { AuditEntry } from '../engine/audit.js';
 import { lockThenClassify, type GuardedBatch } from '../engine/guarded-batch.js';
 import { formatDuration } from '../config/durations.js';
+import { errorClass } from './error-classes.js';
 import { deadLetterColumns, deadLetterWhere, toDeadLetter, type DeadLetter, type DeadLetterFilter, type DeadLetterRow } from './dead-letters.js';
 import { bind, propagationNames, type PropagationNames } from './propagations-table.js';
 
@@ -35,12 +36,22 @@ async function planDeadLetters(db: Database, cfg: PropagationsConfig, f: DeadLet
   const params: unknown[] = [];
   const where = deadLetterWhere(n, f, params);
   const unknown = refuseUnknown && cfg.knownKinds ? `NOT (${n.kind}::text = ANY(${bind(params, cfg.knownKinds)}::text[]))` : 'false';
-  const rows = await db.query<DeadLetterRow & { unknown_kind: boolean }>(
-    `SELECT ${deadLetterColumns(n)}, ${unknown} AS unknown_kind
+  const sql = `SELECT ${deadLetterColumns(n)}, ${unknown} AS unknown_kind
        FROM ${n.table} WHERE ${where} AND ${n.appliedAt} IS NULL
-      ORDER BY unknown_kind, ${n.failedAt}, ${n.id}${limit > 0 ? ` LIMIT ${Math.floor(limit)}` : ''}`,
-    params,
-  );
+      ORDER BY unknown_kind, ${n.failedAt}, ${n.id}`;
+  type Row = DeadLetterRow & { unknown_kind: boolean };
+  let rows: Row[];
+  if (f.errorClass === undefined) rows = await db.query<Row>(`${sql}${limit > 0 ? ` LIMIT ${Math.floor(limit)}` : ''}`, params);
+  else {
+    // The class is computed in JS, exactly as the listing computes it: the rows stream by
+    // (plan runs in a read-only transaction) and only the matching ones are kept, up to the limit.
+    rows = [];
+    for await (const r of db.stream<Row>(sql, params)) {
+      if (errorClass(r.last_error) !== f.errorClass) continue;
+      rows.push(r);
+      if (limit > 0 && rows.length >= limit) break;
+    }
+  }
   return rows.map((r) => ({
     ...toDeadLetter(r),
     refusal: r.unknown_kind ? `kind "${r.kind}" is not in propagations.knownKinds (no handler?); pass --include-unknown-kinds to retry it anyway` : null,
@@ -58,7 +69,11 @@ interface LockedRow {
 }
 
 /** Locks the batch's rows without waiting (a row a live worker holds is skipped), then runs the CAS on them. */
-function lockAndApply(n: PropagationNames, cas: (tx: Database, ids: string[]) => Promise<Array<{ id: string }>>): GuardedBatch<PlannedDeadLetter, LockedRow, true>['lockAndApply'] {
+function lockAndApply(
+  n: PropagationNames,
+  cas: (tx: Database, ids: string[]) => Promise<Array<{ id: string }>>,
+  keep: (row: LockedRow) => boolean = () => true,
+): GuardedBatch<PlannedDeadLetter, LockedRow, true>['lockAndApply'] {
   return async (tx, ids) => {
     const rows = await tx.queryRaw<LockedRow>(
       `SELECT ${n.id}::text AS id, ${n.kind}::text AS kind, ${n.teamId} AS team_id, ${n.attempts}::int AS attempts,
@@ -67,7 +82,9 @@ function lockAndApply(n: PropagationNames, cas: (tx: Database, ids: string[]) =>
       [ids],
     );
     const locked = new Map(rows.map((r) => [r.id, r]));
-    const changed = locked.size ? await cas(tx, [...locked.keys()]) : [];
+    // A locked row cannot change under us: rows that no longer fit (keep) are left out of the CAS.
+    const mine = rows.filter(keep).map((r) => r.id);
+    const changed = mine.length ? await cas(tx, mine) : [];
     return { locked, changed: new Map(changed.map((r) => [r.id, true as const])) };
   };
 }
@@ -98,17 +115,24 @@ export function retryRemedy(cfg: PropagationsConfig, opts: RetryOptions): Remedy
     plan: (db, limit) => planDeadLetters(db, cfg, opts.filter, !opts.includeUnknownKinds, limit),
     applyBatch: (tx, batch) =>
       lockThenClassify(tx, batch, {
-        lockAndApply: lockAndApply(n, (t, ids) =>
-          t.queryRaw<{ id: string }>(
-            `UPDATE ${n.table} SET ${n.failedAt} = NULL, ${n.attempts} = 0, ${n.nextAttemptAt} = now()
-              WHERE ${n.id} = ANY($1) AND ${n.failedAt} IS NOT NULL AND ${n.appliedAt} IS NULL
-          RETURNING ${n.id}::text AS id`,
-            [ids],
-          ),
+        lockAndApply: lockAndApply(
+          n,
+          (t, ids) =>
+            t.queryRaw<{ id: string }>(
+              `UPDATE ${n.table} SET ${n.failedAt} = NULL, ${n.attempts} = 0, ${n.nextAttemptAt} = now()
+                WHERE ${n.id} = ANY($1) AND ${n.failedAt} IS NOT NULL AND ${n.appliedAt} IS NULL
+            RETURNING ${n.id}::text AS id`,
+              [ids],
+            ),
+          // --error-class: a row re-driven and dead again with another error since the plan is not this outage's.
+          (row) => opts.filter.errorClass === undefined || errorClass(row.last_error) === opts.filter.errorClass,
         ),
         ...rowWords(n),
         applied: (_b, _c, row) => ({ audit: retryAudit(cfg, row as LockedRow, opts.reason) }),
-        lost: (_b, row) => notDeadDetail(row),
+        lost: (_b, row) =>
+          opts.filter.errorClass !== undefined && row.failed_at && !row.applied_at && errorClass(row.last_error) !== opts.filter.errorClass
+            ? `error class changed since the plan (now ${JSON.stringify(errorClass(row.last_error))}); left alone`
+            : notDeadDetail(row),
       }),
   };
 }

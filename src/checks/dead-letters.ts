@@ -26,6 +26,8 @@ export interface DeadLetterFilter {
   /** Dead-lettered longer ago than this (failed_at < now() - olderThan): purge. */
   olderThanMs?: number;
   ids?: string[];
+  /** Only rows whose last error has this class (computed here, as the listing does; never in SQL). */
+  errorClass?: string;
 }
 
 /** Conditions every dead-letter query shares; values are bound, names quoted. */
@@ -124,6 +126,8 @@ const INPUT_SYNTAX = new Set(['22P02', '22003', '22007', '22008', '22023', '2202
 export interface IdCheck {
   given: number;
   notFound: number;
+  /** The ids given that do not exist, as given. */
+  missing: string[];
   /** Found, but applied or pending: nothing to retry or purge. */
   notDead: number;
 }
@@ -145,7 +149,13 @@ export async function checkIds(db: Database, cfg: PropagationsConfig, ids: strin
     );
   try {
     const [r] = await probe(ids);
-    return { given: ids.length, notFound: ids.length - r.found, notDead: r.found - r.dead };
+    const notFound = ids.length - r.found;
+    // Which ones, by position: the server compares in the id column's type ("3FDD…" is "3fdd…").
+    const found = notFound
+      ? await db.readOnly((ro) => ro.queryRaw<{ pos: number }>(`SELECT array_position($1, ${n.id}) AS pos FROM ${n.table} WHERE ${n.id} = ANY($1)`, [ids]))
+      : [];
+    const at = new Set(found.map((f) => f.pos - 1));
+    return { given: ids.length, notFound, missing: notFound ? ids.filter((_, i) => !at.has(i)) : [], notDead: r.found - r.dead };
   } catch (e) {
     if (!INPUT_SYNTAX.has((e as { code?: string }).code ?? '')) throw db.translate(e);
   }

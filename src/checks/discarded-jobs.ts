@@ -39,6 +39,8 @@ const toDiscarded = (r: DiscardedJobRow): DiscardedJob => ({
 
 export interface DiscardedQuery extends JobFilter {
   includeCancelled: boolean;
+  /** Only jobs whose last error has this class (computed here, as the listing does; never in SQL). */
+  errorClass?: string;
 }
 
 /** Discarded jobs, newest first (call inside db.readOnly: a server-side cursor). `limit` 0 = all. */
@@ -85,14 +87,28 @@ export function discardedHeadline(s: DiscardedSummary, where: string, states: st
 }
 
 /** How many of the given ids exist, and how many of those are not discarded (nothing to retry there). */
-export async function checkRetryIds(db: Database, q: ResolvedQueue, ids: string[], includeCancelled: boolean): Promise<{ given: number; notFound: number; notDiscarded: number }> {
+export async function checkRetryIds(
+  db: Database,
+  q: ResolvedQueue,
+  ids: string[],
+  includeCancelled: boolean,
+): Promise<{ given: number; notFound: number; missing: string[]; notDiscarded: number }> {
   const found = await db.query<{ id: string }>(q.preset.existsSql(q.schema), [ids]);
+  const there = new Set(found.map((r) => r.id));
+  let missing = ids.filter((id) => !there.has(id));
+  // A job in the queue's archive (pg-boss) exists: it is reported as archived, not as missing.
+  if (missing.length && q.preset.archive) {
+    const params: unknown[] = [];
+    const sql = q.preset.discardedSql(q.schema, { ids: missing, includeArchived: true }, includeCancelled, params, 'oldest', 0);
+    const archived = new Set((await db.query<{ id: string }>(`SELECT d.id FROM (${sql}) d WHERE d.archived`, params)).map((r) => r.id));
+    missing = missing.filter((id) => !archived.has(id));
+  }
   const params: unknown[] = [];
   const discarded = await db.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM (${q.preset.discardedSql(q.schema, { ids }, includeCancelled, params, 'oldest', 0)}) d`,
     params,
   );
-  return { given: ids.length, notFound: ids.length - found.length, notDiscarded: found.length - (discarded[0]?.n ?? 0) };
+  return { given: ids.length, notFound: missing.length, missing, notDiscarded: found.length - (discarded[0]?.n ?? 0) };
 }
 
 /** How many matching discarded jobs are in the queue's archive (0 for presets without one). */
@@ -128,7 +144,21 @@ export function retryRemedy(q: ResolvedQueue, opts: RetryOptions): Remedy<Planne
     audit: { audit: opts.audit, actor: opts.actor },
     async plan(db, limit) {
       const params: unknown[] = [];
-      const rows = await db.query<DiscardedJobRow>(q.preset.discardedSql(q.schema, opts.filter, opts.filter.includeCancelled, params, 'oldest', limit), params);
+      const wanted = opts.filter.errorClass;
+      let rows: DiscardedJobRow[];
+      if (wanted === undefined) rows = await db.query<DiscardedJobRow>(q.preset.discardedSql(q.schema, opts.filter, opts.filter.includeCancelled, params, 'oldest', limit), params);
+      else {
+        // The class is computed in JS, exactly as the listing computes it: rows stream by (plan
+        // runs in a read-only transaction) and only the matching ones are kept, up to the limit.
+        // The CAS token (state and finalized/updated time) still guards each: a job whose error
+        // changed since the plan has run again, so its token changed too.
+        rows = [];
+        for await (const r of db.stream<DiscardedJobRow>(q.preset.discardedSql(q.schema, opts.filter, opts.filter.includeCancelled, params, 'oldest', 0), params)) {
+          if (errorClass(r.last_error) !== wanted) continue;
+          rows.push(r);
+          if (limit > 0 && rows.length >= limit) break;
+        }
+      }
       tokens.clear();
       for (const r of rows) tokens.set(r.id, r.token);
       return rows.map(toDiscarded);

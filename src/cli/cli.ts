@@ -4,6 +4,7 @@ import { ExitCode } from '../errors.js';
 import { environmentSecrets, maskSecrets, passwordsIn } from '../output/masking.js';
 import { escapeControl } from '../output/terminal-text.js';
 import { COMMAND_INDEX } from '../commands/index.js';
+import { withValues } from './completion-values.js';
 import type { Registrar } from '../commands/registrar.js';
 
 export const VERSION = '0.1.0';
@@ -25,7 +26,9 @@ export async function buildProgram(io: Io, setExit: (code: number) => void, load
     .version(VERSION, '-V, --version')
     .option('-c, --config <file>', 'config file (default: $OPSCTL_CONFIG, else ./opsctl.config.json)')
     .option('--database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL, else the PG* variables)')
-    .addOption(new Option('-o, --output <format>', 'output format: table, json, ndjson (check also: markdown, prometheus)').default('table'))
+    .addOption(
+      withValues(new Option('-o, --output <format>', 'output format: table, json, ndjson (check also: markdown, prometheus)').default('table'), ['table', 'json', 'ndjson', 'markdown', 'prometheus']),
+    )
     .option('-y, --yes', 'do not ask for confirmation on a TTY before --apply')
     .option('--confirm-timeout <duration>', 'on a TTY, an unanswered --apply question cancels after this (default 5m)')
     .option('--no-color', 'never colour output (NO_COLOR is honoured too)')
@@ -39,8 +42,10 @@ export async function buildProgram(io: Io, setExit: (code: number) => void, load
       writeOut: (s) => (io.helpOut ? io.helpOut.write(s) : io.stdout.write(s)),
       writeErr: (s) => io.stderr.write(maskSecrets(s, secrets())),
       // Its error messages quote the user's words: control characters made visible, so a value
-      // cannot forge a line. The one newline commander puts in itself (a suggestion) is kept.
-      outputError: (s, write) => write(`${commanderMessage(s)}\n`),
+      // cannot forge a line (the newline commander puts before a suggestion is kept); and they
+      // carry opsctl's one prefix.
+      outputError: (s, write) => write(`${commanderMessage(s).replace(/^error: /, 'opsctl: ')}
+`),
       // Not a terminal: 80 columns and no colour, as commander decides for a pipe, but
       // without asking process.stdout (which would build the stream).
       ...(io.helpOut ? { getOutHelpWidth: () => 80, getOutHasColors: () => false } : {}),
@@ -138,7 +143,11 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
   // Commander answers `opsctl nosuch --help` with the root help and exit 0; scripts probing
   // whether a command exists must get the same exit 2 as `opsctl nosuch`.
   if (first !== undefined && !program.commands.some((c) => c.name() === first || c.aliases().includes(first)) && first !== 'help') {
-    io.stderr.write(`${maskSecrets(commanderMessage(`error: unknown command '${first}'`), [...environmentSecrets(io.env), ...argv.flatMap(passwordsIn)])}\n`);
+    const { suggestSimilar } = await import('./suggest.js');
+    const near = suggestSimilar(first, COMMAND_INDEX.map((c) => c.name));
+    io.stderr.write(`${maskSecrets(escapeControl(`opsctl: unknown command '${first}'`), [...environmentSecrets(io.env), ...argv.flatMap(passwordsIn)])}${near ? `
+(Did you mean ${near}?)` : ''}
+`);
     return ExitCode.USAGE;
   }
   try {

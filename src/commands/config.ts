@@ -13,7 +13,10 @@ function flatten(value: unknown, prefix = ''): Array<{ key: string; value: strin
 }
 
 export function registerConfigCommands(program: Command, r: Registrar): void {
-  const config = program.command('config').description(describe('config'));
+  const config = program
+    .command('config')
+    .description(describe('config'))
+    .addHelpText('after', '\nExamples:\n  $ opsctl config show\n  $ opsctl --config ./prod.json config show -o json\n');
   config
     .command('show')
     .description('Print the effective config (defaults < file < environment < flags), secrets masked')

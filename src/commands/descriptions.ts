@@ -15,6 +15,7 @@ export const DESCRIPTIONS: Record<string, string> = {
   'demo': 'See opsctl work in a minute: a throwaway PostgreSQL and Scheduler emulator with realistic trouble',
   'config': 'Inspect the effective configuration',
   'emulator': 'Local emulators for tests, demos and anyone without an AWS account',
+  'completion': 'Print a shell completion script (bash, zsh, fish) generated from the command tree',
 };
 
 /** The description of a top-level command. */

@@ -60,7 +60,10 @@ Examples:
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 export function registerEmulatorCommands(program: Command, r: Registrar): void {
-  const emulator = program.command('emulator').description(describe('emulator'));
+  const emulator = program
+    .command('emulator')
+    .description(describe('emulator'))
+    .addHelpText('after', '\nExamples:\n  $ opsctl emulator scheduler                    # http://127.0.0.1:4599\n  $ opsctl emulator scheduler --port 0 --latency 20ms\n');
   emulator
     .command('scheduler')
     .description('Run a stateful EventBridge Scheduler emulator (REST-JSON, works with the AWS SDK and CLI)')

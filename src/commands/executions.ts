@@ -242,7 +242,10 @@ worker still silent (a worker that heartbeats again before the write keeps its r
 `;
 
 export function registerExecutionCommands(program: Command, r: Registrar): void {
-  const executions = program.command('executions').description(describe('executions'));
+  const executions = program
+    .command('executions')
+    .description(describe('executions'))
+    .addHelpText('after', '\nExamples:\n  $ opsctl executions stuck                      # read-only\n  $ opsctl executions stuck --older-than 2h -o json\n  $ opsctl reap --older-than 10m                 # the remedy: a dry run unless --apply\n');
   executions
     .command('stuck')
     .description('List executions stuck in a non-terminal status past a threshold, oldest first (read-only)')

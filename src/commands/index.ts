@@ -18,6 +18,7 @@ const LOADERS: Array<[string, () => Promise<Register>]> = [
   ['demo', async () => (await import('./demo.js')).registerDemoCommand],
   ['config', async () => (await import('./config.js')).registerConfigCommands],
   ['emulator', async () => (await import('./emulator.js')).registerEmulatorCommands],
+  ['completion', async () => (await import('./completion.js')).registerCompletionCommand],
 ];
 
 export const COMMAND_INDEX: Array<{ name: string; description: string; load: () => Promise<Register> }> = LOADERS.map(([name, load]) => ({

@@ -9,8 +9,10 @@ import type { ResolvedQueue } from '../checks/jobs-presets.js';
 import type { DiscardedJob } from '../checks/discarded-jobs.js';
 import type { PlannedRescue, StuckJob } from '../checks/stuck-jobs.js';
 import { usageError } from '../errors.js';
+import { errorClassKey } from '../checks/error-classes.js';
 import { displayName } from '../database/identifiers.js';
 import { formatAge, formatDuration, parseDuration } from '../config/durations.js';
+import { failOnMissing, missingIdsNote } from './named-ids.js';
 import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface StuckFlags {
@@ -26,7 +28,7 @@ interface DiscardedFlags {
   limit?: string;
   includeCancelled?: boolean;
 }
-type RetryFlags = ApplyFlags & Omit<DiscardedFlags, 'limit'> & { all?: boolean };
+type RetryFlags = ApplyFlags & Omit<DiscardedFlags, 'limit'> & { all?: boolean; errorClass?: string };
 type RescueFlags = ApplyFlags & Omit<StuckFlags, 'limit'> & { deadWorkers?: boolean; stale?: string };
 
 const STUCK_LIMIT = 1000;
@@ -49,7 +51,7 @@ export interface JobDiscardedOptions extends JobSelection {
   limit: number;
 }
 export type JobApplyOptions = ApplyOptions;
-export type JobRetryOptions = JobApplyOptions & Omit<JobDiscardedOptions, 'limit'> & { ids: string[]; all: boolean };
+export type JobRetryOptions = JobApplyOptions & Omit<JobDiscardedOptions, 'limit'> & { ids: string[]; all: boolean; errorClass?: string };
 export type JobRescueOptions = JobApplyOptions & Omit<JobStuckOptions, 'limit'>;
 
 const durationFlag = (v: string | undefined, flag: string) => (v === undefined ? undefined : parseDuration(v, flag));
@@ -69,10 +71,12 @@ export function jobDiscardedOptions(f: DiscardedFlags): JobDiscardedOptions {
 }
 
 export function jobRetryOptions(ids: string[], f: RetryFlags): JobRetryOptions {
-  if (ids.length === 0 && f.kind === undefined && f.queue === undefined && f.since === undefined && !f.all)
-    throw usageError('retry needs a scope: pass job ids, a filter (--kind, --queue, --since) or --all; nothing was changed.');
+  if (ids.length === 0 && f.kind === undefined && f.queue === undefined && f.since === undefined && f.errorClass === undefined && !f.all)
+    throw usageError('retry needs a scope: pass job ids, a filter (--kind, --queue, --since, --error-class) or --all; nothing was changed.');
   const { limit: _limit, ...selection } = jobDiscardedOptions(f);
-  return { ...applyOptions(f), ...selection, ids, all: Boolean(f.all) };
+  const errorClass = f.errorClass === undefined ? undefined : errorClassKey(f.errorClass);
+  if (errorClass === '') throw usageError('--error-class needs a class as `jobs discarded` lists it; nothing was changed.');
+  return { ...applyOptions(f), ...selection, ids, all: Boolean(f.all), errorClass };
 }
 
 export function jobRescueOptions(f: RescueFlags): JobRescueOptions {
@@ -245,10 +249,12 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
     includeCancelled,
     sinceMs: o.since?.ms,
     ids: unique.length ? unique : undefined,
+    errorClass: o.errorClass,
   };
   const opts = engineOptions(q, o);
   const states = q.preset.discardedStates(includeCancelled);
   const { retryRemedy, checkRetryIds, countArchivedJobs } = await import('../checks/discarded-jobs.js');
+  const { unknownClassMessage } = await import('../checks/error-classes.js');
   const { remediate } = await import('../engine/remediation.js');
   const { presentRemediation } = await import('../output/remediation-presenter.js');
   return ctx.withDatabase(async (db) => {
@@ -259,11 +265,9 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
     });
     // pg-boss's archive: matching failures there are reported, never retried (its own retry cannot either).
     const archived = q.preset.archive ? await db.readOnly((ro) => countArchivedJobs(ro, q, filter)) : 0;
-    // An id found in the archive exists: it is reported as archived, not as missing.
-    if (idCheck) idCheck.notFound = Math.max(0, idCheck.notFound - archived);
     const remedy = retryRemedy(q, { filter, reason: o.reason, actor: config.actor, audit: config.audit });
     const scope =
-      [unique.length ? `${unique.length} id(s)` : null, o.kind !== undefined ? `kind ${o.kind}` : null, o.queue !== undefined ? `queue ${o.queue}` : null, o.since ? `within ${o.since.text}` : null]
+      [unique.length ? `${unique.length} id(s)` : null, o.kind !== undefined ? `kind ${o.kind}` : null, o.queue !== undefined ? `queue ${o.queue}` : null, o.since ? `within ${o.since.text}` : null, o.errorClass !== undefined ? `error class ${JSON.stringify(o.errorClass)}` : null]
         .filter(Boolean)
         .join(', ') || 'all';
     return presentRemediation<DiscardedJob>(
@@ -284,13 +288,19 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
         headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
         emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
         notesBefore: [
-          ...(idCheck && idCheck.notFound + idCheck.notDiscarded > 0
-            ? [`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDiscarded} are not ${states.join('/')}: nothing to retry there.`]
+          ...missingIdsNote(idCheck?.missing ?? []),
+          ...(idCheck && idCheck.notDiscarded > 0
+            ? [`${idCheck.notDiscarded} named ${idCheck.notDiscarded === 1 ? 'id is' : 'ids are'} not ${states.join('/')}: nothing to retry there.`]
             : []),
           ...(archived && q.preset.archive ? [`${archived} matching job(s) are in ${displayName(q.preset.archive.table, q.schema)}, not retried: ${q.preset.archive.note}.`] : []),
         ],
         dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to retry these jobs: ${q.preset.retryEffect}.`],
         overMax: `More than --max ${opts.max} jobs match`,
+        after: (report) => {
+          // A key that matches nothing is a mistake to say, not "nothing to do": exit 2 (README).
+          if (o.errorClass !== undefined && report.items.length === 0) throw usageError(unknownClassMessage(o.errorClass, `${states.join('/')} job`, 'opsctl jobs discarded'));
+          failOnMissing(idCheck?.missing ?? [])(report);
+        },
         summary: (report) => ({
           ...report.summary,
           preset: q.preset.queue,
@@ -407,6 +417,11 @@ Examples:
   $ opsctl jobs retry 1042 1043                # dry run: the plan, nothing changed
   $ opsctl jobs retry --kind send_email --since 24h --apply --reason "INC-77 SMTP fixed"
   $ opsctl jobs retry --all --apply --yes --max 5000 -o json
+  $ opsctl jobs retry --error-class 'smtp: <n> try later' --since 2h --apply
+
+--error-class takes a class exactly as the "By error class" table of jobs discarded prints it;
+only jobs of that class are planned and retried. A class that matches no job in scope is
+exit 2, nothing changed.
 
 Never unscoped: give ids, a filter or --all. Each job is re-checked at write time
 (compare-and-set on the state the plan saw) and reported as retried,
@@ -466,6 +481,7 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--kind <kind>', 'only jobs of this kind')
     .option('--queue <name>', 'only jobs in this named queue')
     .option('--since <duration>', 'only jobs discarded within this long')
+    .option('--error-class <class>', 'only jobs of this error class, as `jobs discarded` lists it (quote it)')
     .option('--include-cancelled', 'cancelled jobs too (default: jobs.includeCancelled)');
   addApplyFlags(retry, { max: '1000' })
     .addHelpText('after', RETRY_EXAMPLES)

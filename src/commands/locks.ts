@@ -157,7 +157,10 @@ Exit status: 0 listed, 2 bad flags or config, 3 database unreachable, 4 an inter
 `;
 
 export function registerLockCommands(program: Command, r: Registrar): void {
-  const locks = program.command('locks').description(describe('locks'));
+  const locks = program
+    .command('locks')
+    .description(describe('locks'))
+    .addHelpText('after', '\nExamples:\n  $ opsctl locks expired                         # read-only\n  $ opsctl locks advisory --idle 30m -o json\n');
   locks
     .command('expired')
     .description('List rows of the table-based lock past their expiry or held by a dead worker (read-only)')

@@ -11,7 +11,9 @@ import type { DeadLetter, DeadLetterFilter } from '../checks/dead-letters.js';
 import type { PlannedDeadLetter } from '../checks/dead-letter-remedies.js';
 import type { PendingPropagation } from '../checks/pending-propagations.js';
 import { usageError } from '../errors.js';
+import { errorClassKey } from '../checks/error-classes.js';
 import { formatAge, formatDuration, parseDuration } from '../config/durations.js';
+import { failOnMissing, missingIdsNote } from './named-ids.js';
 import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface DeadLetterFlags {
@@ -27,6 +29,7 @@ interface PendingFlags {
 interface RetryFlags extends ApplyFlags {
   kind?: string;
   since?: string;
+  errorClass?: string;
   all?: boolean;
   includeUnknownKinds?: boolean;
 }
@@ -53,7 +56,7 @@ export interface PendingOptions {
   limit: number;
 }
 export type RemedyOptions = ApplyOptions;
-export type DeadLetterRetryOptions = RemedyOptions & Omit<DeadLetterListOptions, 'limit'> & { ids: string[]; all: boolean; includeUnknownKinds: boolean };
+export type DeadLetterRetryOptions = RemedyOptions & Omit<DeadLetterListOptions, 'limit'> & { ids: string[]; all: boolean; includeUnknownKinds: boolean; errorClass?: string };
 export type PurgeOptions = RemedyOptions & { olderThan: { text: string; ms: number }; kind?: string; expect?: number };
 
 const since = (v: string | undefined) => (v === undefined ? undefined : { text: v, ms: parseDuration(v, '--since') });
@@ -71,9 +74,11 @@ export function pendingOptions(f: PendingFlags): PendingOptions {
 }
 
 export function deadLetterRetryOptions(ids: string[], f: RetryFlags): DeadLetterRetryOptions {
-  if (ids.length === 0 && f.kind === undefined && f.since === undefined && !f.all)
-    throw usageError('retry needs a scope: pass dead-letter ids, a filter (--kind, --since) or --all; nothing was changed.');
-  return { ...applyOptions(f), ids, all: Boolean(f.all), kind: f.kind, since: since(f.since), includeUnknownKinds: Boolean(f.includeUnknownKinds) };
+  if (ids.length === 0 && f.kind === undefined && f.since === undefined && f.errorClass === undefined && !f.all)
+    throw usageError('retry needs a scope: pass dead-letter ids, a filter (--kind, --since, --error-class) or --all; nothing was changed.');
+  const errorClass = f.errorClass === undefined ? undefined : errorClassKey(f.errorClass);
+  if (errorClass === '') throw usageError('--error-class needs a class as `propagations dead-letters` lists it; nothing was changed.');
+  return { ...applyOptions(f), ids, all: Boolean(f.all), kind: f.kind, since: since(f.since), includeUnknownKinds: Boolean(f.includeUnknownKinds), errorClass };
 }
 
 export function purgeOptions(f: PurgeFlags): PurgeOptions {
@@ -229,20 +234,23 @@ export async function runRetry(ctx: CommandContext, o: DeadLetterRetryOptions): 
   const s = await setup(ctx);
   const { cfg, config, where } = s;
   const unique = [...new Set(o.ids)];
-  const filter: DeadLetterFilter = { kind: o.kind, sinceMs: o.since?.ms, ids: unique.length ? unique : undefined };
+  const filter: DeadLetterFilter = { kind: o.kind, sinceMs: o.since?.ms, ids: unique.length ? unique : undefined, errorClass: o.errorClass };
+  const scope = [
+    unique.length ? `${unique.length} id(s)` : null,
+    o.kind !== undefined ? `kind ${o.kind}` : null,
+    o.since ? `dead-lettered within ${o.since.text}` : null,
+    o.errorClass !== undefined ? `error class ${JSON.stringify(o.errorClass)}` : null,
+  ]
+    .filter(Boolean)
+    .join(', ');
   const { assertMaxTotal, requiresFleet, runFleetRetry } = await import('../targets/fleet-remedies.js');
   assertMaxTotal(ctx, o);
-  if (requiresFleet(ctx)) {
-    const scope = [unique.length ? `${unique.length} id(s)` : null, o.kind !== undefined ? `kind ${o.kind}` : null, o.since ? `dead-lettered within ${o.since.text}` : null].filter(Boolean).join(', ');
-    return runFleetRetry(ctx, filter, scope, o);
-  }
+  if (requiresFleet(ctx)) return runFleetRetry(ctx, filter, scope, o);
   const { retryRemedy } = await import('../checks/dead-letter-remedies.js');
   const { checkIds } = await import('../checks/dead-letters.js');
+  const { unknownClassMessage } = await import('../checks/error-classes.js');
   return runRemedy(ctx, s, o, async (db) => {
     const idCheck = unique.length ? await checkIds(db, cfg, unique) : null;
-    const scope = [unique.length ? `${unique.length} id(s)` : null, o.kind !== undefined ? `kind ${o.kind}` : null, o.since ? `dead-lettered within ${o.since.text}` : null]
-      .filter(Boolean)
-      .join(', ');
     const extra = idCheck ? { idsNotFound: idCheck.notFound, idsNotDead: idCheck.notDead } : {};
     return {
       remedy: retryRemedy(cfg, { filter, includeUnknownKinds: o.includeUnknownKinds, reason: o.reason, actor: config.actor, audit: config.audit }),
@@ -250,10 +258,17 @@ export async function runRetry(ctx: CommandContext, o: DeadLetterRetryOptions): 
       headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} dead letters in ${where} (${scope || 'all'}): clear failed_at, attempts → 0, due now`,
       question: (count) => `Retry ${count} dead letter(s) in ${where}?`,
       summary: (report) => ({ ...report.summary, ...extra }),
-      notesBefore:
-        idCheck && idCheck.notFound + idCheck.notDead > 0
-          ? [`Of the ${idCheck.given} id(s) given, ${idCheck.notFound} do not exist and ${idCheck.notDead} are not dead letters (applied or pending): nothing to retry there.`]
-          : [],
+      notesBefore: [
+        ...missingIdsNote(idCheck?.missing ?? []),
+        ...(idCheck && idCheck.notDead > 0
+          ? [`${idCheck.notDead} named ${idCheck.notDead === 1 ? 'id is not a dead letter' : 'ids are not dead letters'} (applied or pending): nothing to retry there.`]
+          : []),
+      ],
+      after: (report) => {
+        // A key that matches nothing is a mistake to say, not "nothing to do": exit 2 (README).
+        if (o.errorClass !== undefined && report.items.length === 0) throw usageError(unknownClassMessage(o.errorClass, 'dead letter', 'opsctl propagations dead-letters'));
+        failOnMissing(idCheck?.missing ?? [])(report);
+      },
       dryRunNotes: () => ['Dry run: nothing was changed. Re-run with --apply to retry these dead letters.'],
     };
   });
@@ -306,8 +321,9 @@ Examples:
   $ opsctl propagations dead-letters --limit 0 -o ndjson   # every row, streamed
 
 The groups (total, by kind, by error class) count every matching dead letter, not only the
-rows shown. An error class is the last error with ids, numbers, quoted strings, urls and
-e-mails replaced by placeholders (<uuid>, <n>, ...), cut at 80 characters.
+rows shown. An error class is the last error with ids (uuids, hex, in_1Q2w…, tokens), numbers,
+durations, quoted strings, urls, e-mails and IP addresses replaced by placeholders (<uuid>, <id>,
+<n>, <duration>, <ip>, ...), cut at 80 characters. Retry one class: retry --error-class '<class>'.
 `;
 const PENDING_EXAMPLES = `
 Examples:
@@ -321,6 +337,11 @@ Examples:
   $ opsctl propagations retry 3fdd9021-3cc0-43e0-bf5d-cd479871879a --apply --reason "INC-7 fixed"
   $ opsctl propagations retry --all --apply --max 5000 --reason "handler deployed"
   $ opsctl propagations retry --kind tier_elevation --target 'prod-*' --apply --max-total 2000
+  $ opsctl propagations retry --error-class 'billing-api: <n> timeout after <duration>' --since 2h --apply
+
+--error-class takes a class exactly as the "By error class" table of dead-letters prints it;
+only rows of that class are planned and retried (a row whose error changed since the plan is
+left alone). A class that matches no dead letter in scope is exit 2, nothing changed.
 
 Never unscoped: pass ids, a filter (--kind, --since) or --all. Each row is re-checked at
 write time (still dead, not applied) and reported as retried, not-dead-anymore,
@@ -376,6 +397,7 @@ Examples:
     .description('Re-drive dead letters: clear failed_at, reset attempts, due now (dry run unless --apply)')
     .option('--kind <kind>', 'only this kind')
     .option('--since <duration>', 'only dead-lettered within this long, e.g. 24h')
+    .option('--error-class <class>', 'only dead letters of this error class, as `propagations dead-letters` lists it (quote it)')
     .option('--all', 'every dead letter (required when no ids or filter are given)')
     .option('--include-unknown-kinds', 'also retry kinds not in propagations.knownKinds')
     .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)');

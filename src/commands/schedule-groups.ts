@@ -1,4 +1,5 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { withValues } from '../cli/completion-values.js';
 import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../cli/context.js';
@@ -279,13 +280,16 @@ Audit, lock and exit codes as for adopt.
 `;
 
 export function registerScheduleGroupCommands(program: Command, r: Registrar): void {
-  const groups = program.command('schedule-groups').description(describe('schedule-groups'));
+  const groups = program
+    .command('schedule-groups')
+    .description(describe('schedule-groups'))
+    .addHelpText('after', '\nExamples:\n  $ opsctl schedule-groups                       # the same as list: every group, classified (read-only)\n  $ opsctl schedule-groups list --class unowned,drifted\n  $ opsctl schedule-groups reconcile billing-nightly --apply\n');
   addAwsFlags(
     groups
       .command('list', { isDefault: true })
       .description('List schedule groups with their ownership class and tag differences (read-only)')
       .option('--prefix <prefix>', 'only groups whose name starts with this')
-      .option('--class <list>', `only these classes (${CLASSES.join(',')})`)
+      .addOption(withValues(new Option('--class <list>', `only these classes (${CLASSES.join(',')})`), CLASSES))
       .option('--with-schedules', "add each group's schedule count (one more call per group)"),
   )
     .addHelpText('after', LIST_EXAMPLES)
@@ -304,7 +308,10 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
     .addHelpText('after', RECONCILE_EXAMPLES)
     .action(r.wrap((ctx, names: string[], flags: WriteFlags) => runWrite(ctx, writeOptions('reconcile', names, flags))));
 
-  const adopt = program.command('adopt').description(describe('adopt'));
+  const adopt = program
+    .command('adopt')
+    .description(describe('adopt'))
+    .addHelpText('after', '\nExamples:\n  $ opsctl adopt schedule-group --all-unowned    # dry run: the tags it would add\n  $ opsctl adopt schedule-group billing-nightly --apply\n');
   const group = addAwsFlags(
     adopt
       .command('schedule-group')

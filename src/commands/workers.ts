@@ -202,7 +202,10 @@ them one), 2 bad flags or config, or a configured table/column missing, 3 databa
 `;
 
 export function registerWorkerCommands(program: Command, r: Registrar): void {
-  const workers = program.command('workers').description(describe('workers'));
+  const workers = program
+    .command('workers')
+    .description(describe('workers'))
+    .addHelpText('after', '\nExamples:\n  $ opsctl workers dead                          # read-only\n  $ opsctl workers dead --stale 30s -o json\n  $ opsctl reap --dead-workers                   # the remedy for the rows they hold: a dry run unless --apply\n');
   workers
     .command('dead')
     .description('List workers whose heartbeat is stale, with how many rows each still holds (read-only)')

@@ -4,7 +4,17 @@ import { BoundedTally, ERROR_CLASS_MAX_LENGTH, errorClass, NO_ERROR_CLASS, OTHER
 
 describe('errorClass', () => {
   it.each([
-    ['timeout after 3012ms for team 6f1c2d3e-1111-4aaa-8bbb-0123456789ab', 'timeout after <n>ms for team <uuid>'],
+    ['timeout after 3012ms for team 6f1c2d3e-1111-4aaa-8bbb-0123456789ab', 'timeout after <duration> for team <uuid>'],
+    ['No such invoice: in_1Q2w3E4r5T6y (request req-7f3a9c2e1b5d)', 'No such invoice: in_<id> (request req-<id>)'],
+    ['customer cus_NffrFeUfNV2Hib not found; job 1Q2w3E4r5T6y', 'customer cus_<id> not found; job <id>'],
+    ['retry in 1.5s after 250ms; gave up after 3m (1h30m)', 'retry in <duration> after <duration>; gave up after <duration> (<duration>)'],
+    ['dial tcp 10.0.1.7:5432: connection refused', 'dial tcp <ip>:<n>: connection refused'],
+    ['dial tcp [2001:db8::1]:443: i/o timeout; from ::ffff:10.0.0.1 and fe80::1: no route', 'dial tcp [<ip>]:<n>: i/o timeout; from <ip> and <ip>: no route'],
+    ['bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0 rejected', 'bearer <id>.<id> rejected'],
+    ['tier_elevation_v2_handler failed: ConditionalCheckFailedException', 'tier_elevation_v<n>_handler failed: ConditionalCheckFailedException'],
+    // Words with digits are not ids; "std::io" is not an address; "1st" is not a duration.
+    ['utf8mb4 sha256 HTTP2Connection std::io::Error 1st', 'utf<n>mb<n> sha<n> HTTP<n>Connection std::io::Error <n>st'],
+    ['ConditionalCheckFailedException: x86_64 v1beta1', 'ConditionalCheckFailedException: x<n>_<n> v<n>beta<n>'],
     ['POST https://api.example.com/v1/teams/42?x=1 returned 503', 'POST <url> returned <n>'],
     ['duplicate key value violates unique constraint "teams_pkey"', 'duplicate key value violates unique constraint <str>'],
     ["can't reach 'host-a' (errno 111)", "can't reach <str> (errno <n>)"],
@@ -49,6 +59,53 @@ describe('errorClass', () => {
   const fill = (t: Array<[string, string, 'uuid' | 'number', string]>, values: string[]) => t.map(([w, s1, , s2], i) => `${w}${s1}${values[i]}${s2}`).join('');
   const valuesFor = (t: Array<[string, string, 'uuid' | 'number', string]>) =>
     fc.tuple(...t.map(([, , kind]) => (kind === 'uuid' ? fc.uuid() : number)));
+
+  // The ids, addresses and durations real errors carry, each a placeholder whatever its value.
+  const digit = fc.integer({ min: 0, max: 9 }).map(String);
+  const nonHexLetter = fc.constantFrom(...'ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ'.split(''));
+  const alnum = (min: number, max: number) => fc.stringMatching(new RegExp(`^[A-Za-z0-9]{${min},${max}}$`));
+  const VARIABLE = {
+    uuid: fc.uuid(),
+    number,
+    // Stripe-style and request ids: a prefix (kept: it says what the id is) and a random tail.
+    stripe: fc.tuple(digit, nonHexLetter, alnum(4, 22)).map(([d, l, t]) => `cus_${d}${l}${t}`),
+    request: fc.tuple(digit, nonHexLetter, alnum(4, 22)).map(([d, l, t]) => `req-${l}${d}${t}`),
+    mixed: fc.array(fc.tuple(digit, nonHexLetter), { minLength: 4, maxLength: 12 }).map((xs) => xs.flat().join('')),
+    hex: fc.tuple(digit, fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f'), fc.stringMatching(/^[0-9a-f]{6,38}$/)).map(([d, l, t]) => `${d}${l}${t}`),
+    base64url: fc.tuple(digit, fc.constantFrom('g', 'q', 'z'), fc.constantFrom('G', 'Q', 'Z'), fc.stringMatching(/^[A-Za-z0-9_-]{17,60}$/)).map(([d, l, u, t]) => `${d}${l}${u}${t}`),
+    email: fc.tuple(fc.stringMatching(/^[a-z0-9][a-z0-9.+_-]{0,15}$/), fc.stringMatching(/^[a-z0-9-]{1,12}$/), fc.constantFrom('com', 'io', 'co.uk')).map(([u, d, t]) => `${u}@${d}.${t}`),
+    ipv4: fc.ipV4(),
+    ipv6: fc.ipV6().filter((a) => a !== '::'),
+    duration: fc.tuple(fc.nat({ max: 100_000 }), fc.constantFrom('ns', 'us', 'ms', 's', 'm', 'h', 'd'), fc.boolean()).map(([n, u, frac]) => `${frac ? `${n}.5` : n}${u}`),
+  };
+  type Kind = keyof typeof VARIABLE;
+  const kinds = Object.keys(VARIABLE) as Kind[];
+
+  it('property: stable under replacing any id, address, duration or number by another of its kind', () => {
+    const t2 = fc.array(fc.tuple(word, sep, fc.constantFrom(...kinds), sep), { minLength: 1, maxLength: 6 });
+    const values = (t: Array<[string, string, Kind, string]>) => fc.tuple(...t.map(([, , kind]) => VARIABLE[kind]));
+    const text = (t: Array<[string, string, Kind, string]>, v: string[]) => t.map(([w, s1, , s2], i) => `${w}${s1}${v[i]}${s2}`).join('');
+    fc.assert(
+      fc.property(
+        t2.chain((t) => fc.tuple(fc.constant(t), values(t), values(t))),
+        ([t, a, b]) => {
+          expect(errorClass(text(t, a))).toBe(errorClass(text(t, b)));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('property: a value of each kind alone in a message never leaves its digits or letters behind', () => {
+    for (const kind of kinds) {
+      fc.assert(
+        fc.property(VARIABLE[kind], (v) => {
+          expect(errorClass(`failed for ${v}: giving up`), `${kind} ${v}`).toMatch(/^failed for (cus_|req-)?<[a-z]+>: giving up$/);
+        }),
+        { numRuns: 300 },
+      );
+    }
+  });
 
   it('property: stable under replacing any uuid or number by another', () => {
     fc.assert(

@@ -320,9 +320,17 @@ describe('jobs retry (River)', () => {
     const b = await job({ state: 'discarded', finalizedMinutesAgo: 1 });
     const running = await job({ state: 'running' });
     const r = await cli(['--config', river, 'jobs', 'retry', a, running, '999999', '--apply', '-o', 'json'], env);
-    expect(r.code).toBe(0);
+    // A named id that does not exist is a finding, as a named group is for adopt.
+    expect(r.code).toBe(1);
     expect(r.json().summary).toMatchObject({ retried: 1, idsNotFound: 1, idsNotDiscarded: 1 });
     expect((await row(a)).state).toBe('available');
+    expect((await row(b)).state).toBe('discarded');
+    const one = await cli(['--config', river, 'jobs', 'retry', '999', '--apply'], env);
+    expect(one.code).toBe(1);
+    expect(one.stdout).toContain('1 named id does not exist: 999 (exit 1).');
+    const two = await cli(['--config', river, 'jobs', 'retry', '999', '0998', b], env);
+    expect(two.code).toBe(1);
+    expect(two.stdout).toContain('2 named ids do not exist: 999, 998 (exit 1).');
     expect((await row(b)).state).toBe('discarded');
   });
 
@@ -419,5 +427,32 @@ describe('opsctl check with jobs (River)', () => {
     const statuses = Object.fromEntries(off.json().items.map((i: any) => [i.check, i.status]));
     expect(statuses).toMatchObject({ 'stuck-jobs': 'skipped', 'discarded-jobs': 'skipped', 'stuck-executions': 'ok' });
     expect(off.code).toBe(0);
+  });
+});
+
+describe('jobs retry --error-class (River)', () => {
+  const CLASS = 'smtp: <n> mailbox unavailable for <email> (queue id <id>)';
+
+  it('retries only the jobs of the class jobs discarded prints; the other class is untouched', async () => {
+    const outage: string[] = [];
+    for (let i = 0; i < 4; i += 1)
+      outage.push(await job({ state: 'discarded', finalizedMinutesAgo: i + 1, errors: [`smtp: 550 mailbox unavailable for user${i}@example.com (queue id 4Xq${i}Zp9Lm${i}Rt7)`] }));
+    const other = [await job({ state: 'discarded', finalizedMinutesAgo: 1, errors: ['smtp: 421 try later'] }), await job({ state: 'discarded', finalizedMinutesAgo: 2, errors: ['smtp: 421 try later'] })];
+    const listed = await cli(['--config', river, 'jobs', 'discarded', '-o', 'json'], env);
+    expect(listed.json().summary.byErrorClass[0]).toMatchObject({ errorClass: CLASS, count: 4 });
+
+    const plan = await cli(['--config', river, 'jobs', 'retry', '--error-class', CLASS, '-o', 'json'], env);
+    expect(plan.code).toBe(0);
+    expect(plan.json().items.map((i: any) => i.id).sort()).toEqual([...outage].sort());
+    const r = await cli(['--config', river, 'jobs', 'retry', '--error-class', CLASS, '--apply', '-o', 'json'], env);
+    expect(r.code).toBe(0);
+    expect(r.json().summary).toMatchObject({ planned: 4, retried: 4 });
+    for (const id of outage) expect((await row(id)).state).toBe('available');
+    for (const id of other) expect((await row(id)).state).toBe('discarded');
+
+    const none = await cli(['--config', river, 'jobs', 'retry', '--error-class', CLASS, '--apply'], env);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/^opsctl: --error-class "smtp: <n> mailbox unavailable for <email> \(queue id <id>\)" matches no discarded job in scope; the classes are listed by `opsctl jobs discarded`/);
+    for (const id of other) expect((await row(id)).state).toBe('discarded');
   });
 });

@@ -61,7 +61,7 @@ const config = (name: string, body: unknown) => {
   return f;
 };
 
-const CONN_CLASS = 'connection refused: dial tcp <n>.<n>:<n> for team <uuid> after <n>ms';
+const CONN_CLASS = 'connection refused: dial tcp <ip>:<n> for team <uuid> after <duration>';
 const LONG = `payload rejected by the downstream service: ${'field plan is required; '.repeat(20)}`;
 
 /** 40 dead letters: 30 of one error (varying ips, uuids, numbers), 6 of another, 4 odd ones; plus live rows. */
@@ -283,11 +283,19 @@ describe('propagations retry', () => {
   it('retries only the given ids and reports the ones that are not dead letters', async () => {
     const { conn, live } = await seedDeadLetters();
     const r = await cli(['propagations', 'retry', conn[3], conn[4], conn[4], live[0], uuid(999), '--apply', '-o', 'json'], env);
-    expect(r.code).toBe(0);
+    // A named id that does not exist is a finding, as a named group is for adopt.
+    expect(r.code).toBe(1);
     const out = r.json();
     expect(out.items.map((i: any) => i.id).sort()).toEqual([conn[3], conn[4]].sort());
     expect(out.summary).toMatchObject({ retried: 2, idsNotFound: 1, idsNotDead: 1 });
     expect((await row(conn[5])).failed_at).not.toBeNull();
+    const one = await cli(['propagations', 'retry', uuid(998).toUpperCase(), conn[6], '--apply'], env);
+    expect(one.code).toBe(1);
+    expect(one.stdout).toContain(`1 named id does not exist: ${uuid(998).toUpperCase()} (exit 1).`);
+    expect((await row(conn[6])).failed_at).toBeNull();
+    const two = await cli(['propagations', 'retry', uuid(998), uuid(997)], env);
+    expect(two.code).toBe(1);
+    expect(two.stdout).toContain(`2 named ids do not exist: ${uuid(998)}, ${uuid(997)} (exit 1).`);
   });
 
   it('refuses unknown kinds at plan time unless --include-unknown-kinds', async () => {
@@ -445,7 +453,7 @@ describe('propagations retry', () => {
 
   describe('bad input: exit 2, one sentence, nothing written', () => {
     it.each([
-      [['propagations', 'retry'], /^opsctl: retry needs a scope: pass dead-letter ids, a filter \(--kind, --since\) or --all/],
+      [['propagations', 'retry'], /^opsctl: retry needs a scope: pass dead-letter ids, a filter \(--kind, --since, --error-class\) or --all/],
       [['propagations', 'retry', '--apply'], /^opsctl: retry needs a scope/],
       [['propagations', 'retry', 'not-a-uuid', '--apply'], /^opsctl: id "not-a-uuid" is not a valid uuid \(the type of pending_propagations\.id\)/],
       [['propagations', 'retry', '--since', 'yesterday', '--apply'], /^opsctl: --since "yesterday" is not a duration/],
@@ -573,5 +581,99 @@ describe('propagations purge', () => {
     const r = await cli(['propagations', 'purge', '--apply', '--expect', '1'], env);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^opsctl: purge needs --older-than/);
+  });
+});
+
+describe('propagations retry --error-class', () => {
+  /** A stripe-like id: letters and digits that vary per row (each used to be a class of its own). */
+  const sid = (i: number) => `1Q${i}w${(i * 7) % 10}E${i % 3}r${'TyUiOp'[i % 6]}5T6y`;
+  const OUTAGE = 'billing-api: invoice in_<id> (req-<id>) timed out after <duration> from <ip>';
+
+  /** The 14:00 billing-api outage: 12 dead letters of one class; 5 of another class, same kind; 2 of another kind. */
+  async function seedOutage() {
+    const outage: string[] = [];
+    for (let i = 0; i < 12; i += 1)
+      outage.push(
+        await ins({ kind: 'invoice_sync', failedAgo: 10 + i, lastError: `billing-api: invoice in_${sid(i)} (req-${sid(i + 40)}) timed out after ${(i + 1) * 0.5}s from 10.1.${i}.9` }),
+      );
+    const declined: string[] = [];
+    for (let i = 0; i < 5; i += 1) declined.push(await ins({ kind: 'invoice_sync', failedAgo: 10 + i, lastError: `billing-api: card declined for cus_${sid(i + 80)}` }));
+    const other = [await ins({ kind: 'seat_sync', failedAgo: 3, lastError: 'boom' }), await ins({ kind: 'seat_sync', failedAgo: 4, lastError: 'boom' })];
+    return { outage, declined, other };
+  }
+
+  it('retries only the rows of the class dead-letters prints, leaving the other classes untouched', async () => {
+    const { outage, declined, other } = await seedOutage();
+    const listed = await cli(['propagations', 'dead-letters', '-o', 'json'], env);
+    const classes = listed.json().summary.byErrorClass;
+    // Each row's ids, numbers, duration and address vary: still one class, printed as the key.
+    expect(classes[0]).toMatchObject({ errorClass: OUTAGE, count: 12 });
+    expect(classes.map((c: any) => c.count).sort((a: number, b: number) => a - b)).toEqual([2, 5, 12]);
+    const key = classes[0].errorClass;
+    const before = await tableChecksum(db.client, 'pending_propagations');
+
+    const plan = await cli(['propagations', 'retry', '--error-class', key, '-o', 'json'], env);
+    expect(plan.code).toBe(0);
+    expect(plan.json().items.map((i: any) => i.id).sort()).toEqual([...outage].sort());
+    expect(plan.json().summary).toMatchObject({ planned: 12 });
+    const table = await cli(['propagations', 'retry', '--error-class', key], env);
+    expect(table.stdout).toContain(`error class "${OUTAGE}"`);
+    expect(await tableChecksum(db.client, 'pending_propagations')).toBe(before);
+
+    // --max counts only the class's rows: 12 fit under 12.
+    const r = await cli(['--config', config('audit.json', { audit: { table: 'audit_log' }, actor: 'test-operator' }), 'propagations', 'retry', '--error-class', `  ${key.replace(/ /g, '\n ')} `, '--max', '12', '--apply', '--reason', 'billing-api back', '-o', 'json'], env);
+    expect(r.code).toBe(0);
+    expect(r.json().summary).toMatchObject({ planned: 12, retried: 12 });
+    for (const id of outage) expect((await row(id)).failed_at).toBeNull();
+    for (const id of [...declined, ...other]) expect(await row(id)).toMatchObject({ attempts: 10, failed_at: expect.any(Date) });
+    const audit = await db.client.query("SELECT resource_id FROM audit_log WHERE kind = 'propagation.operator_retry'");
+    expect(audit.rows.map((a) => a.resource_id).sort()).toEqual([...outage].sort());
+  });
+
+  it('a class that matches no dead letter in scope is exit 2 with a sentence, nothing changed', async () => {
+    const { outage } = await seedOutage();
+    const before = await tableChecksum(db.client, 'pending_propagations');
+    const typo = await cli(['propagations', 'retry', '--error-class', 'billing-api: invoice in_<id> timed out', '--apply'], env);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toBe(
+      'opsctl: --error-class "billing-api: invoice in_<id> timed out" matches no dead letter in scope; the classes are listed by `opsctl propagations dead-letters` ("By error class"). Nothing was changed.\n',
+    );
+    // A message pasted instead of its class: the sentence says which class it has.
+    const pasted = await cli(['propagations', 'retry', '--error-class', 'billing-api: card declined for cus_9Zz9Zz9Zz9', '--apply'], env);
+    expect(pasted.code).toBe(2);
+    expect(pasted.stderr).toContain('the class of that text is "billing-api: card declined for cus_<id>"');
+    // Out of scope (another kind) is no match either.
+    const scoped = await cli(['propagations', 'retry', '--error-class', OUTAGE, '--kind', 'seat_sync'], env);
+    expect(scoped.code).toBe(2);
+    expect(await tableChecksum(db.client, 'pending_propagations')).toBe(before);
+    expect((await row(outage[0])).failed_at).not.toBeNull();
+  });
+
+  it("CAS: a row of the class re-driven and dead again with another error since the plan is left alone", async () => {
+    const { outage, declined } = await seedOutage();
+    const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+    try {
+      const cfg = defaultConfig();
+      const remedy = retryRemedy(cfg.propagations, { filter: { errorClass: OUTAGE }, includeUnknownKinds: false, actor: 't', audit: cfg.audit });
+      const report = await remediate(conn, remedy, {
+        apply: true,
+        max: 1000,
+        batchSize: 500,
+        wait: false,
+        confirm: async (plan) => {
+          expect(plan.map((p) => p.id).sort()).toEqual([...outage].sort());
+          // After the plan: the runner retried one and it died again, of another error.
+          await db.client.query("UPDATE pending_propagations SET last_error = 'billing-api: card declined for cus_1a2b3c4d5e', failed_at = now() WHERE id = $1", [outage[0]]);
+          return true;
+        },
+      });
+      const byId = Object.fromEntries(report.items.map((i) => [i.id, i]));
+      expect(byId[outage[0]]).toMatchObject({ outcome: 'not-dead-anymore', detail: 'error class changed since the plan (now "billing-api: card declined for cus_<id>"); left alone' });
+      expect(report.summary).toMatchObject({ planned: 12, retried: 11 });
+      expect((await row(outage[0])).failed_at).not.toBeNull();
+      for (const id of declined) expect((await row(id)).failed_at).not.toBeNull();
+    } finally {
+      await conn.close();
+    }
   });
 });

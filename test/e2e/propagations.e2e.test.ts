@@ -31,7 +31,7 @@ describe('opsctl propagations as a subprocess', () => {
     const env = { DATABASE_URL: db.url };
     const list = await cliProcess(['propagations', 'dead-letters', '--limit', '3'], env);
     expect(list.code).toBe(0);
-    expect(list.stdout).toContain('24 dead letters in pending_propagations, all one error class: timeout after <n>ms calling <url>');
+    expect(list.stdout).toContain('24 dead letters in pending_propagations, all one error class: timeout after <duration> calling <url>');
     expect(list.stdout).toContain('Showing the newest 3 of 24');
 
     const pending = await cliProcess(['propagations', 'pending', '-o', 'json'], env);

@@ -45,8 +45,8 @@ describe('no password on any stream, parsed or not', () => {
     ['DATABASE_URL with an unencoded "#" in the password', ['executions', 'stuck'], { DATABASE_URL: `postgres://ops:${PW_HASH}@127.0.0.1:1/app` }, /^opsctl: DATABASE_URL \(environment\) is not a valid connection URL: postgres:\/\/ops:\*\*\*@127\.0\.0\.1:1\/app /],
     ['check -o json with a URL that does not parse', ['check', '-o', 'json', '--only', 'executions'], { DATABASE_URL: `postgres://ops:${PW_SLASH}@127.0.0.1:1/app` }, /^opsctl: DATABASE_URL \(environment\) is not a valid connection URL/],
     ['config show with a URL that does not parse', ['config', 'show'], { DATABASE_URL: `postgres://ops:${PW_SLASH}@127.0.0.1:1/app` }, /^opsctl: DATABASE_URL \(environment\) is not a valid connection URL/],
-    ['a mistyped --database-url (commander echoes it)', [`--database-ur=postgres://ops:${PW}@127.0.0.1:1/app`, 'reap'], {}, /^error: unknown option '--database-ur=postgres:\/\/ops:\*\*\*@127\.0\.0\.1:1\/app'/],
-    ['a mistyped --database-url with a "/" in the password', ['reap', `--database-ur=postgres://ops:${PW_SLASH}@127.0.0.1:1/app`], {}, /^error: unknown option '--database-ur=postgres:\/\/ops:\*\*\*@127\.0\.0\.1:1\/app'/],
+    ['a mistyped --database-url (commander echoes it)', [`--database-ur=postgres://ops:${PW}@127.0.0.1:1/app`, 'reap'], {}, /^opsctl: unknown option '--database-ur=postgres:\/\/ops:\*\*\*@127\.0\.0\.1:1\/app'/],
+    ['a mistyped --database-url with a "/" in the password', ['reap', `--database-ur=postgres://ops:${PW_SLASH}@127.0.0.1:1/app`], {}, /^opsctl: unknown option '--database-ur=postgres:\/\/ops:\*\*\*@127\.0\.0\.1:1\/app'/],
   ])('%s → exit 2, one masked sentence', async (_what, args, extraEnv, message) => {
     const r = await cliProcess(args, extraEnv);
     expect(r.code).toBe(2);
@@ -182,8 +182,8 @@ describe('a value cannot forge a line: control characters shown, not obeyed', ()
     ['an id with a newline', ['propagations', 'retry', 'abc\nopsctl: done, 0 rows changed.'], 'opsctl: id "abc\\nopsctl: done, 0 rows changed." is not a valid uuid (the type of pending_propagations.id); nothing was changed.'],
     ['an id with ESC, CR and a C1 control', ['propagations', 'retry', 'x\u001b[2J\r\u0085y'], 'opsctl: id "x\\x1b[2J\\r\\x85y" is not a valid uuid (the type of pending_propagations.id); nothing was changed.'],
     ['a flag value with a newline', ['reap', '--max', '5\nopsctl: done'], 'opsctl: --max must be a whole number (0 means no limit), got "5\\nopsctl: done".'],
-    ['an unknown option with a newline (commander)', ['reap', '--frob\nopsctl: done'], "error: unknown option '--frob\\nopsctl: done'"],
-    ['an unknown command with ESC', ['frob\u001b[31m'], "error: unknown command 'frob\\x1b[31m'"],
+    ['an unknown option with a newline (commander)', ['reap', '--frob\nopsctl: done'], "opsctl: unknown option '--frob\\nopsctl: done'"],
+    ['an unknown command with ESC', ['frob\u001b[31m'], "opsctl: unknown command 'frob\\x1b[31m'"],
   ])('%s → one line, the characters escaped', async (_what, args, line) => {
     const r = await cliProcess(args, env);
     expect(r.code).toBe(2);
