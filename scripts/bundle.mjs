@@ -56,10 +56,10 @@ function forLauncher(text) {
 }
 await writeFile(OUT, forLauncher(result.outputFiles[0].text));
 // Its licence ships with the copy (minifying drops no notice: commander's files carry none).
-await writeFile(`${OUT}.LICENSES.txt`, '');
+await writeFile(`${OUT}.LICENSE.txt`, '');
 for (const name of BUNDLED) {
   const licence = await readFile(`node_modules/${name}/LICENSE`, 'utf8');
-  await writeFile(`${OUT}.LICENSES.txt`, `${name} (bundled into dist/opsctl.cjs)\n\n${licence.trimEnd()}\n\n`, { flag: 'a' });
+  await writeFile(`${OUT}.LICENSE.txt`, `${name} (bundled into dist/opsctl.cjs)\n\n${licence.trimEnd()}\n\n`, { flag: 'a' });
 }
 
 // Earlier builds bundled pg, zod and the AWS SDK into dist/vendor/: never leave a stale copy.
