@@ -22,8 +22,8 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
  * Runs the bundle from V8's code cache written by the build: compiling it from source is most of
  * opsctl's start-up above `node -e 0` (bench/). A cache that does not match (another build,
  * another Node, other V8 flags) is ignored and the bundle compiles from source, exactly as
- * `require` would. The packages it loads (commander, pg, zod, the AWS SDK, …) come from
- * node_modules through the usual `require` and `import()`.
+ * `require` would. The bundle holds opsctl's code and commander; the packages it loads (pg,
+ * zod, the AWS SDK, chalk, …) come from node_modules through the usual `require` and `import()`.
  */
 function launch(dist, entry) {
   const vm = require('node:vm');
