@@ -1,9 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import { currentInterruptBudget, DEFAULT_INTERRUPT_BUDGET, type SchedulerApi } from './scheduler-api.js';
+import type { SchedulerApi } from './scheduler-api.js';
 import { tagReadWorkerMain, type FromWorker, type TagReadWorkerData, type ToWorker, type WireError } from './tag-read-worker.js';
 
 /**
@@ -32,21 +30,10 @@ export interface TagReadPool {
   close(): Promise<void>;
 }
 
-/** Where the worker loads the SDK from: the build's vendored copy (with its code cache), else the installed package. */
-function sdkSource(): Pick<TagReadWorkerData, 'vendorFile' | 'sdkPath'> | null {
-  // The bundle (dist/opsctl.cjs) has dist/vendor beside it; tsc's dist/aws/*.js one level up.
-  for (const dir of ['./vendor/', '../vendor/']) {
-    const index = fileURLToPath(new URL(`${dir}index.json`, import.meta.url));
-    if (!existsSync(index)) continue;
-    try {
-      const file = (JSON.parse(readFileSync(index, 'utf8')) as Record<string, string>)['@aws-sdk/client-scheduler'];
-      if (file) return { vendorFile: fileURLToPath(new URL(`${dir}${file}`, import.meta.url)), sdkPath: null };
-    } catch {
-      // An unreadable index: the installed package below.
-    }
-  }
+/** Where the worker loads the SDK from: the installed package. */
+function sdkSource(): Pick<TagReadWorkerData, 'sdkPath'> | null {
   try {
-    return { vendorFile: null, sdkPath: createRequire(import.meta.url).resolve('@aws-sdk/client-scheduler') };
+    return { sdkPath: createRequire(import.meta.url).resolve('@aws-sdk/client-scheduler') };
   } catch {
     return null;
   }
@@ -60,7 +47,7 @@ export async function startTagReadPool(api: SchedulerApi, opts: { cores?: number
   const source = sdkSource();
   if (!source) return null;
   const { Worker } = await import('node:worker_threads');
-  const data: TagReadWorkerData = { settings: api.workerSettings, ...source, debugCodeCache: Boolean(process.env.OPSCTL_DEBUG_CODE_CACHE), interruptBudget: { now: currentInterruptBudget(), default: DEFAULT_INTERRUPT_BUDGET } };
+  const data: TagReadWorkerData = { settings: api.workerSettings, ...source };
   let worker: Worker;
   try {
     worker = new Worker(`(${tagReadWorkerMain.toString()})(require)`, { eval: true, workerData: data, stdout: false, stderr: false });

@@ -10,12 +10,8 @@
 /** Scheduler client settings the worker copies (plain data: they cross the thread boundary). */
 export interface TagReadWorkerData {
   settings: Record<string, unknown>;
-  /** dist/vendor/…client-scheduler.cjs, compiled from its code cache like the launcher does; else `sdkPath`. */
-  vendorFile: string | null;
-  sdkPath: string | null;
-  debugCodeCache: boolean;
-  /** V8's interrupt budget now (raised during a listing: src/aws.ts tierUpLater) and its default, under which the cache was written. */
-  interruptBudget: { now: number; default: number };
+  /** The installed @aws-sdk/client-scheduler's entry, resolved by the main thread. */
+  sdkPath: string;
 }
 
 /** Main → worker. */
@@ -46,42 +42,7 @@ export function tagReadWorkerMain(req: NodeJS.Require): void {
     return { name: x.name, message: x.message ?? String(e), code: x.code, $metadata: x.$metadata, $fault: x.$fault };
   };
 
-  /** The launcher's way (bin/opsctl.cjs): compile the vendored SDK from its code cache, under the flags the cache was written with. */
-  const loadVendored = (file: string) => {
-    const fs = req('node:fs') as typeof import('node:fs');
-    const vm = req('node:vm') as typeof import('node:vm');
-    const v8 = req('node:v8') as typeof import('node:v8');
-    const path = req('node:path') as typeof import('node:path');
-    const Module = req('node:module') as any;
-    const source = fs.readFileSync(file, 'utf8');
-    const buildId = source.slice(0, source.indexOf('\n'));
-    let cachedData: Buffer | undefined;
-    let state = 'absent';
-    try {
-      const cache = fs.readFileSync(`${file}.cache`);
-      const header = cache.indexOf(10);
-      if (header > 0 && cache.toString('latin1', 0, header) === buildId) cachedData = cache.subarray(header + 1);
-      else state = 'of another build';
-    } catch {
-      // No cache: compile from source.
-    }
-    // Process-wide flags: the main thread runs with growth 2 (src/aws.ts) and gets it back at once.
-    v8.setFlagsFromString('--semi-space-growth-factor=1');
-    v8.setFlagsFromString(`--interrupt-budget=${data.interruptBudget.default}`);
-    const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __opsctlDynamicImport) {${source}\n})`, { filename: file, cachedData });
-    v8.setFlagsFromString('--semi-space-growth-factor=2');
-    v8.setFlagsFromString(`--interrupt-budget=${data.interruptBudget.now}`);
-    if (data.debugCodeCache) {
-      if (cachedData !== undefined) state = script.cachedDataRejected ? 'rejected by V8' : 'used';
-      process.stderr.write(`opsctl: code cache ${state} (@aws-sdk/client-scheduler, tag-read worker)\n`);
-    }
-    const mod = new Module(file, null);
-    mod.filename = file;
-    mod.paths = Module._nodeModulePaths(path.dirname(file));
-    script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file), undefined);
-    return mod.exports;
-  };
-  const sdk = (data.vendorFile ? loadVendored(data.vendorFile) : req(data.sdkPath as string)) as typeof import('@aws-sdk/client-scheduler');
+  const sdk = req(data.sdkPath) as typeof import('@aws-sdk/client-scheduler');
 
   // Credentials: asked of the main thread's client whenever the SDK's own memoisation wants them.
   let nextCredsId = 0;

@@ -1,6 +1,6 @@
 // A listing raises V8's interrupt budget while it runs (src/aws.ts tierUpLater: TurboFan later,
 // less background compiling) and puts it back afterwards, also when it fails; the built CLI's
-// code caches keep being used (the tagging SDK is loaded mid-listing).
+// code cache keeps being used (the tagging SDK is loaded mid-listing).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSchedulerApi, currentInterruptBudget, tierUpLater, type SchedulerApi } from '../../src/aws/scheduler-api.js';
 import { findGroups } from '../../src/checks/schedule-groups.js';
@@ -49,20 +49,13 @@ describe('V8 tier-up during a listing', () => {
     expect(currentInterruptBudget()).toBe(DEFAULT);
   });
 
-  it('the built CLI: per-group and tagging-api listings load every library from its code cache', async () => {
+  it('the built CLI: per-group and tagging-api listings run from the bundle\'s code cache, with nothing else on stderr', async () => {
     for (const extra of [{}, { tagSource: 'tagging-api' }]) {
       const r = await cliProcess(['--config', sgConfig({ desiredTags: {}, ...extra }), 'schedule-groups', '-o', 'json'], { ...awsEnv(emu), OPSCTL_DEBUG_CODE_CACHE: '1' });
       expect(r.code, r.stderr).toBe(0);
       expect(r.json().items).toHaveLength(151);
-      const states = Object.fromEntries([...r.stderr.matchAll(/^opsctl: code cache (.+?)(?: \((.+)\))?$/gm)].map((m) => [m[2] ?? 'main', m[1]]));
-      expect(states).toEqual({
-        main: 'used',
-        zod: 'used',
-        '@aws-sdk/client-scheduler': 'used',
-        // Above 100 groups per-group tag reads are shared with a worker thread (aws/tag-read-pool.ts).
-        ...(extra.tagSource ? {} : { '@aws-sdk/client-scheduler, tag-read worker': 'used' }),
-        ...(extra.tagSource ? { '@aws-sdk/client-resource-groups-tagging-api': 'used' } : {}),
-      });
+      // The libraries load from node_modules; neither SDK client warns about Node 20 (src/aws.ts).
+      expect(r.stderr).toBe('opsctl: code cache used\n');
     }
   });
 });

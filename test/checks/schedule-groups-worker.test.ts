@@ -159,11 +159,11 @@ describe('tag reads through a worker thread', () => {
     expect(denied.stderr).toMatch(/AWS denied scheduler:ListTagsForResource/);
   });
 
-  it('the built CLI loads the worker\'s SDK from its code cache', async () => {
+  it('the built CLI: the worker loads the installed SDK, and nothing but the bundle\'s code cache line reaches stderr', async () => {
     const r = await cliProcess(['schedule-groups', '-o', 'json'], { ...awsEnv(emu), OPSCTL_DEBUG_CODE_CACHE: '1' });
     expect(r.code).toBe(0);
     expect(r.json().items).toHaveLength(251);
-    expect(r.stderr).toContain('opsctl: code cache used (@aws-sdk/client-scheduler, tag-read worker)');
-    expect(r.stderr).not.toMatch(/rejected|of another build|absent/);
+    // No NodeVersionSupportWarning from either thread's SDK (src/aws.ts turns it off).
+    expect(r.stderr).toBe('opsctl: code cache used\n');
   });
 });

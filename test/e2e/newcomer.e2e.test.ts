@@ -201,6 +201,20 @@ describe('the package as users install it: npm pack, then npm install -g on a cl
     expect(cached.stderr).toBe('opsctl: code cache used\n');
   });
 
+  it('ships opsctl\'s bundle only; each runtime dependency is installed once, beside it, and the SDK runs from there', async () => {
+    const installed = join(prefix, 'lib', 'node_modules', 'opsctl');
+    // The bundle holds opsctl's code and commander (a devDependency, its licence beside it).
+    expect(readdirSync(join(installed, 'dist')).sort()).toEqual(['opsctl.cjs', 'opsctl.cjs.LICENSE.txt', 'opsctl.cjs.cache']);
+    for (const dep of ['pg', 'pg-copy-streams', 'zod', '@aws-sdk/client-scheduler', '@aws-sdk/client-resource-groups-tagging-api']) {
+      expect(existsSync(join(installed, 'node_modules', dep, 'package.json')), dep).toBe(true);
+    }
+    expect(existsSync(join(installed, 'node_modules', 'commander'))).toBe(false);
+    // Nothing listens on port 9: the SDK's connection error as one sentence, and no Node version warning.
+    const sg = await run(opsctl(), ['schedule-groups', 'list'], { env: { AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_ENDPOINT_URL_SCHEDULER: 'http://127.0.0.1:9' } });
+    expect(sg.code).toBe(3);
+    expect(sg.stderr).toMatch(/^opsctl: cannot reach the Scheduler endpoint[^\n]*\n$/);
+  });
+
   it('`opsctl demo` from the installed copy says in one sentence what it needs, exit 3', async () => {
     const r = await run(opsctl(), ['demo', '--no-color']);
     expect(r.code).toBe(3);
