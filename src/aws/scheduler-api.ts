@@ -294,7 +294,7 @@ export function translateAwsError(e: unknown, operation: string, api?: Pick<Sche
     return dependencyError('no AWS credentials found: set AWS_PROFILE or --profile, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or log in with SSO.', e);
   }
   if (/AccessDenied/.test(name) || err?.$metadata?.httpStatusCode === 403) {
-    return dependencyError(`AWS denied ${action}${where}: ${msg} (see the README for the IAM actions each command needs).`, e);
+    return dependencyError(`AWS denied ${action}${where}: ${msg} (see docs/privileges.md for the IAM actions each command needs).`, e);
   }
   if (/UnrecognizedClient|InvalidClientTokenId|InvalidSignature|ExpiredToken/.test(name)) {
     return dependencyError(`AWS rejected the credentials on ${action}: ${name}.`, e);

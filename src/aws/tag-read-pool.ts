@@ -15,7 +15,7 @@ import { tagReadWorkerMain, type FromWorker, type TagReadWorkerData, type ToWork
  * its reads run again on the main thread.
  */
 
-/** Groups listed (with more pages to come) before a worker is worth its start-up (~0.1 s of CPU): see the README's Performance. */
+/** Groups listed (with more pages to come) before a worker is worth its start-up (~0.1 s of CPU): see docs/performance.md. */
 export const WORKER_MIN_GROUPS = 100;
 
 export type TagsAnswer = { Tags?: Array<{ Key?: string; Value?: string }> };

@@ -434,7 +434,7 @@ export function validateConfig(raw: unknown, source: string, checkThresholds?: R
   const parsed = configSchema().safeParse(raw, { jitless: true });
   if (parsed.success) {
     const unknown = checkThresholds && Object.keys(parsed.data.check.thresholds).find((k) => !(k in checkThresholds));
-    if (unknown) throw usageError(`${source}: check.thresholds.${unknown}: unknown key (check the spelling against the config reference in the README).`);
+    if (unknown) throw usageError(`${source}: check.thresholds.${unknown}: unknown key (check the spelling against docs/configuration.md).`);
     return parsed.data;
   }
   const issue = parsed.error.issues[0];
@@ -442,7 +442,7 @@ export function validateConfig(raw: unknown, source: string, checkThresholds?: R
   let what = issue.message;
   if (issue.code === 'unrecognized_keys') {
     key = formatPath([...issue.path, issue.keys[0]]);
-    what = 'unknown key (check the spelling against the config reference in the README)';
+    what = 'unknown key (check the spelling against docs/configuration.md)';
   } else if (issue.code === 'invalid_key' && issue.issues[0]) {
     // A record key (a target name) that fails its own rule: say which rule.
     what = issue.issues[0].message;

@@ -120,7 +120,7 @@ export function translatePgError(e: unknown, target: string, timeouts?: Config['
     case '42804':
       return new OpsctlError(`${msg}: a configured column has a type opsctl cannot use; check the column types in the config.`, ExitCode.USAGE, e);
     case '42501':
-      return dependencyError(`PostgreSQL refused the operation: ${msg} (see the README for the privileges each command needs).`, e);
+      return dependencyError(`PostgreSQL refused the operation: ${msg} (see docs/privileges.md for the privileges each command needs).`, e);
   }
   if (/^57P0/.test(code) || /terminat/i.test(msg)) {
     return dependencyError(`the connection to PostgreSQL at ${target} was terminated (${msg}).`, e);

@@ -25,7 +25,7 @@ export interface Section {
 /** The one result shape every command hands to the output layer. */
 export interface CommandResult<T = Record<string, unknown>> {
   command: string;
-  /** read: a listing or check; plan: a dry run of a remedy; apply: --apply (README, "Output shapes"). */
+  /** read: a listing or check; plan: a dry run of a remedy; apply: --apply (docs/output-and-exit-codes.md). */
   mode: 'read' | 'plan' | 'apply';
   /** An array, or a stream for listings that must not hold every row in memory. */
   items: T[] | AsyncIterable<T>;

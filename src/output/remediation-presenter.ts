@@ -145,7 +145,7 @@ export async function presentStreamedRemediation<P extends PlannedItem>(
   return ctx.emit(ndjson ? { ...result, ndjson: () => done(ndjson()) } : result);
 }
 
-/** The command result of a report: the same shape for every remedy (README, "Output shapes"). */
+/** The command result of a report: the same shape for every remedy (docs/output-and-exit-codes.md). */
 export function remediationResult<P extends PlannedItem>(report: RemediationReport<P>, p: Presentation<P>): CommandResult<ReportedItem<P>> {
   const plan = report.mode === 'plan';
   const tone = (r: ReportedItem<P>): Tone => ({ ...CLASS_TONES, ...p.tones })[r.outcomeClass];

@@ -40,7 +40,7 @@ export function selectTargetNames(available: string[], sel: TargetSelection): st
     if (sel.shard) throw usageError('--shard needs --all-targets or --target: it picks a slice of the selected targets.');
     return [];
   }
-  if (available.length === 0) throw usageError('no targets are configured: add a "targets" section to the config (see the README) to use --target or --all-targets.');
+  if (available.length === 0) throw usageError('no targets are configured: add a "targets" section to the config (see docs/fleets.md) to use --target or --all-targets.');
   if (sel.all && sel.patterns?.length) throw usageError('give --all-targets or --target, not both.');
   let names: string[];
   if (sel.all) names = [...available];

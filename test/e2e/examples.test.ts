@@ -60,18 +60,19 @@ describe('examples', () => {
   });
 });
 
-describe('README', () => {
+describe('README and docs/configuration.md', () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const configDoc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
 
   it('the complete example config is valid for opsctl', async () => {
     const { validateConfig, defaultConfig } = await import('../../src/config/config.js');
-    const section = readme.slice(readme.indexOf('### A complete example'));
+    const section = configDoc.slice(configDoc.indexOf('## A complete example'));
     const json = /```json\n([\s\S]*?)\n```/.exec(section)![1];
     const example = JSON.parse(json);
     // Every top-level section is shown, and the merged result validates.
     for (const key of Object.keys(defaultConfig()).filter((k) => k !== 'actor')) expect(Object.keys(example)).toContain(key);
     const merged = { ...defaultConfig(), ...Object.fromEntries(Object.entries(example).map(([k, v]) => [k, typeof v === 'object' && v ? { ...(defaultConfig() as any)[k], ...v } : v])) };
-    expect(() => validateConfig(merged, 'README')).not.toThrow();
+    expect(() => validateConfig(merged, 'docs/configuration.md')).not.toThrow();
   });
 
   it('the first screen gives the demo and the test command', () => {
@@ -91,6 +92,6 @@ describe('README', () => {
       }
     };
     walk(defaultConfig() as unknown as Record<string, unknown>, []);
-    for (const k of keys) expect(readme, k).toContain(`\`${k}`);
+    for (const k of keys) expect(configDoc, k).toContain(`\`${k}`);
   });
 });
