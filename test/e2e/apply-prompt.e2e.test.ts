@@ -27,7 +27,7 @@ function onTty(args: string[], env: NodeJS.ProcessEnv): Tty {
   });
   let output = '';
   const waiters: Array<{ re: RegExp; resolve: () => void }> = [];
-  child.stdout.on('data', (d) => {
+  child.stdout.setEncoding('utf8').on('data', (d) => {
     output += d;
     for (const w of waiters.splice(0)) (w.re.test(output) ? w.resolve() : waiters.push(w));
   });

@@ -50,9 +50,9 @@ describe('opsctl demo', () => {
     const child = spawn(process.execPath, [BIN, 'demo', '--keep', '--no-color'], { stdio: ['ignore', 'pipe', 'pipe'], env: demoEnv() });
     let out = '';
     let err = '';
-    child.stderr.on('data', (d) => (err += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
     await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (d) => {
+      child.stdout.setEncoding('utf8').on('data', (d) => {
         out += d;
         if (out.includes('Press Ctrl-C')) resolve();
       });

@@ -55,7 +55,7 @@ function sh(script: string, env: NodeJS.ProcessEnv, cwd: string): Promise<{ code
     const text = script.replaceAll('npx opsctl', `"${process.execPath}" "${BIN}"`);
     const child = spawn('/bin/sh', ['-c', text], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
   });

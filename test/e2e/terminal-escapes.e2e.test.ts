@@ -34,7 +34,7 @@ function onTty(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; 
     const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     const child = spawn('script', ['-qefc', cmd, '/dev/null'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm-256color', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (d) => (output += d));
+    child.stdout.setEncoding('utf8').on('data', (d) => (output += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, output }));
   });

@@ -16,7 +16,7 @@ function onTty(args: string[], env: NodeJS.ProcessEnv, answer?: { when: RegExp; 
     });
     let output = '';
     let answered = false;
-    child.stdout.on('data', (d) => {
+    child.stdout.setEncoding('utf8').on('data', (d) => {
       output += d;
       if (answer && !answered && answer.when.test(output)) {
         answered = true;

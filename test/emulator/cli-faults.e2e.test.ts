@@ -27,9 +27,9 @@ function startCli(args: string[]): Promise<{ child: ChildProcess; endpoint: stri
   children.push(child);
   let out = '';
   let err = '';
-  child.stderr!.on('data', (d) => (err += d));
+  child.stderr!.setEncoding('utf8').on('data', (d) => (err += d));
   return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
+    child.stdout!.setEncoding('utf8').on('data', (d) => {
       out += d;
       const m = /AWS_ENDPOINT_URL_SCHEDULER=(\S+)\n/.exec(out);
       if (m) resolve({ child, endpoint: m[1] as string, stderr: () => err });
