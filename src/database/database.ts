@@ -153,6 +153,15 @@ export function loadPg(): Promise<typeof import('pg').default> {
   return pgModule;
 }
 
+/** The oldest PostgreSQL major opsctl supports (and tests on, beside the newest: 18). */
+export const OLDEST_SUPPORTED_MAJOR = 14;
+
+/** The major of a server_version ("14.23", "18.4 (Debian 18.4-1)", "10.5"); null if unknown. */
+export function serverMajor(version: string | undefined): number | null {
+  const m = version ? /^(\d+)/.exec(version) : null;
+  return m ? Number(m[1]) : null;
+}
+
 /**
  * One PostgreSQL session with opsctl's settings. Everything goes through it so the
  * session settings, READ ONLY transactions and error translation cannot be forgotten.
@@ -196,6 +205,11 @@ export class Database {
     // the connect timeout; on abort the socket goes at once and connect() rejects.
     const onAbort = () => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
     signal?.addEventListener('abort', onAbort, { once: true });
+    // The server says its version in the startup reply (ParameterStatus): no query needed.
+    let serverVersion: string | undefined;
+    (client as unknown as { connection: import('node:events').EventEmitter }).connection.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) => {
+      if (m.parameterName === 'server_version') serverVersion = m.parameterValue;
+    });
     try {
       if (signal?.aborted) throw new OpsctlError(`cannot connect to PostgreSQL at ${target}: the target timed out.`, ExitCode.DEPENDENCY);
       await client.connect();
@@ -205,6 +219,11 @@ export class Database {
       throw translatePgError(e, target, settings);
     } finally {
       signal?.removeEventListener('abort', onAbort);
+    }
+    const major = serverMajor(serverVersion);
+    if (major !== null && major < OLDEST_SUPPORTED_MAJOR) {
+      await client.end().catch(() => {});
+      throw dependencyError(`PostgreSQL at ${target} is version ${serverVersion!.split(' ')[0]}, and opsctl needs ${OLDEST_SUPPORTED_MAJOR} or newer.`);
     }
     return new Database(client, target, settings);
   }

