@@ -25,7 +25,8 @@ export interface ShowResult {
 export function rowFields(row: Record<string, unknown>, roles: Record<string, string>): Field[] {
   return Object.entries(row).map(([column, value]) => {
     const role = roles[column];
-    return { field: role && role !== column ? `${column} (${role})` : column, value };
+    // Objects and arrays (jsonb, errors arrays of jsonb) as the JSON they are, whole.
+    return { field: role && role !== column ? `${column} (${role})` : column, value: value !== null && typeof value === 'object' ? JSON.stringify(value) : value };
   });
 }
 
