@@ -64,16 +64,17 @@ export interface ExecutionItem {
 export async function showExecution(ro: Database, cfg: ExecutionsConfig, id: string): Promise<ExecutionItem> {
   const where = displayName(cfg.table, cfg.schema);
   const [key, status, error, updatedAt] = [cfg.key, cfg.status, cfg.error, cfg.updatedAt].map(quoteIdent);
-  const r = await rowByKey<{ row: Record<string, unknown>; status: string | null; error: string | null; updated_at: unknown; age_seconds: number | null }>(
+  const r = await rowByKey<{ key: string; row: Record<string, unknown>; status: string | null; error: string | null; updated_at: unknown; age_seconds: number | null }>(
     ro,
-    `SELECT row_to_json(t) AS row, t.${status}::text AS status, t.${error}::text AS error, t.${updatedAt} AS updated_at,
+    `SELECT t.${key}::text AS key, row_to_json(t) AS row, t.${status}::text AS status, t.${error}::text AS error, t.${updatedAt} AS updated_at,
             extract(epoch FROM now() - t.${updatedAt})::float8 AS age_seconds
        FROM ${qualifiedName(cfg.table, cfg.schema)} t WHERE t.${key} = $1`,
     id,
     `${where}.${cfg.key}`,
   );
   if (!r) throw notFound('execution', id, where);
-  return { table: where, id, status: r.status, error: r.error, updatedAt: iso(r.updated_at), ageSeconds: r.age_seconds, row: r.row };
+  // The key as the database writes it (a uuid given in capitals, lower case): the audit rows carry that.
+  return { table: where, id: r.key, status: r.status, error: r.error, updatedAt: iso(r.updated_at), ageSeconds: r.age_seconds, row: r.row };
 }
 
 export interface PropagationItem {
@@ -88,9 +89,9 @@ export interface PropagationItem {
 export async function showPropagation(ro: Database, cfg: PropagationsConfig, id: string): Promise<PropagationItem> {
   const where = displayName(cfg.table, cfg.schema);
   const n = propagationNames(cfg);
-  const r = await rowByKey<{ row: Record<string, unknown>; state: PropagationItem['state']; last_error: string | null }>(
+  const r = await rowByKey<{ key: string; row: Record<string, unknown>; state: PropagationItem['state']; last_error: string | null }>(
     ro,
-    `SELECT row_to_json(t) AS row,
+    `SELECT t.${n.id}::text AS key, row_to_json(t) AS row,
             CASE WHEN t.${n.failedAt} IS NOT NULL THEN 'dead-lettered' WHEN t.${n.appliedAt} IS NOT NULL THEN 'applied' ELSE 'pending' END AS state,
             t.${n.lastError}::text AS last_error
        FROM ${n.table} t WHERE t.${n.id} = $1`,
@@ -98,7 +99,7 @@ export async function showPropagation(ro: Database, cfg: PropagationsConfig, id:
     `${where}.${cfg.columns.id}`,
   );
   if (!r) throw notFound('propagation', id, where);
-  return { table: where, id, state: r.state, errorClass: errorClass(r.last_error), lastError: r.last_error, row: r.row };
+  return { table: where, id: r.key, state: r.state, errorClass: errorClass(r.last_error), lastError: r.last_error, row: r.row };
 }
 
 export interface JobItem {
@@ -111,9 +112,9 @@ export interface JobItem {
 export async function showJob(ro: Database, q: ResolvedQueue, id: string): Promise<JobItem> {
   const { preset, schema } = q;
   if (!preset.idPattern.test(id)) throw usageError(`job id "${id}" is not a valid ${preset.idType} (a ${preset.label} job id).`);
-  const r = await rowByKey<{ row: Record<string, unknown> }>(ro, `SELECT row_to_json(j) AS row FROM ${qualifiedName(preset.table, schema)} j WHERE j.id = $1`, id, `${q.where}.id`);
+  const r = await rowByKey<{ key: string; row: Record<string, unknown> }>(ro, `SELECT j.id::text AS key, row_to_json(j) AS row FROM ${qualifiedName(preset.table, schema)} j WHERE j.id = $1`, id, `${q.where}.id`);
   if (!r) throw notFound(`${preset.label} job`, id, q.where);
-  return { queue: preset.queue, table: q.where, id, row: r.row };
+  return { queue: preset.queue, table: q.where, id: r.key, row: r.row };
 }
 
 /**

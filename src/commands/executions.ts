@@ -228,12 +228,12 @@ export async function runShowExecution(ctx: CommandContext, id: string): Promise
   const { item, audit } = await ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       const item = await showExecution(ro, cfg, id);
-      return { item, audit: await auditHistory(ro, config.audit, cfg.table, id) };
+      return { item, audit: await auditHistory(ro, config.audit, cfg.table, item.id) };
     }),
   );
   return emitShow(ctx, {
     command: 'executions show',
-    headline: `Execution ${id} in ${item.table}`,
+    headline: `Execution ${item.id} in ${item.table}`,
     fields: [
       ...rowFields(item.row, { [cfg.key]: 'key', [cfg.status]: 'status', [cfg.error]: 'error', [cfg.updatedAt]: 'updatedAt' }),
       { field: 'age (database clock)', value: item.ageSeconds === null ? '' : formatAge(item.ageSeconds * 1000) },

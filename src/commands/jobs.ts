@@ -465,7 +465,7 @@ export async function runShowJob(ctx: CommandContext, id: string): Promise<numbe
   );
   return emitShow(ctx, {
     command: 'jobs show',
-    headline: `${q.preset.label} job ${id} in ${item.table}`,
+    headline: `${q.preset.label} job ${item.id} in ${item.table}`,
     fields: rowFields(item.row, {}),
     item: { ...item },
     audit,

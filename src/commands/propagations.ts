@@ -370,14 +370,14 @@ export async function runShowPropagation(ctx: CommandContext, id: string): Promi
   const { item, audit } = await ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       const item = await showPropagation(ro, cfg, id);
-      return { item, audit: await auditHistory(ro, config.audit, cfg.table, id) };
+      return { item, audit: await auditHistory(ro, config.audit, cfg.table, item.id) };
     }),
   );
   const c = cfg.columns;
   const roles: Record<string, string> = { [c.id]: 'id', [c.kind]: 'kind', [c.attempts]: 'attempts', [c.lastError]: 'lastError', [c.appliedAt]: 'appliedAt', [c.failedAt]: 'failedAt' };
   return emitShow(ctx, {
     command: 'propagations show',
-    headline: `Propagation ${id} in ${item.table}`,
+    headline: `Propagation ${item.id} in ${item.table}`,
     fields: [{ field: 'state', value: item.state }, { field: 'error class', value: item.errorClass }, ...rowFields(item.row, roles)],
     item: { ...item },
     audit,
