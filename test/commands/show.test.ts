@@ -78,6 +78,16 @@ describe('executions show', () => {
     expect({ ...line, item: { ...line.item, ageSeconds: 0 } }).toEqual({ ...json, item: { ...json.item, ageSeconds: 0 } });
   });
 
+  it('control characters in a value are shown escaped in the table, kept in json', async () => {
+    const error = 'line one\nline two \x1b[31mred\x1b[0m';
+    const id = (await db.client.query("INSERT INTO purchase_executions (status, error) VALUES ('failed', $1) RETURNING id::text", [error])).rows[0].id as string;
+    const table = await cli(['--config', plain, 'executions', 'show', id], env);
+    expect(table.stdout).not.toContain('\x1b');
+    expect(table.stdout).toContain('line one');
+    expect(table.stdout).toContain('line two');
+    expect((await cli(['--config', plain, 'executions', 'show', id, '-o', 'json'], env)).json().item.error).toBe(error);
+  });
+
   it('the full error is not cut in the table', async () => {
     const id = (await db.client.query("INSERT INTO purchase_executions (status, error) VALUES ('failed', $1) RETURNING id::text", [LONG_ERROR])).rows[0].id as string;
     const r = await cli(['--config', plain, 'executions', 'show', id], env);
@@ -222,6 +232,19 @@ describe('schedule-groups show', () => {
     expect(json.item.class).toBe('owned');
     expect(json.audit).toHaveLength(1);
     expect(json.audit[0]).toMatchObject({ kind: 'schedule_group.adopted', resourceType: 'schedule_group', resourceId: 'show-audited', actor: 'test-operator' });
+  });
+
+  it('an audit table whose resource_id is a uuid: the group\'s rows are found by metadata.resource_id', async () => {
+    await db.client.query(`CREATE TABLE audit_uuid (id bigserial PRIMARY KEY, team_id uuid, actor text NOT NULL, kind text NOT NULL, resource_type text NOT NULL,
+                           resource_id uuid, summary text NOT NULL, metadata jsonb NOT NULL DEFAULT '{}', created_at timestamptz NOT NULL DEFAULT now())`);
+    const cfg = sgConfig({}, { audit: { table: 'audit_uuid' }, actor: 'test-operator' });
+    emu.seedGroup('show-uuid-audit');
+    const e = awsEnv(emu, { DATABASE_URL: db.url });
+    expect((await cli(['--config', cfg, 'adopt', 'schedule-group', 'show-uuid-audit', '--apply', '-o', 'json'], e)).code).toBe(0);
+    expect((await db.client.query("SELECT resource_id, metadata->>'resource_id' AS rid FROM audit_uuid")).rows).toEqual([{ resource_id: null, rid: 'show-uuid-audit' }]);
+    const json = (await cli(['--config', cfg, 'schedule-groups', 'show', 'show-uuid-audit', '-o', 'json'], e)).json();
+    expect(json.audit).toHaveLength(1);
+    expect(json.audit[0]).toMatchObject({ kind: 'schedule_group.adopted', resourceId: 'show-uuid-audit' });
   });
 
   it('a group that does not exist: exit 1; a name that is not one: exit 2', async () => {
