@@ -126,12 +126,18 @@ export async function showJob(ro: Database, q: ResolvedQueue, id: string): Promi
 export async function auditHistory(ro: Database, audit: Config['audit'], resourceType: string, id: string): Promise<AuditRecord[] | undefined> {
   if (!audit.table) return undefined;
   await ro.assertColumns('audit', audit.table, audit.schema, {});
+  const table = qualifiedName(audit.table, audit.schema);
   const rows = await ro.query<{ created_at: unknown; kind: string; actor: string | null; resource_type: string; resource_id: string | null; summary: string; metadata: unknown }>(
-    `SELECT a.created_at, a.kind::text AS kind, a.actor::text AS actor, a.resource_type::text AS resource_type, a.resource_id::text AS resource_id,
-            a.summary::text AS summary, a.metadata
-       FROM ${qualifiedName(audit.table, audit.schema)} a
-      WHERE a.resource_type = $1 AND (a.resource_id::text = $2 OR (a.resource_id IS NULL AND a.metadata->>'resource_id' = $2))
-      ORDER BY a.created_at DESC
+    // Two branches, not one OR: an index on resource_id (a text column) serves the first.
+    `SELECT * FROM (
+       SELECT a.created_at, a.kind::text AS kind, a.actor::text AS actor, a.resource_type::text AS resource_type, a.resource_id::text AS resource_id,
+              a.summary::text AS summary, a.metadata
+         FROM ${table} a WHERE a.resource_type = $1 AND a.resource_id::text = $2
+       UNION ALL
+       SELECT a.created_at, a.kind::text, a.actor::text, a.resource_type::text, NULL::text, a.summary::text, a.metadata
+         FROM ${table} a WHERE a.resource_type = $1 AND a.resource_id IS NULL AND a.metadata->>'resource_id' = $2
+     ) h
+      ORDER BY h.created_at DESC
       LIMIT ${AUDIT_SHOWN}`,
     [resourceType, id],
   );
