@@ -1,4 +1,4 @@
-import type { CommandContext } from '../cli/context.js';
+import { CommandContext } from '../cli/context.js';
 import type { Column, Section } from '../output/output.js';
 import type { AuditRecord, JournalRecord } from '../checks/show-item.js';
 
@@ -37,8 +37,13 @@ export function rowFields(row: Record<string, unknown>, roles: Record<string, st
  */
 export async function emitShow(ctx: CommandContext, r: ShowResult): Promise<number> {
   const format = ctx.format;
+  const doc = { item: r.item, audit: r.audit ?? [], ...(r.journal ? { journal: r.journal } : {}) };
+  // A context that collects results instead of printing them (each target of a fleet run, see
+  // on-targets.ts) gets the document as its one item: written here, it would bypass the collection.
+  if (ctx.emit !== CommandContext.prototype.emit) {
+    return ctx.emit({ command: r.command, mode: 'read', items: [doc], columns: [{ header: 'item', value: (d) => d.item }], summary: () => ({}) });
+  }
   if (format === 'json' || format === 'ndjson') {
-    const doc = { item: r.item, audit: r.audit ?? [], ...(r.journal ? { journal: r.journal } : {}) };
     const text = format === 'json' ? JSON.stringify(doc, bigintText, 2) : JSON.stringify(doc, bigintText);
     await new Promise<void>((resolve, reject) => ctx.io.stdout.write(`${text}\n`, (e) => (e ? reject(e) : resolve())));
     return 0;

@@ -2,10 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freshDatabase } from '../support/db.js';
+import { freshDatabase, serverPassword } from '../support/db.js';
 import { cli, cliProcess } from '../support/cli.js';
 import { awsEnv, emulator, sgConfig } from '../support/aws.js';
 import { jobsConfig } from '../support/jobs.js';
+import { configFile } from '../support/reliability.js';
 import { REFERENCE_SCHEMA_SQL } from '../../src/reference/schema.js';
 import { RIVER_SCHEMA_SQL } from '../../src/reference/queues/river.js';
 import type { SchedulerEmulator } from '../../src/emulator/scheduler-emulator.js';
@@ -106,6 +107,25 @@ describe('executions show', () => {
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toContain('"not-a-uuid" is not a valid key of purchase_executions.id');
     expect(bad.stderr).toContain('uuid');
+  });
+});
+
+describe('show over targets', () => {
+  it('--all-targets: one well-formed document, the item from the target that has it, exit 1 for the one that does not', async () => {
+    const other = await freshDatabase('show_other');
+    try {
+      const id = (await db.client.query("INSERT INTO purchase_executions (status) VALUES ('running') RETURNING id::text")).rows[0].id as string;
+      const noPassword = (url: string) => Object.assign(new URL(url), { password: '' }).toString();
+      const cfg = configFile({ targets: { here: { database: { url: noPassword(db.url), passwordEnv: 'PW' } }, there: { database: { url: noPassword(other.url), passwordEnv: 'PW' } } } });
+      const r = await cli(['--config', cfg, 'executions', 'show', id, '--all-targets', '-o', 'json'], { PW: serverPassword() });
+      expect(r.code).toBe(1);
+      const doc = r.json();
+      expect(JSON.stringify(doc)).toContain(id);
+      expect(r.stderr).toContain('1 of 2 target(s) failed: there');
+      expect(JSON.stringify(doc)).toContain(`no execution with id ${id} in purchase_executions`);
+    } finally {
+      await other.drop();
+    }
   });
 });
 
