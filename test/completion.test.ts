@@ -39,7 +39,7 @@ describe('opsctl completion', () => {
   it('bash: commands, subcommands, flags and fixed values', () => {
     expect(complete(['opsctl', 're'])).toEqual(['reap']);
     expect(complete(['opsctl', 'propagations', 're'])).toEqual(['retry']);
-    expect(complete(['opsctl', 'jobs', ''])).toEqual(['discarded', 'rescue', 'retry', 'stuck']);
+    expect(complete(['opsctl', 'jobs', ''])).toEqual(['discarded', 'rescue', 'retry', 'show', 'stuck']);
     expect(complete(['opsctl', 'propagations', 'retry', '--err'])).toEqual(['--error-class']);
     // A global flag after the command, and one before it does not hide the command.
     expect(complete(['opsctl', '-o', 'json', 'propagations', 'retry', '--all-t'])).toEqual(['--all-targets']);

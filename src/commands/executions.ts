@@ -217,6 +217,38 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
   }
 }
 
+/** `executions show ID`: the row whole, its age on the database clock, its audit history. */
+export async function runShowExecution(ctx: CommandContext, id: string): Promise<number> {
+  const { parseFormat } = await import('../output/output.js');
+  parseFormat(ctx.globals.output);
+  const config = await ctx.config();
+  const cfg = config.executions;
+  const { showExecution, auditHistory } = await import('../checks/show-item.js');
+  const { emitShow, rowFields } = await import('./show-output.js');
+  const { item, audit } = await ctx.withDatabase((db) =>
+    db.readOnly(async (ro) => {
+      const item = await showExecution(ro, cfg, id);
+      return { item, audit: await auditHistory(ro, config.audit, cfg.table, item.id) };
+    }),
+  );
+  return emitShow(ctx, {
+    command: 'executions show',
+    headline: `Execution ${item.id} in ${item.table}`,
+    fields: [
+      ...rowFields(item.row, { [cfg.key]: 'key', [cfg.status]: 'status', [cfg.error]: 'error', [cfg.updatedAt]: 'updatedAt' }),
+      { field: 'age (database clock)', value: item.ageSeconds === null ? '' : formatAge(item.ageSeconds * 1000) },
+    ],
+    item: { ...item },
+    audit,
+  });
+}
+
+const SHOW_EXAMPLES = `
+Examples:
+  $ opsctl executions show 7f0c2a4e-5b1d-4c8e-9a57-2f4d1e6b9c30
+  $ opsctl executions show 7f0c2a4e-5b1d-4c8e-9a57-2f4d1e6b9c30 -o json   # { item, audit }
+`;
+
 const STUCK_EXAMPLES = `
 Examples:
   $ opsctl executions stuck                      # default threshold (executions.threshold, 10m)
@@ -254,6 +286,13 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
     .option('--limit <n>', 'at most this many rows (0 = no limit)', undefined)
     .addHelpText('after', STUCK_EXAMPLES)
     .action(r.wrap((ctx, flags: StuckFlags) => runStuck(ctx, stuckOptions(flags))));
+
+  executions
+    .command('show')
+    .description("One execution whole: every column, the full error, its age and its audit history (read-only)")
+    .argument('<id>', "the row's key (executions.key)")
+    .addHelpText('after', SHOW_EXAMPLES)
+    .action(r.wrap((ctx, id: string) => runShowExecution(ctx, id)));
 
   const reap = program
     .command('reap')

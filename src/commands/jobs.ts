@@ -447,6 +447,37 @@ With --dead-workers (River, graphile-worker; pg-boss v10 records no worker) a jo
 only if its worker is still silent at write time and the job still has the same attempt.
 `;
 
+/** `jobs show ID`: the job row of the configured queue whole (its errors too), its audit history. */
+export async function runShowJob(ctx: CommandContext, id: string): Promise<number> {
+  const { parseFormat } = await import('../output/output.js');
+  parseFormat(ctx.globals.output);
+  const config = await ctx.config();
+  const { resolveQueue, assertQueueSchema } = await import('../checks/jobs-presets.js');
+  const q = resolveQueue(config);
+  const { showJob, auditHistory } = await import('../checks/show-item.js');
+  const { emitShow, rowFields } = await import('./show-output.js');
+  const { item, audit } = await ctx.withDatabase((db) =>
+    db.readOnly(async (ro) => {
+      await assertQueueSchema(ro, q);
+      const item = await showJob(ro, q, id);
+      return { item, audit: await auditHistory(ro, config.audit, q.preset.table, item.id) };
+    }),
+  );
+  return emitShow(ctx, {
+    command: 'jobs show',
+    headline: `${q.preset.label} job ${item.id} in ${item.table}`,
+    fields: rowFields(item.row, {}),
+    item: { ...item },
+    audit,
+  });
+}
+
+const SHOW_EXAMPLES = `
+Examples:
+  $ opsctl jobs show 1042                        # the job row whole, errors included
+  $ opsctl jobs show 1042 -o json                # { item, audit }
+`;
+
 export function registerJobCommands(program: Command, r: Registrar): void {
   const jobs = program
     .command('jobs')
@@ -472,6 +503,13 @@ export function registerJobCommands(program: Command, r: Registrar): void {
     .option('--limit <n>', `at most this many jobs listed (0 = no limit; default ${DISCARDED_LIMIT}); the groups count all`)
     .addHelpText('after', DISCARDED_EXAMPLES)
     .action(r.wrap((ctx, flags: DiscardedFlags) => runDiscarded(ctx, jobDiscardedOptions(flags))));
+
+  jobs
+    .command('show')
+    .argument('<id>', 'the job id (River, graphile-worker, Oban: a number; pg-boss: a uuid)')
+    .description('One job whole: every column of the job row, its errors, its audit history (read-only)')
+    .addHelpText('after', SHOW_EXAMPLES)
+    .action(r.wrap((ctx, id: string) => runShowJob(ctx, id)));
 
   const retry = jobs
     .command('retry')

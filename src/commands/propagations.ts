@@ -359,6 +359,37 @@ Examples:
 (otherwise exit 2, nothing deleted), or a person answers yes on a terminal (-y does not count).
 `;
 
+/** `propagations show ID`: the outbox row whole, its state and error class, its audit history. */
+export async function runShowPropagation(ctx: CommandContext, id: string): Promise<number> {
+  const { parseFormat } = await import('../output/output.js');
+  parseFormat(ctx.globals.output);
+  const config = await ctx.config();
+  const cfg = config.propagations;
+  const { showPropagation, auditHistory } = await import('../checks/show-item.js');
+  const { emitShow, rowFields } = await import('./show-output.js');
+  const { item, audit } = await ctx.withDatabase((db) =>
+    db.readOnly(async (ro) => {
+      const item = await showPropagation(ro, cfg, id);
+      return { item, audit: await auditHistory(ro, config.audit, cfg.table, item.id) };
+    }),
+  );
+  const c = cfg.columns;
+  const roles: Record<string, string> = { [c.id]: 'id', [c.kind]: 'kind', [c.attempts]: 'attempts', [c.lastError]: 'lastError', [c.appliedAt]: 'appliedAt', [c.failedAt]: 'failedAt' };
+  return emitShow(ctx, {
+    command: 'propagations show',
+    headline: `Propagation ${item.id} in ${item.table}`,
+    fields: [{ field: 'state', value: item.state }, { field: 'error class', value: item.errorClass }, ...rowFields(item.row, roles)],
+    item: { ...item },
+    audit,
+  });
+}
+
+const SHOW_EXAMPLES = `
+Examples:
+  $ opsctl propagations show 42
+  $ opsctl propagations show 42 -o json          # { item, audit }
+`;
+
 export function registerPropagationCommands(program: Command, r: Registrar): void {
   const propagations = program
     .command('propagations')
@@ -390,6 +421,13 @@ Examples:
     .option('--limit <n>', `at most this many rows (0 = no limit; default ${PENDING_LIMIT})`)
     .addHelpText('after', PENDING_EXAMPLES)
     .action(r.wrap((ctx, flags: PendingFlags) => runPending(ctx, pendingOptions(flags))));
+
+  propagations
+    .command('show')
+    .argument('<id>', 'the outbox row id (propagations.columns.id)')
+    .description('One propagation whole: every column, its state, the full error and its class, its audit history (read-only)')
+    .addHelpText('after', SHOW_EXAMPLES)
+    .action(r.wrap((ctx, id: string) => runShowPropagation(ctx, id)));
 
   const retry = propagations
     .command('retry')

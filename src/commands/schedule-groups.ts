@@ -279,6 +279,47 @@ DELETING, once the deletion completes (waiting conflictRetries × conflictDelay 
 Audit, lock and exit codes as for adopt.
 `;
 
+/** `schedule-groups show NAME`: the group, its tags, class and schedule count, its audit history and journal lines. */
+export async function runShowGroup(ctx: CommandContext, name: string, aws: AwsFlags): Promise<number> {
+  const { parseFormat } = await import('../output/output.js');
+  parseFormat(ctx.globals.output);
+  validateGroupNames([name]);
+  const config = await ctx.config();
+  const { showGroup } = await import('../checks/show-group.js');
+  const { auditHistory, journalHistory } = await import('../checks/show-item.js');
+  const { journalPath } = await import('../engine/local-state.js');
+  const { emitShow } = await import('./show-output.js');
+  const api = await ctx.openScheduler(aws);
+  let item;
+  try {
+    item = await showGroup(api, config.scheduleGroups, name, ctx.deps.now());
+  } finally {
+    api.client.destroy();
+  }
+  const audit = config.audit.table ? await ctx.withDatabase((db) => db.readOnly((ro) => auditHistory(ro, config.audit, 'schedule_group', name))) : undefined;
+  const journal = await journalHistory(journalPath(ctx.io.env), 'schedule_group', name);
+  const { tags, ...rest } = item;
+  return emitShow(ctx, {
+    command: 'schedule-groups show',
+    headline: `Schedule group ${name} in ${item.region}`,
+    fields: [
+      ...Object.entries(rest).map(([field, value]) => ({ field, value: Array.isArray(value) ? value.join('; ') : value })),
+      ...Object.entries(tags)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, v]) => ({ field: `tag ${k}`, value: v })),
+    ],
+    item: { ...item },
+    audit,
+    journal,
+  });
+}
+
+const SHOW_EXAMPLES = `
+Examples:
+  $ opsctl schedule-groups show billing-nightly
+  $ opsctl schedule-groups show billing-nightly -o json   # { item, audit, journal }
+`;
+
 export function registerScheduleGroupCommands(program: Command, r: Registrar): void {
   const groups = program
     .command('schedule-groups')
@@ -294,6 +335,15 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
   )
     .addHelpText('after', LIST_EXAMPLES)
     .action(r.wrap((ctx, flags: ListFlags) => runList(ctx, listOptions(flags))));
+
+  addAwsFlags(
+    groups
+      .command('show')
+      .argument('<name>', 'the schedule group')
+      .description('One schedule group whole: state, tags, ownership class, schedule count, audit history and journal lines (read-only)'),
+  )
+    .addHelpText('after', SHOW_EXAMPLES)
+    .action(r.wrap((ctx, name: string, flags: AwsFlags) => runShowGroup(ctx, name, awsOf(flags))));
 
   const reconcile = addAwsFlags(
     groups

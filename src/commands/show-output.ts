@@ -1,0 +1,88 @@
+import { CommandContext } from '../cli/context.js';
+import type { Column, Section } from '../output/output.js';
+import type { AuditRecord, JournalRecord } from '../checks/show-item.js';
+
+/** One line of the vertical layout: a field and its whole value (never cut). */
+export interface Field {
+  field: string;
+  value: unknown;
+}
+
+export interface ShowResult {
+  command: string;
+  headline: string;
+  fields: Field[];
+  /** The json/ndjson `item`. */
+  item: Record<string, unknown>;
+  /** undefined: no audit table is configured. */
+  audit: AuditRecord[] | undefined;
+  /** AWS items: the local journal's lines for this item. */
+  journal?: JournalRecord[];
+  notes?: string[];
+}
+
+/** The fields of a row in its own column order, a configured role named beside its column ("state (status)"). */
+export function rowFields(row: Record<string, unknown>, roles: Record<string, string>): Field[] {
+  return Object.entries(row).map(([column, value]) => {
+    const role = roles[column];
+    // Objects and arrays (jsonb, errors arrays of jsonb) as the JSON they are, whole.
+    return { field: role && role !== column ? `${column} (${role})` : column, value: value !== null && typeof value === 'object' ? JSON.stringify(value) : value };
+  });
+}
+
+/**
+ * One item whole. Table: a vertical "field  value" table (one row per field, values whole),
+ * then an "Audit history" section (and "Local journal" for AWS items). json: one object
+ * `{ item, audit }` (pretty); ndjson: the same object on one line.
+ */
+export async function emitShow(ctx: CommandContext, r: ShowResult): Promise<number> {
+  const format = ctx.format;
+  const doc = { item: r.item, audit: r.audit ?? [], ...(r.journal ? { journal: r.journal } : {}) };
+  // A context that collects results instead of printing them (each target of a fleet run, see
+  // on-targets.ts) gets the document as its one item: written here, it would bypass the collection.
+  if (ctx.emit !== CommandContext.prototype.emit) {
+    return ctx.emit({ command: r.command, mode: 'read', items: [doc], columns: [{ header: 'item', value: (d) => d.item }], summary: () => ({}) });
+  }
+  if (format === 'json' || format === 'ndjson') {
+    const text = format === 'json' ? JSON.stringify(doc, bigintText, 2) : JSON.stringify(doc, bigintText);
+    await new Promise<void>((resolve, reject) => ctx.io.stdout.write(`${text}\n`, (e) => (e ? reject(e) : resolve())));
+    return 0;
+  }
+  const history: Column<AuditRecord>[] = [
+    { header: 'at', value: (a) => a.createdAt },
+    { header: 'kind', value: (a) => a.kind },
+    { header: 'actor', value: (a) => a.actor },
+    { header: 'summary', value: (a) => a.summary },
+  ];
+  const journal: Column<JournalRecord>[] = [
+    { header: 'at', value: (j) => j.at },
+    { header: 'kind', value: (j) => j.kind },
+    { header: 'actor', value: (j) => j.actor },
+    { header: 'summary', value: (j) => j.summary },
+  ];
+  const sections: Section[] = [];
+  if (r.audit?.length) sections.push({ title: 'Audit history (newest first)', columns: history, rows: r.audit });
+  if (r.journal?.length) sections.push({ title: 'Local journal (newest first)', columns: journal, rows: r.journal });
+  const notes = [...(r.notes ?? [])];
+  if (r.audit === undefined) {
+    if (!r.journal) notes.push('No audit history: audit.table is not configured.');
+  } else if (r.audit.length === 0) notes.push('Audit history: none (no audit row names this item).');
+  if (r.journal && r.journal.length === 0) notes.push('Local journal: no line names this item.');
+  return ctx.emit<Field>({
+    command: r.command,
+    mode: 'read',
+    items: r.fields,
+    columns: [
+      { header: 'field', value: (f) => f.field },
+      { header: 'value', value: (f) => f.value },
+    ],
+    headline: r.headline,
+    sections: () => sections,
+    notes: () => notes,
+    summary: () => ({}),
+  });
+}
+
+function bigintText(_k: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? v.toString() : v;
+}
