@@ -98,6 +98,8 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
           };
         }),
     summary,
+    // The table's cell is cut to its width: the reason a check could not run is what the reader acts on, so whole here.
+    notes: () => results.filter((r) => r.status === 'unknown').map((r) => `${r.check} could not run: ${r.error ?? 'no reason given'}`),
     exitCode: () => exitCode,
   });
 }

@@ -3,6 +3,7 @@ import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../cli/context.js';
 import { parseCount } from './shared-flags.js';
+import { exportLines } from './shell-quote.js';
 
 interface EmulatorFlags {
   port?: string;
@@ -26,7 +27,16 @@ export async function runEmulator(ctx: CommandContext, flags: EmulatorFlags, wai
     faults,
   });
   ctx.say(`Scheduler emulator listening on ${emu.url} (Ctrl-C to stop). Use it with:`);
-  ctx.io.stdout.write(`AWS_ENDPOINT_URL_SCHEDULER=${emu.url}\nAWS_REGION=us-east-1\nAWS_ACCESS_KEY_ID=emulator\nAWS_SECRET_ACCESS_KEY=emulator\n`);
+  // export lines: pasted into a shell (or eval'd) they reach the commands it starts.
+  ctx.io.stdout.write(
+    exportLines({
+      AWS_ENDPOINT_URL_SCHEDULER: emu.url,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'emulator',
+      // Masked by value in every message of a shell that exports it: "emulator" would blank the word.
+      AWS_SECRET_ACCESS_KEY: 'opsctl-emulator-not-a-secret',
+    }),
+  );
   for (const f of faults) ctx.say(`fault armed: ${formatFault(f)}`);
   ctx.say(`Faults and call counts: ${emu.url}${ADMIN_PREFIX}/faults, ${emu.url}${ADMIN_PREFIX}/calls`);
   await waitForStop();

@@ -280,9 +280,12 @@ export async function runPurge(ctx: CommandContext, o: PurgeOptions): Promise<nu
   const olderThanMs = o.olderThan.ms;
   const { expect } = o;
   // A deletion count is confirmed by --expect, or by a person answering on a terminal (-y does not count).
-  const interactive = Boolean(ctx.io.stdin.isTTY && ctx.io.stderr.isTTY && !ctx.globals.yes);
-  if (o.apply && expect === undefined && !interactive)
-    throw usageError('purge --apply needs --expect N (the count its dry run showed) when nobody can confirm on a terminal; nothing was deleted.');
+  if (o.apply && expect === undefined && !ctx.asksPerson)
+    throw usageError(
+      ctx.globals.yes
+        ? 'purge --apply --yes needs --expect N (the count its dry run showed): -y skips the question, and a deletion is then confirmed by its count; nothing was deleted.'
+        : 'purge --apply needs --expect N (the count its dry run showed) when no person answers on a terminal; nothing was deleted.',
+    );
   const olderThan = s.formatDuration(olderThanMs);
   const { purgeRemedy } = await import('../checks/dead-letter-remedies.js');
   return runRemedy(ctx, s, o, async () => ({

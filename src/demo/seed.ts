@@ -110,3 +110,24 @@ export function demoConfig(): Record<string, unknown> {
     },
   };
 }
+
+/**
+ * The demo's fake AWS secret. Every message masks the AWS secret by value: a short one such as
+ * "demo" would blank the database, the actor and the directory named after the demo.
+ */
+export const DEMO_AWS_SECRET = 'opsctl-demo-not-a-secret';
+
+/** How often the healthy worker heartbeats while `demo --keep` waits (its staleness bound is 2m). */
+export const DEMO_HEARTBEAT_MS = 5000;
+
+/**
+ * What the healthy worker (worker-b2) does while it lives: heartbeat, touch its running run and
+ * renew its lock. Without it, minutes into `demo --keep` it looks dead and its rows get reaped.
+ */
+export async function heartbeatHealthyWorker(client: pg.Client): Promise<void> {
+  await client.query(`
+    UPDATE scheduler.workers SET last_heartbeat_at = now() WHERE id = 'worker-b2';
+    UPDATE scheduler.runs SET updated_at = now() WHERE worker_id = 'worker-b2' AND status = 'running';
+    UPDATE scheduler.locks SET expires_at = now() + interval '4 minutes' WHERE holder = 'worker-b2';
+  `);
+}

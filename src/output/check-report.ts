@@ -31,6 +31,12 @@ export function renderMarkdown(results: Tagged[], exitCode: number, fleet?: Flee
     const worst = r.status === 'unknown' || r.status === 'skipped' ? (r.error ?? '') : (r.worst ?? '');
     out.push(`| ${where(r)}${r.check} | ${STATUS_ICON[r.status]} | ${r.count} | ${r.threshold} | ${mdEscape(truncate(worst, 120))} |`);
   }
+  // The table cuts the worst example to 120 characters: the reason a check could not run is printed whole below it.
+  const unknownReasons = shown.filter((r) => r.status === 'unknown');
+  if (unknownReasons.length) {
+    out.push('');
+    for (const r of unknownReasons) out.push(`- ${fleet ? `${mdEscape(r.target ?? '')}${r.region ? ` (${mdEscape(r.region)})` : ''}: ` : ''}**${r.check}** could not run: ${mdEscape(r.error ?? 'no reason given')}`);
+  }
   if (fleet) {
     const icon: Record<string, string> = { clean: '✅ clean', findings: '❌ findings', unknown: '⚠️ unknown' };
     out.push('', '### Per target', '', '| target | status | findings | unknown |', '|---|---|---:|---:|');

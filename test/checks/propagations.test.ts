@@ -513,6 +513,7 @@ describe('propagations purge', () => {
     expect(await count()).toBe(7);
     const y = await cli(['propagations', 'purge', '--older-than', '30d', '--apply', '--yes'], env);
     expect(y.code).toBe(2);
+    expect(y.stderr).toMatch(/^opsctl: purge --apply --yes needs --expect N \(the count its dry run showed\): -y skips the question/);
     expect(await count()).toBe(7);
   });
 

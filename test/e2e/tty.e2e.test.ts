@@ -79,3 +79,31 @@ describe('on a terminal', () => {
     expect(await failed()).toBe(1200);
   });
 });
+
+describe('propagations purge on a terminal', () => {
+  const deadLetters = async () => (await db.client.query('SELECT count(*)::int AS n FROM pending_propagations WHERE failed_at IS NOT NULL')).rows[0].n;
+  beforeEach(async () => {
+    await db.client.query('TRUNCATE pending_propagations');
+    await db.client.query(
+      `INSERT INTO pending_propagations (kind, team_id, attempts, last_error, failed_at)
+       SELECT 'seat_sync', gen_random_uuid(), 10, 'timeout', now() - interval '3 days' FROM generate_series(1, 5)`,
+    );
+  });
+
+  it('--apply -y without --expect: the sentence says -y skips the question and the count confirms; nothing deleted', async () => {
+    const r = await onTty(['propagations', 'purge', '--older-than', '1d', '--apply', '-y'], env());
+    expect(r.code).toBe(2);
+    expect(r.output).toContain('opsctl: purge --apply --yes needs --expect N (the count its dry run showed): -y skips the question');
+    // A person is at this terminal: the old sentence ("nobody can confirm on a terminal") was false here.
+    expect(r.output).not.toMatch(/nobody|no person/);
+    expect(r.output).not.toContain('[y/N]');
+    expect(await deadLetters()).toBe(5);
+  });
+
+  it('--apply without -y asks with the count; "y" deletes them', async () => {
+    const r = await onTty(['propagations', 'purge', '--older-than', '1d', '--apply'], env(), { when: /\[y\/N\]/, type: 'y\r' });
+    expect(r.output).toMatch(/Delete 5 dead letter\(s\) from pending_propagations\? This cannot be undone\. \[y\/N\]/);
+    expect(r.code).toBe(0);
+    expect(await deadLetters()).toBe(0);
+  });
+});

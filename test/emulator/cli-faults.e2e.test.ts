@@ -19,7 +19,7 @@ afterEach(() => {
 });
 
 /** Starts the emulator and resolves once it has printed its endpoint line. */
-function startCli(args: string[]): Promise<{ child: ChildProcess; endpoint: string; stderr: () => string }> {
+function startCli(args: string[]): Promise<{ child: ChildProcess; endpoint: string; stderr: () => string; stdout: () => string }> {
   const child = spawn(process.execPath, [BIN, 'emulator', 'scheduler', '--port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
@@ -31,12 +31,35 @@ function startCli(args: string[]): Promise<{ child: ChildProcess; endpoint: stri
   return new Promise((resolve, reject) => {
     child.stdout!.setEncoding('utf8').on('data', (d) => {
       out += d;
+      // The secret's line is the last of the environment lines.
       const m = /AWS_ENDPOINT_URL_SCHEDULER=(\S+)\n/.exec(out);
-      if (m) resolve({ child, endpoint: m[1] as string, stderr: () => err });
+      if (m && /AWS_SECRET_ACCESS_KEY=\S+\n/.test(out)) resolve({ child, endpoint: m[1] as string, stderr: () => err, stdout: () => out });
     });
     child.on('exit', (code) => reject(new Error(`emulator exited early (${code}): ${err}`)));
   });
 }
+
+describe('opsctl emulator scheduler', () => {
+  it('prints its environment as export lines a shell can eval, reaching the commands it starts', async () => {
+    const { endpoint, stdout } = await startCli([]);
+    expect(stdout().split('\n').filter(Boolean).every((l) => l.startsWith('export '))).toBe(true);
+    const shell = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+      const child = spawn('bash', ['-c', 'eval "$EMULATOR_OUTPUT" && exec "$NODE" -e "console.log(JSON.stringify(Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith(\'AWS_\')))))"'], {
+        env: { PATH: process.env.PATH, EMULATOR_OUTPUT: stdout(), NODE: process.execPath },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, out }));
+    });
+    expect(shell.code).toBe(0);
+    const env = JSON.parse(shell.out);
+    expect(env).toMatchObject({ AWS_ENDPOINT_URL_SCHEDULER: endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'emulator' });
+    // Masked by value wherever it appears: a distinctive fake secret, not a word messages use.
+    expect(env.AWS_SECRET_ACCESS_KEY).toBe('opsctl-emulator-not-a-secret');
+  });
+});
 
 describe('opsctl emulator scheduler --fault', () => {
   it('a DELETING window armed from the command line is seen by the SDK; more faults arm over the admin endpoint; SIGTERM stops it with exit 0', async () => {
