@@ -28,6 +28,7 @@ const SERVERLESS = [
   'test/plan-spool.test.ts',
   'test/reliability/aws-faults.test.ts',
   'test/shards.test.ts',
+  'test/shell-quote.test.ts',
   'test/targets.test.ts',
 ];
 
