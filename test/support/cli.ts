@@ -44,6 +44,9 @@ export function cliProcess(args: string[], env: NodeJS.ProcessEnv = {}, opts: { 
     });
     let stdout = '';
     let stderr = '';
+    // Decoded across chunks: a "│" split between two reads must not become two U+FFFD.
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
