@@ -345,7 +345,7 @@ function fitWidths(natural: number[], shrink: boolean[], width: number): number[
   let spare = budget - used(lo);
   return natural.map((w, i) => {
     if (!flex.includes(i) || w <= lo) return w;
-    const extra = spare > 0 && w > lo ? 1 : 0;
+    const extra = spare > 0 ? 1 : 0;
     spare -= extra;
     return lo + extra;
   });
