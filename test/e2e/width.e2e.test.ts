@@ -148,4 +148,13 @@ describe('-o wide is an output format like table', () => {
     const json = await cliProcess(['executions', 'stuck', '-o', 'json'], env());
     expect(json.json().items.map((i: { id: string }) => i.id).sort()).toEqual([...uuids].sort());
   });
+
+  it('check and config show take -o wide as they take table', async () => {
+    const check = await cliProcess(['check', '--only', 'propagations', '-o', 'wide'], env());
+    expect([0, 1]).toContain(check.code); // clean or findings: never the usage error of an unknown format
+    expect(check.stdout).toMatch(/^opsctl check \(read-only\)\n┌/);
+    const config = await cliProcess(['config', 'show', '-o', 'wide'], env());
+    expect(config.code).toBe(0);
+    expect(config.stdout).toContain('# source:');
+  });
 });
