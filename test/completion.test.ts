@@ -43,7 +43,7 @@ describe('opsctl completion', () => {
     expect(complete(['opsctl', 'propagations', 'retry', '--err'])).toEqual(['--error-class']);
     // A global flag after the command, and one before it does not hide the command.
     expect(complete(['opsctl', '-o', 'json', 'propagations', 'retry', '--all-t'])).toEqual(['--all-targets']);
-    expect(complete(['opsctl', 'reap', '-o', ''])).toEqual(['json', 'markdown', 'ndjson', 'prometheus', 'table']);
+    expect(complete(['opsctl', 'reap', '-o', ''])).toEqual(['json', 'markdown', 'ndjson', 'prometheus', 'table', 'wide']);
     expect(complete(['opsctl', '--output', 'n'])).toEqual(['ndjson']);
     expect(complete(['opsctl', 'schedule-groups', 'list', '--class', 'unowned,dr'])).toEqual(['unowned,drifted']);
     // A free-text value completes nothing (not a command name).
@@ -78,7 +78,7 @@ describe('opsctl completion', () => {
         .filter(Boolean)
         .sort();
     expect(fish('opsctl propagations re')).toEqual(['retry']);
-    expect(fish('opsctl reap -o ')).toEqual(['json', 'markdown', 'ndjson', 'prometheus', 'table']);
+    expect(fish('opsctl reap -o ')).toEqual(['json', 'markdown', 'ndjson', 'prometheus', 'table', 'wide']);
     expect(fish('opsctl jobs retry --err')).toEqual(['--error-class']);
   });
 

@@ -27,7 +27,10 @@ export async function buildProgram(io: Io, setExit: (code: number) => void, load
     .option('-c, --config <file>', 'config file (default: $OPSCTL_CONFIG, else ./opsctl.config.json)')
     .option('--database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL, else the PG* variables)')
     .addOption(
-      withValues(new Option('-o, --output <format>', 'output format: table, json, ndjson (check also: markdown, prometheus)').default('table'), ['table', 'json', 'ndjson', 'markdown', 'prometheus']),
+      withValues(
+        new Option('-o, --output <format>', 'output format: table (fitted to a terminal), wide (every column in full), json, ndjson (check also: markdown, prometheus)').default('table'),
+        ['table', 'wide', 'json', 'ndjson', 'markdown', 'prometheus'],
+      ),
     )
     .option('-y, --yes', 'do not ask for confirmation on a TTY before --apply')
     .option('--confirm-timeout <duration>', 'on a TTY, an unanswered --apply question cancels after this (default 5m)')

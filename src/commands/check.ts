@@ -38,7 +38,7 @@ export function checkOptions(flags: CheckFlags): CheckOptions {
 
 export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<number> {
   const { parseFormat } = await import('../output/output.js');
-  const format = parseFormat(ctx.globals.output, ['table', 'json', 'ndjson', 'markdown', 'prometheus']);
+  const format = parseFormat(ctx.globals.output, ['table', 'wide', 'json', 'ndjson', 'markdown', 'prometheus']);
   const { runChecks, checkExitCode } = await import('../checks/all-checks.js');
   const { only } = o;
   if (ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined) {
@@ -77,9 +77,9 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
     { header: 'status', value: (r) => r.status, tone: (r) => statusTone(r.status) },
     { header: 'count', value: (r) => (r.status === 'unknown' || r.status === 'skipped' ? '-' : r.count) },
     { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
-    { header: 'worst example', value: (r) => (r.status === 'unknown' || r.status === 'skipped' ? r.error : r.worst) ?? '', maxWidth: 90 },
+    { header: 'worst example', value: (r) => (r.status === 'unknown' || r.status === 'skipped' ? r.error : r.worst) ?? '', shrink: true },
   ];
-  const { cellText } = await import('../output/output.js');
+  const { cellText, FREE_TEXT_KEY } = await import('../output/output.js');
   return ctx.emit({
     command: 'check',
     mode: 'read',
@@ -93,7 +93,7 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
           const keys = Object.keys(r.items[0]).filter((k) => k !== 'payload').slice(0, 6);
           return {
             title: `${r.check}: ${r.count}${r.count > r.items.length ? ` (first ${r.items.length} shown)` : ''}`,
-            columns: keys.map((k) => ({ header: k, value: (row: Record<string, unknown>) => cellText(row[k]), maxWidth: 60 })),
+            columns: keys.map((k) => ({ header: k, value: (row: Record<string, unknown>) => cellText(row[k]), shrink: FREE_TEXT_KEY.test(k) })),
             rows: r.items,
           };
         }),

@@ -34,7 +34,7 @@ export function registerConfigCommands(program: Command, r: Registrar): void {
         const { maskSecrets } = await import('../output/masking.js');
         // Beyond the URL: any value holding a known secret (a password pasted in a reason template).
         const write = (text: string) => ctx.io.stdout.write(maskSecrets(text, ctx.secrets()));
-        if (format === 'table') {
+        if (format === 'table' || format === 'wide') {
           const rows = flatten(masked);
           const width = Math.max(...rows.map((row) => row.key.length));
           const { escapeControl } = await import('../output/terminal-text.js');

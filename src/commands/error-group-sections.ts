@@ -22,8 +22,8 @@ export function errorGroupSections(summary: Grouped): Section[] {
       title: 'By error class',
       columns: [
         { header: 'count', value: (g: Grouped['byErrorClass'][number]) => g.count },
-        { header: 'error class', value: (g: Grouped['byErrorClass'][number]) => g.errorClass, maxWidth: 80 },
-        { header: 'kinds', value: (g: Grouped['byErrorClass'][number]) => g.kinds, maxWidth: 30 },
+        { header: 'error class', value: (g: Grouped['byErrorClass'][number]) => g.errorClass, shrink: true },
+        { header: 'kinds', value: (g: Grouped['byErrorClass'][number]) => g.kinds, shrink: true },
         { header: 'newest', value: (g: Grouped['byErrorClass'][number]) => g.newest },
       ],
       rows: summary.byErrorClass,

@@ -188,7 +188,7 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
           { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
           { header: 'threshold', value: () => threshold, tone: () => 'dim' },
         ],
-        detail: { planHeader: 'reason it would write', text: (r) => r.reason, maxWidth: 70 },
+        detail: { planHeader: 'reason it would write', text: (r) => r.reason },
         headline: (mode) =>
           mode === 'plan'
             ? `Plan: reap executions in ${statuses.join('/')} older than ${threshold} in ${cfg.table} → ${cfg.failedStatus}`

@@ -142,7 +142,7 @@ export async function runStuck(ctx: CommandContext, o: JobStuckOptions): Promise
         { header: 'attempt', value: attempts },
         { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
         { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
-        ...(q.preset.recordsWorker === false ? [] : [{ header: 'worker', value: (r: StuckJob) => r.worker, maxWidth: 30 }]),
+        ...(q.preset.recordsWorker === false ? [] : [{ header: 'worker', value: (r: StuckJob) => r.worker }]),
         { header: 'attempted_at', value: (r) => r.attemptedAt },
       ];
       return ctx.emit({
@@ -203,7 +203,7 @@ export async function runDiscarded(ctx: CommandContext, o: JobDiscardedOptions):
         { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
         { header: 'finalized_at', value: (r) => r.finalizedAt },
         ...(archive ? [{ header: 'where', value: (r: DiscardedJob) => (r.archived ? archive.table : q.preset.table), tone: (r: DiscardedJob): Tone => (r.archived ? 'dim' : undefined) }] : []),
-        { header: 'last error', value: (r) => r.lastError, tone: () => 'bad', maxWidth: 60 },
+        { header: 'last error', value: (r) => r.lastError, tone: () => 'bad', shrink: true },
       ];
       return ctx.emit({
         command: 'jobs discarded',
@@ -284,7 +284,7 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
           { header: 'attempt', value: attempts },
           { header: 'since', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
         ],
-        detail: { planHeader: 'last error', text: (r) => r.lastError, maxWidth: 60 },
+        detail: { planHeader: 'last error', text: (r) => r.lastError },
         headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} ${states.join('/')} jobs in ${q.where} (${scope})`,
         emptyMessage: `Nothing to retry: no ${states.join('/')} job matches.`,
         notesBefore: [
@@ -347,7 +347,7 @@ export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promi
           { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
         ],
         planOutcome: { header: 'would become', value: (r) => r.wouldBecome },
-        detail: { planHeader: q.preset.reasonInAuditOnly ? 'reason (audit row only)' : 'error it would record', text: (r) => r.reason, maxWidth: 70 },
+        detail: { planHeader: q.preset.reasonInAuditOnly ? 'reason (audit row only)' : 'error it would record', text: (r) => r.reason },
         headline: (mode) =>
           `${mode === 'plan' ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs ${q.preset.describeStuck(threshold)} in ${q.where}${o.kind !== undefined ? ` (kind ${o.kind})` : ''}`,
         emptyMessage: `Nothing to rescue: no job ${q.preset.describeStuck(threshold)}.`,

@@ -58,12 +58,12 @@ export async function runExpired(ctx: CommandContext, o: ExpiredOptions): Promis
       }
       const rows = await findExpiredLockRows(ro, cfg, { staleMs, judgeHolders, limit });
       const columns: Column<ExpiredLockRow>[] = [
-        { header: 'lock', value: (r) => r.name, maxWidth: 40 },
-        ...(cfg.locks.holder ? [{ header: 'holder', value: (r: ExpiredLockRow) => r.holder, maxWidth: 30 }] : []),
+        { header: 'lock', value: (r) => r.name },
+        ...(cfg.locks.holder ? [{ header: 'holder', value: (r: ExpiredLockRow) => r.holder }] : []),
         ...(cfg.locks.acquiredAt ? [{ header: 'acquired_at', value: (r: ExpiredLockRow) => r.acquiredAt?.replace(/\.\d{3}Z$/, 'Z') }] : []),
         ...(cfg.locks.expiresAt ? [{ header: 'expires_at', value: (r: ExpiredLockRow) => r.expiresAt?.replace(/\.\d{3}Z$/, 'Z') }] : []),
         ...(cfg.locks.expiresAt ? [{ header: 'expired for', value: (r: ExpiredLockRow) => (r.expiredSeconds === null ? '' : formatAge(r.expiredSeconds * 1000)) }] : []),
-        { header: 'why', value: (r) => r.reasons.join(', '), tone: () => 'warn' },
+        { header: 'why', value: (r) => r.reasons.join(', '), tone: () => 'warn', shrink: true },
       ];
       const notes = [RELEASE_NOTE.replace(/ An advisory.*$/, '')];
       if (cfg.locks.holder && !judgeHolders) notes.push(`Holders not judged: the worker table ${displayName(cfg.table, cfg.schema)} does not exist.`);
@@ -100,14 +100,14 @@ export async function runAdvisory(ctx: CommandContext, o: AdvisoryOptions): Prom
       const columns: Column<IdleAdvisoryLock>[] = [
         { header: 'pid', value: (r) => r.pid },
         { header: 'key', value: (r) => r.key },
-        { header: 'application_name', value: (r) => r.applicationName, maxWidth: 30 },
+        { header: 'application_name', value: (r) => r.applicationName, shrink: true },
         { header: 'client', value: (r) => r.clientAddr ?? 'local' },
         { header: 'user', value: (r) => r.user },
         { header: 'state', value: (r) => r.state, tone: (r) => (r.state.startsWith('idle in transaction') ? 'bad' : 'warn') },
         { header: 'idle for', value: (r) => formatAge(r.idleSeconds * 1000) },
         { header: 'in transaction for', value: (r) => (r.transactionSeconds === null ? '' : formatAge(r.transactionSeconds * 1000)) },
         { header: 'connected for', value: (r) => formatAge(r.connectedSeconds * 1000), tone: () => 'dim' },
-        { header: 'note', value: (r) => r.owner ?? '', tone: () => 'dim', maxWidth: 40 },
+        { header: 'note', value: (r) => r.owner ?? '', tone: () => 'dim', shrink: true },
       ];
       const notes = [RELEASE_NOTE];
       if (listing.notVisible > 0)

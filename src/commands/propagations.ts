@@ -124,7 +124,7 @@ export async function runDeadLetters(ctx: CommandContext, o: DeadLetterListOptio
         { header: 'attempts', value: (r) => r.attempts },
         { header: 'dead for', value: (r) => formatAge(r.ageSeconds * 1000) },
         { header: 'failed_at', value: (r) => r.failedAt },
-        { header: 'last error', value: (r) => r.lastError, tone: () => 'bad', maxWidth: 60 },
+        { header: 'last error', value: (r) => r.lastError, tone: () => 'bad', shrink: true },
       ];
       return ctx.emit({
         command: 'propagations dead-letters',
@@ -166,7 +166,7 @@ export async function runPending(ctx: CommandContext, o: PendingOptions): Promis
         { header: 'attempts', value: (r) => `${r.attempts}/${cfg.maxAttempts}`, tone: (r) => (r.problems.includes('near-dead') ? 'warn' : undefined) },
         { header: 'due', value: (r) => (r.overdueSeconds >= 0 ? `${formatAge(r.overdueSeconds * 1000)} ago` : `in ${formatAge(-r.overdueSeconds * 1000)}`) },
         { header: 'problems', value: (r) => r.problems, tone: () => 'bad' },
-        { header: 'last error', value: (r) => r.lastError, maxWidth: 50 },
+        { header: 'last error', value: (r) => r.lastError, shrink: true },
       ];
       const threshold = formatDuration(overdueMs);
       return ctx.emit({
@@ -221,7 +221,7 @@ async function runRemedy(
           { header: 'attempts', value: (r) => r.attempts },
           { header: 'dead for', value: (r) => formatAge(r.ageSeconds * 1000) },
         ],
-        detail: { planHeader: 'last error', text: (r) => r.lastError, maxWidth: 60 },
+        detail: { planHeader: 'last error', text: (r) => r.lastError },
         emptyMessage: `Nothing to ${remedy.action}: no dead letter matches.`,
         overMax: `More than --max ${max} rows match`,
       },

@@ -44,8 +44,8 @@ export async function runDead(ctx: CommandContext, o: DeadOptions): Promise<numb
       const counts = await countWorkers(ro, cfg, ms);
       const dead = await findDeadWorkers(ro, cfg, ms, limit);
       const columns: Column<DeadWorker>[] = [
-        { header: 'worker', value: (r) => r.id, maxWidth: 40 },
-        ...(cfg.columns.host ? [{ header: 'host', value: (r: DeadWorker) => r.host, maxWidth: 30 }] : []),
+        { header: 'worker', value: (r) => r.id },
+        ...(cfg.columns.host ? [{ header: 'host', value: (r: DeadWorker) => r.host }] : []),
         ...(cfg.columns.status ? [{ header: 'status', value: (r: DeadWorker) => r.status }] : []),
         { header: 'silent for', value: (r) => formatAge(r.silentSeconds * 1000), tone: () => 'warn' },
         { header: 'last heartbeat', value: (r) => r.heartbeatAt.replace(/\.\d{3}Z$/, 'Z') },
@@ -111,13 +111,13 @@ export async function runReapDeadWorkers(ctx: CommandContext, o: DeadWorkerOptio
         question: (n) => `Reap ${n} row(s) of ${where} held by dead workers (move to ${cfg.runs.failedStatus})?`,
         columns: [
           { header: 'id', value: (r) => r.id },
-          { header: 'worker', value: (r) => r.worker, maxWidth: 30 },
+          { header: 'worker', value: (r) => r.worker },
           { header: 'worker silent', value: (r) => formatAge(r.workerSilentSeconds * 1000) },
           { header: 'stale after', value: () => stale, tone: () => 'dim' },
           { header: 'status', value: (r) => r.status },
           { header: 'row age', value: (r) => (r.ageSeconds === null ? '' : formatAge(r.ageSeconds * 1000)) },
         ],
-        detail: { planHeader: 'reason it would write', text: (r) => r.reason, maxWidth: 70 },
+        detail: { planHeader: 'reason it would write', text: (r) => r.reason },
         headline: (mode) => `${mode === 'plan' ? 'Plan: reap' : 'Reap of'} rows of ${where} held by workers silent for longer than ${stale} → ${cfg.runs.failedStatus}`,
         emptyMessage: `Nothing to reap: no row of ${where} is held by a worker silent for longer than ${stale}.`,
         dryRunNotes: () => ['Dry run: nothing was changed. Re-run with --apply to reap these rows; a worker that heartbeats again before the write keeps its rows.'],
@@ -163,13 +163,13 @@ export async function runRescueDeadWorkers(ctx: CommandContext, o: DeadWorkerOpt
         columns: [
           { header: 'id', value: (r) => r.id },
           { header: 'kind', value: (r) => r.kind },
-          { header: 'worker', value: (r) => r.worker, maxWidth: 30 },
+          { header: 'worker', value: (r) => r.worker },
           { header: 'worker silent', value: (r) => formatAge(r.workerSilentSeconds * 1000) },
           { header: 'stale after', value: () => stale, tone: () => 'dim' },
           { header: 'job age', value: (r) => formatAge(r.ageSeconds * 1000) },
         ],
         planOutcome: { header: 'would become', value: (r) => r.wouldBecome },
-        detail: { planHeader: 'error it would record', text: (r) => r.reason, maxWidth: 70 },
+        detail: { planHeader: 'error it would record', text: (r) => r.reason },
         headline: (mode) => `${mode === 'plan' ? 'Plan: rescue' : 'Rescue of'} ${q.preset.label} jobs in ${q.where} held by workers of ${workerTableName(cfg)} silent for longer than ${stale}`,
         emptyMessage: `Nothing to rescue: no running job is held by a worker silent for longer than ${stale}.`,
         dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to rescue these jobs: ${q.preset.rescueEffect}.`],

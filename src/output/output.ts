@@ -2,8 +2,12 @@ import type { Writable } from 'node:stream';
 import { usageError } from '../errors.js';
 import { escapeControl } from './terminal-text.js';
 
-export type OutputFormat = 'table' | 'json' | 'ndjson' | 'markdown' | 'prometheus';
-export const BASIC_FORMATS: OutputFormat[] = ['table', 'json', 'ndjson'];
+/** wide: the table with every cell in full, even on a terminal narrower than it. */
+export type OutputFormat = 'table' | 'wide' | 'json' | 'ndjson' | 'markdown' | 'prometheus';
+export const BASIC_FORMATS: OutputFormat[] = ['table', 'wide', 'json', 'ndjson'];
+/** Item fields shown as a check's detail columns that are free text (cut to fit a terminal); the rest (ids) never are. */
+export const FREE_TEXT_KEY = /error|reason|detail|message|note|diff/i;
+export const isTable = (f: OutputFormat): boolean => f === 'table' || f === 'wide';
 
 export type Tone = 'good' | 'bad' | 'warn' | 'dim' | 'info' | undefined;
 
@@ -12,8 +16,11 @@ export interface Column<T = any> {
   /** Cell value for tables. */
   value: (row: T) => unknown;
   tone?: (row: T) => Tone;
-  /** Longest cell before it is cut with "…" (tables only: json keeps the whole value). */
-  maxWidth?: number;
+  /**
+   * Free text (an error, a reason) that may be cut with "…" to fit a terminal; ids, statuses,
+   * counts and times are never cut. Only a table on a TTY is fitted: piped, -o wide and json keep every value whole.
+   */
+  shrink?: boolean;
 }
 
 export interface Section {
@@ -143,6 +150,15 @@ export function truncate(s: string, max?: number): string {
   return `${s.slice(0, Math.max(1, max - 1))}…`;
 }
 
+/** The columns a table is fitted to: only on a TTY (a pipe gets every value whole); 0 columns is a pty nobody sized. */
+export function terminalWidth(t: OutputTarget): number | undefined {
+  if (!t.stream.isTTY) return undefined;
+  const columns = (t.stream as { columns?: number }).columns;
+  if (columns && columns > 0) return columns;
+  const env = Number(t.env.COLUMNS);
+  return Number.isInteger(env) && env > 0 ? env : 80;
+}
+
 /** Renders a result; returns its exit code. */
 export async function render<T>(result: CommandResult<T>, format: OutputFormat, target: OutputTarget): Promise<number> {
   const out = new ChunkedWriter(target.stream);
@@ -162,8 +178,8 @@ export async function render<T>(result: CommandResult<T>, format: OutputFormat, 
     for await (const item of result.items) await out.add(`${toJson(item)}\n`);
     await out.add(`${toJson({ type: 'summary', command: result.command, mode: result.mode, summary: result.summary() })}\n`);
     await out.flush();
-  } else if (format === 'table') {
-    await renderTable(result, target);
+  } else if (isTable(format)) {
+    await renderTable(result, target, format === 'table' ? terminalWidth(target) : undefined);
   } else {
     throw usageError(`-o ${format} is only available for opsctl check.`);
   }
@@ -285,6 +301,89 @@ function displayWidth(s: string): number {
   return w;
 }
 
+const charWidth = (ch: string): number => (ZERO_WIDTH.test(ch) ? 0 : fullWidth(ch.codePointAt(0) as number) || WIDE_EMOJI.test(ch) ? 2 : 1);
+
+/** The text cut to `width` display columns, its last one "…"; a wide character is never split. */
+function cutTo(s: string, width: number): string {
+  if (displayWidth(s) <= width) return s;
+  if (PRINTABLE_ASCII.test(s)) return `${s.slice(0, width - 1)}…`;
+  let w = 0;
+  let out = '';
+  for (const ch of s) {
+    const c = charWidth(ch);
+    if (w + c > width - 1) break;
+    w += c;
+    out += ch;
+  }
+  return `${out}…`;
+}
+
+/** Narrowest a free-text column is cut to: below this a cell says nothing. */
+const SHRINK_MIN = 10;
+
+/**
+ * Column widths for a table fitted to `width` terminal columns: the widest free-text columns
+ * come down first (to a common level, never below SHRINK_MIN). When even that does not fit,
+ * the natural widths: nothing is cut, and the terminal wraps.
+ */
+function fitWidths(natural: number[], shrink: boolean[], width: number): number[] {
+  const room = width - (3 * natural.length + 1); // "│ " … " │ " … " │"
+  if (natural.reduce((a, b) => a + b, 0) <= room) return natural;
+  const flex = natural.flatMap((w, i) => (shrink[i] && w > SHRINK_MIN ? [i] : []));
+  const fixed = natural.reduce((a, w, i) => (flex.includes(i) ? a : a + w), 0);
+  const budget = room - fixed;
+  if (!flex.length || budget < flex.length * SHRINK_MIN) return natural;
+  const used = (level: number) => flex.reduce((a, i) => a + Math.min(natural[i] as number, level), 0);
+  // The highest level at which the free-text columns fit, then its remainder to the widest.
+  let lo = SHRINK_MIN;
+  let hi = Math.max(...flex.map((i) => natural[i] as number));
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (used(mid) <= budget) lo = mid;
+    else hi = mid - 1;
+  }
+  let spare = budget - used(lo);
+  return natural.map((w, i) => {
+    if (!flex.includes(i) || w <= lo) return w;
+    const extra = spare > 0 ? 1 : 0;
+    spare -= extra;
+    return lo + extra;
+  });
+}
+
+/** Prose (a headline, a note) broken between words to `width` columns; a word wider than that is split. */
+function wrapText(words: string[], sep: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  let w = 0;
+  for (let word of words) {
+    let ww = displayWidth(word);
+    if (line && w + sep.length + ww <= width) {
+      line += sep + word;
+      w += sep.length + ww;
+      continue;
+    }
+    if (line) lines.push(line);
+    while (ww > width) {
+      let head = '';
+      let hw = 0;
+      for (const ch of word) {
+        if (hw + charWidth(ch) > width) break;
+        head += ch;
+        hw += charWidth(ch);
+      }
+      if (!head) break; // a width of one wide character: as it is
+      lines.push(head);
+      word = word.slice(head.length);
+      ww -= hw;
+    }
+    line = word;
+    w = ww;
+  }
+  lines.push(line);
+  return lines.join('\n');
+}
+
 const TONES: Tone[] = [undefined, 'good', 'bad', 'warn', 'dim', 'info'];
 const TONE_CODE = new Map<Tone, string>(TONES.map((t, i) => [t, String(i)]));
 /** A formatted row: per cell, its tone's digit and its escaped text (no control characters, so \x1f and \n can frame it). */
@@ -355,7 +454,8 @@ class TableRows {
   }
 }
 
-async function renderTable<T>(result: CommandResult<T>, target: OutputTarget): Promise<void> {
+/** `width`: the terminal's columns, to fit the table and its prose to; undefined: everything in full. */
+async function renderTable<T>(result: CommandResult<T>, target: OutputTarget, width?: number): Promise<void> {
   const { Chalk } = await import('chalk');
   const color = useColor(target);
   const chalk = new Chalk({ level: color ? 1 : 0 });
@@ -376,9 +476,10 @@ async function renderTable<T>(result: CommandResult<T>, target: OutputTarget): P
     }
   };
   // Data is escaped before opsctl adds its own colour: a value's control characters are shown, never obeyed.
-  const bold = (s: string) => (color ? chalk.bold(escapeControl(s)) : escapeControl(s));
+  const prose = (s: string) => (width ? wrapText(escapeControl(s).split(' '), ' ', width) : escapeControl(s));
+  const bold = (s: string) => (color ? chalk.bold(prose(s)) : prose(s));
   const format = (columns: Column[], row: unknown): RowText =>
-    columns.map((c) => `${TONE_CODE.get(c.tone?.(row)) ?? '0'}${truncate(escapeControl(cellText(c.value(row))), c.maxWidth)}`);
+    columns.map((c) => `${TONE_CODE.get(c.tone?.(row)) ?? '0'}${escapeControl(cellText(c.value(row)))}`);
   /** Formats every row; a row that cannot be formatted does not stop the items (an --apply's work) being consumed. */
   const collect = async (columns: Column[], items: Iterable<unknown> | AsyncIterable<unknown>): Promise<TableRows> => {
     const rows = new TableRows(columns.map((c) => escapeControl(c.header)));
@@ -405,15 +506,17 @@ async function renderTable<T>(result: CommandResult<T>, target: OutputTarget): P
   const out = new ChunkedWriter(target.stream);
   /** The box cli-table3 drew in its compact style, one line at a time. */
   const writeTable = async (columns: Column[], rows: TableRows): Promise<void> => {
-    const { widths } = rows;
+    const widths = width ? fitWidths(rows.widths, columns.map((c) => Boolean(c.shrink)), width) : rows.widths;
+    // Cells are cut only when a column was narrowed: the full-width path stays as it was.
+    const fit = widths === rows.widths ? (s: string) => s : (s: string, i: number) => cutTo(s, widths[i] as number);
     const rule = (l: string, m: string, r: string) => `${l}${widths.map((w) => '─'.repeat(w + 2)).join(m)}${r}\n`;
     const line = (cells: string[], texts: string[]) => `│ ${cells.map((c, i) => `${c}${' '.repeat((widths[i] as number) - displayWidth(texts[i] as string))}`).join(' │ ')} │\n`;
-    const heads = columns.map((c) => escapeControl(c.header));
+    const heads = columns.map((c, i) => fit(escapeControl(c.header), i));
     await out.add(rule('┌', '┬', '┐'));
     await out.add(line(heads.map((h) => (color ? chalk.bold(h) : h)), heads));
     if (rows.count) await out.add(rule('├', '┼', '┤'));
     for await (const row of rows.rows()) {
-      const texts = row.map((c) => c.slice(1));
+      const texts = row.map((c, i) => fit(c.slice(1), i));
       await out.add(line(row.map((c, i) => paint(TONES[Number(c[0])], texts[i] as string)), texts));
     }
     await out.add(rule('└', '┴', '┘'));
@@ -424,7 +527,7 @@ async function renderTable<T>(result: CommandResult<T>, target: OutputTarget): P
   // The items are consumed (an --apply's work is done): from here a failure is the printing's alone.
   try {
     try {
-      if (main.count === 0) await out.add(`${escapeControl(result.emptyMessage ?? 'Nothing found.')}\n`);
+      if (main.count === 0) await out.add(`${prose(result.emptyMessage ?? 'Nothing found.')}\n`);
       else await writeTable(result.columns, main);
     } finally {
       await main.close();
@@ -443,8 +546,8 @@ async function renderTable<T>(result: CommandResult<T>, target: OutputTarget): P
     const parts = Object.entries(summary)
       .filter(([, v]) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')
       .map(([k, v]) => escapeControl(`${k}: ${v}`));
-    if (parts.length) await out.add(`\n${parts.join('  ')}\n`);
-    for (const n of result.notes?.() ?? []) await out.add(`${color ? chalk.dim(escapeControl(n)) : escapeControl(n)}\n`);
+    if (parts.length) await out.add(`\n${width ? wrapText(parts, '  ', width) : parts.join('  ')}\n`);
+    for (const n of result.notes?.() ?? []) await out.add(`${color ? chalk.dim(prose(n)) : prose(n)}\n`);
     await out.flush();
   } catch (e) {
     throw e instanceof RenderFailure ? e : new RenderFailure(e);

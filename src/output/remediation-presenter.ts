@@ -21,8 +21,8 @@ export interface Presentation<P extends PlannedItem> {
   confirm?: (count: number) => Promise<boolean>;
   /** The item's own columns; the outcome and detail columns follow. */
   columns: Column<ReportedItem<P>>[];
-  /** Header of the last column in a dry run (in an --apply it is "detail"), and its text when an item has no detail. */
-  detail: { planHeader: string; text: (r: ReportedItem<P>) => unknown; maxWidth: number };
+  /** Header of the last column in a dry run (in an --apply it is "detail"), and its text when an item has no detail (free text: cut to fit a terminal). */
+  detail: { planHeader: string; text: (r: ReportedItem<P>) => unknown };
   /** In a dry run, the outcome column can show something more telling than "planned" (rescue: what a job would become). */
   planOutcome?: { header: string; value: (r: ReportedItem<P>) => unknown };
   headline: (mode: RemediationReport<P>['mode']) => string;
@@ -154,7 +154,7 @@ export function remediationResult<P extends PlannedItem>(report: RemediationRepo
     plan && p.planOutcome
       ? { header: p.planOutcome.header, value: (r) => (r.outcomeClass === 'planned' ? p.planOutcome!.value(r) : r.outcome), tone }
       : { header: plan ? 'plan' : 'outcome', value: (r) => r.outcome, tone },
-    { header: plan ? p.detail.planHeader : 'detail', value: (r) => r.detail ?? p.detail.text(r), maxWidth: p.detail.maxWidth },
+    { header: plan ? p.detail.planHeader : 'detail', value: (r) => r.detail ?? p.detail.text(r), shrink: true },
   ];
   // Read when rendered, after the items: a streamed report knows its summary only then.
   const notes = () => {

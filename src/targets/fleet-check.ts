@@ -203,7 +203,7 @@ async function emitFleetCheck(ctx: CommandContext, format: OutputFormat, results
     unknown: results.filter((r) => r.status === 'unknown').length,
     byTarget,
   });
-  const { cellText } = await import('../output/output.js');
+  const { cellText, FREE_TEXT_KEY, isTable } = await import('../output/output.js');
   const columns: Column<FleetCheckResult>[] = [
     { header: 'target', value: (r) => r.target },
     { header: 'region', value: (r) => r.region ?? '' },
@@ -211,7 +211,7 @@ async function emitFleetCheck(ctx: CommandContext, format: OutputFormat, results
     { header: 'status', value: (r) => r.status, tone: (r) => statusTone(r.status) },
     { header: 'count', value: (r) => (r.status === 'unknown' || r.status === 'skipped' ? '-' : r.count) },
     { header: 'threshold', value: (r) => r.threshold, tone: () => 'dim' },
-    { header: 'worst example', value: (r) => (r.status === 'unknown' || r.status === 'skipped' ? r.error : r.worst) ?? '', maxWidth: 80 },
+    { header: 'worst example', value: (r) => (r.status === 'unknown' || r.status === 'skipped' ? r.error : r.worst) ?? '', shrink: true },
   ];
   const durations = new Map(outcomes.map((o) => [o.target, o.durationMs]));
   // A table of 50 targets is read by a person: the skipped rows (unconfigured checks) only in json.
@@ -219,8 +219,8 @@ async function emitFleetCheck(ctx: CommandContext, format: OutputFormat, results
   return ctx.emit({
     command: 'check',
     mode: 'read',
-    items: format === 'table' ? results.filter((r) => r.status !== 'skipped') : results,
-    notes: () => (format === 'table' && skipped ? [`${skipped} skipped check(s) not shown (not configured for their target; -o json lists them).`] : []),
+    items: isTable(format) ? results.filter((r) => r.status !== 'skipped') : results,
+    notes: () => (isTable(format) && skipped ? [`${skipped} skipped check(s) not shown (not configured for their target; -o json lists them).`] : []),
     columns,
     headline: `opsctl check (read-only) on ${names.length} target(s)${shard ? `, shard ${shard}` : ''}`,
     emptyMessage: 'No target selected (the shard is empty).',
@@ -242,7 +242,7 @@ async function emitFleetCheck(ctx: CommandContext, format: OutputFormat, results
           const keys = Object.keys(r.items[0]).filter((k) => k !== 'payload').slice(0, 6);
           return {
             title: `${r.target}${r.region ? ` (${r.region})` : ''} ${r.check}: ${r.count}${r.count > r.items.length ? ` (first ${r.items.length} shown)` : ''}`,
-            columns: keys.map((k) => ({ header: k, value: (row: Record<string, unknown>) => cellText(row[k]), maxWidth: 60 })),
+            columns: keys.map((k) => ({ header: k, value: (row: Record<string, unknown>) => cellText(row[k]), shrink: FREE_TEXT_KEY.test(k) })),
             rows: r.items,
           };
         }),

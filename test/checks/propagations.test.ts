@@ -125,15 +125,16 @@ describe('propagations dead-letters', () => {
     expect(evil.json().summary.total).toBe(0);
   });
 
-  it('table mode: a headline naming the dominant class, truncated errors, grouping sections', async () => {
+  it('table mode: a headline naming the dominant class, whole errors when not a terminal, grouping sections', async () => {
     await seedDeadLetters();
     const r = await cli(['propagations', 'dead-letters'], env);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`40 dead letters in pending_propagations; 30 of them one error class: ${CONN_CLASS}`);
     expect(r.stdout).toContain('By kind');
     expect(r.stdout).toContain('By error class');
-    expect(r.stdout).toContain('payload rejected by the downstream service: field plan is r…');
-    expect(r.stdout).not.toContain(LONG);
+    // Not a terminal: nothing is cut (issue 27; a terminal gets the table fitted, see width.e2e).
+    expect(r.stdout).toContain(LONG);
+    expect(r.stdout).not.toContain('…');
     expect(r.stdout).not.toMatch(/\u001b\[/);
     expect(r.stdout).toMatch(/total: 40 {2}shown: 40/);
   });
