@@ -203,8 +203,12 @@ export function manPage(tree: Node[]): string {
   ];
   for (const n of tree.filter((m) => m.path.length > 0)) {
     lines.push(`.SS ${roff(`opsctl ${n.path.join(' ')}`)}`, roff(n.cmd.description()), '.PP', ...manLiteral(synopsis(n)));
-    for (const a of n.cmd.registeredArguments)
-      lines.push('.TP', `.I ${roff(argName(a))}`, roff(a.description + (defaultOf(a) === undefined ? '' : ` (default: ${defaultOf(a)})`)));
+    const args = n.cmd.registeredArguments;
+    if (args.length) {
+      lines.push('.PP', 'Arguments:', '.RS 4');
+      for (const a of args) lines.push('.TP', `.I ${roff(argName(a))}`, roff(a.description + (defaultOf(a) === undefined ? '' : ` (default: ${defaultOf(a)})`)));
+      lines.push('.RE');
+    }
     const options = shownOptions(n.cmd);
     if (options.length) lines.push('.PP', 'Options:', '.RS 4', ...manOptions(options), '.RE');
     const subs = visible(n.cmd);
