@@ -178,3 +178,53 @@ describe('show fits show.schema.json', () => {
     expectValid(show, JSON.parse(nd.stdout), '#', 'executions show -o ndjson');
   });
 });
+
+describe('the validator rejects what a schema does not allow (one mutated real document per schema)', () => {
+  /** The real document passes; the mutated copy fails, naming the field. */
+  function rejects(root: Schema, doc: unknown, mutate: (d: any) => void, path: RegExp, at = '#'): void {
+    expectValid(root, doc, at, 'the real document');
+    const bad = structuredClone(doc);
+    mutate(bad);
+    const errors = validate(root, bad, resolve(root, at));
+    expect(errors.join('\n')).toMatch(path);
+  }
+
+  it('listing: a mode other than read; an ndjson summary line without its summary', async () => {
+    const r = await run(['executions', 'stuck', '--older-than', '10m', '-o', 'json']);
+    rejects(listing, r.json(), (d) => (d.mode = 'plan'), /^\/mode: must be "read"/);
+    rejects(listing, r.json(), (d) => delete d.items, /^\/: "items" is required/);
+    const nd = (await run(['executions', 'stuck', '--older-than', '10m', '-o', 'ndjson'])).stdout.trimEnd().split('\n');
+    rejects(listing, JSON.parse(nd.at(-1) as string), (d) => delete d.summary, /"summary" is required/, '#/$defs/ndjsonLine');
+  });
+
+  it('remediation report: an outcomeClass outside the classes; an item without its outcome; a count that is not a count', async () => {
+    await seed();
+    const doc = (await run(['reap', '--older-than', '10m', '-o', 'json'])).json();
+    expect(doc.items.length).toBeGreaterThan(0);
+    rejects(remediation, doc, (d) => (d.items[0].outcomeClass = 'reaped'), /^\/items\/0\/outcomeClass: "reaped" is not one of/);
+    rejects(remediation, doc, (d) => delete d.items[0].outcome, /^\/items\/0: "outcome" is required/);
+    rejects(remediation, doc, (d) => (d.summary.outcomes.planned.count = '3'), /^\/summary\/outcomes\/planned\/count: "3" is not of type integer/);
+    rejects(remediation, doc, (d) => (d.summary.outcomes.reaped = { label: 'reaped', count: 1 }), /^\/summary\/outcomes\/reaped: no value is allowed here/);
+    rejects(remediation, doc, (d) => (d.mode = 'read'), /^\/mode: "read" is not one of/);
+  });
+
+  it('check report: a status outside ok/finding/unknown/skipped; a summary status outside clean/findings/unknown; a missing durationMs', async () => {
+    const doc = (await run(['check', '-o', 'json'])).json();
+    rejects(checkReport, doc, (d) => (d.items[0].status = 'fine'), /^\/items\/0\/status: "fine" is not one of/);
+    rejects(checkReport, doc, (d) => (d.summary.status = 'ok'), /^\/summary\/status: "ok" is not one of/);
+    rejects(checkReport, doc, (d) => delete d.items[0].durationMs, /^\/items\/0: "durationMs" is required/);
+  });
+
+  it('show: an audit row without its kind; a key beside item and audit', async () => {
+    const id = (await q("SELECT resource_id FROM audit_log WHERE resource_type = 'purchase_executions' LIMIT 1")).rows[0].resource_id as string;
+    const doc = (await run(['executions', 'show', id, '-o', 'json'])).json();
+    expect(doc.audit.length).toBeGreaterThan(0);
+    rejects(show, doc, (d) => delete d.audit[0].kind, /^\/audit\/0: "kind" is required/);
+    rejects(show, doc, (d) => (d.summary = {}), /^\/summary: no value is allowed here/);
+  });
+
+  it('a keyword the validator does not know is an error, never ignored', () => {
+    expect(() => validate({ type: 'string', pattern: '^a' }, 'b')).toThrow(/keyword "pattern"/);
+    expect(() => validate({ $ref: 'other.json#/x' }, 1)).toThrow(/same-document/);
+  });
+});
