@@ -78,6 +78,15 @@ function expectValid(root: Schema, value: unknown, at = '#', what = ''): void {
   expect(errors, `${what} against ${at}:\n${JSON.stringify(value).slice(0, 2000)}`).toEqual([]);
 }
 
+/** The real document passes; the mutated copy fails, naming the field. */
+function rejects(root: Schema, doc: unknown, mutate: (d: any) => void, path: RegExp, at = '#'): void {
+  expectValid(root, doc, at, 'the real document');
+  const bad = structuredClone(doc);
+  mutate(bad);
+  const errors = validate(root, bad, resolve(root, at));
+  expect(errors.join('\n')).toMatch(path);
+}
+
 /** The json document and every ndjson line of a result, each against its schema; returns the json document. */
 async function checkBoth(root: Schema, args: string[], codes: number[] = [0], before?: (format: 'json' | 'ndjson') => Promise<void>): Promise<any> {
   await before?.('json');
@@ -152,6 +161,37 @@ describe('check fits check-report.schema.json', () => {
     expect(doc.summary.status).toBe('findings');
     expect(doc.items.map((i: any) => i.status)).toContain('finding');
   });
+  it('--all-targets: items name their target and region; a down target is unknown (exit 3)', async () => {
+    const fleet = join(dir, 'fleet.json');
+    writeFileSync(
+      fleet,
+      JSON.stringify({
+        scheduleGroups: { ownerTags: OWNER, ownerKeyPrefix: 'alchemy::', desiredTags: { team: 'payments' } },
+        targets: {
+          one: { database: { urlEnv: 'ONE_URL' }, aws: { regions: ['us-east-1'], endpoints: { 'us-east-1': emu.url } } },
+          down: { database: { host: '127.0.0.1', port: 1, user: 'nobody', dbname: 'nothing' } },
+        },
+      }),
+    );
+    const fleetEnv = { ...awsEnv(emu), AWS_ENDPOINT_URL_SCHEDULER: '', ONE_URL: db.url };
+    const json = await cli(['--config', fleet, 'check', '--all-targets', '-o', 'json'], fleetEnv);
+    expect(json.code, json.stderr).toBe(3);
+    const doc = json.json();
+    expectValid(checkReport, doc, '#', 'check --all-targets -o json');
+    expect(new Set(doc.items.map((i: any) => i.target))).toEqual(new Set(['one', 'down']));
+    expect(doc.items.some((i: any) => i.region === 'us-east-1')).toBe(true);
+    const nd = await cli(['--config', fleet, 'check', '--all-targets', '-o', 'ndjson'], fleetEnv);
+    for (const line of nd.stdout.trimEnd().split('\n')) expectValid(checkReport, JSON.parse(line), '#/$defs/ndjsonLine', 'check --all-targets -o ndjson');
+    // A remedy on targets: the single-target item plus its target, the counts summed.
+    await seed();
+    const reap = await cli(['--config', fleet, 'reap', '--older-than', '10m', '--target', 'one', '-o', 'json'], fleetEnv);
+    expect(reap.code, reap.stderr).toBe(0);
+    expect(reap.json().items.length).toBeGreaterThan(0);
+    expect(reap.json().items[0].target).toBe('one');
+    expectValid(remediation, reap.json(), '#', 'reap --target one -o json');
+    expect(reap.json().summary.byTarget.one.outcomes.planned.count).toBeGreaterThan(0);
+    rejects(remediation, reap.json(), (d) => delete d.summary.byTarget.one.exitCode, /^\/summary\/byTarget\/one: "exitCode" is required/);
+  });
   it('a check that cannot run (unknown, with its error)', async () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ propagations: { table: 'no_such_outbox' } }));
@@ -180,15 +220,6 @@ describe('show fits show.schema.json', () => {
 });
 
 describe('the validator rejects what a schema does not allow (one mutated real document per schema)', () => {
-  /** The real document passes; the mutated copy fails, naming the field. */
-  function rejects(root: Schema, doc: unknown, mutate: (d: any) => void, path: RegExp, at = '#'): void {
-    expectValid(root, doc, at, 'the real document');
-    const bad = structuredClone(doc);
-    mutate(bad);
-    const errors = validate(root, bad, resolve(root, at));
-    expect(errors.join('\n')).toMatch(path);
-  }
-
   it('listing: a mode other than read; an ndjson summary line without its summary', async () => {
     const r = await run(['executions', 'stuck', '--older-than', '10m', '-o', 'json']);
     rejects(listing, r.json(), (d) => (d.mode = 'plan'), /^\/mode: must be "read"/);
