@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -252,6 +252,12 @@ describe('the validator rejects what a schema does not allow (one mutated real d
     expect(doc.audit.length).toBeGreaterThan(0);
     rejects(show, doc, (d) => delete d.audit[0].kind, /^\/audit\/0: "kind" is required/);
     rejects(show, doc, (d) => (d.summary = {}), /^\/summary: no value is allowed here/);
+  });
+
+  it('every schema in docs/schemas is one of those validated here, and ships in the package', () => {
+    expect(readdirSync(SCHEMAS).filter((f) => f.endsWith('.json')).sort()).toEqual(['check-report.schema.json', 'listing.schema.json', 'remediation-report.schema.json', 'show.schema.json']);
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8'));
+    expect(pkg.files).toContain('docs/schemas');
   });
 
   it('a keyword the validator does not know is an error, never ignored', () => {
