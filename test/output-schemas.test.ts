@@ -219,6 +219,25 @@ describe('show fits show.schema.json', () => {
   });
 });
 
+describe('schedule-groups show fits show.schema.json, with its journal', () => {
+  it('after adopt --apply without an audit table: the journal line (json, ndjson)', async () => {
+    const journalCfg = join(dir, 'journal.json');
+    writeFileSync(journalCfg, JSON.stringify({ scheduleGroups: { ownerTags: OWNER, ownerKeyPrefix: 'alchemy::', desiredTags: { team: 'payments' } } }));
+    emu.seedGroup('show-journal', { env: 'prod' });
+    const awsOnly = awsEnv(emu);
+    expect((await cli(['--config', journalCfg, 'adopt', 'schedule-group', 'show-journal', '--apply', '--yes', '--reason', 'INC-30'], awsOnly)).code).toBe(0);
+    const json = await cli(['--config', journalCfg, 'schedule-groups', 'show', 'show-journal', '-o', 'json'], awsOnly);
+    expect(json.code, json.stderr).toBe(0);
+    const doc = json.json();
+    expect(doc.journal.length).toBeGreaterThan(0);
+    expectValid(show, doc, '#', 'schedule-groups show -o json');
+    rejects(show, doc, (d) => (d.journal[0].at = null), /^\/journal\/0\/at: null is not of type string/);
+    const nd = await cli(['--config', journalCfg, 'schedule-groups', 'show', 'show-journal', '-o', 'ndjson'], awsOnly);
+    expect(nd.stdout.trimEnd().split('\n')).toHaveLength(1);
+    expectValid(show, JSON.parse(nd.stdout), '#', 'schedule-groups show -o ndjson');
+  });
+});
+
 describe('the validator rejects what a schema does not allow (one mutated real document per schema)', () => {
   it('listing: a mode other than read; an ndjson summary line without its summary', async () => {
     const r = await run(['executions', 'stuck', '--older-than', '10m', '-o', 'json']);
