@@ -26,6 +26,7 @@ const SERVERLESS = [
   'test/item-lines.test.ts',
   'test/output-serialized.test.ts',
   'test/plan-spool.test.ts',
+  'test/reference.test.ts',
   'test/reliability/aws-faults.test.ts',
   'test/shards.test.ts',
   'test/shell-quote.test.ts',
