@@ -11,6 +11,7 @@ const SERVERLESS = [
   'test/checks/error-classes.test.ts',
   'test/cli-errors.test.ts',
   'test/completion.test.ts',
+  'test/docs-commands.test.ts',
   'test/docs-links.test.ts',
   'test/checks/schedule-groups*.test.ts',
   'test/checks/tag-diff.test.ts',
