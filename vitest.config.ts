@@ -18,6 +18,7 @@ const SERVERLESS = [
   'test/concurrency.test.ts',
   'test/config.test.ts',
   'test/durations.test.ts',
+  'test/e2e/container-image.e2e.test.ts',
   'test/e2e/demo.e2e.test.ts',
   'test/e2e/examples.test.ts',
   'test/e2e/newcomer.e2e.test.ts',

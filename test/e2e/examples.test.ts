@@ -2,28 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { cli } from '../support/cli.js';
+import { commandPath, containerInvocations, dockerRuns, opsctlInvocations } from '../support/examples.js';
+import { EXAMPLE_IMAGE } from '../support/image-shims.js';
+import { envOf, readDockerfile } from '../support/dockerfile.js';
 
 const read = (f: string) => readFileSync(new URL(`../../examples/${f}`, import.meta.url), 'utf8');
 
-/** Every `npx opsctl …` invocation in shell text, as argv (stops at ; | > & and line ends). */
-function opsctlInvocations(text: string): string[][] {
-  const out: string[][] = [];
-  for (const m of text.matchAll(/npx opsctl((?:[ \t]+[^\s;|>&]+)+)/g)) out.push(m[1].trim().split(/[ \t]+/).map((w) => w.replace(/^["']|["']$/g, '')));
-  return out;
-}
-
-/** The shell text of the examples: workflow `run` steps and container command + args. */
-function exampleCommands(): string {
+/** The opsctl invocations of the examples: the image's container args, the workflow's `run` steps. */
+function exampleInvocations(): string[][] {
   const wf = parseAllDocuments(read('github-actions-opsctl-check.yml'))[0].toJS();
   const runs = wf.jobs.check.steps.map((s: any) => s.run ?? '').join('\n');
-  const k8s = parseAllDocuments(read('kubernetes-cronjob.yaml')).map((d) => d.toJS());
-  const containers = k8s.flatMap((j: any) => j.spec.jobTemplate.spec.template.spec.containers);
-  const cmds = containers.map((c: any) => [...(c.command ?? []), ...(c.args ?? [])].join(' ')).join('\n');
-  return `${runs}\n${cmds}`;
+  return [...k8sContainers().flatMap((c) => containerInvocations(c)), ...opsctlInvocations(runs)];
 }
-
-/** The command path of an invocation: the words before the first flag. */
-const commandPath = (argv: string[]) => argv.slice(0, argv.findIndex((w) => w.startsWith('-')) === -1 ? argv.length : argv.findIndex((w) => w.startsWith('-')));
+const k8sContainers = (): any[] =>
+  parseAllDocuments(read('kubernetes-cronjob.yaml'))
+    .map((d) => d.toJS())
+    .flatMap((j: any) => j.spec.jobTemplate.spec.template.spec.containers);
 
 describe('examples', () => {
   it('the GitHub Actions workflow parses and is scheduled', () => {
@@ -43,13 +37,15 @@ describe('examples', () => {
       const job = d.toJS();
       expect(job).toMatchObject({ apiVersion: 'batch/v1', kind: 'CronJob' });
       expect(job.spec.schedule).toMatch(/^\S+ \S+ \S+ \S+ \S+$/);
-      expect(job.spec.jobTemplate.spec.template.spec.containers[0].image).toMatch(/^node:20/);
+      expect(job.spec.jobTemplate.spec.template.spec.containers[0].image).toBe(EXAMPLE_IMAGE);
     }
   });
 
   it('every opsctl command in the examples exists and accepts its flags', async () => {
-    const calls = opsctlInvocations(exampleCommands());
+    const calls = exampleInvocations();
     expect(calls.length).toBeGreaterThanOrEqual(4);
+    // The reap CronJob keeps the image's entrypoint: its args are opsctl's argv, exactly.
+    expect(calls).toContainEqual(['reap', '--older-than', '2h', '--apply', '--max', '500', '--reason', 'nightly sweep', '-o', 'json']);
     for (const argv of calls) {
       const help = await cli([...commandPath(argv), '--help']);
       expect(help.code, argv.join(' ')).toBe(0);
@@ -57,6 +53,54 @@ describe('examples', () => {
         expect(help.stdout, `${argv.join(' ')}: ${flag}`).toContain(flag);
       }
     }
+  });
+});
+
+describe('examples run the image (the Dockerfile), not a checkout', () => {
+  const runtime = readDockerfile().at(-1)!;
+  const [uid] = runtime.instructions.filter((i) => i.keyword === 'USER').at(-1)!.args.split(':');
+  const stateDir = envOf(runtime).OPSCTL_STATE_DIR;
+  const files = ['kubernetes-cronjob.yaml', 'kubernetes-fleet-indexed-job.yaml', 'github-actions-opsctl-check.yml', 'github-actions-fleet-matrix.yml'];
+
+  it('no example uses npx, npm or a checkout of opsctl', () => {
+    for (const f of files) {
+      const text = read(f);
+      expect(text, f).not.toMatch(/\bnpx\b|\bnpm (ci|install|run)\b|setup-node|persistentVolumeClaim|workingDir|repository: your-org\/opsctl/);
+    }
+  });
+
+  it('every Kubernetes pod runs the image as its non-root user, read-only, with emptyDirs for the state directory and /tmp, secrets from env or secret volumes', () => {
+    for (const f of ['kubernetes-cronjob.yaml', 'kubernetes-fleet-indexed-job.yaml']) {
+      for (const job of parseAllDocuments(read(f)).map((d) => d.toJS())) {
+        const pod = job.spec.jobTemplate.spec.template.spec;
+        expect(pod.securityContext, f).toMatchObject({ runAsNonRoot: true, runAsUser: Number(uid) });
+        const emptyDirs = pod.volumes.filter((v: any) => v.emptyDir).map((v: any) => v.name);
+        for (const c of pod.containers) {
+          expect(c.image, f).toBe(EXAMPLE_IMAGE);
+          expect(c.securityContext, f).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+          const at = (path: string) => c.volumeMounts.find((m: any) => m.mountPath === path)?.name;
+          expect(emptyDirs, `${f}: ${stateDir}`).toContain(at(stateDir));
+          expect(emptyDirs, `${f}: /tmp`).toContain(at('/tmp'));
+          for (const e of c.env ?? []) {
+            if (/DATABASE_URL|PASSWORD|SECRET|TOKEN/.test(e.name)) expect(e.valueFrom?.secretKeyRef, `${f}: ${e.name}`).toBeDefined();
+          }
+        }
+      }
+    }
+  });
+
+  it('the check workflow runs opsctl with docker run of the example image, passing every variable the step sets', () => {
+    const wf = parseAllDocuments(read('github-actions-opsctl-check.yml'))[0].toJS();
+    expect(wf.jobs.check.env.OPSCTL_IMAGE).toBe(EXAMPLE_IMAGE);
+    expect(wf.permissions.packages).toBe('read');
+    const step = wf.jobs.check.steps.find((s: any) => /opsctl check/.test(s.run ?? ''));
+    const runs = dockerRuns(step.run);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ rm: true, image: '$OPSCTL_IMAGE', args: ['$@'] });
+    const passed = runs[0].env.map((e) => e.split('=')[0]);
+    for (const name of [...Object.keys(step.env), 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) expect(passed, name).toContain(name);
+    // The config is read from the workspace: the working directory is a mounted volume.
+    expect(runs[0].volumes.some((v) => v.split(':')[1] === runs[0].workdir)).toBe(true);
   });
 });
 

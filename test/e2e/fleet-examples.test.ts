@@ -5,13 +5,15 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { parseAllDocuments } from 'yaml';
 import parsePrometheus from 'parse-prometheus-text-format';
-import { BIN, cli } from '../support/cli.js';
+import { cli } from '../support/cli.js';
+import { EXAMPLE_IMAGE, imageShims } from '../support/image-shims.js';
+import { commandPath, containerInvocations, dockerRuns, opsctlInvocations } from '../support/examples.js';
 import { freshDatabase, serverPassword } from '../support/db.js';
 
 /**
  * The fleet examples: a Kubernetes Indexed Job CronJob and a GitHub Actions matrix. Parsed,
  * every opsctl command and flag checked against the CLI, and their shell commands run as
- * written (npx opsctl → the built CLI) for every shard: the union of the shards' reports is
+ * written (the image's `opsctl` and `docker run` → the built CLI) for every shard: the union of the shards' reports is
  * the whole fleet, and no target is in two shards.
  */
 const read = (f: string) => readFileSync(new URL(`../../examples/${f}`, import.meta.url), 'utf8');
@@ -39,21 +41,15 @@ const shardCount = (text: string) => {
   return ns[0];
 };
 
-function opsctlInvocations(text: string): string[][] {
-  const out: string[][] = [];
-  for (const m of text.matchAll(/npx opsctl((?:[ \t]+[^\s;|>&]+)+)/g)) out.push(m[1].trim().split(/[ \t]+/));
-  return out;
-}
-const commandPath = (argv: string[]) => {
-  const i = argv.findIndex((w) => w.startsWith('-'));
-  return argv.slice(0, i === -1 ? argv.length : i);
-};
-
-/** Runs shell text with `npx opsctl` replaced by the built CLI. */
+/**
+ * Runs shell text as written, with the image's commands on PATH (test/support/image-shims.ts):
+ * `opsctl` is the built CLI, `docker run` of the example image runs it with that command's -e
+ * variables only.
+ */
+let shims: ReturnType<typeof imageShims> | undefined;
 function sh(script: string, env: NodeJS.ProcessEnv, cwd: string): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const text = script.replaceAll('npx opsctl', `"${process.execPath}" "${BIN}"`);
-    const child = spawn('/bin/sh', ['-c', text], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('/bin/sh', ['-c', script], { env: { HOME: process.env.HOME, ...env, ...shims!.env }, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
     child.on('error', reject);
@@ -70,7 +66,7 @@ describe('fleet examples: structure', () => {
     expect(spec.completionMode).toBe('Indexed');
     expect(spec.parallelism).toBe(spec.completions);
     const c = spec.template.spec.containers[0];
-    expect(c.image).toMatch(/^node:20/);
+    expect(c.image).toBe(EXAMPLE_IMAGE);
     expect(shellOf(c)).toContain('--shard $JOB_COMPLETION_INDEX/');
     expect(shardCount(shellOf(c))).toBe(spec.completions);
   });
@@ -85,9 +81,25 @@ describe('fleet examples: structure', () => {
     expect(ghaRun(wf)).toContain('--shard ${{ matrix.shard }}/');
   });
 
+  it('the GitHub Actions step runs opsctl from the example image, passing it every variable the step sets', () => {
+    const wf = gha();
+    expect(wf.jobs.check.env.OPSCTL_IMAGE).toBe(EXAMPLE_IMAGE);
+    const step = wf.jobs.check.steps.find((s: any) => /--shard/.test(s.run ?? ''));
+    const runs = dockerRuns(step.run);
+    expect(runs).toHaveLength(1);
+    const [d] = runs;
+    expect(d.rm).toBe(true);
+    expect(d.image).toBe('$OPSCTL_IMAGE');
+    expect(d.args).toEqual(['$@']);
+    const passed = d.env.map((e) => e.split('=')[0]);
+    for (const name of Object.keys(step.env)) expect(passed, name).toContain(name);
+    expect(d.volumes.some((v) => v.split(':')[1] === d.workdir)).toBe(true);
+  });
+
   it('every opsctl command in them exists and accepts its flags', async () => {
-    const calls = [...opsctlInvocations(shellOf(k8s().spec.jobTemplate.spec.template.spec.containers[0])), ...opsctlInvocations(ghaRun(gha()))];
+    const calls = [...containerInvocations(k8s().spec.jobTemplate.spec.template.spec.containers[0]), ...opsctlInvocations(ghaRun(gha()))];
     expect(calls.length).toBeGreaterThanOrEqual(3);
+    expect(calls.every((argv) => argv[0] === 'check')).toBe(true);
     for (const argv of calls) {
       const help = await cli([...commandPath(argv), '--help']);
       expect(help.code, argv.join(' ')).toBe(0);
@@ -106,6 +118,7 @@ describe('fleet examples: every shard, run as written', () => {
   beforeAll(async () => {
     db = await freshDatabase('fleet_ex');
     dir = mkdtempSync(join(tmpdir(), 'opsctl-fleet-ex-'));
+    shims = imageShims(dir);
     const u = new URL(db.url);
     u.password = '';
     // Thirteen tenants on one real database: cheap, and enough for every shard of 4 to get some.
@@ -150,7 +163,7 @@ describe('fleet examples: every shard, run as written', () => {
       const cwd = mkdtempSync(join(tmpdir(), `opsctl-gha-${shard}-`));
       writeFileSync(join(cwd, 'opsctl.fleet.json'), readFileSync(join(dir, 'opsctl.fleet.json')));
       const script = step.run.replaceAll('${{ matrix.shard }}', String(shard));
-      const r = await sh(script, { ...env(), OPSCTL_CONFIG: step.env.OPSCTL_CONFIG, GITHUB_STEP_SUMMARY: join(cwd, 'summary.md') }, cwd);
+      const r = await sh(script, { ...env(), ...wf.jobs.check.env, OPSCTL_CONFIG: step.env.OPSCTL_CONFIG, GITHUB_STEP_SUMMARY: join(cwd, 'summary.md') }, cwd);
       expect(r.code, r.stderr).toBe(0);
       const report = JSON.parse(readFileSync(join(cwd, `opsctl-check-${shard}.json`), 'utf8'));
       expect(report.summary.shard).toBe(`${shard}/${wf.jobs.check.strategy.matrix.shard.length}`);
