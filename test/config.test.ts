@@ -92,7 +92,7 @@ describe('config loading', () => {
     const bad = await cli(['config', 'show', '-o', 'yaml'], {}, { cwd: d });
     expect(bad.code).toBe(2);
     expect(bad.stdout).toBe('');
-    expect(bad.stderr.trim()).toBe('opsctl: -o yaml is not a known output format: use one of table, json, ndjson.');
+    expect(bad.stderr.trim()).toBe('opsctl: -o yaml is not a known output format: use one of table, wide, json, ndjson.');
   });
 
   it('config show masks the password and exits 0; a bad file exits 2 with one line', async () => {

@@ -64,7 +64,7 @@ describe('the command reference (docs/reference, opsctl.1)', () => {
 
   it('options with their defaults; the global options once, on the index', () => {
     const index = files.get('docs/reference/README.md')!;
-    expect(index).toContain('| `-o, --output <format>` | output format: table, json, ndjson (check also: markdown, prometheus) | `table` |');
+    expect(index).toContain('| `-o, --output <format>` | output format: table (fitted to a terminal), wide (every column in full), json, ndjson (check also: markdown, prometheus) | `table` |');
     for (const o of program.options) expect(index, o.flags).toContain(`\`${o.flags}\``);
     const reap = files.get('docs/reference/opsctl-reap.md')!;
     expect(reap).toContain('| `--older-than <duration>` | threshold, e.g. 10m (default: executions.threshold) |');
