@@ -186,7 +186,8 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
           { header: 'id', value: (r) => r.id },
           { header: 'status', value: (r) => r.status },
           { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
-          { header: 'threshold', value: () => threshold, tone: () => 'dim' },
+          // In the headline already: only -o wide and piped output repeat it on every row.
+          { header: 'threshold', value: () => threshold, tone: () => 'dim', wideOnly: true },
         ],
         detail: { planHeader: 'reason it would write', text: (r) => r.reason },
         headline: (mode) =>

@@ -21,6 +21,8 @@ export interface Column<T = any> {
    * counts and times are never cut. Only a table on a TTY is fitted: piped, -o wide and json keep every value whole.
    */
   shrink?: boolean;
+  /** Said elsewhere too (a threshold in the headline): left out of a table fitted to a terminal, shown by -o wide and when piped. */
+  wideOnly?: boolean;
 }
 
 export interface Section {
@@ -523,12 +525,14 @@ async function renderTable<T>(result: CommandResult<T>, target: OutputTarget, wi
   };
 
   if (result.headline) await out.add(`${bold(result.headline)}\n`);
-  const main = await collect(result.columns, result.items);
+  // Fitted to a terminal: the columns that repeat what the headline says stay out.
+  const mainColumns = width === undefined ? result.columns : result.columns.filter((c) => !c.wideOnly);
+  const main = await collect(mainColumns, result.items);
   // The items are consumed (an --apply's work is done): from here a failure is the printing's alone.
   try {
     try {
       if (main.count === 0) await out.add(`${prose(result.emptyMessage ?? 'Nothing found.')}\n`);
-      else await writeTable(result.columns, main);
+      else await writeTable(mainColumns, main);
     } finally {
       await main.close();
     }

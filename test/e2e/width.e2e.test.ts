@@ -72,15 +72,19 @@ describe('reap (dry run) on an 80-column terminal', () => {
     expect(r.output).toContain('支払い処理 INC-4242');
   });
 
-  it('uuid ids: the columns never cut already take 81 columns, so nothing is cut (the terminal wraps); at 100 the reason is cut', async () => {
+  it('uuid ids: fitted at 80 too — the threshold (in the headline) is left out of the fitted table, the reason cut, the uuids whole', async () => {
     const at80 = await onTty(['reap'], uuidReapEnv(), 80);
     expect(at80.code).toBe(0);
-    expect(at80.output).toContain(REASON);
-    const at100 = await onTty(['reap'], uuidReapEnv(), 100);
-    expect(at100.code).toBe(0);
-    expect(widest(at100.output)).toBeLessThanOrEqual(100);
-    for (const id of uuids) expect(at100.output).toContain(`│ ${id} │`);
-    expect(at100.output).toContain('…');
+    expect(widest(at80.output)).toBeLessThanOrEqual(80);
+    for (const id of uuids) expect(at80.output).toContain(`│ ${id} │`);
+    expect(at80.output).toContain('…');
+    expect(at80.output).not.toMatch(/│ threshold/);
+    expect(at80.output).toMatch(/older than 10m/); // the headline says it
+  });
+
+  it('-o wide and piped output keep the threshold column', async () => {
+    expect((await onTty(['reap', '-o', 'wide'], uuidReapEnv(), 80)).output).toMatch(/│ threshold/);
+    expect((await cliProcess(['reap'], uuidReapEnv())).stdout).toMatch(/│ threshold/);
   });
 
   it('-o wide: every reason in full', async () => {
