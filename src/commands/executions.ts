@@ -103,7 +103,8 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
         { header: 'id', value: (r) => r.id },
         { header: 'status', value: (r) => r.status, tone: () => 'warn' },
         { header: 'age', value: (r) => formatAge(r.ageSeconds * 1000) },
-        { header: 'updated_at', value: (r) => r.updatedAt.replace(/\.\d{3}Z$/, 'Z') },
+        // The age says it on a terminal; -o wide and piped output keep the timestamp.
+        { header: 'updated_at', value: (r) => r.updatedAt.replace(/\.\d{3}Z$/, 'Z'), wideOnly: true },
       ];
       return ctx.emit({
         command: 'executions stuck',

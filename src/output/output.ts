@@ -21,7 +21,7 @@ export interface Column<T = any> {
    * counts and times are never cut. Only a table on a TTY is fitted: piped, -o wide and json keep every value whole.
    */
   shrink?: boolean;
-  /** Said elsewhere too (a threshold in the headline): left out of a table fitted to a terminal, shown by -o wide and when piped. */
+  /** Said elsewhere too (a threshold in the headline, a time beside its age): left out when a terminal is too narrow for the table, shown by -o wide and when piped. */
   wideOnly?: boolean;
 }
 
@@ -320,8 +320,12 @@ function cutTo(s: string, width: number): string {
   return `${out}…`;
 }
 
-/** Narrowest a free-text column is cut to: below this a cell says nothing. */
-const SHRINK_MIN = 10;
+/**
+ * Narrowest a free-text column is cut to ("reap…"): narrower than that a cell says nothing. A
+ * row cut short still reads on one line; a row the terminal wraps mid-cell does not (at 80
+ * columns a reap's uuid, status, age and outcome leave 7 for its detail).
+ */
+const SHRINK_MIN = 5;
 
 /**
  * Column widths for a table fitted to `width` terminal columns: the widest free-text columns
@@ -507,17 +511,24 @@ async function renderTable<T>(result: CommandResult<T>, target: OutputTarget, wi
   };
   const out = new ChunkedWriter(target.stream);
   /** The box cli-table3 drew in its compact style, one line at a time. */
-  const writeTable = async (columns: Column[], rows: TableRows): Promise<void> => {
-    const widths = width ? fitWidths(rows.widths, columns.map((c) => Boolean(c.shrink)), width) : rows.widths;
+  const writeTable = async (all: Column[], rows: TableRows): Promise<void> => {
+    // Too wide for the terminal: first the columns that repeat what is said elsewhere (wideOnly)
+    // go, then the free-text ones are cut.
+    const room = (ws: number[]) => ws.reduce((a, b) => a + b, 0) + 3 * ws.length + 1;
+    const keep = all.map((c, i) => i).filter((i) => !width || room(rows.widths) <= width || !all[i]?.wideOnly);
+    const columns = keep.map((i) => all[i] as Column);
+    const natural = keep.length === all.length ? rows.widths : keep.map((i) => rows.widths[i] as number);
+    const widths = width ? fitWidths(natural, columns.map((c) => Boolean(c.shrink)), width) : natural;
     // Cells are cut only when a column was narrowed: the full-width path stays as it was.
-    const fit = widths === rows.widths ? (s: string) => s : (s: string, i: number) => cutTo(s, widths[i] as number);
+    const fit = widths === natural ? (s: string) => s : (s: string, i: number) => cutTo(s, widths[i] as number);
     const rule = (l: string, m: string, r: string) => `${l}${widths.map((w) => '─'.repeat(w + 2)).join(m)}${r}\n`;
     const line = (cells: string[], texts: string[]) => `│ ${cells.map((c, i) => `${c}${' '.repeat((widths[i] as number) - displayWidth(texts[i] as string))}`).join(' │ ')} │\n`;
     const heads = columns.map((c, i) => fit(escapeControl(c.header), i));
     await out.add(rule('┌', '┬', '┐'));
     await out.add(line(heads.map((h) => (color ? chalk.bold(h) : h)), heads));
     if (rows.count) await out.add(rule('├', '┼', '┤'));
-    for await (const row of rows.rows()) {
+    for await (const all of rows.rows()) {
+      const row = keep.length === all.length ? all : keep.map((i) => all[i] as string);
       const texts = row.map((c, i) => fit(c.slice(1), i));
       await out.add(line(row.map((c, i) => paint(TONES[Number(c[0])], texts[i] as string)), texts));
     }
@@ -525,14 +536,12 @@ async function renderTable<T>(result: CommandResult<T>, target: OutputTarget, wi
   };
 
   if (result.headline) await out.add(`${bold(result.headline)}\n`);
-  // Fitted to a terminal: the columns that repeat what the headline says stay out.
-  const mainColumns = width === undefined ? result.columns : result.columns.filter((c) => !c.wideOnly);
-  const main = await collect(mainColumns, result.items);
+  const main = await collect(result.columns, result.items);
   // The items are consumed (an --apply's work is done): from here a failure is the printing's alone.
   try {
     try {
       if (main.count === 0) await out.add(`${prose(result.emptyMessage ?? 'Nothing found.')}\n`);
-      else await writeTable(mainColumns, main);
+      else await writeTable(result.columns, main);
     } finally {
       await main.close();
     }

@@ -71,7 +71,9 @@ function hooks<P extends PlannedItem>(ctx: CommandContext, p: Presentation<P>) {
       const previewReport = { mode: 'plan' as const, items: shown.map((i) => ({ ...i, outcome: 'planned', outcomeClass: 'planned' as const })), summary: { planned: count, outcomes: {} }, exitCode: 0 };
       const result = remediationResult<P>(previewReport as unknown as RemediationReport<P>, p);
       const rest = count - shown.length;
-      await render({ ...result, notes: () => (rest > 0 ? [`… and ${rest} more (${count} in all).`] : []), summary: () => ({}) }, 'table', { stream: ctx.io.stderr, env: ctx.io.env, noColor: ctx.globals.color === false });
+      // Every row of the question's plan is "planned": no outcome column, more room for the rest.
+      const columns = [...p.columns, { header: p.detail.planHeader, value: (r: ReportedItem<P>) => p.detail.text(r), shrink: true }];
+      await render({ ...result, columns, notes: () => (rest > 0 ? [`… and ${rest} more (${count} in all).`] : []), summary: () => ({}) }, 'table', { stream: ctx.io.stderr, env: ctx.io.env, noColor: ctx.globals.color === false });
     };
     return p.confirm ? p.confirm(count) : ctx.confirm(p.question(count), preview);
   };

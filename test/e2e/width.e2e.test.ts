@@ -119,6 +119,22 @@ describe('executions stuck on an 80-column terminal', () => {
     expect(r.output).not.toContain('…');
   });
 
+  it('an "approved" row at 80 columns: updated_at (the age says it) gives way before anything wraps; at 200 it is there', async () => {
+    // Inserted (an UPDATE would have the table's trigger stamp updated_at, and the row not be stuck).
+    const { rows } = await db.client.query(`INSERT INTO purchase_executions (status, updated_at) VALUES ('approved', now() - interval '10 hours 11 minutes') RETURNING id::text`);
+    try {
+      const at80 = await onTty(['executions', 'stuck'], env(), 80);
+      expect(widest(at80.output)).toBeLessThanOrEqual(80);
+      expect(at80.output).toMatch(/│ approved │/);
+      expect(at80.output, at80.output).not.toMatch(/updated_at/);
+      const at200 = await onTty(['executions', 'stuck'], env(), 200);
+      expect(at200.output).toMatch(/│ updated_at/);
+      expect((await cliProcess(['executions', 'stuck'], env())).stdout).toMatch(/│ updated_at/);
+    } finally {
+      await db.client.query('DELETE FROM purchase_executions WHERE id = $1', [rows[0].id]);
+    }
+  });
+
   it('-o wide and a pipe: the headline on one line', async () => {
     const wide = await onTty(['executions', 'stuck', '-o', 'wide'], env(), 80);
     const piped = await cliProcess(['executions', 'stuck'], env());
