@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { runProcess } from '../support/cli.js';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createServer, type Server } from 'node:net';
@@ -21,15 +22,7 @@ interface Run {
 function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   // npm keeps the whole environment (registry, proxy and CA settings); opsctl gets a bare one.
   const base = cmd === 'npm' ? process.env : { PATH: process.env.PATH, HOME: process.env.HOME };
-  return new Promise((done, fail) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...base, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
+  return runProcess(cmd, args, { cwd: opts.cwd, env: { ...base, ...opts.env } });
 }
 
 /** The checkout's files, with node_modules and dist hard-linked (same inodes and modes, no copy). */
