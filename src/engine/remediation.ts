@@ -6,6 +6,7 @@ import { displayName } from '../database/identifiers.js';
 import { writeAudit, type AuditEntry } from './audit.js';
 import type { Config } from '../config/config.js';
 import { BatchSizer } from './batch-sizer.js';
+import { newRunId } from './run-id.js';
 import { PlanSpool } from './plan-spool.js';
 import { itemLines, OutcomeTails } from './item-lines.js';
 
@@ -180,6 +181,8 @@ export interface RemediationOptions<P extends PlannedItem> {
   asks?: boolean;
   /** Checked before each batch: true stops the run there (Ctrl-C), the rest reported not attempted, exit 130. */
   shouldStop?: () => boolean;
+  /** Told once the run starts to change things (the lock held, the plan confirmed): its id, on every audit entry and in the summary. */
+  onRunStart?: (runId: string) => void;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -216,9 +219,12 @@ function errorText(e: unknown): string {
 }
 
 /** The batch and its audit rows in one unit: an audit row exists iff its change committed. */
-async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, tx: C, batch: P[]): Promise<ItemOutcome[]> {
+/** An audit entry of a run carries the run's id (metadata.runId): what `runs` and `revert` find a run by. */
+const ofRun = (e: AuditEntry, runId: string | undefined): AuditEntry => (runId ? { ...e, metadata: { ...e.metadata, runId } } : e);
+
+async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, tx: C, batch: P[], runId?: string): Promise<ItemOutcome[]> {
   const result = await remedy.applyBatch(tx, batch);
-  const entries = result.filter((r) => r.outcome === 'applied' && r.audit).map((r) => r.audit as AuditEntry);
+  const entries = result.filter((r) => r.outcome === 'applied' && r.audit).map((r) => ofRun(r.audit as AuditEntry, runId));
   if (entries.length && host.writeAudit) await host.writeAudit(tx, remedy.audit ?? null, entries);
   return result;
 }
@@ -233,7 +239,7 @@ type BatchResult<P> = { outcomes: ItemOutcome[]; fatal?: { error: unknown; items
  * kept and every change that reached the target is audited, also when an item met a fatal error
  * (returned as `fatal`, with no item left in doubt) or when the audit itself cannot be written.
  */
-async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[]): Promise<BatchResult<P>> {
+async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[], runId?: string): Promise<BatchResult<P>> {
   const outcomes = await host.batch((t) => remedy.applyBatch(t, batch));
   let fatal: BatchResult<P>['fatal'];
   for (const o of outcomes) {
@@ -244,7 +250,7 @@ async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remed
   const audited = outcomes.filter((r) => r.audit && reached(r));
   if (audited.length && host.writeAudit) {
     try {
-      await host.writeAudit(host.target, remedy.audit ?? null, audited.map((r) => r.audit as AuditEntry));
+      await host.writeAudit(host.target, remedy.audit ?? null, audited.map((r) => ofRun(r.audit as AuditEntry, runId)));
     } catch (e) {
       // The changes happened: they are reported as they are, each saying its audit is missing,
       // and the run stops on the audit's sentence.
@@ -261,11 +267,11 @@ async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remed
  * error (connection, privilege, schema, timeout) is returned with the items it left in doubt;
  * `outcomes` then covers the others (applied before it, or not attempted after it).
  */
-async function applyOneBatch<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[]): Promise<BatchResult<P>> {
+async function applyOneBatch<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[], runId?: string): Promise<BatchResult<P>> {
   const audited = Boolean(host.writeAudit && remedy.audit?.audit.table);
   const unit = remedy.oneStatement && !audited && host.statement ? host.statement.bind(host) : host.batch.bind(host);
   const attempt = (items: P[]): Promise<BatchResult<P>> =>
-    host.rolledBack ? unit((tx) => applyAudited(host, remedy, tx, items)).then((outcomes) => ({ outcomes })) : applySettled(host, remedy, items);
+    host.rolledBack ? unit((tx) => applyAudited(host, remedy, tx, items, runId)).then((outcomes) => ({ outcomes })) : applySettled(host, remedy, items, runId);
   try {
     return await attempt(batch);
   } catch (e) {
@@ -679,6 +685,9 @@ async function runEngine<P extends PlannedItem, C>(
     return report('apply', async function* () {}, () => ({ planned: source.actionable, cancelled: true, outcomes: {} }), () => ExitCode.NOT_CONFIRMED, () => undefined);
   }
   const allActionable = source.actionable === source.count && !source.items;
+  // The run: every apply that goes ahead (a cancelled one changes nothing and is no run).
+  const runId = cancelled ? undefined : newRunId();
+  if (runId) opts.onRunStart?.(runId);
 
   let batches = 0;
   let longestBatchMs = 0;
@@ -763,7 +772,7 @@ async function runEngine<P extends PlannedItem, C>(
   const run = async ([segment, lines]: [P[], string[]], lane: RemedyHost<C>) => {
     const batch = allActionable ? segment : segment.filter(isActionable);
     const started = performance.now();
-    const r: BatchResult<P> = batch.length ? await applyOneBatch(lane, remedy, batch) : { outcomes: [] };
+    const r: BatchResult<P> = batch.length ? await applyOneBatch(lane, remedy, batch, runId) : { outcomes: [] };
     return { segment, batch, lines, r, ms: performance.now() - started, lane };
   };
 
@@ -882,6 +891,7 @@ async function runEngine<P extends PlannedItem, C>(
         longestBatchMs: Math.round(longestBatchMs),
         ...(sizer ? { batchSizes: sizer.describe() } : {}),
         outcomes: tally.outcomes(['applied', 'lost', 'skipped', 'refused', 'errored']),
+        ...(runId ? { runId } : {}),
       };
       if (cancelled) summary.cancelled = true;
       if (aborted) summary.aborted = aborted;

@@ -274,7 +274,15 @@ describe('propagations retry', () => {
     expect(audit.rows.map((a) => a.resource_id).sort()).toEqual([...expected].sort());
     expect(audit.rows[0]).toMatchObject({ actor: 'test-operator', team_id: TEAM });
     expect(audit.rows[0].summary).toContain('INC-9 fixed');
-    expect(audit.rows[0].metadata).toEqual({ propagation_id: audit.rows[0].resource_id, kind: 'tier_elevation', team_id: TEAM, previous_attempts: 10, reason: 'INC-9 fixed' });
+    // The runner's keys, and the id of the opsctl run that wrote it (a UUIDv7).
+    expect(audit.rows[0].metadata).toEqual({
+      propagation_id: audit.rows[0].resource_id,
+      kind: 'tier_elevation',
+      team_id: TEAM,
+      previous_attempts: 10,
+      reason: 'INC-9 fixed',
+      runId: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
+    });
 
     const again = await cli(['propagations', 'retry', '--kind', 'tier_elevation', '--since', '30m', '--apply', '-o', 'json'], env);
     expect(again.code).toBe(0);
