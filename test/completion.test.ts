@@ -88,3 +88,45 @@ describe('opsctl completion', () => {
     expect(r.stderr).toBe('opsctl: completion: "tcsh" is not a supported shell: use one of bash, zsh, fish.\n');
   });
 });
+
+describe('opsctl completion at a real terminal', () => {
+  it('bash: Tab completes a subcommand and a -o value on the command line', async () => {
+    const { spawn } = await import('node:child_process');
+    const { BIN } = await import('./support/cli.js');
+    // `opsctl` on PATH as a person has it, and an interactive bash in a pseudo-terminal (script).
+    const bin = mkdtempSync(join(tmpdir(), 'opsctl-completion-bin-'));
+    writeFileSync(join(bin, 'opsctl'), `#!/bin/sh\nexec '${process.execPath}' '${BIN}' "$@"\n`, { mode: 0o755 });
+    const child = spawn('script', ['-qefc', 'bash --norc --noprofile -i', '/dev/null'], {
+      env: { PATH: `${bin}:${process.env.PATH}`, HOME: dir, TERM: 'xterm', PS1: '$ ' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const seen = (re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const guard = setTimeout(() => reject(new Error(`not seen ${re}: ${JSON.stringify(out.slice(-400))}`)), 20_000);
+        const check = () => {
+          if (re.test(out)) {
+            clearTimeout(guard);
+            child.stdout.off('data', check);
+            resolve();
+          }
+        };
+        child.stdout.on('data', check);
+        check();
+      });
+    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    try {
+      child.stdin.write(`source <(opsctl completion bash); echo READY\n`);
+      await seen(/^READY/m);
+      // Typed, completed by Tab, never run: the line is killed (Ctrl-U) at the end.
+      child.stdin.write('opsctl propagations ret\t');
+      await seen(/opsctl propagations retry /);
+      child.stdin.write('-o nd\t');
+      await seen(/-o ndjson/);
+      child.stdin.write('\u0015');
+    } finally {
+      child.stdin.write('exit\n');
+      child.kill();
+    }
+  });
+});
