@@ -168,12 +168,15 @@ describe('graphile-worker fidelity: retry is its own reschedule_jobs; --since se
   it('jobs failed by its own runner are listed by --since and retried exactly as reschedule_jobs does', async () => {
     const failed: string[] = [];
     for (let i = 0; i < 3; i++) failed.push(await add('flaky', i === 2 ? 'serial' : null, 1));
-    const manual = await add('flaky', null, 5);
     await backdate(OWN);
     // graphile-worker's own failure path (failJobs) on a real run.
     await withRunner(OWN, { flaky: async () => { throw new Error('smtp: connection reset'); } }, async () =>
       (await db.client.query(`SELECT count(*)::int AS n FROM ${OWN}._private_jobs WHERE attempts = 1 AND locked_at IS NULL AND max_attempts = 1`)).rows[0].n === 3,
     );
+    // Added once the runner is gone: had it been there, the runner could hold it (locked) at the
+    // moment permanently_fail_jobs runs, which skips locked jobs, and it would not be discarded.
+    const manual = await add('flaky', null, 5);
+    await db.client.query(`UPDATE ${OWN}._private_jobs SET created_at = now() - interval '6 hours', updated_at = now() - interval '6 hours', run_at = now() - interval '6 hours' WHERE id = $1`, [manual]);
     await db.client.query(`SELECT ${OWN}.permanently_fail_jobs(ARRAY[$1::bigint], 'bad payload')`, [manual]);
 
     const since = await cli(['--config', jobsConfig('graphile-worker', { schema: OWN }), 'jobs', 'discarded', '--since', '10m', '-o', 'json'], env);
