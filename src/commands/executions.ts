@@ -225,14 +225,9 @@ export async function runShowExecution(ctx: CommandContext, id: string): Promise
   parseFormat(ctx.globals.output);
   const config = await ctx.config();
   const cfg = config.executions;
-  const { showExecution, auditHistory } = await import('../checks/show-item.js');
-  const { emitShow, rowFields } = await import('./show-output.js');
-  const { item, audit } = await ctx.withDatabase((db) =>
-    db.readOnly(async (ro) => {
-      const item = await showExecution(ro, cfg, id);
-      return { item, audit: await auditHistory(ro, config.audit, cfg.table, item.id) };
-    }),
-  );
+  const { showExecution } = await import('../checks/show-item.js');
+  const { emitShow, readWithAudit, rowFields } = await import('./show-output.js');
+  const { item, audit } = await readWithAudit(ctx, cfg.table, (ro) => showExecution(ro, cfg, id));
   return emitShow(ctx, {
     command: 'executions show',
     headline: `Execution ${item.id} in ${item.table}`,

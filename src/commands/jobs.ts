@@ -454,15 +454,12 @@ export async function runShowJob(ctx: CommandContext, id: string): Promise<numbe
   const config = await ctx.config();
   const { resolveQueue, assertQueueSchema } = await import('../checks/jobs-presets.js');
   const q = resolveQueue(config);
-  const { showJob, auditHistory } = await import('../checks/show-item.js');
-  const { emitShow, rowFields } = await import('./show-output.js');
-  const { item, audit } = await ctx.withDatabase((db) =>
-    db.readOnly(async (ro) => {
-      await assertQueueSchema(ro, q);
-      const item = await showJob(ro, q, id);
-      return { item, audit: await auditHistory(ro, config.audit, q.preset.table, item.id) };
-    }),
-  );
+  const { showJob } = await import('../checks/show-item.js');
+  const { emitShow, readWithAudit, rowFields } = await import('./show-output.js');
+  const { item, audit } = await readWithAudit(ctx, q.preset.table, async (ro) => {
+    await assertQueueSchema(ro, q);
+    return showJob(ro, q, id);
+  });
   return emitShow(ctx, {
     command: 'jobs show',
     headline: `${q.preset.label} job ${item.id} in ${item.table}`,

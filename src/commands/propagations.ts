@@ -368,14 +368,9 @@ export async function runShowPropagation(ctx: CommandContext, id: string): Promi
   parseFormat(ctx.globals.output);
   const config = await ctx.config();
   const cfg = config.propagations;
-  const { showPropagation, auditHistory } = await import('../checks/show-item.js');
-  const { emitShow, rowFields } = await import('./show-output.js');
-  const { item, audit } = await ctx.withDatabase((db) =>
-    db.readOnly(async (ro) => {
-      const item = await showPropagation(ro, cfg, id);
-      return { item, audit: await auditHistory(ro, config.audit, cfg.table, item.id) };
-    }),
-  );
+  const { showPropagation } = await import('../checks/show-item.js');
+  const { emitShow, readWithAudit, rowFields } = await import('./show-output.js');
+  const { item, audit } = await readWithAudit(ctx, cfg.table, (ro) => showPropagation(ro, cfg, id));
   const c = cfg.columns;
   const roles: Record<string, string> = { [c.id]: 'id', [c.kind]: 'kind', [c.attempts]: 'attempts', [c.lastError]: 'lastError', [c.appliedAt]: 'appliedAt', [c.failedAt]: 'failedAt' };
   return emitShow(ctx, {

@@ -1,6 +1,7 @@
 import { CommandContext } from '../cli/context.js';
 import type { Column, Section } from '../output/output.js';
 import type { AuditRecord, JournalRecord } from '../checks/show-item.js';
+import type { Database } from '../database/database.js';
 
 /** One line of the vertical layout: a field and its whole value (never cut). */
 export interface Field {
@@ -85,4 +86,16 @@ export async function emitShow(ctx: CommandContext, r: ShowResult): Promise<numb
 
 function bigintText(_k: string, v: unknown): unknown {
   return typeof v === 'bigint' ? v.toString() : v;
+}
+
+/** One item (found by `find`) and its audit history, read in one READ ONLY transaction. */
+export async function readWithAudit<I extends { id: string }>(ctx: CommandContext, table: string, find: (ro: Database) => Promise<I>): Promise<{ item: I; audit: AuditRecord[] | undefined }> {
+  const config = await ctx.config();
+  const { auditHistory } = await import('../checks/show-item.js');
+  return ctx.withDatabase((db) =>
+    db.readOnly(async (ro) => {
+      const item = await find(ro);
+      return { item, audit: await auditHistory(ro, config.audit, table, item.id) };
+    }),
+  );
 }
