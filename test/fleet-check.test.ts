@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import parsePrometheus from 'parse-prometheus-text-format';
 import { marked } from 'marked';
 import type { SchedulerEmulator } from '../src/emulator/scheduler-emulator.js';
-import { freshDatabase, databaseChecksum, serverPassword } from './support/db.js';
+import { freshDatabase, databaseChecksum, serverPassword, noPassword } from './support/db.js';
 import { cli } from './support/cli.js';
+import { freePort } from '../src/database/embedded-postgres.js';
 import { awsEnv, emulator, owner, OWNER } from './support/aws.js';
 import { SCHEDULER_SCHEMA_SQL } from './support/scheduler-schema.js';
 
@@ -24,19 +25,6 @@ let hung: Server;
 const held: Socket[] = [];
 let dir: string;
 
-const noPassword = (url: string) => {
-  const u = new URL(url);
-  u.password = '';
-  return u.toString();
-};
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 
 beforeAll(async () => {
   [a, b, c] = await Promise.all([freshDatabase('fleet_a'), freshDatabase('fleet_b'), freshDatabase('fleet_c')]);

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFile
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../src/cli/cli.js';
-import { freshDatabase, databaseChecksum, serverPassword } from './support/db.js';
+import { freshDatabase, databaseChecksum, serverPassword, noPassword } from './support/db.js';
 import { cli } from './support/cli.js';
 import { eventually } from './support/reliability.js';
 import type { SchedulerEmulator } from '../src/emulator/scheduler-emulator.js';
@@ -16,11 +16,6 @@ let a: Db, b: Db, c: Db;
 let closedPort: number;
 let dir: string;
 
-const noPassword = (url: string) => {
-  const u = new URL(url);
-  u.password = '';
-  return u.toString();
-};
 
 beforeAll(async () => {
   [a, b, c] = await Promise.all([freshDatabase('fr_a'), freshDatabase('fr_b'), freshDatabase('fr_c')]);

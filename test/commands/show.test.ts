@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freshDatabase, serverPassword } from '../support/db.js';
+import { freshDatabase, noPassword, serverPassword } from '../support/db.js';
 import { cli, cliProcess } from '../support/cli.js';
 import { awsEnv, emulator, sgConfig } from '../support/aws.js';
 import { jobsConfig } from '../support/jobs.js';
@@ -115,7 +115,6 @@ describe('show over targets', () => {
     const other = await freshDatabase('show_other');
     try {
       const id = (await db.client.query("INSERT INTO purchase_executions (status) VALUES ('running') RETURNING id::text")).rows[0].id as string;
-      const noPassword = (url: string) => Object.assign(new URL(url), { password: '' }).toString();
       const cfg = configFile({ targets: { here: { database: { url: noPassword(db.url), passwordEnv: 'PW' } }, there: { database: { url: noPassword(other.url), passwordEnv: 'PW' } } } });
       const r = await cli(['--config', cfg, 'executions', 'show', id, '--all-targets', '-o', 'json'], { PW: serverPassword() });
       expect(r.code).toBe(1);

@@ -50,3 +50,10 @@ export async function databaseChecksum(client: pg.Client): Promise<string> {
   for (const { tablename } of tables.rows) parts.push(`${tablename}=${await tableChecksum(client, tablename)}`);
   return parts.join(';');
 }
+
+/** A connection URL with its password taken out (a target's password comes from passwordEnv). */
+export function noPassword(url: string): string {
+  const u = new URL(url);
+  u.password = '';
+  return u.toString();
+}

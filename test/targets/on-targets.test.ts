@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
+import { freePort } from '../../src/database/embedded-postgres.js';
 import type { SchedulerEmulator } from '../../src/emulator/scheduler-emulator.js';
-import { freshDatabase, databaseChecksum, serverPassword } from '../support/db.js';
+import { freshDatabase, databaseChecksum, serverPassword, noPassword } from '../support/db.js';
 import { cli } from '../support/cli.js';
 import { awsEnv, emulator, owner, OWNER } from '../support/aws.js';
 import { configFile } from '../support/reliability.js';
@@ -17,22 +17,11 @@ let a: Db, b: Db, c: Db;
 let east: SchedulerEmulator, west: SchedulerEmulator;
 let closedPort: number;
 
-const noPassword = (url: string) => {
-  const u = new URL(url);
-  u.password = '';
-  return u.toString();
-};
 
 beforeAll(async () => {
   [a, b, c] = await Promise.all([freshDatabase('ontg_a'), freshDatabase('ontg_b'), freshDatabase('ontg_c')]);
   [east, west] = await Promise.all([emulator({ region: 'us-east-1' }), emulator({ region: 'eu-west-1' })]);
-  closedPort = await new Promise<number>((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+  closedPort = await freePort();
   for (const d of [a, b, c]) await d.client.query(SCHEDULER_SCHEMA_SQL);
 });
 afterAll(async () => {
