@@ -184,7 +184,30 @@ export interface RemediationOptions<P extends PlannedItem> {
   /** Told once the run starts to change things (the lock held, the plan confirmed): its id, on every audit entry and in the summary. */
   onRunStart?: (runId: string) => void;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * A reviewed plan's items (`opsctl apply FILE`): the engine's plan source is these items
+   * instead of remedy.plan; each is re-checked against its recorded before-image at write time
+   * (in the batch's unit, before the remedy's own guard). Rows the plan did not list are never touched.
+   */
+  given?: GivenPlan<any, any>;
+  /** A dry run whose plan is written out (`--plan-out`): told the plan inside its READ ONLY unit. */
+  capture?: PlanCapture<any, any>;
 }
+
+/** A plan's items handed to the engine (a reviewed plan file), with its write-time checks. */
+export interface GivenPlan<P extends PlannedItem, C> {
+  items: P[];
+  /** Before the lock and before any write: throws when the target is not the one the plan was made for. */
+  verify?(target: C): Promise<void>;
+  /**
+   * In the batch's unit (its transaction, under row locks), before the remedy: outcomes for the
+   * items whose recorded before-image no longer matches; the rest go on to the remedy.
+   */
+  recheck(tx: C, remedy: Remedy<P, C>, batch: P[]): Promise<ItemOutcome[]>;
+}
+
+/** Told a dry run's plan with the read-only session it was made on (its before-images and the target's identity are read there). */
+export type PlanCapture<P extends PlannedItem, C> = (target: C, remedy: Remedy<P, C>, items: P[]) => Promise<void>;
 
 /** A planned item with its outcome: `outcome` is the label (the remedy's word), `outcomeClass` the engine's class. */
 export type ReportedItem<P> = P & { outcome: string; outcomeClass: ResultClass; detail?: string };
@@ -412,34 +435,65 @@ interface SourceFactory<P extends PlannedItem> {
 
 const NO_LINES: string[] = [];
 
-function memoryPlan<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>): SourceFactory<P> {
+function memoryPlan<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, capture?: PlanCapture<P, C>): SourceFactory<P> {
   return {
     streamed: false,
     async open(limit) {
-      const plan = await host.readOnly((ro) => remedy.plan(ro, limit));
-      let at = 0;
-      const actionable = plan.filter(isActionable).length;
-      let lastActionable = -1;
-      plan.forEach((p, i) => {
-        if (isActionable(p)) lastActionable = i;
+      const plan = await host.readOnly(async (ro) => {
+        const items = await remedy.plan(ro, limit);
+        // In the same READ ONLY unit: the before-images are those of the rows planned.
+        if (capture) await capture(ro, remedy, items);
+        return items;
       });
-      const source: PlanSource<P> = {
-        count: plan.length,
-        actionable,
-        hasLines: false,
-        items: plan,
-        async take(n) {
-          const from = at;
-          for (let k = 0; at < plan.length && k < n; at++) if (isActionable(plan[at] as P)) k++;
-          // Items after the last actionable one go with the last batch.
-          if (at > lastActionable) at = plan.length;
-          return [plan.slice(from, at), NO_LINES];
-        },
-        close: async () => {},
-      };
-      return { source, planning: Promise.resolve() };
+      return itemsSource(plan);
     },
   };
+}
+
+/** The items of a reviewed plan (GivenPlan): nothing is planned, the file's items are the plan. */
+function givenPlan<P extends PlannedItem>(items: P[]): SourceFactory<P> {
+  return { streamed: false, open: async () => itemsSource(items) };
+}
+
+function itemsSource<P extends PlannedItem>(plan: P[]): { source: PlanSource<P>; planning: Promise<void> } {
+  let at = 0;
+  const actionable = plan.filter(isActionable).length;
+  let lastActionable = -1;
+  plan.forEach((p, i) => {
+    if (isActionable(p)) lastActionable = i;
+  });
+  const source: PlanSource<P> = {
+    count: plan.length,
+    actionable,
+    hasLines: false,
+    items: plan,
+    async take(n) {
+      const from = at;
+      for (let k = 0; at < plan.length && k < n; at++) if (isActionable(plan[at] as P)) k++;
+      // Items after the last actionable one go with the last batch.
+      if (at > lastActionable) at = plan.length;
+      return [plan.slice(from, at), NO_LINES];
+    },
+    close: async () => {},
+  };
+  return { source, planning: Promise.resolve() };
+}
+
+/**
+ * The remedy with a reviewed plan's write-time check before its own guard: items whose
+ * recorded before-image changed are left alone (their outcome from `recheck`); one unit, so
+ * never a single statement without a transaction (the check's row locks must hold until the write).
+ */
+function recheckedRemedy<P extends PlannedItem, C>(remedy: Remedy<P, C>, given: GivenPlan<P, C>): Remedy<P, C> {
+  const r = Object.create(remedy) as Remedy<P, C>;
+  r.oneStatement = false;
+  r.applyBatch = async (tx, batch) => {
+    const changed = await given.recheck(tx, remedy, batch);
+    const left = new Set(changed.map((o) => o.id));
+    const rest = batch.filter((p) => !left.has(p.id));
+    return [...changed, ...(rest.length ? await remedy.applyBatch(tx, rest) : [])];
+  };
+  return r;
 }
 
 function spooledPlan<P extends PlannedItem, C>(host: RemedyHost<C>, sp: NonNullable<Remedy<P, C>['streamedPlan']>, planLane?: RemedyHost<C>): SourceFactory<P> {
@@ -521,6 +575,16 @@ async function runEngine<P extends PlannedItem, C>(
   opts: EngineOptions<P, C>,
   plan: SourceFactory<P>,
 ): Promise<StreamedRemediationReport<P>> {
+  // A dry run written out: planned in memory, in one READ ONLY unit with its before-images.
+  if (!opts.apply && opts.capture) plan = memoryPlan(host, remedy, opts.capture);
+  // A reviewed plan applied: its items are the plan, each re-checked against its before-image.
+  const given = opts.apply ? (opts.given as GivenPlan<P, C> | undefined) : undefined;
+  if (given) {
+    plan = givenPlan(given.items);
+    remedy = recheckedRemedy(remedy, given);
+    opts = { ...opts, planLane: undefined };
+    if (given.verify) await host.readOnly((ro) => (given.verify as (t: C) => Promise<void>)(ro));
+  }
   const label = (o: ResultClass): string => (o === 'applied' ? remedy.labels.applied : o === 'lost' ? remedy.labels.lost : DEFAULT_LABELS[o]);
   const limit = opts.max > 0 ? opts.max + 1 : 0;
   const where = displayName(remedy.table, remedy.schema);
