@@ -9,6 +9,7 @@ import { BatchSizer } from './batch-sizer.js';
 import { newRunId } from './run-id.js';
 import { PlanSpool } from './plan-spool.js';
 import { itemLines, OutcomeTails } from './item-lines.js';
+import type { RemedyImage } from './images.js';
 
 /**
  * The one remediation engine: dry run vs apply, the --max cap, the advisory lock, batches in
@@ -55,7 +56,11 @@ export interface ItemOutcome {
   detail?: string;
   /** A more precise word than the class label, e.g. "created" for an applied create. */
   label?: string;
-  /** What to record of an applied change: the engine writes it in the batch's own transaction. */
+  /**
+   * What to record of an applied change: the engine writes it in the batch's own transaction.
+   * Its before/after images are the remedy's own when it has Remedy.suppliesImages; otherwise
+   * the engine fills them in (Remedy.image).
+   */
   audit?: AuditEntry;
   /**
    * Set by a remedy whose items are separate calls (AWS): this item met an error after which
@@ -81,6 +86,17 @@ export interface Remedy<P extends PlannedItem, C = Database> {
   labels: OutcomeLabels;
   /** Where the engine records the audit entries of applied outcomes; null or absent: not recorded. */
   audit?: AuditDestination | null;
+  /**
+   * What a database remedy writes (images.ts): the engine reads the before-images of a batch's
+   * rows under their row lock in the batch's transaction, and the after-images once the batch
+   * applied, and puts them on the applied items' audit entries (before/after).
+   */
+  image?: RemedyImage;
+  /**
+   * The remedy sets audit.before/after on its applied outcomes itself (e.g. reap, from its own
+   * statement's locked rows and RETURNING): the engine then reads no images of its own.
+   */
+  suppliesImages?: boolean;
   /** Read-only (inside a READ ONLY transaction for databases). `limit` 0 means no limit. */
   plan(target: C, limit: number): Promise<P[]>;
   /**
