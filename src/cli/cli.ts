@@ -81,12 +81,19 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
           assertFleetCapable(command, globals);
           const path = commandPath(command);
           const fleet = Boolean(globals.target?.length || globals.allTargets || globals.shard !== undefined);
-          if (!fleet || FLEET_COMMANDS.includes(path)) setExit(await action(ctx, ...args));
-          else {
+          const dispatch = async (c: CommandContext): Promise<number> => {
+            if (!fleet || FLEET_COMMANDS.includes(path) || path === 'apply') return action(c, ...args);
             // One path for one target or many: the action itself, on each selected target.
             const { onTargets } = await import('../targets/on-targets.js');
             const apply = Boolean((command.opts() as { apply?: boolean }).apply);
-            setExit(await onTargets(ctx, { command: path, kind: targetKind(path) }, (c) => action(c, ...args), { apply }));
+            return onTargets(c, { command: path, kind: targetKind(path) }, (t) => action(t, ...args), { apply });
+          };
+          const planOut = (command.opts() as { planOut?: string }).planOut;
+          if (planOut === undefined) setExit(await dispatch(ctx));
+          else {
+            // A dry run whose plan is written for review (src/plans/plan-out.ts).
+            const { runPlanOut } = await import('../plans/plan-out.js');
+            setExit(await runPlanOut(ctx, command, planOut, argv, dispatch));
           }
         } catch (e) {
           setExit(ctx.fail(e));
@@ -105,6 +112,8 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
   for (const entry of COMMAND_INDEX) {
     if (!program.commands.some((c) => c.name() === entry.name)) program.command(entry.name).description(entry.description);
   }
+  // --plan-out on every command that has --apply, in this one place (src/plans/plan-out.ts).
+  if (loaded.size) (await import('../plans/plan-flags.js')).addPlanOutFlags(program);
   return program;
 }
 

@@ -19,6 +19,8 @@ export interface Io {
    * wrapping, no colour, without building the stdout stream (start-up). Absent: io.stdout.
    */
   helpOut?: { write(text: string): void };
+  /** A reviewed plan this run writes (--plan-out) or applies (`opsctl apply FILE`): src/plans/plan-mode.ts. */
+  plan?: import('../plans/plan-mode.js').PlanMode;
 }
 
 /** Flags every command understands (program-level options). */
@@ -118,6 +120,11 @@ export class CommandContext {
     const cfg = await this.config();
     const { schedulerAccess } = await import('../aws/scheduler-api.js');
     return this.deps.openScheduler(schedulerAccess(this.io.env, flags, cfg));
+  }
+
+  /** The fleet target this context runs on (`billing-eu`, `billing-eu/eu-west-1`); null: the top-level config. */
+  get targetName(): string | null {
+    return null;
   }
 
   get format(): OutputFormat {

@@ -376,7 +376,8 @@ export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promi
       async (hooks) => {
         const report = await remediate(db, remedy, { ...opts, ...hooks });
         // Stale queue locks (graphile-worker) after the jobs: a job's rescue frees its own queue's lock.
-        if (!q.preset.queueLocks || report.summary.cancelled) return report;
+        // A reviewed plan (opsctl apply FILE) holds the jobs only: no lock it did not list is freed.
+        if (!q.preset.queueLocks || report.summary.cancelled || ctx.io.plan?.kind === 'given') return report;
         const { queueLockRemedy } = await import('../checks/queue-locks.js');
         locks = await remediate(db, queueLockRemedy(q, { thresholdMs, reason: o.reason, actor: config.actor, audit: config.audit }), {
           ...opts,

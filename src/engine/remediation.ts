@@ -223,7 +223,7 @@ export interface GivenPlan<P extends PlannedItem, C> {
 }
 
 /** Told a dry run's plan with the read-only session it was made on (its before-images and the target's identity are read there). */
-export type PlanCapture<P extends PlannedItem, C> = (target: C, remedy: Remedy<P, C>, items: P[]) => Promise<void>;
+export type PlanCapture<P extends PlannedItem, C> = (target: C, remedy: Remedy<P, C>, items: P[], limit: number) => Promise<void>;
 
 /** A planned item with its outcome: `outcome` is the label (the remedy's word), `outcomeClass` the engine's class. */
 export type ReportedItem<P> = P & { outcome: string; outcomeClass: ResultClass; detail?: string };
@@ -458,7 +458,7 @@ function memoryPlan<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remed
       const plan = await host.readOnly(async (ro) => {
         const items = await remedy.plan(ro, limit);
         // In the same READ ONLY unit: the before-images are those of the rows planned.
-        if (capture) await capture(ro, remedy, items);
+        if (capture) await capture(ro, remedy, items, limit);
         return items;
       });
       return itemsSource(plan);

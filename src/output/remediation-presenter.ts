@@ -1,6 +1,7 @@
 import type { CommandContext } from '../cli/context.js';
 import { ExitCode } from '../errors.js';
 import type { Column, CommandResult, Tone } from './output.js';
+import { givenPlanFor, planCapture } from '../plans/plan-mode.js';
 import type { PlannedItem, RemediationOptions, RemediationReport, ReportedItem, ResultClass, StreamedRemediationOptions, StreamedRemediationReport } from '../engine/remediation.js';
 
 /**
@@ -75,9 +76,33 @@ function hooks<P extends PlannedItem>(ctx: CommandContext, p: Presentation<P>) {
       const columns = [...p.columns, { header: p.detail.planHeader, value: (r: ReportedItem<P>) => p.detail.text(r), shrink: true }];
       await render({ ...result, columns, notes: () => (rest > 0 ? [`… and ${rest} more (${count} in all).`] : []), summary: () => ({}) }, 'table', { stream: ctx.io.stderr, env: ctx.io.env, noColor: ctx.globals.color === false });
     };
-    return p.confirm ? p.confirm(count) : ctx.confirm(p.question(count), preview);
+    const m = ctx.io.plan;
+    const question = m?.kind === 'given' ? `Apply the plan ${m.file}: ${p.question(count)}` : p.question(count);
+    return p.confirm ? p.confirm(count) : ctx.confirm(question, preview);
   };
-  return { ask, asks: ctx.asksPerson, shouldStop: () => ctx.interrupted, onProgress: (done: number, total: number) => ctx.progress(`${p.action}: ${done}/${total} ${p.unit}`) };
+  return {
+    ask,
+    asks: ctx.asksPerson,
+    shouldStop: () => ctx.interrupted,
+    onProgress: (done: number, total: number) => ctx.progress(`${p.action}: ${done}/${total} ${p.unit}`),
+    ...planHooks(ctx),
+  };
+}
+
+/** A reviewed plan: the dry run's plan captured for --plan-out, or the plan file's items applied (src/plans/plan-mode.ts). */
+function planHooks(ctx: CommandContext): Pick<RemediationOptions<PlannedItem>, 'capture' | 'given'> {
+  const m = ctx.io.plan;
+  if (m?.kind === 'out') return { capture: planCapture(ctx, m) };
+  if (m?.kind === 'given') return { given: givenPlanFor(ctx, m) };
+  return {};
+}
+
+/** An apply of a plan file says so: the file and the command it applies, in the headline and the summary. */
+function ofPlan<T>(ctx: CommandContext, r: CommandResult<T>): CommandResult<T> {
+  const m = ctx.io.plan;
+  if (m?.kind !== 'given') return r;
+  const plan = { file: m.file, command: m.plan.command, args: m.plan.args, createdAt: m.plan.createdAt, createdBy: m.plan.createdBy, digest: m.plan.digest };
+  return { ...r, headline: `Plan ${m.file} (opsctl ${m.plan.args.join(' ')}): ${r.headline ?? ''}`, summary: () => ({ ...r.summary(), plan }) };
 }
 
 /** Declined at the prompt (or no answer in time): no table, one sentence, exit 5. */
@@ -91,13 +116,13 @@ function declined(ctx: CommandContext, summary: Record<string, unknown>): number
 export async function presentRemediation<P extends PlannedItem>(
   ctx: CommandContext,
   p: Presentation<P>,
-  run: (hooks: Pick<RemediationOptions<P>, 'confirm' | 'onProgress' | 'asks' | 'shouldStop'>) => Promise<RemediationReport<P>>,
+  run: (hooks: Pick<RemediationOptions<P>, 'confirm' | 'onProgress' | 'asks' | 'shouldStop' | 'capture' | 'given'>) => Promise<RemediationReport<P>>,
 ): Promise<number> {
   const h = hooks(ctx, p);
   const untrap = ctx.trapInterrupts();
   let report: RemediationReport<P>;
   try {
-    report = await run({ confirm: (plan) => h.ask(plan, plan.filter(actionable).length), asks: h.asks, shouldStop: h.shouldStop, onProgress: h.onProgress });
+    report = await run({ confirm: (plan) => h.ask(plan, plan.filter(actionable).length), asks: h.asks, shouldStop: h.shouldStop, onProgress: h.onProgress, capture: h.capture, given: h.given });
   } finally {
     untrap();
   }
@@ -105,14 +130,14 @@ export async function presentRemediation<P extends PlannedItem>(
   const no = declined(ctx, report.summary);
   if (no !== null) return no;
   p.after?.(report);
-  return ctx.emit(remediationResult(report, p));
+  return ctx.emit(ofPlan(ctx, remediationResult(report, p)));
 }
 
 /** The same with a streamed report (streamRemediation): items rendered as the batches commit. */
 export async function presentStreamedRemediation<P extends PlannedItem>(
   ctx: CommandContext,
   p: Presentation<P>,
-  run: (hooks: Pick<StreamedRemediationOptions, 'confirm' | 'onProgress' | 'asks' | 'shouldStop'>) => Promise<StreamedRemediationReport<P>>,
+  run: (hooks: Pick<StreamedRemediationOptions, 'confirm' | 'onProgress' | 'asks' | 'shouldStop' | 'capture' | 'given'>) => Promise<StreamedRemediationReport<P>>,
 ): Promise<number> {
   const h = hooks(ctx, p);
   const untrap = ctx.trapInterrupts();
@@ -123,7 +148,7 @@ export async function presentStreamedRemediation<P extends PlannedItem>(
   };
   let report: StreamedRemediationReport<P>;
   try {
-    report = await run({ confirm: (count, first) => h.ask(first as P[], count), asks: h.asks, shouldStop: h.shouldStop, onProgress: h.onProgress });
+    report = await run({ confirm: (count, first) => h.ask(first as P[], count), asks: h.asks, shouldStop: h.shouldStop, onProgress: h.onProgress, capture: h.capture, given: h.given });
   } catch (e) {
     release();
     throw e;
@@ -141,7 +166,7 @@ export async function presentStreamedRemediation<P extends PlannedItem>(
     }
   };
   // summary/exitCode/warning are read only after the items are consumed, as a streamed report needs.
-  const result = remediationResult({ mode: report.mode, items: done(report.items), get summary() { return report.summary; }, get exitCode() { return report.exitCode; }, get warning() { return report.warning; } } as unknown as RemediationReport<P>, p);
+  const result = ofPlan(ctx, remediationResult({ mode: report.mode, items: done(report.items), get summary() { return report.summary; }, get exitCode() { return report.exitCode; }, get warning() { return report.warning; } } as unknown as RemediationReport<P>, p));
   // json and ndjson: the engine's own JSON text of the same items (the run is one or the other).
   const ndjson = report.ndjson;
   return ctx.emit(ndjson ? { ...result, ndjson: () => done(ndjson()) } : result);

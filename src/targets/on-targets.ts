@@ -48,6 +48,10 @@ export class TargetContext extends CommandContext {
     super(parent.io, oneTargetGlobals(parent.globals), targetDeps(parent, unit.target, res, targetSecrets));
   }
 
+  override get targetName(): string | null {
+    return this.unit.name;
+  }
+
   override async config(): Promise<Config> {
     return this.unit.target.config;
   }
