@@ -280,7 +280,8 @@ export async function runPurge(ctx: CommandContext, o: PurgeOptions): Promise<nu
   const olderThanMs = o.olderThan.ms;
   const { expect } = o;
   // A deletion count is confirmed by --expect, or by a person answering on a terminal (-y does not count).
-  if (o.apply && expect === undefined && !ctx.asksPerson)
+  // A reviewed plan (opsctl apply FILE) was confirmed by its review: its items are the deletion.
+  if (o.apply && expect === undefined && !ctx.asksPerson && ctx.io.plan?.kind !== 'given')
     throw usageError(
       ctx.globals.yes
         ? 'purge --apply --yes needs --expect N (the count its dry run showed): -y skips the question, and a deletion is then confirmed by its count; nothing was deleted.'
