@@ -146,7 +146,7 @@ export function givenPlanFor(ctx: CommandContext, given: PlanGiven): GivenPlan<P
     items: t.items.map((i) => i.item as PlannedItem),
     async verify(target) {
       // The remedy is not known here: the plan's kind says what the target is.
-      const actual = t.identity.kind === 'postgresql' ? await databaseIdentity(target as Database) : await awsIdentity(target as SchedulerApi, t.items.map((i) => (i.item as { arn?: string }).arn));
+      const actual = t.identity.kind === 'postgresql' ? await databaseIdentity(target as Database) : await awsIdentity(target as SchedulerApi);
       assertIdentity(given.file, t.identity, actual, t.name);
     },
     async recheck(tx, remedy, batch) {
