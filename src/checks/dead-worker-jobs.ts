@@ -48,6 +48,13 @@ export function deadWorkerRescueRemedy(q: ResolvedQueue, cfg: WorkersConfig, opt
     labels: { applied: 'rescued', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
     image: { table: q.preset.table, schema: q.schema, key: 'id', columns: q.preset.writes.rescue },
+    planState: {
+      get: (id) => tokens.get(id),
+      restore(items, saved) {
+        tokens.clear();
+        for (const p of items) tokens.set(p.id, saved.get(p.id) ?? '');
+      },
+    },
     async plan(db, limit) {
       const params: unknown[] = [];
       // The preset's own running-job query with a vanishing age threshold: every running job,

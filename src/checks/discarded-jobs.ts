@@ -143,6 +143,13 @@ export function retryRemedy(q: ResolvedQueue, opts: RetryOptions): Remedy<Planne
     labels: { applied: 'retried', lost: 'not-discarded-anymore' },
     audit: { audit: opts.audit, actor: opts.actor },
     image: { table: q.preset.table, schema: q.schema, key: 'id', columns: q.preset.writes.retry },
+    planState: {
+      get: (id) => tokens.get(id),
+      restore(items, saved) {
+        tokens.clear();
+        for (const p of items) tokens.set(p.id, saved.get(p.id) ?? '');
+      },
+    },
     async plan(db, limit) {
       const params: unknown[] = [];
       const wanted = opts.filter.errorClass;

@@ -108,6 +108,17 @@ export function rescueRemedy(q: ResolvedQueue, opts: RescueOptions): Remedy<Plan
     labels: { applied: 'rescued', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
     image: { table: q.preset.table, schema: q.schema, key: 'id', columns: q.preset.writes.rescue },
+    planState: {
+      get: (id) => tokens.get(id),
+      restore(items, saved) {
+        tokens.clear();
+        byId.clear();
+        for (const p of items) {
+          tokens.set(p.id, saved.get(p.id) ?? '');
+          byId.set(p.id, p);
+        }
+      },
+    },
     async plan(db, limit) {
       const rows = await findStuckJobs(db, q, opts.filter, limit);
       tokens.clear();

@@ -97,6 +97,12 @@ export interface Remedy<P extends PlannedItem, C = Database> {
    * statement's locked rows and RETURNING): the engine then reads no images of its own.
    */
   suppliesImages?: boolean;
+  /**
+   * What the plan keeps beside its items for the write-time guard (a compare-and-set token per
+   * item, kept out of the report): a reviewed plan's file records it with each item, and hands
+   * it back (`restore`) before its items are applied, as plan() would have left it.
+   */
+  planState?: { get(id: string): string | undefined; restore(items: P[], tokens: Map<string, string>): void };
   /** Read-only (inside a READ ONLY transaction for databases). `limit` 0 means no limit. */
   plan(target: C, limit: number): Promise<P[]>;
   /**
@@ -213,6 +219,8 @@ export interface RemediationOptions<P extends PlannedItem> {
 /** A plan's items handed to the engine (a reviewed plan file), with its write-time checks. */
 export interface GivenPlan<P extends PlannedItem, C> {
   items: P[];
+  /** Before anything else: gives the remedy back what its plan kept beside the items (Remedy.planState). */
+  prepare?(remedy: Remedy<P, C>): void;
   /** Before the lock and before any write: throws when the target is not the one the plan was made for. */
   verify?(target: C): Promise<void>;
   /**
@@ -597,6 +605,7 @@ async function runEngine<P extends PlannedItem, C>(
   const given = opts.apply ? (opts.given as GivenPlan<P, C> | undefined) : undefined;
   if (given) {
     plan = givenPlan(given.items);
+    given.prepare?.(remedy);
     remedy = recheckedRemedy(remedy, given);
     opts = { ...opts, planLane: undefined };
     if (given.verify) await host.readOnly((ro) => (given.verify as (t: C) => Promise<void>)(ro));

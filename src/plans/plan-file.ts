@@ -30,6 +30,8 @@ export interface PlanItem {
   item: Record<string, unknown> & { id: string };
   /** The row's (or the group's) state at plan time; null when the plan has none to record (a refused item, a group to create). */
   image: unknown;
+  /** What the remedy's plan kept beside the item for its write-time guard (a compare-and-set token), when it keeps one. */
+  token?: string;
 }
 
 export interface PlanTarget {

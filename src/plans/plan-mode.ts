@@ -97,7 +97,14 @@ export function planCapture(ctx: CommandContext, out: PlanOut): PlanCapture<Plan
       identity,
       remedy: remedy.action,
       config: configFingerprint(await ctx.config()),
-      items: items.map((p) => ({ item: masked({ ...p }, (s) => maskSecrets(s, secrets)) as PlanTarget['items'][number]['item'], image: masked(images.get(p.id) ?? null, (s) => maskSecrets(s, secrets)) })),
+      items: items.map((p) => {
+        const token = remedy.planState?.get(p.id);
+        return {
+          item: masked({ ...p }, (s) => maskSecrets(s, secrets)) as PlanTarget['items'][number]['item'],
+          image: masked(images.get(p.id) ?? null, (s) => maskSecrets(s, secrets)),
+          ...(token !== undefined ? { token } : {}),
+        };
+      }),
     };
     out.targets.set(name, entry);
   };
@@ -144,6 +151,12 @@ export function givenPlanFor(ctx: CommandContext, given: PlanGiven): GivenPlan<P
   });
   return {
     items: t.items.map((i) => i.item as PlannedItem),
+    prepare(remedy) {
+      remedy.planState?.restore(
+        t.items.map((i) => i.item as PlannedItem),
+        new Map(t.items.flatMap((i) => (typeof i.token === 'string' ? [[i.item.id, i.token] as [string, string]] : []))),
+      );
+    },
     async verify(target) {
       // The remedy is not known here: the plan's kind says what the target is.
       const actual = t.identity.kind === 'postgresql' ? await databaseIdentity(target as Database) : await awsIdentity(target as SchedulerApi);
