@@ -19,6 +19,7 @@ const listing = load('listing');
 const remediation = load('remediation-report');
 const checkReport = load('check-report');
 const show = load('show');
+const planSchema = load('plan');
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let emu: SchedulerEmulator;
@@ -274,7 +275,7 @@ describe('the validator rejects what a schema does not allow (one mutated real d
   });
 
   it('every schema in docs/schemas is one of those validated here, and ships in the package', () => {
-    expect(readdirSync(SCHEMAS).filter((f) => f.endsWith('.json')).sort()).toEqual(['check-report.schema.json', 'listing.schema.json', 'remediation-report.schema.json', 'show.schema.json']);
+    expect(readdirSync(SCHEMAS).filter((f) => f.endsWith('.json')).sort()).toEqual(['check-report.schema.json', 'listing.schema.json', 'plan.schema.json', 'remediation-report.schema.json', 'show.schema.json']);
     const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8'));
     expect(pkg.files).toContain('docs/schemas');
   });
@@ -282,5 +283,31 @@ describe('the validator rejects what a schema does not allow (one mutated real d
   it('a keyword the validator does not know is an error, never ignored', () => {
     expect(() => validate({ type: 'string', pattern: '^a' }, 'b')).toThrow(/keyword "pattern"/);
     expect(() => validate({ $ref: 'other.json#/x' }, 1)).toThrow(/same-document/);
+  });
+});
+
+describe('plan files fit plan.schema.json; apply FILE fits remediation-report.schema.json', () => {
+  it('reap and adopt schedule-group: --plan-out files, then apply FILE --yes (json, ndjson)', async () => {
+    await seed();
+    const reapPlan = join(dir, 'reap-plan.json');
+    const dry = await run(['reap', '--older-than', '10m', '--plan-out', reapPlan]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expectValid(planSchema, JSON.parse(readFileSync(reapPlan, 'utf8')), '#', 'reap --plan-out');
+    const adoptPlan = join(dir, 'adopt-plan.json');
+    emu.seedGroup('plan-unowned', {});
+    expect((await run(['adopt', 'schedule-group', 'plan-unowned', 'owned-a', '--plan-out', adoptPlan])).code).toBe(0);
+    expectValid(planSchema, JSON.parse(readFileSync(adoptPlan, 'utf8')), '#', 'adopt --plan-out');
+    const applied = await run(['apply', reapPlan, '--yes', '-o', 'json']);
+    expect(applied.code, applied.stderr).toBe(0);
+    expectValid(remediation, applied.json(), '#', 'apply FILE -o json');
+    const nd = await run(['apply', adoptPlan, '--yes', '-o', 'ndjson']);
+    for (const line of nd.stdout.trimEnd().split('\n')) expectValid(remediation, JSON.parse(line), '#/$defs/ndjsonLine', 'apply FILE -o ndjson');
+  });
+
+  it('the validator rejects a plan without its digest, and an identity of another kind', async () => {
+    const file = join(dir, 'reap-plan.json');
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    rejects(planSchema, doc, (d) => delete d.digest, /"digest" is required/);
+    rejects(planSchema, doc, (d) => (d.targets[0].identity = { kind: 'sqlite', file: 'x' }), /identity/);
   });
 });
