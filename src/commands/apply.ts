@@ -126,7 +126,8 @@ export async function runApply(ctx: CommandContext, file: string, flags: ApplyFl
   for (const w of warnings) ctx.say(`opsctl: ${w}`);
   const runCli = ctx.deps.runCli;
   if (!runCli) throw new Error('opsctl apply needs the program to re-run the recorded command');
-  const targets = fleet ? [...new Set(plan.targets.map((t) => (t.name as string).split('/')[0] as string))].flatMap((n) => [`--target=${n}`]) : [];
+  const { targetOf } = await import('../plans/plan-fleet.js');
+  const targets = fleet ? [...new Set(plan.targets.map((t) => targetOf(t.name)))].map((n) => `--target=${n}`) : [];
   const argv = [...globalArgs(ctx.globals), ...targets, ...applyArgs(plan.args, flags)];
   const code = await runCli(argv, { ...ctx.io, plan: { kind: 'given', file, plan } });
   return code === ExitCode.OK && warnings.length ? ExitCode.OK : code;

@@ -1,13 +1,50 @@
 import type { CommandContext } from '../cli/context.js';
-import type { ConfigFingerprint, PlanFile } from './plan-file.js';
+import { configFingerprint, type ConfigFingerprint, type PlanFile, type PlanIdentity } from './plan-file.js';
 import { usageError } from '../errors.js';
 
-/** A fleet plan's targets, each checked (config, identity) before anything is written on any. */
+/**
+ * A fleet plan's targets (`targets[].name`: a target, or target/region for Scheduler), each
+ * checked before anything is written on any: the target still in the config, its effective
+ * config's fingerprint, its identity (its own connection, opened and closed here). The first
+ * refusal throws (exit 2): nothing was written anywhere.
+ */
 export async function checkFleetPlan(
-  _ctx: CommandContext,
-  _plan: PlanFile,
+  ctx: CommandContext,
+  plan: PlanFile,
   file: string,
-  _checkConfig: (name: string, planned: ConfigFingerprint, now: ConfigFingerprint) => void,
+  checkConfig: (name: string, planned: ConfigFingerprint, now: ConfigFingerprint) => void,
 ): Promise<void> {
-  throw usageError(`the plan ${file} is a fleet plan: not supported yet. Nothing was changed.`);
+  const config = await ctx.config();
+  const { resolveTargets } = await import('../targets/targets.js');
+  const { CHECK_THRESHOLDS } = await import('../checks/check-registry.js');
+  const { TargetResources } = await import('../targets/fleet.js');
+  const { openTargetDatabase, openTargetScheduler } = await import('../targets/fleet-check.js');
+  const { assertIdentity, awsIdentity, databaseIdentity } = await import('./plan-mode.js');
+  const names = [...new Set(plan.targets.map((t) => targetOf(t.name)))];
+  const unknown = names.filter((n) => !(n in config.targets));
+  if (unknown.length) throw usageError(`the plan ${file} names target(s) the config does not have: ${unknown.join(', ')}. Nothing was changed.`);
+  const resolved = new Map(resolveTargets(config, names, CHECK_THRESHOLDS).map((t) => [t.name, t]));
+  for (const t of plan.targets) {
+    const name = t.name as string;
+    const target = resolved.get(targetOf(name));
+    if (!target) throw usageError(`the plan ${file} names target ${name}, which the config does not have. Nothing was changed.`);
+    checkConfig(name, t.config, configFingerprint(target.config));
+    const res = new TargetResources(new AbortController().signal);
+    let actual: PlanIdentity;
+    try {
+      if (t.identity.kind === 'postgresql') {
+        const db = await openTargetDatabase(ctx, target, res, []);
+        actual = await db.readOnly((ro) => databaseIdentity(ro));
+      } else {
+        const region = name.includes('/') ? name.slice(name.indexOf('/') + 1) : '';
+        actual = await awsIdentity(await openTargetScheduler(ctx, target, region, res));
+      }
+    } finally {
+      await res.close();
+    }
+    assertIdentity(file, t.identity, actual, name);
+  }
 }
+
+/** The target of a plan entry's name (`billing-eu/eu-west-1` → `billing-eu`). */
+export const targetOf = (name: string | null): string => (name ?? '').split('/')[0] as string;

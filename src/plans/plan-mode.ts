@@ -122,12 +122,10 @@ async function groupImages(api: SchedulerApi, items: PlannedItem[]): Promise<Map
   return new Map(read.filter(([, v]) => v !== null));
 }
 
-/** This run's part of a plan file (its target's items), or a refusal when the plan has none for it. */
-export function planTargetFor(ctx: CommandContext, given: PlanGiven): PlanTarget {
+/** This run's part of a plan file (its target's items); null when the plan has nothing for it (a region of a fleet plan's target it did not plan). */
+export function planTargetFor(ctx: CommandContext, given: PlanGiven): PlanTarget | null {
   const name = ctx.targetName;
-  const t = given.plan.targets.find((x) => (x.name ?? null) === (name ?? null));
-  if (!t) throw usageError(`the plan ${given.file} has nothing for ${name ? `target ${name}` : 'a run without --target'}. Nothing was changed.`);
-  return t;
+  return given.plan.targets.find((x) => (x.name ?? null) === (name ?? null)) ?? null;
 }
 
 /** Refuses (exit 2) a target whose identity is not the plan's: "this plan was made for …, not …". */
@@ -141,6 +139,8 @@ export function assertIdentity(file: string, planned: PlanIdentity, actual: Plan
 /** The engine's view of a plan file for this run: its items, the identity check before any write, and the write-time before-image check. */
 export function givenPlanFor(ctx: CommandContext, given: PlanGiven): GivenPlan<PlannedItem, unknown> {
   const t = planTargetFor(ctx, given);
+  // Nothing planned here: nothing to apply (a fleet plan's targets are checked before any run).
+  if (!t) return { items: [], recheck: async () => [] };
   const recorded = new Map(t.items.map((i) => [i.item.id, i.image]));
   const changed = (remedy: Remedy<PlannedItem, unknown>, id: string): ItemOutcome => ({
     id,

@@ -57,6 +57,11 @@ export async function runPlanOut(ctx: CommandContext, command: Command, file: st
     ctx.say(`opsctl: the plan is over the --max cap (--apply would refuse it): no plan written to ${file}. Narrow the selection or raise --max.`);
     return ExitCode.USAGE;
   }
+  const g = ctx.globals;
+  if (out.targets.size === 0 && (g.target?.length || g.allTargets || g.shard !== undefined)) {
+    ctx.say(`opsctl: --plan-out does not work with this command's own fleet run yet: no plan written to ${file}. Plan each target on its own.`);
+    return ExitCode.USAGE;
+  }
   if (out.targets.size === 0) {
     ctx.say(`opsctl: no plan was made (nothing was planned on any target): no plan written to ${file}.`);
     return code || ExitCode.USAGE;
