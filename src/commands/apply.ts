@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { describe } from './descriptions.js';
 import type { Registrar } from './registrar.js';
 import type { CommandContext, GlobalOptions } from '../cli/context.js';
-import { ExitCode, usageError } from '../errors.js';
+import { usageError } from '../errors.js';
 
 /**
  * `opsctl apply FILE`: applies a reviewed plan (written by a dry run with --plan-out) and
@@ -129,8 +129,7 @@ export async function runApply(ctx: CommandContext, file: string, flags: ApplyFl
   const { targetOf } = await import('../plans/plan-fleet.js');
   const targets = fleet ? [...new Set(plan.targets.map((t) => targetOf(t.name)))].map((n) => `--target=${n}`) : [];
   const argv = [...globalArgs(ctx.globals), ...targets, ...applyArgs(plan.args, flags)];
-  const code = await runCli(argv, { ...ctx.io, plan: { kind: 'given', file, plan } });
-  return code === ExitCode.OK && warnings.length ? ExitCode.OK : code;
+  return runCli(argv, { ...ctx.io, plan: { kind: 'given', file, plan } });
 }
 
 const APPLY_EXAMPLES = `

@@ -167,7 +167,16 @@ export function readPlanFile(path: string): PlanFile {
     plan.args.every((a) => typeof a === 'string') &&
     (plan.kind === 'database' || plan.kind === 'aws') &&
     Array.isArray(plan.targets) &&
-    plan.targets.every((t) => t && typeof t === 'object' && t.identity && Array.isArray(t.items) && t.config && typeof t.config.hash === 'string');
+    plan.targets.every(
+      (t) =>
+        t &&
+        typeof t === 'object' &&
+        t.identity &&
+        t.config &&
+        typeof t.config.hash === 'string' &&
+        Array.isArray(t.items) &&
+        t.items.every((i) => i && typeof i === 'object' && i.item && typeof i.item.id === 'string'),
+    );
   if (!ok) throw usageError(`${path} is not a complete ${PLAN_FORMAT} plan. Nothing was changed.`);
   return plan;
 }

@@ -71,7 +71,7 @@ export async function runPlanOut(ctx: CommandContext, command: Command, file: st
   const { maskSecrets } = await import('../output/masking.js');
   const secrets = ctx.secrets();
   const targets = [...out.targets.values()].sort((a, b) => (a.name ?? '').localeCompare(b.name ?? ''));
-  const content: Omit<PlanFile, 'digest'> = {
+  const raw: Omit<PlanFile, 'digest'> = {
     format: PLAN_FORMAT,
     createdAt: new Date(ctx.deps.now()).toISOString(),
     createdBy: config.actor,
@@ -82,6 +82,8 @@ export async function runPlanOut(ctx: CommandContext, command: Command, file: st
     kind: targets[0]?.identity.kind === 'aws' ? 'aws' : 'database',
     targets,
   };
+  // As it will be read back (dates as their ISO text): the digest is of what the file says.
+  const content = JSON.parse(JSON.stringify(raw)) as Omit<PlanFile, 'digest'>;
   const plan: PlanFile = { ...content, digest: planDigest(content) };
   writePlanFile(path, plan);
   const items = targets.reduce((n, t) => n + t.items.filter((i) => !i.item.refusal && !i.item.settled).length, 0);
