@@ -133,7 +133,7 @@ describe('reap --plan-out, then apply FILE', () => {
     expect((await cli(['apply', v2, '--yes'], env, { cwd })).code).toBe(2);
 
     // A config that differs from the plan's.
-    const cfg = join(cwd, 'opsctl.config.json');
+    const cfg = join(cwd, 'changed-refusal.config.json');
     writeFileSync(cfg, JSON.stringify({ executions: { reasonTemplate: 'reaped by a changed config' } }));
     const k = await cli(['apply', file, '--yes', '--config', cfg], env, { cwd });
     expect(k.code).toBe(2);
@@ -145,5 +145,20 @@ describe('reap --plan-out, then apply FILE', () => {
 
     expect(await databaseChecksum(db.client)).toBe(before);
     expect(await databaseChecksum(other.client)).toBe(beforeOther);
+  });
+
+  it('--allow-config-change applies a plan made with another config (saying which key changed); --max-age 0 takes a plan of any age', async () => {
+    const a = await ins('running', 60);
+    const file = join(cwd, 'allowed.json');
+    expect((await cli(['reap', '--older-than', '10m', '--plan-out', file], env, { cwd })).code).toBe(0);
+    rewrite(file, (p) => {
+      p.createdAt = new Date(Date.now() - 30 * 24 * 3600_000).toISOString();
+    });
+    const cfg = join(cwd, 'changed.config.json');
+    writeFileSync(cfg, JSON.stringify({ executions: { reasonTemplate: 'reaped by a changed config' } }));
+    const r = await cli(['apply', file, '--yes', '--max-age', '0', '--allow-config-change', '--config', cfg, '-o', 'json'], env, { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('executions.reasonTemplate changed');
+    expect(r.json().items.map((i: { id: string; outcome: string }) => [i.id, i.outcome])).toEqual([[a, 'reaped']]);
   });
 });
