@@ -30,7 +30,7 @@ export interface OnTargetsSpec {
   merge?: TargetsMerge;
 }
 
-export const overTargets = (ctx: CommandContext): boolean => Boolean(ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined);
+const fleetFlagsGiven = (ctx: CommandContext): boolean => Boolean(ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined);
 
 /**
  * Runs `run` on the selected targets (or once, on the top-level config, without fleet flags).
@@ -38,7 +38,7 @@ export const overTargets = (ctx: CommandContext): boolean => Boolean(ctx.globals
  * --concurrency targets at once.
  */
 export async function onTargets(ctx: CommandContext, spec: OnTargetsSpec, run: TargetRun, opts: { apply?: boolean; maxTotal?: string } = {}): Promise<number> {
-  if (!overTargets(ctx)) return run(ctx);
+  if (!fleetFlagsGiven(ctx)) return run(ctx);
   if (ctx.globals.region !== undefined || ctx.globals.profile !== undefined || ctx.globals.endpointUrl !== undefined)
     throw usageError('--region, --profile and --endpoint-url do not combine with --target/--all-targets: each target names its own (targets.NAME.aws).');
   const { parseFormat } = await import('../output/output.js');

@@ -1,7 +1,7 @@
 import type { CommandContext } from '../cli/context.js';
 import type { Column, RemedyWords } from '../output/output.js';
 import type { OutcomeCounts } from '../engine/remediation.js';
-import { ExitCode, OpsctlError } from '../errors.js';
+import { ExitCode, OpsctlError, usageError } from '../errors.js';
 import { DEFAULT_LABELS } from '../engine/remediation.js';
 import { maskSecrets } from '../output/masking.js';
 import { runFleet, type FleetOptions, type FleetUnit } from './fleet.js';
@@ -120,7 +120,6 @@ export async function planThenApply(ctx: CommandContext, spec: PlanThenApplySpec
   };
   if (!apply) planRows();
   else {
-    const { usageError } = await import('../errors.js');
     // 2. Refuse before any write: the caps hold for the fleet as a whole.
     if (over.length)
       throw usageError(
