@@ -71,22 +71,25 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
     .exitOverride();
 
   const registrar: Registrar = {
-    wrap(action) {
+    wrap(action, over = {}) {
       return async (...args: any[]) => {
         const command = args[args.length - 1] as Command;
         const globals = command.optsWithGlobals() as GlobalOptions;
         const ctx = new CommandContext(io, globals, createDeps({ runCli }));
         try {
-          const { assertFleetCapable, commandPath, FLEET_COMMANDS, targetKind } = await import('../targets/fleet.js');
+          const { assertFleetCapable, commandPath, targetKind } = await import('../targets/fleet.js');
           assertFleetCapable(command, globals);
-          const path = commandPath(command);
           const fleet = Boolean(globals.target?.length || globals.allTargets || globals.shard !== undefined);
           const dispatch = async (c: CommandContext): Promise<number> => {
-            if (!fleet || FLEET_COMMANDS.includes(path) || path === 'apply') return action(c, ...args);
-            // One path for one target or many: the action itself, on each selected target.
+            if (!fleet || commandPath(command) === 'apply') return action(c, ...args);
+            // One path for one target or many: the action itself, on each selected target
+            // (commander hands the action its arguments, its options, then the command).
             const { onTargets } = await import('../targets/on-targets.js');
-            const apply = Boolean((command.opts() as { apply?: boolean }).apply);
-            return onTargets(c, { command: path, kind: targetKind(path) }, (t) => action(t, ...args), { apply });
+            const path = commandPath(command);
+            const flags = command.opts() as { apply?: boolean; maxTotal?: string };
+            const withFlags = (t: CommandContext, changed?: Record<string, unknown>) =>
+              action(t, ...(changed ? [...args.slice(0, -2), { ...args[args.length - 2], ...changed }, command] : args));
+            return onTargets(c, { command: path, kind: targetKind(path), merge: over.merge }, withFlags, { apply: Boolean(flags.apply), maxTotal: flags.maxTotal });
           };
           const planOut = (command.opts() as { planOut?: string }).planOut;
           if (planOut === undefined) setExit(await dispatch(ctx));

@@ -3,6 +3,7 @@ import type { Config } from '../config/config.js';
 import type { Database } from '../database/database.js';
 import type { CommandResult, OutputFormat } from '../output/output.js';
 import type { AwsFlags, SchedulerAccess, SchedulerApi } from '../aws/scheduler-api.js';
+import type { FleetUnit } from '../targets/fleet.js';
 import { ExitCode, OpsctlError } from '../errors.js';
 import { environmentSecrets, maskSecrets, passwordsIn } from '../output/masking.js';
 import { escapeControl } from '../output/terminal-text.js';
@@ -122,9 +123,22 @@ export class CommandContext {
     return this.deps.openScheduler(schedulerAccess(this.io.env, flags, cfg));
   }
 
-  /** The fleet target this context runs on (`billing-eu`, `billing-eu/eu-west-1`); null: the top-level config. */
-  get targetName(): string | null {
+  /** The target (and region) this run is bound to when it is one target's of a run over targets (TargetContext); null otherwise. */
+  boundTarget(): FleetUnit | null {
     return null;
+  }
+
+  /** Whether the run has a database to open (a target may have only an AWS account). */
+  hasDatabase(): boolean {
+    return true;
+  }
+
+  /**
+   * The cap a remedy applies with: its own --max (0: none). Over targets, an apply's cap is
+   * also what is left of --max-total (TargetContext).
+   */
+  capMax(max: number): number {
+    return max;
   }
 
   get format(): OutputFormat {

@@ -4,7 +4,8 @@ import type { Registrar } from './registrar.js';
 import type { CommandContext } from '../cli/context.js';
 import type { AwsFlags } from '../aws/scheduler-api.js';
 import type { Column, Tone } from '../output/output.js';
-import type { CheckResult } from '../checks/all-checks.js';
+import type { CheckDeps, CheckResult } from '../checks/all-checks.js';
+import type { ResolvedTarget } from '../targets/targets.js';
 import { CHECK_GROUPS } from '../checks/check-registry.js';
 import { splitList } from './shared-flags.js';
 import { usageError } from '../errors.js';
@@ -41,10 +42,8 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
   const format = parseFormat(ctx.globals.output, ['table', 'wide', 'json', 'ndjson', 'markdown', 'prometheus']);
   const { runChecks, checkExitCode } = await import('../checks/all-checks.js');
   const { only } = o;
-  if (ctx.globals.target?.length || ctx.globals.allTargets || ctx.globals.shard !== undefined) {
-    const { runFleetCheck } = await import('../targets/fleet-check.js');
-    return runFleetCheck(ctx, o.aws, format, only, o.workerStale);
-  }
+  const unit = ctx.boundTarget();
+  if (unit) return checkTarget(ctx, unit.target, o);
   // --worker-stale is the dead-workers check's heartbeat threshold: the workers.stale key, from the command line.
   const config = await ctx.config(o.workerStale !== undefined ? { workers: { stale: o.workerStale } } : {});
   const { expectedGroupNames } = await import('../checks/expected-groups.js');
@@ -104,6 +103,41 @@ export async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<nu
   });
 }
 
+/**
+ * check on one target of a run over targets: its database checks once, its schedule-group
+ * check once per region of its account, each row naming its target and region; the parts the
+ * target does not have are "skipped". Merged with the other targets' by onTargets (check-reports.ts).
+ */
+async function checkTarget(ctx: CommandContext, t: ResolvedTarget, o: CheckOptions): Promise<number> {
+  const { runChecks, checkExitCode } = await import('../checks/all-checks.js');
+  const { AWS_CHECK_GROUPS, DATABASE_CHECK_GROUPS, checkRowsFor } = await import('../targets/check-reports.js');
+  const { expectedGroupNames } = await import('../checks/expected-groups.js');
+  const { maskSecrets } = await import('../output/masking.js');
+  const { only } = o;
+  // --worker-stale outranks each target's workers.stale, as it does the single-target config.
+  const config = o.workerStale === undefined ? t.config : { ...t.config, workers: { ...t.config.workers, stale: o.workerStale } };
+  const base: CheckDeps = {
+    config,
+    openDb: () => ctx.openDatabase(),
+    openScheduler: () => Promise.reject(usageError('no region')),
+    expectedGroups: async () => (ctx.hasDatabase() || config.scheduleGroups.expected ? expectedGroupNames(config.scheduleGroups, (fn) => ctx.withDatabase(fn)) : null),
+    now: () => ctx.deps.now(),
+  };
+  const tagged = (region: string | null) => (rs: CheckResult[]) => rs.map((r) => ({ ...r, target: t.name, region }));
+  // A target that does not enable workers skips dead-workers, as one without jobs.queue skips
+  // the job checks: --only workers over a fleet asks "where it is configured", not "everywhere".
+  const dbGroups = config.workers.enabled ? DATABASE_CHECK_GROUPS : DATABASE_CHECK_GROUPS.filter((g) => g !== 'workers');
+  const parts: Array<Promise<Array<CheckResult & { target: string; region: string | null }>>> = [
+    t.entry.database ? runChecks(base, only, dbGroups).then(tagged(null)) : checkRowsFor(t, 'skipped', `target ${t.name} has no database`, DATABASE_CHECK_GROUPS, null, only),
+  ];
+  if (t.entry.database && !config.workers.enabled) parts.push(checkRowsFor(t, 'skipped', `target ${t.name} does not enable workers (workers.enabled)`, ['workers'], null, only));
+  if (!t.entry.aws) parts.push(checkRowsFor(t, 'skipped', `target ${t.name} has no aws section`, AWS_CHECK_GROUPS, null, only));
+  for (const region of t.entry.aws?.regions ?? []) parts.push(runChecks({ ...base, openScheduler: () => ctx.openScheduler({ region }) }, only, AWS_CHECK_GROUPS).then(tagged(region)));
+  // Driver messages may quote what they were given: never a target's password.
+  const results = (await Promise.all(parts)).flat().map((r) => (r.error ? { ...r, error: maskSecrets(r.error, ctx.secrets()) } : r));
+  return ctx.emit({ command: 'check', mode: 'read', items: results, columns: [], summary: () => ({}), exitCode: () => checkExitCode(results) });
+}
+
 const EXAMPLES = `
 Examples:
   $ opsctl check                                   # every check, summary table then findings
@@ -135,5 +169,5 @@ export function registerCheckCommand(program: Command, r: Registrar): void {
     .option('--profile <name>', 'AWS profile')
     .option('--endpoint-url <url>', 'Scheduler endpoint')
     .addHelpText('after', EXAMPLES)
-    .action(r.wrap((ctx, flags: CheckFlags) => runCheck(ctx, checkOptions(flags))));
+    .action(r.wrap((ctx, flags: CheckFlags) => runCheck(ctx, checkOptions(flags)), { merge: 'check-reports' }));
 }

@@ -7,7 +7,7 @@ import { formatAge, formatDuration, parseDuration } from '../config/durations.js
 import type { PlannedReap, StuckExecution } from '../checks/stuck-executions.js';
 import type { Database } from '../database/database.js';
 import { usageError } from '../errors.js';
-import { addApplyFlags, applyOptions, parseCount, parsePositive, splitList, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
+import { addApplyFlags, applyOptions, assertMaxTotal, parseCount, parsePositive, splitList, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface StuckFlags {
   olderThan?: string;
@@ -126,15 +126,11 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
 export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<number> {
   const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
-  const { assertMaxTotal, requiresFleet, runFleetReap } = await import('../targets/fleet-remedies.js');
-  assertMaxTotal(ctx, o);
-  if (requiresFleet(ctx)) {
-    if ((o.connections ?? 1) > 1) throw usageError('--connections applies to a reap of one database: it does not combine with --target, --all-targets or --shard.');
-    return runFleetReap(ctx, o);
-  }
+  assertMaxTotal(o);
+  if (ctx.boundTarget() && (o.connections ?? 1) > 1) throw usageError('--connections applies to a reap of one database: it does not combine with --target, --all-targets or --shard.');
   const { cfg, thresholdMs, statuses } = await resolveQuery(ctx, o);
   const config = await ctx.config();
-  const max = o.max ?? cfg.max;
+  const max = ctx.capMax(o.max ?? cfg.max);
   const { assertExecutionsSchema, reapRemedy } = await import('../checks/stuck-executions.js');
   const { databaseHost, streamRemediation } = await import('../engine/remediation.js');
   const { presentStreamedRemediation } = await import('../output/remediation-presenter.js');
@@ -183,6 +179,7 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
         action: 'reap',
         unit: 'rows',
         question: (n) => `Reap ${n} execution(s) in ${cfg.table} (move to ${cfg.failedStatus})?`,
+        overTargets: { verb: 'Reap', noun: 'execution(s)', applied: remedy.labels.applied },
         columns: [
           { header: 'id', value: (r) => r.id },
           { header: 'status', value: (r) => r.status },
@@ -303,13 +300,14 @@ export function registerExecutionCommands(program: Command, r: Registrar): void 
   addApplyFlags(reap, { max: '1000', batchHelp: 'largest batch: batches are sized by time, ~250 ms each, up to this many rows (default from config, 10000)' })
     .addHelpText('after', REAP_EXAMPLES)
     .action(
-      r.wrap(async (ctx, flags: ReapFlags) => {
-        if (!flags.deadWorkers) return runReap(ctx, reapOptions(flags));
-        if (flags.connections !== undefined) throw usageError('--connections goes with an age reap (--older-than), not with --dead-workers.');
-        const { deadWorkerOptions, runReapDeadWorkers } = await import('./workers.js');
-        const { onTargets } = await import('../targets/on-targets.js');
-        const o = deadWorkerOptions(flags, 'reap');
-        return onTargets(ctx, { command: 'reap', kind: 'database' }, (c) => runReapDeadWorkers(c, o), { apply: o.apply });
-      }),
+      r.wrap(
+        async (ctx, flags: ReapFlags) => {
+          if (!flags.deadWorkers) return runReap(ctx, reapOptions(flags));
+          if (flags.connections !== undefined) throw usageError('--connections goes with an age reap (--older-than), not with --dead-workers.');
+          const { deadWorkerOptions, runReapDeadWorkers } = await import('./workers.js');
+          return runReapDeadWorkers(ctx, deadWorkerOptions(flags, 'reap'));
+        },
+        { merge: 'plan-then-apply' },
+      ),
     );
 }

@@ -13,7 +13,7 @@ import { errorClassKey } from '../checks/error-classes.js';
 import { displayName } from '../database/identifiers.js';
 import { formatAge, formatDuration, parseDuration } from '../config/durations.js';
 import { failOnMissing, missingIdsNote } from './named-ids.js';
-import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
+import { addApplyFlags, applyOptions, assertMaxTotal, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface StuckFlags {
   olderThan?: string;
@@ -314,14 +314,13 @@ export async function runRetry(ctx: CommandContext, o: JobRetryOptions): Promise
 }
 
 export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promise<number> {
-  const { assertMaxTotal, requiresFleet, runFleetRescue } = await import('../targets/fleet-remedies.js');
-  assertMaxTotal(ctx, o);
-  if (requiresFleet(ctx)) return runFleetRescue(ctx, o);
+  assertMaxTotal(o);
   const { config, q } = await setup(ctx);
   const { assertQueueSchema, rescueThresholdMs } = await import('../checks/jobs-presets.js');
   const thresholdMs = o.olderThanMs ?? rescueThresholdMs(q, undefined);
   const threshold = thresholdMs === null ? null : formatDuration(thresholdMs);
-  const opts = engineOptions(q, o);
+  const engine = engineOptions(q, o);
+  const opts = { ...engine, max: ctx.capMax(engine.max) };
   const { rescueRemedy, rescueSummary } = await import('../checks/stuck-jobs.js');
   const { remediate } = await import('../engine/remediation.js');
   const { presentRemediation } = await import('../output/remediation-presenter.js');
@@ -339,6 +338,7 @@ export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promi
         action: 'rescue',
         unit: 'jobs',
         question: (n) => `Rescue ${n} stuck job(s) in ${q.where} (${q.preset.label})? A job that is in fact still running may run twice.`,
+        overTargets: { verb: 'Rescue', noun: 'stuck job(s)', applied: remedy.labels.applied },
         columns: [
           { header: 'id', value: (r) => r.id },
           { header: 'kind', value: (r) => r.kind },
@@ -535,12 +535,13 @@ export function registerJobCommands(program: Command, r: Registrar): void {
   addApplyFlags(rescue, { max: '1000' })
     .addHelpText('after', RESCUE_EXAMPLES)
     .action(
-      r.wrap(async (ctx, flags: RescueFlags) => {
-        if (!flags.deadWorkers) return runRescue(ctx, jobRescueOptions(flags));
-        const { deadWorkerOptions, runRescueDeadWorkers } = await import('./workers.js');
-        const { onTargets } = await import('../targets/on-targets.js');
-        const o = deadWorkerOptions(flags, 'jobs rescue');
-        return onTargets(ctx, { command: 'jobs rescue', kind: 'database' }, (c) => runRescueDeadWorkers(c, o), { apply: o.apply });
-      }),
+      r.wrap(
+        async (ctx, flags: RescueFlags) => {
+          if (!flags.deadWorkers) return runRescue(ctx, jobRescueOptions(flags));
+          const { deadWorkerOptions, runRescueDeadWorkers } = await import('./workers.js');
+          return runRescueDeadWorkers(ctx, deadWorkerOptions(flags, 'jobs rescue'));
+        },
+        { merge: 'plan-then-apply' },
+      ),
     );
 }

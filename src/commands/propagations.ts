@@ -14,7 +14,7 @@ import { usageError } from '../errors.js';
 import { errorClassKey } from '../checks/error-classes.js';
 import { formatAge, formatDuration, parseDuration } from '../config/durations.js';
 import { failOnMissing, missingIdsNote } from './named-ids.js';
-import { addApplyFlags, applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
+import { addApplyFlags, applyOptions, assertMaxTotal, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface DeadLetterFlags {
   kind?: string;
@@ -198,7 +198,7 @@ async function runRemedy(
   make: (db: Database) => Promise<{ remedy: Remedy<PlannedDeadLetter> } & Omit<Presentation<PlannedDeadLetter>, 'action' | 'unit' | 'columns' | 'detail' | 'emptyMessage' | 'overMax'>>,
 ): Promise<number> {
   const { cfg, config } = s;
-  const max = o.max ?? cfg.max;
+  const max = ctx.capMax(o.max ?? cfg.max);
   const batchSize = o.batchSize ?? cfg.batchSize;
   const { assertPropagationsSchema, assertAuditSchema } = await import('../checks/propagations-table.js');
   const { remediate } = await import('../engine/remediation.js');
@@ -243,9 +243,7 @@ export async function runRetry(ctx: CommandContext, o: DeadLetterRetryOptions): 
   ]
     .filter(Boolean)
     .join(', ');
-  const { assertMaxTotal, requiresFleet, runFleetRetry } = await import('../targets/fleet-remedies.js');
-  assertMaxTotal(ctx, o);
-  if (requiresFleet(ctx)) return runFleetRetry(ctx, filter, scope, o);
+  assertMaxTotal(o);
   const { retryRemedy } = await import('../checks/dead-letter-remedies.js');
   const { checkIds } = await import('../checks/dead-letters.js');
   const { unknownClassMessage } = await import('../checks/error-classes.js');
@@ -257,6 +255,7 @@ export async function runRetry(ctx: CommandContext, o: DeadLetterRetryOptions): 
       command: 'propagations retry',
       headline: (mode) => `${mode === 'plan' ? 'Plan: retry' : 'Retry of'} dead letters in ${where} (${scope || 'all'}): clear failed_at, attempts → 0, due now`,
       question: (count) => `Retry ${count} dead letter(s) in ${where}?`,
+      overTargets: { verb: 'Retry', noun: 'dead letter(s)', applied: 'retried' },
       summary: (report) => ({ ...report.summary, ...extra }),
       notesBefore: [
         ...missingIdsNote(idCheck?.missing ?? []),
@@ -440,7 +439,7 @@ Examples:
     .option('--max-total <n>', 'with --target/--all-targets: refuse to change more than this many in all (--max is per target)');
   addApplyFlags(retry, { max: '1000' })
     .addHelpText('after', RETRY_EXAMPLES)
-    .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, deadLetterRetryOptions(ids, flags))));
+    .action(r.wrap((ctx, ids: string[], flags: RetryFlags) => runRetry(ctx, deadLetterRetryOptions(ids, flags)), { merge: 'plan-then-apply' }));
 
   const purge = propagations
     .command('purge')

@@ -9,9 +9,17 @@ import type { CommandContext } from '../cli/context.js';
 /** A command action: gets the context, returns an exit code. */
 export type Action = (ctx: CommandContext, ...args: any[]) => Promise<number>;
 
+/** How a command's results merge over targets (src/targets/on-targets.ts); default: rows. */
+export interface OverTargets {
+  merge?: 'rows' | 'plan-then-apply' | 'check-reports';
+}
+
 export interface Registrar {
-  /** Wraps an action with context creation, error translation and the exit code. */
-  wrap(action: Action): (...args: any[]) => Promise<void>;
+  /**
+   * Wraps an action with context creation, error translation and the exit code; with
+   * --target/--all-targets/--shard the action runs on each selected target (onTargets).
+   */
+  wrap(action: Action, over?: OverTargets): (...args: any[]) => Promise<void>;
 }
 
 /** A command module's entry point: adds its commands to the program. */

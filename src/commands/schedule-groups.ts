@@ -8,7 +8,7 @@ import type { Config } from '../config/config.js';
 import type { Database } from '../database/database.js';
 import type { AwsFlags, SchedulerApi } from '../aws/scheduler-api.js';
 import { validateGroupNames, type GroupPlan, type GroupRecord } from '../checks/schedule-groups.js';
-import { addApplyFlags, parseCount, splitList } from './shared-flags.js';
+import { addApplyFlags, assertMaxTotal, parseCount, splitList } from './shared-flags.js';
 import { usageError } from '../errors.js';
 import { GROUP_CLASSES } from '../checks/tag-diff.js';
 
@@ -100,6 +100,8 @@ function addAwsFlags(cmd: Command): Command {
 
 /** Expected names: the config list, or the rows of expectedQuery (read-only). */
 async function expectedNames(ctx: CommandContext, config: Config): Promise<string[] | null> {
+  // A target with only an AWS account has no database to ask expectedQuery.
+  if (!ctx.hasDatabase()) return config.scheduleGroups.expected ?? null;
   const { expectedGroupNames } = await import('../checks/expected-groups.js');
   return expectedGroupNames(config.scheduleGroups, (fn) => ctx.withDatabase(fn));
 }
@@ -158,31 +160,23 @@ export async function runList(ctx: CommandContext, o: ListOptions): Promise<numb
 export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<number> {
   const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
-  const { kind, names, max } = o;
-  if (kind === 'adopt') {
-    const { assertMaxTotal, requiresFleet, runFleetAdopt } = await import('../targets/fleet-remedies.js');
-    assertMaxTotal(ctx, o);
-    if (requiresFleet(ctx)) {
-      if (o.aws.region !== undefined || o.aws.profile !== undefined || o.aws.endpointUrl !== undefined)
-        throw usageError('--region, --profile and --endpoint-url do not combine with --target/--all-targets: each target names its own (targets.NAME.aws).');
-      return runFleetAdopt(ctx, {
-        apply: o.apply,
-        max: o.max,
-        maxTotal: o.maxTotal,
-        wait: o.wait,
-        reason: o.reason ?? undefined,
-        names,
-        prefix: o.prefix,
-        force: o.force,
-        allUnowned: o.allUnowned,
-      });
-    }
-  }
+  const { kind, names } = o;
+  if (kind === 'adopt') assertMaxTotal(o);
+  const max = ctx.capMax(o.max);
   const config = await ctx.config();
+  const { auditsToDatabase, groupBatchSize, prepareGroupWrite, settleNamed } = await import('../checks/schedule-group-writes.js');
+  const target = ctx.boundTarget()?.target;
+  // Over targets, a target whose config cannot adopt is refused before its account is read.
+  if (target && kind === 'adopt' && Object.keys(config.scheduleGroups.ownerTags).length === 0)
+    throw usageError(`target ${target.name}: scheduleGroups.ownerTags is not configured, so nothing can be adopted.`);
+  // A target of the fleet may have only an AWS account: an audit.table needs its database.
+  if (target && auditsToDatabase(config, o.apply) && !ctx.hasDatabase())
+    throw usageError(
+      `target ${target.name}: audit.table is set but the target has no database to record ${kind}'s changes in; give it a database or set targets.${target.name}.overrides.audit.table to null (the local journal).`,
+    );
   const expected = await expectedNames(ctx, config);
   const api = await ctx.openScheduler(o.aws);
   const { runRemediation } = await import('../engine/remediation.js');
-  const { auditsToDatabase, groupBatchSize, prepareGroupWrite, settleNamed } = await import('../checks/schedule-group-writes.js');
   const warnings: string[] = [];
   const spec = {
     kind,
@@ -216,12 +210,14 @@ export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<nu
         emptyMessage: kind === 'adopt' ? 'Nothing to adopt: no unowned group matches.' : 'Nothing to reconcile: no drifted group matches.',
         dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to ${kind}.`],
         overMax: `More than --max ${max} groups`,
-        notesAfter: () => (namedFailed ? ['Some named groups were refused or do not exist: exit 1.'] : []),
-        summary: (report) => ({ ...report.summary, ...summarizeApi(api), ...(warnings.length ? { warnings } : {}) }),
+        notesAfter: () => (namedFailed.length ? [namedNote()] : []),
+        // The note in the summary too: over targets it is each target's (summary.byTarget).
+        summary: (report) => ({ ...report.summary, ...summarizeApi(api), ...(warnings.length ? { warnings } : {}), ...(namedFailed.length ? { note: namedNote() } : {}) }),
+        overTargets: { verb: Verb, noun: 'schedule group(s)', applied: remedy.labels.applied },
         // "already-owned" and "in-sync" are nothing to worry about here; "gone" is.
         tones: { lost: 'dim' },
         after: (report) => {
-          namedFailed = settleNamed(names, report).length > 0;
+          namedFailed = settleNamed(names, report);
           // A listing restarted on a dead page token: said on stderr (and in the summary).
           for (const w of warnings) ctx.say(`opsctl: ${w}`);
         },
@@ -229,7 +225,8 @@ export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<nu
       (hooks) => runRemediation(host, remedy, { apply: o.apply, max, batchSize: groupBatchSize(config.scheduleGroups), wait: o.wait, ...hooks }),
     );
   };
-  let namedFailed = false;
+  let namedFailed: string[] = [];
+  const namedNote = () => `named group(s) refused or absent: ${namedFailed.join(', ')} (exit 1)`;
   try {
     return auditsToDatabase(config, o.apply) ? await ctx.withDatabase((db) => run(db)) : await run(null);
   } finally {
@@ -374,5 +371,5 @@ export function registerScheduleGroupCommands(program: Command, r: Registrar): v
   );
   addApplyFlags(group, { max: String(DEFAULT_MAX), batch: false })
     .addHelpText('after', ADOPT_EXAMPLES)
-    .action(r.wrap((ctx, names: string[], flags: WriteFlags) => runWrite(ctx, writeOptions('adopt', names, flags))));
+    .action(r.wrap((ctx, names: string[], flags: WriteFlags) => runWrite(ctx, writeOptions('adopt', names, flags)), { merge: 'plan-then-apply' }));
 }

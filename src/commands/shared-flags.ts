@@ -37,7 +37,7 @@ export function addApplyFlags(cmd: Command, defaults: { max: string; batch?: boo
 export interface ApplyFlags {
   apply?: boolean;
   max?: string;
-  /** Only the remedies that run on targets register --max-total (src/fleet-remedies.ts). */
+  /** Only the remedies that plan every target before one question register --max-total (src/targets/plan-then-apply.ts). */
   maxTotal?: string;
   batchSize?: string;
   reason?: string;
@@ -64,4 +64,12 @@ export function applyOptions(f: ApplyFlags): ApplyOptions {
     reason: f.reason,
     wait: Boolean(f.wait),
   };
+}
+
+/**
+ * --max-total caps a run over several targets, and onTargets takes it before any target runs
+ * (each target's own run never sees it): here, it was given to a run on one database.
+ */
+export function assertMaxTotal(o: { maxTotal?: unknown }): void {
+  if (o.maxTotal !== undefined) throw usageError('--max-total caps a run over several targets: use it with --target or --all-targets (one target: --max).');
 }

@@ -7,7 +7,7 @@ import type { DeadWorker, PlannedDeadWorkerReap } from '../checks/dead-workers.j
 import type { PlannedDeadWorkerRescue } from '../checks/dead-worker-jobs.js';
 import { usageError } from '../errors.js';
 import { formatAge, formatDuration, parseDuration } from '../config/durations.js';
-import { applyOptions, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
+import { applyOptions, assertMaxTotal, parseCount, type ApplyFlags, type ApplyOptions } from './shared-flags.js';
 
 interface DeadFlags {
   stale?: string;
@@ -90,7 +90,8 @@ export async function runReapDeadWorkers(ctx: CommandContext, o: DeadWorkerOptio
   const config = await ctx.config();
   const cfg = config.workers;
   const ms = o.staleMs ?? parseDuration(cfg.stale, 'workers.stale');
-  const max = o.max ?? cfg.max;
+  assertMaxTotal(o);
+  const max = ctx.capMax(o.max ?? cfg.max);
   const { assertWorkersSchema, deadWorkerReapRemedy, workTableName } = await import('../checks/dead-workers.js');
   const { remediate } = await import('../engine/remediation.js');
   const { presentRemediation } = await import('../output/remediation-presenter.js');
@@ -109,6 +110,7 @@ export async function runReapDeadWorkers(ctx: CommandContext, o: DeadWorkerOptio
         action: 'reap',
         unit: 'rows',
         question: (n) => `Reap ${n} row(s) of ${where} held by dead workers (move to ${cfg.runs.failedStatus})?`,
+        overTargets: { verb: 'Reap', noun: 'row(s) held by dead workers', applied: remedy.labels.applied },
         columns: [
           { header: 'id', value: (r) => r.id },
           { header: 'worker', value: (r) => r.worker },
@@ -140,7 +142,8 @@ export async function runRescueDeadWorkers(ctx: CommandContext, o: DeadWorkerOpt
   assertQueueRecordsWorker(q);
   const cfg = config.workers;
   const ms = o.staleMs ?? parseDuration(cfg.stale, 'workers.stale');
-  const max = o.max ?? q.cfg.max;
+  assertMaxTotal(o);
+  const max = ctx.capMax(o.max ?? q.cfg.max);
   const { assertWorkerTable, workerTableName } = await import('../checks/dead-workers.js');
   const { rescueSummary } = await import('../checks/stuck-jobs.js');
   const { remediate } = await import('../engine/remediation.js');
@@ -160,6 +163,7 @@ export async function runRescueDeadWorkers(ctx: CommandContext, o: DeadWorkerOpt
         action: 'rescue',
         unit: 'jobs',
         question: (n) => `Rescue ${n} job(s) in ${q.where} held by dead workers (${q.preset.label})?`,
+        overTargets: { verb: 'Rescue', noun: 'job(s) held by dead workers', applied: remedy.labels.applied },
         columns: [
           { header: 'id', value: (r) => r.id },
           { header: 'kind', value: (r) => r.kind },

@@ -601,13 +601,14 @@ async function runEngine<P extends PlannedItem, C>(
 ): Promise<StreamedRemediationReport<P>> {
   // A dry run written out: planned in memory, in one READ ONLY unit with its before-images.
   if (!opts.apply && opts.capture) plan = memoryPlan(host, remedy, opts.capture);
-  // A reviewed plan applied: its items are the plan, each re-checked against its before-image.
-  const given = opts.apply ? (opts.given as GivenPlan<P, C> | undefined) : undefined;
+  // A reviewed plan: its items are the plan (a dry run shows them: a fleet's plan before its
+  // question); applied, each is re-checked against its recorded before-image.
+  const given = opts.given as GivenPlan<P, C> | undefined;
   if (given) {
     plan = givenPlan(given.items);
     given.prepare?.(remedy);
-    remedy = recheckedRemedy(remedy, given);
-    opts = { ...opts, planLane: undefined };
+    if (opts.apply) remedy = recheckedRemedy(remedy, given);
+    opts = { ...opts, planLane: undefined, capture: undefined };
     if (given.verify) await host.readOnly((ro) => (given.verify as (t: C) => Promise<void>)(ro));
   }
   const label = (o: ResultClass): string => (o === 'applied' ? remedy.labels.applied : o === 'lost' ? remedy.labels.lost : DEFAULT_LABELS[o]);

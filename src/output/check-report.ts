@@ -8,7 +8,7 @@ import { escapeControl } from './terminal-text.js';
 const mdEscape = (s: string) => escapeControl(s.replace(/\r?\n/g, ' ')).replace(/\|/g, '\\|');
 const STATUS_ICON: Record<string, string> = { ok: '✅ ok', finding: '❌ finding', unknown: '⚠️ unknown', skipped: '⏭️ skipped' };
 
-/** A fleet run (src/fleet-check.ts) tags each result with its target, and schedule-group checks with a region. */
+/** A run over targets (src/targets/check-reports.ts) tags each result with its target, and schedule-group checks with a region. */
 type Tagged = CheckResult & { target?: string; region?: string | null };
 export interface FleetReport {
   targets: Record<string, 'clean' | 'findings' | 'unknown'>;

@@ -56,6 +56,18 @@ export interface CommandResult<T = Record<string, unknown>> {
   exitCode?: () => number;
   /** Printed on stderr after the result (e.g. why an --apply stopped part-way). */
   warnings?: () => string[];
+  /** A remedy's words for a run over targets, which plans every target and asks once (src/targets/plan-then-apply.ts). */
+  remedy?: RemedyWords;
+}
+
+/** How a remedy names what it does over targets: "Reap 8 execution(s) on 2 target(s)". */
+export interface RemedyWords {
+  /** "Reap" */
+  verb: string;
+  /** "execution(s)" */
+  noun: string;
+  /** The engine's applied label ("reaped"); more precise labels start with it ("rescued-retryable"). */
+  applied: string;
 }
 
 export interface OutputTarget {

@@ -1,6 +1,6 @@
 import type { CommandContext } from '../cli/context.js';
 import { ExitCode } from '../errors.js';
-import type { Column, CommandResult, Tone } from './output.js';
+import type { Column, CommandResult, RemedyWords, Tone } from './output.js';
 import { givenPlanFor, planCapture } from '../plans/plan-mode.js';
 import type { PlannedItem, RemediationOptions, RemediationReport, ReportedItem, ResultClass, StreamedRemediationOptions, StreamedRemediationReport } from '../engine/remediation.js';
 
@@ -42,6 +42,8 @@ export interface Presentation<P extends PlannedItem> {
   tones?: Partial<Record<ResultClass, Tone>>;
   /** Runs after the report, before rendering (e.g. a check that throws a usage error). */
   after?: (report: RemediationReport<P>) => void;
+  /** Set by the remedies that plan every target before one question (--max-total): their words for it. */
+  overTargets?: RemedyWords;
 }
 
 const CLASS_TONES: Record<ResultClass, Tone> = {
@@ -204,5 +206,6 @@ export function remediationResult<P extends PlannedItem>(report: RemediationRepo
     notes,
     exitCode: () => report.exitCode,
     warnings: () => (report.warning ? [report.warning] : []),
+    ...(p.overTargets ? { remedy: p.overTargets } : {}),
   };
 }

@@ -18,7 +18,7 @@ export async function checkFleetPlan(
   const { resolveTargets } = await import('../targets/targets.js');
   const { CHECK_THRESHOLDS } = await import('../checks/check-registry.js');
   const { TargetResources } = await import('../targets/fleet.js');
-  const { openTargetDatabase, openTargetScheduler } = await import('../targets/fleet-check.js');
+  const { openTargetDatabase, openTargetScheduler } = await import('../targets/open-target.js');
   const { assertIdentity, awsIdentity, databaseIdentity } = await import('./plan-mode.js');
   const names = [...new Set(plan.targets.map((t) => targetOf(t.name)))];
   const unknown = names.filter((n) => !(n in config.targets));

@@ -25,17 +25,12 @@ export const isFleetSelection = (s: TargetSelection): boolean => Boolean(s.all |
 export const DEFAULT_CONCURRENCY = 4;
 export const DEFAULT_TARGET_TIMEOUT = '5m';
 
-/**
- * The commands with a fleet run of their own: every target planned first, the caps checked
- * across targets, one question. Every other command runs on targets through onTargets.
- */
-export const FLEET_COMMANDS = ['check', 'reap', 'propagations retry', 'jobs rescue', 'adopt schedule-group'];
-
 /** Commands about opsctl itself or this machine: they refuse fleet flags (exit 2). */
 export const LOCAL_COMMANDS = ['demo', 'emulator', 'config', 'completion', 'help'];
 
-/** What a command works on in a fleet run: the Scheduler (each region of a target) or the database. */
-export const targetKind = (path: string): 'aws' | 'database' => (path.startsWith('schedule-groups') ? 'aws' : 'database');
+/** What a command works on in a fleet run: the target whole (check: its database and each region), the Scheduler (each region of a target) or the database. */
+export const targetKind = (path: string): 'target' | 'aws' | 'database' =>
+  path === 'check' ? 'target' : path.startsWith('schedule-groups') || path === 'adopt schedule-group' ? 'aws' : 'database';
 
 
 /** What a command works on in a fleet run: a target's database, or one region of a target's AWS account. */

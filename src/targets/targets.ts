@@ -12,7 +12,7 @@ import { isFleetSelection, type TargetSelection } from './fleet.js';
  * Targets: the named entries of `targets` in the config, each a database and/or an AWS
  * profile with regions, each with its own effective config (overrides deep-merged over the
  * top-level config). Selection (--target, --all-targets, --shard) happens here; connecting
- * and fan-out in src/fleet.ts.
+ * in open-target.ts, fan-out in fleet.ts and on-targets.ts.
  */
 
 export interface ResolvedTarget {
