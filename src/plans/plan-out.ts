@@ -59,7 +59,7 @@ export async function runPlanOut(ctx: CommandContext, command: Command, file: st
   }
   const g = ctx.globals;
   if (out.targets.size === 0 && (g.target?.length || g.allTargets || g.shard !== undefined)) {
-    ctx.say(`opsctl: --plan-out does not work with this command's own fleet run yet: no plan written to ${file}. Plan each target on its own.`);
+    ctx.say(`opsctl: no target was planned: no plan written to ${file}.`);
     return ExitCode.USAGE;
   }
   if (out.targets.size === 0) {

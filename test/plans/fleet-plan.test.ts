@@ -70,4 +70,31 @@ describe('fleet plans', () => {
     expect(await left(b)).toEqual([]);
     expect(inA.length + inB.length).toBe(5);
   });
+
+  it('reap over targets (plan, one question, apply target by target): the plan file\'s rows only, on each target', async () => {
+    const stuck = async (d: Db, n: number) =>
+      (await d.client.query(`INSERT INTO purchase_executions (status, updated_at) SELECT 'running', now() - interval '2 hours' FROM generate_series(1, ${n}) RETURNING id::text`)).rows.map((r) => r.id as string);
+    for (const d of [a, b]) await d.client.query('TRUNCATE purchase_executions');
+    const inA = await stuck(a, 2);
+    const inB = await stuck(b, 1);
+    const cfg = config({ a, b });
+    const file = join(dir, 'reap.json');
+    const dry = await cli(['--config', cfg, 'reap', '--all-targets', '--max-total', '10', '--plan-out', file], env(), { cwd: dir });
+    expect(dry.code, dry.stderr).toBe(0);
+    const plan = JSON.parse(readFileSync(file, 'utf8')) as PlanFile;
+    expect(plan.targets.map((t) => [t.name, t.items.length])).toEqual([
+      ['a', 2],
+      ['b', 1],
+    ]);
+    const lateA = await stuck(a, 1);
+    const r = await cli(['--config', cfg, 'apply', file, '--yes', '-o', 'json'], env(), { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const out = r.json();
+    expect(out.items.map((i: { target: string; id: string; outcome: string }) => `${i.target}:${i.id}:${i.outcome}`).sort()).toEqual(
+      [...inA.map((id) => `a:${id}:reaped`), ...inB.map((id) => `b:${id}:reaped`)].sort(),
+    );
+    const status = async (d: Db, id: string) => (await d.client.query('SELECT status FROM purchase_executions WHERE id = $1', [id])).rows[0].status;
+    expect(await status(a, lateA[0]!)).toBe('running');
+    expect(await status(b, inB[0]!)).toBe('failed');
+  });
 });
