@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli } from '../support/cli.js';
-import { awsEnv, emulator, owner, sgConfig } from '../support/aws.js';
+import { awsEnv, emulator, owner, OWNER, sgConfig } from '../support/aws.js';
 import type { SchedulerEmulator } from '../../src/emulator/scheduler-emulator.js';
 import type { PlanFile } from '../../src/plans/plan-file.js';
 
@@ -65,5 +65,49 @@ describe('adopt schedule-group plans (Scheduler emulator)', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('this plan was made for AWS account 123456789012 in us-east-1, not AWS account 210987654321 in us-east-1');
     expect(other.snapshot()).toBe(before);
+  });
+
+  it('over targets × regions: one file with each region\'s groups and identity; a region whose account changed is refused before any region is written', async () => {
+    const [east, west, stranger] = await Promise.all([emulator({ region: 'us-east-1' }), emulator({ region: 'eu-west-1' }), emulator({ region: 'eu-west-1', accountId: '210987654321' })]);
+    try {
+      east.seedGroup('u1');
+      west.seedGroup('u3');
+      stranger.seedGroup('u3');
+      const cfgFor = (westUrl: string) => {
+        const f = join(cwd, `fleet-${Math.random().toString(36).slice(2)}.json`);
+        writeFileSync(
+          f,
+          JSON.stringify({
+            scheduleGroups: { ownerTags: OWNER, ownerKeyPrefix: 'alchemy::', desiredTags: { team: 'payments' }, conflictDelay: '10ms' },
+            targets: { x: { aws: { regions: ['us-east-1', 'eu-west-1'], endpoints: { 'us-east-1': east.url, 'eu-west-1': westUrl } } } },
+          }),
+        );
+        return f;
+      };
+      const e = { ...awsEnv(east), AWS_ENDPOINT_URL_SCHEDULER: '' };
+      const file = join(cwd, 'fleet-adopt.json');
+      const good = cfgFor(west.url);
+      const dry = await cli(['--config', good, 'adopt', 'schedule-group', '--all-unowned', '--all-targets', '--plan-out', file], e, { cwd });
+      expect(dry.code, dry.stderr).toBe(0);
+      const plan = JSON.parse(readFileSync(file, 'utf8')) as PlanFile;
+      expect(plan.targets.map((t) => [t.name, t.identity, t.items.map((i) => i.item.id)])).toEqual([
+        ['x/eu-west-1', { kind: 'aws', account: '123456789012', region: 'eu-west-1' }, ['u3']],
+        ['x/us-east-1', { kind: 'aws', account: '123456789012', region: 'us-east-1' }, ['u1']],
+      ]);
+      const snaps = () => [east.snapshot(), west.snapshot(), stranger.snapshot()];
+      const before = snaps();
+      const refused = await cli(['--config', cfgFor(stranger.url), 'apply', file, '--yes'], e, { cwd });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('x/eu-west-1: this plan was made for AWS account 123456789012 in eu-west-1, not AWS account 210987654321 in eu-west-1');
+      expect(snaps()).toEqual(before);
+      const r = await cli(['--config', good, 'apply', file, '--yes', '-o', 'json'], e, { cwd });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json().items.map((i: { target: string; region: string; id: string; outcome: string }) => `${i.target}/${i.region}/${i.id}:${i.outcome}`).sort()).toEqual([
+        'x/eu-west-1/u3:adopted',
+        'x/us-east-1/u1:adopted',
+      ]);
+    } finally {
+      await Promise.all([east.close(), west.close(), stranger.close()]);
+    }
   });
 });
