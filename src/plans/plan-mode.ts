@@ -30,6 +30,9 @@ export interface PlanGiven {
   plan: PlanFile;
 }
 
+/** The detail of a planned row another transaction held at write time: not compared with its image, not written. */
+export const LOCKED_SINCE_PLAN = 'locked by another transaction (a worker?); left alone';
+
 /** The detail of an item whose row (or group) changed between the plan and the apply. */
 export const CHANGED_SINCE_PLAN = 'changed since the plan was written';
 
@@ -166,15 +169,22 @@ export function givenPlanFor(ctx: CommandContext, given: PlanGiven): GivenPlan<P
       const withImage = batch.filter((p) => recorded.get(p.id) != null);
       if (!withImage.length) return [];
       let now: Map<string, unknown>;
+      const held: ItemOutcome[] = [];
       if (isDatabaseRemedy(remedy)) {
         const { readImages } = await import('../engine/images.js');
-        // Under the row lock, in the batch's transaction: what the write will replace. A row
-        // another transaction holds (or one deleted) is left to the remedy: skipped or gone.
+        // Under the row lock, in the batch's transaction: what the write will replace.
         now = await readImages(tx as Database, remedy.image!, withImage.map((p) => p.id), { lock: true });
+        // Left out: deleted (the remedy reports it gone), or held by another transaction — then
+        // it cannot be compared with its image, so it is not written: skipped, as a locked row is.
+        const missing = withImage.filter((p) => !now.has(p.id));
+        if (missing.length) {
+          const exists = await readImages(tx as Database, remedy.image!, missing.map((p) => p.id));
+          for (const p of missing) if (exists.has(p.id)) held.push({ id: p.id, outcome: 'skipped', detail: LOCKED_SINCE_PLAN });
+        }
       } else {
         now = await groupImages(tx as SchedulerApi, withImage);
       }
-      return withImage.filter((p) => now.has(p.id) && canonicalJson(now.get(p.id)) !== canonicalJson(recorded.get(p.id))).map((p) => changed(remedy, p.id));
+      return [...held, ...withImage.filter((p) => now.has(p.id) && canonicalJson(now.get(p.id)) !== canonicalJson(recorded.get(p.id))).map((p) => changed(remedy, p.id))];
     },
   };
 }

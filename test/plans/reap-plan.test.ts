@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { databaseChecksum, freshDatabase } from '../support/db.js';
 import { cli } from '../support/cli.js';
 import { planDigest, type PlanFile } from '../../src/plans/plan-file.js';
@@ -160,5 +161,26 @@ describe('reap --plan-out, then apply FILE', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('executions.reasonTemplate changed');
     expect(r.json().items.map((i: { id: string; outcome: string }) => [i.id, i.outcome])).toEqual([[a, 'reaped']]);
+  });
+
+  it('a planned row another transaction holds at write time is skipped-locked and left alone (it cannot be compared with its image)', async () => {
+    const a = await ins('running', 60);
+    const b = await ins('running', 60);
+    const file = join(cwd, 'locked.json');
+    expect((await cli(['reap', '--older-than', '10m', '--plan-out', file], env, { cwd })).code).toBe(0);
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [b]);
+      const r = await cli(['apply', file, '--yes', '-o', 'json'], env, { cwd });
+      expect(r.code, r.stderr).toBe(0);
+      const byId = Object.fromEntries(r.json().items.map((i: { id: string; outcome: string }) => [i.id, i.outcome]));
+      expect(byId).toEqual({ [a]: 'reaped', [b]: 'skipped-locked' });
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    expect(await statusOf(b)).toBe('running');
   });
 });
