@@ -13,12 +13,14 @@ export function addPlanOutFlags(program: Command): void {
     if (c.options.some((o) => o.long === '--apply') && !c.options.some((o) => o.long === '--plan-out')) {
       const words: string[] = [];
       for (let x: Command | null = c; x && x.parent; x = x.parent) words.unshift(x.name());
+      const plan = `$ opsctl ${words.join(' ')} --plan-out plan.json`;
+      const apply = '$ opsctl apply plan.json';
+      const w = Math.max(plan.length, apply.length) + 2;
       c.option('--plan-out <file>', PLAN_OUT_HELP).addHelpText(
         'after',
-        `
-Reviewed plan (docs/plans.md):
-  $ opsctl ${words.join(' ')} --plan-out plan.json      # dry run; the plan written to plan.json (mode 0600)
-  $ opsctl apply plan.json                       # later, after review: exactly those items, each re-checked`,
+        `Reviewed plan (docs/plans.md):
+  ${plan.padEnd(w)}# dry run; the plan written to plan.json (mode 0600)
+  ${apply.padEnd(w)}# later, after review: exactly those items, each re-checked`,
       );
     }
     for (const sub of c.commands) visit(sub);
