@@ -111,3 +111,22 @@ describe('adopt schedule-group plans (Scheduler emulator)', () => {
     }
   });
 });
+
+describe('schedule-groups reconcile plans (Scheduler emulator)', () => {
+  it('reconciles the planned drifted group; one re-tagged since the plan is race-lost and left as it is', async () => {
+    emu.seedGroup('drift-a', { ...owner('drift-a'), team: 'wrong' });
+    emu.seedGroup('drift-b', { ...owner('drift-b'), team: 'wrong' });
+    const cfg = sgConfig();
+    const file = join(cwd, 'reconcile.json');
+    const dry = await cli(['--config', cfg, 'schedule-groups', 'reconcile', 'drift-a', 'drift-b', '--plan-out', file], awsEnv(emu), { cwd });
+    expect(dry.code, dry.stderr).toBe(0);
+    emu.seedGroup('drift-b', { ...owner('drift-b'), team: 'other-wrong' });
+    const r = await cli(['--config', cfg, 'apply', file, '--yes', '-o', 'json'], awsEnv(emu), { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    const byName = Object.fromEntries(r.json().items.map((i: { id: string; outcome: string }) => [i.id, i.outcome]));
+    expect(byName).toEqual({ 'drift-a': 'reconciled', 'drift-b': 'race-lost' });
+    const g = Object.fromEntries(emu.groups().map((x) => [x.name, x.tags]));
+    expect(g['drift-a'].team).toBe('payments');
+    expect(g['drift-b'].team).toBe('other-wrong');
+  });
+});

@@ -183,4 +183,18 @@ describe('reap --plan-out, then apply FILE', () => {
     }
     expect(await statusOf(b)).toBe('running');
   });
+
+  it('never a secret in the file: the password of --database-url is masked in argv, and no global flag is recorded to re-run', async () => {
+    await ins('running', 60);
+    const password = decodeURIComponent(new URL(db.url).password);
+    expect(password.length).toBeGreaterThan(0);
+    const file = join(cwd, 'secret.json');
+    const r = await cli(['--database-url', db.url, 'reap', '--older-than', '10m', '--plan-out', file], {}, { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    const text = readFileSync(file, 'utf8');
+    expect(text).not.toContain(password);
+    const plan = JSON.parse(text) as PlanFile;
+    expect(plan.argv[1]).toContain(':***@');
+    expect(plan.args).toEqual(['reap', '--older-than=10m']);
+  });
 });
