@@ -96,7 +96,7 @@ export function planCapture(ctx: CommandContext, out: PlanOut): PlanCapture<Plan
     const name = ctx.boundTarget()?.name ?? '';
     if (out.targets.has(name)) throw new Error(`two plans were made for ${name || 'one target'} in one run`);
     const entry: PlanTarget = {
-      name: (ctx.boundTarget()?.name ?? null),
+      name: ctx.boundTarget()?.name ?? null,
       identity,
       remedy: remedy.action,
       config: configFingerprint(await ctx.config()),
@@ -127,7 +127,7 @@ async function groupImages(api: SchedulerApi, items: PlannedItem[]): Promise<Map
 
 /** This run's part of a plan file (its target's items); null when the plan has nothing for it (a region of a fleet plan's target it did not plan). */
 export function planTargetFor(ctx: CommandContext, given: PlanGiven): PlanTarget | null {
-  const name = (ctx.boundTarget()?.name ?? null);
+  const name = ctx.boundTarget()?.name ?? null;
   return given.plan.targets.find((x) => (x.name ?? null) === (name ?? null)) ?? null;
 }
 
