@@ -80,6 +80,8 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
           const { assertFleetCapable, commandPath, FLEET_COMMANDS, targetKind } = await import('../targets/fleet.js');
           assertFleetCapable(command, globals);
           const path = commandPath(command);
+          const reason = (command.opts() as { reason?: unknown }).reason;
+          ctx.invocation = { argv, command: path, reason: typeof reason === 'string' ? reason : null };
           const fleet = Boolean(globals.target?.length || globals.allTargets || globals.shard !== undefined);
           if (!fleet || FLEET_COMMANDS.includes(path)) setExit(await action(ctx, ...args));
           else {
