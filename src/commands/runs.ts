@@ -33,7 +33,11 @@ async function openRuns<T>(ctx: CommandContext, fn: (source: RunSource, journal:
   const aws: JournalTarget = { kind: 'aws', name: ctx.targetName };
   const notes: string[] = [];
   let db: Database | null = null;
-  try {
+  // No database configured at all (AWS-only use): the journal's runs, of every target.
+  const env = ctx.io.env;
+  const configured = Boolean(config.database.url || config.audit.table || env.PGHOST || env.PGDATABASE || env.PGSERVICE || env.PGPORT || ctx.targetName);
+  if (!configured) notes.push('No database is configured: the journal\'s runs of every target are listed.');
+  else try {
     db = await ctx.openDatabase();
   } catch (e) {
     // Runs recorded in the journal can be listed without a database (AWS-only use): every
