@@ -143,11 +143,11 @@ export async function runRevert(ctx: CommandContext, runIdArg: string, flags: Re
   const id = checkRunId(runIdArg);
   const o = applyOptions(flags);
   const config = await ctx.config();
-  const { readRun } = await import('../engine/runs.js');
+  const { readRun, revertsOf } = await import('../engine/runs.js');
   const { isGroupEntry } = await import('../checks/schedule-group-revert.js');
   const { presentRemediation } = await import('../output/remediation-presenter.js');
   // Read first (and closed): a revert of an AWS run needs the database only for its audit table.
-  const found = await openRuns(ctx, async (source, journal) => readRun(source, journal, id));
+  const found = await openRuns(ctx, async (source, journal) => ({ ...(await readRun(source, journal, id)), earlier: await revertsOf(source, journal, id) }));
   if (!found.run && !ctx.targetName) throw new OpsctlError(`no run ${id} is recorded for this target: see opsctl runs.`, ExitCode.FINDINGS);
   const items = found.items.filter((e) => e.kind !== 'opsctl.run');
   const max = o.max ?? 0;
@@ -197,7 +197,7 @@ export async function runRevert(ctx: CommandContext, runIdArg: string, flags: Re
   const { remediate } = await import('../engine/remediation.js');
   return ctx.withDatabase(async (db) => {
     if (o.apply && config.audit.table) await db.readOnly((ro) => ro.assertColumns('audit', config.audit.table as string, config.audit.schema, {}));
-    const remedy = revertRemedy(revertItems(items), { runId: id, reason: o.reason, actor: config.actor, audit: config.audit });
+    const remedy = revertRemedy(revertItems(items, found.earlier), { runId: id, reason: o.reason, actor: config.actor, audit: config.audit });
     return presentRemediation<PlannedRevert>(
       ctx,
       {

@@ -31,6 +31,8 @@ interface RevertItem {
   image: ImageRef & { id: string };
   before: Image | null;
   after: Image | null;
+  /** What earlier reverts of the run left this row as (their after-images): the row still so is already reverted. */
+  revertedTo: Array<Image | null>;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -59,7 +61,9 @@ function describeChange(before: Image | null, after: Image | null): string {
 }
 
 /** The run's entries as revert items: refused where nothing can be put back. */
-export function revertItems(entries: RunEntry[]): RevertItem[] {
+export function revertItems(entries: RunEntry[], earlier: RunEntry[] = []): RevertItem[] {
+  const revertedTo = new Map<string, Array<Image | null>>();
+  for (const e of earlier) revertedTo.set(itemKey(e), [...(revertedTo.get(itemKey(e)) ?? []), (e.metadata.after ?? null) as Image | null]);
   const tables = new Set(entries.map((e) => (e.metadata.image as ImageRef | undefined)?.table).filter(Boolean));
   return entries.map((entry): RevertItem => {
     const image = entry.metadata.image as (ImageRef & { id: string }) | undefined;
@@ -72,11 +76,11 @@ export function revertItems(entries: RunEntry[]): RevertItem[] {
     const plan: PlannedRevert = { id, key, table, kind: entry.kind, change: '' };
     if (!image || !('before' in entry.metadata) || (before === null && after === null)) {
       plan.refusal = 'no before-image was recorded for this change: nothing to put back';
-      return { plan, entry, image: image ?? { table: entry.resourceType, schema: null, key: '', columns: [], id: key }, before, after };
+      return { plan, entry, image: image ?? { table: entry.resourceType, schema: null, key: '', columns: [], id: key }, before, after, revertedTo: [] };
     }
     plan.change = describeChange(before, after);
     if (image.columns !== 'row' && (!before || !after)) plan.refusal = 'its before- or after-image is missing: nothing to compare against';
-    return { plan, entry, image, before, after };
+    return { plan, entry, image, before, after, revertedTo: revertedTo.get(key) ?? [] };
   });
 }
 
@@ -217,7 +221,9 @@ async function revertGroup(tx: Database, group: RevertItem[], opts: RevertOption
     const r = locked.get(key);
     if (r?.done) return { id: i.plan.id, outcome: 'applied', detail: i.plan.change, audit: revertAudit(i, opts, r.before, image.columns === 'row' ? null : r.after) };
     if (r) {
-      if (i.before && sameJson(r.before, i.before)) return { id: i.plan.id, outcome: 'lost', label: 'already-reverted', detail: 'the row already holds its before-image: nothing to do' };
+      // Still as its before-image, or as an earlier revert of the run left it (a column its
+      // trigger stamps then differs from the before-image): already reverted.
+      if ((i.before && sameJson(r.before, i.before)) || i.revertedTo.some((img) => img !== null && sameJson(r.before, img))) return { id: i.plan.id, outcome: 'lost', label: 'already-reverted', detail: 'the row already holds its before-image: nothing to do' };
       return { id: i.plan.id, outcome: 'lost', detail: 'changed since the run: left alone' };
     }
     if (present.has(key)) return { id: i.plan.id, outcome: 'skipped', detail: 'locked by another transaction; left alone' };

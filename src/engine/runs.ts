@@ -203,3 +203,18 @@ export async function readRun(source: RunSource, journal: { path: string; target
   if (record) fold(parts, runId, record.at, record.actor, record.kind, 0, null, null, record);
   return { run: listing(parts.get(runId) as Partial), items };
 }
+
+/** The entries of earlier reverts of `runId` (their after-images tell a row a revert already put back). */
+export async function revertsOf(source: RunSource, journal: { path: string; targets: Array<JournalTarget | null> }, runId: string): Promise<RunEntry[]> {
+  if (source.kind === 'audit') {
+    const rows = await source.db.query<{ at: Date; actor: string | null; kind: string; resource_type: string; resource_id: string | null; summary: string; metadata: Record<string, unknown> }>(
+      `SELECT created_at AS at, actor, kind, resource_type, resource_id::text AS resource_id, summary, metadata
+         FROM ${qualifiedName(source.audit.table as string, source.audit.schema)}
+        WHERE metadata ? 'revertOf' AND metadata->>'revertOf' = $1 AND kind <> $2
+        ORDER BY created_at, id`,
+      [runId, RUN_KIND],
+    );
+    return rows.map((r) => ({ at: iso(r.at), actor: r.actor, kind: r.kind, resourceType: r.resource_type, resourceId: r.resource_id, summary: r.summary, metadata: r.metadata }));
+  }
+  return (await journalEntries(source.path, journal.targets)).filter((e) => e.kind !== RUN_KIND && e.metadata.revertOf === runId);
+}
