@@ -1,7 +1,7 @@
 import type { CommandContext } from '../cli/context.js';
 import type { Column, Tone } from '../output/output.js';
 import type { Database } from '../database/database.js';
-import type { OutcomeCounts, PlannedItem, Remedy, RemediationReport, ReportedItem } from '../engine/remediation.js';
+import type { OutcomeCounts, PlannedItem, Remedy, RemediationReport, ReportedItem, RunInfo } from '../engine/remediation.js';
 import type { ResolvedTarget } from './targets.js';
 import type { DeadLetterFilter } from '../checks/dead-letters.js';
 import type { PlannedReap } from '../checks/stuck-executions.js';
@@ -46,6 +46,10 @@ interface EngineRun<P extends PlannedItem> {
   batchSize: number;
   wait: boolean;
   onProgress?: (done: number, total: number) => void;
+  /** The run (issue #28): one id over every target, its record naming the target. */
+  runId?: () => string;
+  run?: RunInfo;
+  journalPath?: string;
 }
 
 /** A unit opened and its remedy built: run the engine on it (plan or apply), then close it. */
@@ -237,8 +241,13 @@ export async function runFleetRemedy<P extends PlannedItem>(ctx: CommandContext,
         }
         try {
           // The apply is not cut off by --target-timeout: an abandoned apply would leave its last batch in doubt. Each statement is bounded by database.statementTimeout.
+          // One run over every target: the same id (ctx.runState), each record naming its target.
+          const { runHooks } = await import('../output/remediation-presenter.js');
+          const rh = await runHooks(ctx, spec.command);
           const { value: report } = await onUnit(u, new AbortController().signal, (opened, max, batchSize) =>
             opened.execute({
+              ...rh,
+              run: { ...(rh.run as RunInfo), target: u.target.name },
               apply: true,
               max: maxTotal > 0 ? (max > 0 ? Math.min(max, budget) : budget) : max,
               batchSize,
