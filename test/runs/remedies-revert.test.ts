@@ -177,3 +177,28 @@ for (const audited of [true, false]) {
     });
   });
 }
+
+describe('revert of a purge on a table with an identity key (GENERATED ALWAYS) and a generated column', () => {
+  it('inserts the rows again with their own ids (OVERRIDING SYSTEM VALUE); the generated column is computed again', async () => {
+    await q(`CREATE TABLE outbox_ident (
+      id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind text NOT NULL, team_id uuid, target_tier text, payload jsonb NOT NULL DEFAULT '{}',
+      attempts int NOT NULL DEFAULT 0, last_attempt_at timestamptz, last_error text, next_attempt_at timestamptz NOT NULL DEFAULT now(),
+      applied_at timestamptz, failed_at timestamptz, created_at timestamptz NOT NULL DEFAULT now(),
+      kind_upper text GENERATED ALWAYS AS (upper(kind)) STORED)`);
+    await q(
+      `INSERT INTO outbox_ident (kind, team_id, attempts, last_error, failed_at, next_attempt_at, created_at)
+       SELECT 'quota_v2', gen_random_uuid(), 7, 'boom', now() - interval '10 days', now() - interval '9 days', now() - interval '11 days' FROM generate_series(1, 3)`,
+    );
+    const original = await snapshot('outbox_ident');
+    const cfg = join(dir, 'ident.json');
+    writeFileSync(cfg, JSON.stringify({ actor: 'test-operator', audit: { table: 'audit_log' }, propagations: { table: 'outbox_ident' } }));
+    const env = { DATABASE_URL: db.url, OPSCTL_STATE_DIR: mkdtempSync(join(dir, 'state-')) };
+    const purge = await cli(['--config', cfg, 'propagations', 'purge', '--older-than', '7d', '--apply', '--expect', '3', '-o', 'json'], env);
+    expect(purge.code, purge.stderr).toBe(0);
+    expect((await snapshot('outbox_ident')).length).toBe(0);
+    const r = await cli(['--config', cfg, 'revert', purge.json().summary.runId, '--apply', '--yes', '-o', 'json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().summary.reverted).toBe(3);
+    expect(await snapshot('outbox_ident')).toEqual(original);
+  });
+});
