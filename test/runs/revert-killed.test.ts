@@ -81,3 +81,28 @@ describe('a revert killed mid-way', () => {
     expect(await snapshot()).toEqual(original);
   });
 });
+
+describe('a run stopped by a failure', () => {
+  it('still writes its record: the counts so far, the exit code and why it stopped', async () => {
+    await db.client.query('TRUNCATE purchase_executions, audit_log');
+    await db.client.query(`INSERT INTO purchase_executions (status, updated_at) SELECT 'running', now() - interval '1 hour' FROM generate_series(1, ${ROWS})`);
+    const cfg = configFile({ audit: { table: 'audit_log' }, actor: 'reliability' });
+    const state = mkdtempSync(join(tmpdir(), 'opsctl-state-'));
+    const env = { DATABASE_URL: db.url, OPSCTL_STATE_DIR: state, OPSCTL_LOCK_TIMEOUT: '300ms' };
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    await holder.query('SELECT pg_advisory_lock(4242)');
+    await installGate(db.client, 'purchase_executions', 2);
+    let r: Awaited<ReturnType<typeof cli>>;
+    try {
+      r = await cli(['--config', cfg, 'reap', '--older-than', '10m', '--apply', '--max', '0', '--batch-size', String(BATCH), '-o', 'json'], env);
+    } finally {
+      await removeGate(db.client, 'purchase_executions');
+      await holder.end();
+    }
+    expect(r.code).toBe(3);
+    const runId = r.json().summary.runId;
+    const list = (await cli(['--config', cfg, 'runs', '-o', 'json'], env)).json().items;
+    expect(list.find((x: any) => x.runId === runId)).toMatchObject({ recorded: true, exitCode: 3, outcomes: { applied: 2 * BATCH }, items: 2 * BATCH });
+  });
+});
