@@ -55,10 +55,11 @@ async function openRuns<T>(ctx: CommandContext, fn: (source: RunSource, journal:
   }
 }
 
-const outcomesText = (o: Record<string, number>) =>
+/** "reaped 3, race-lost 1": each class under the remedy's word when the record has it. */
+const outcomesText = (o: Record<string, number>, labels: Record<string, string> | null) =>
   Object.entries(o)
     .filter(([, n]) => n > 0)
-    .map(([k, n]) => `${k} ${n}`)
+    .map(([k, n]) => `${labels?.[k] ?? k} ${n}`)
     .join(', ') || 'none';
 
 export async function runRunsList(ctx: CommandContext, o: { limit: number }): Promise<number> {
@@ -74,7 +75,7 @@ export async function runRunsList(ctx: CommandContext, o: { limit: number }): Pr
       { header: 'command', value: (r) => (r.revertOf ? `${r.command ?? 'revert'} of ${r.revertOf}` : r.command) },
       { header: 'target', value: (r) => r.target ?? '', wideOnly: true },
       { header: 'reason', value: (r) => r.reason ?? '', shrink: true },
-      { header: 'outcomes', value: (r) => outcomesText(r.outcomes) + (r.recorded ? '' : ' (no record: from its entries)') },
+      { header: 'outcomes', value: (r) => outcomesText(r.outcomes, r.labels) + (r.recorded ? '' : ' (no record: from its entries)') },
     ];
     const where = source.kind === 'audit' ? `audit table ${source.audit.table}` : `journal ${source.path}`;
     return ctx.emit({

@@ -42,6 +42,8 @@ export interface RunListing {
   revertOf: string | null;
   /** Counts by outcome class (from the record), else the applied entries found. */
   outcomes: Record<string, number>;
+  /** The remedy's word for each class (reaped, race-lost, ...), from the record; null without one. */
+  labels: Record<string, string> | null;
   /** Applied items recorded (entries carrying this run's id). */
   items: number;
   /** false: no record (the process was killed, or the record could not be written): built from its entries. */
@@ -156,6 +158,7 @@ function listing(p: Partial): RunListing {
     reason: str(m.reason) ?? p.reason,
     revertOf: str(m.revertOf) ?? p.revertOf,
     outcomes,
+    labels: (m.labels as Record<string, string> | undefined) ?? null,
     items: p.items,
     recorded: p.record !== null,
     exitCode: typeof m.exitCode === 'number' ? m.exitCode : null,
