@@ -1,7 +1,7 @@
 import type { Database } from '../database/database.js';
 import { isConnectionError } from '../database/database.js';
 import { acquireTableLock } from './advisory-lock.js';
-import { ExitCode, usageError, OpsctlError } from '../errors.js';
+import { ExitCode, dependencyError, usageError, OpsctlError } from '../errors.js';
 import { displayName } from '../database/identifiers.js';
 import { writeAudit, type AuditEntry } from './audit.js';
 import type { Config } from '../config/config.js';
@@ -306,7 +306,21 @@ function recorded(e: AuditEntry, id: string, runId: string | undefined, image: R
   return { ...withImages, metadata: { ...withImages.metadata, image: { ...imageRef(image), id } } };
 }
 
-async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, tx: C, batch: P[], rec: RunRecording): Promise<ItemOutcome[]> {
+/**
+ * The journal could not be appended to: the run stops there. `outcomes`: the batch's change had
+ * committed already (a one-statement batch), so its items are reported applied, each saying its
+ * journal line is missing; null: the batch's transaction is rolled back by the throw.
+ */
+class JournalFailed extends Error {
+  constructor(
+    readonly error: OpsctlError,
+    readonly outcomes: ItemOutcome[] | null,
+  ) {
+    super(error.message);
+  }
+}
+
+async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, tx: C, batch: P[], rec: RunRecording, committed = false): Promise<ItemOutcome[]> {
   // The engine's own images: read under the row lock (FOR UPDATE SKIP LOCKED) in this batch's
   // transaction, so the before-image is the row the remedy's write replaces; a row another
   // transaction holds is left out here as the remedy's own SKIP LOCKED leaves it out.
@@ -322,7 +336,12 @@ async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remed
     if (rec.journal) {
       // Appended before COMMIT: a batch that is then rolled back leaves lines whose revert finds
       // the rows changed-since (and a rollback marker, see applyOneBatch).
-      await rec.journal(rec.actor, entries, rec.target);
+      try {
+        await rec.journal(rec.actor, entries, rec.target);
+      } catch (e) {
+        const f = dependencyError(`cannot append to the audit journal (${(e as { code?: string }).code ?? (e as Error).message}): ${committed ? `${entries.length} change(s) were made but not recorded` : 'the batch was rolled back'}.`, e);
+        throw new JournalFailed(f, committed ? result : null);
+      }
       rec.journaled = applied.map((r) => r.id);
     } else if (host.writeAudit) await host.writeAudit(tx, remedy.audit ?? null, entries);
   }
@@ -370,13 +389,23 @@ async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remed
  */
 async function applyOneBatch<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[], rec: RunRecording): Promise<BatchResult<P>> {
   const audited = Boolean(host.writeAudit && remedy.audit?.audit.table);
-  const unit = remedy.oneStatement && !audited && host.statement ? host.statement.bind(host) : host.batch.bind(host);
+  // One statement, its own transaction: committed when it returns (what the journal then records).
+  const statement = Boolean(remedy.oneStatement && !audited && host.statement);
+  const unit = statement && host.statement ? host.statement.bind(host) : host.batch.bind(host);
   const attempt = async (items: P[]): Promise<BatchResult<P>> => {
     if (!host.rolledBack) return applySettled(host, remedy, items, rec.runId);
     rec.journaled = undefined;
     try {
-      return { outcomes: await unit((tx) => applyAudited(host, remedy, tx, items, rec)) };
+      return { outcomes: await unit((tx) => applyAudited(host, remedy, tx, items, rec, statement)) };
     } catch (e) {
+      if (e instanceof JournalFailed) {
+        // Made and committed (one statement): reported as applied, each saying so; the run stops.
+        if (e.outcomes) {
+          for (const o of e.outcomes) if (o.outcome === 'applied') o.detail = `${o.detail ? `${o.detail}; ` : ''}its journal line could not be written`;
+          return { outcomes: e.outcomes, fatal: { error: e.error, items: [] } };
+        }
+        return { outcomes: [], fatal: { error: e.error, items } };
+      }
       // Journaled before a COMMIT that did not happen: a marker says those lines were rolled
       // back (`runs` leaves them out). A lost connection leaves the COMMIT in doubt: no marker.
       const ids = rec.journaled as string[] | undefined;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshDatabase } from '../support/db.js';
@@ -104,5 +104,37 @@ describe('a run stopped by a failure', () => {
     const runId = r.json().summary.runId;
     const list = (await cli(['--config', cfg, 'runs', '-o', 'json'], env)).json().items;
     expect(list.find((x: any) => x.runId === runId)).toMatchObject({ recorded: true, exitCode: 3, outcomes: { applied: 2 * BATCH }, items: 2 * BATCH });
+  });
+});
+
+describe('the journal fails mid-run (no audit table)', () => {
+  it('the run stops with one sentence (exit 3); the batch that had committed is reported applied, each item saying its journal line is missing', async () => {
+    await db.client.query('TRUNCATE purchase_executions, audit_log');
+    await db.client.query(`INSERT INTO purchase_executions (status, updated_at) SELECT 'running', now() - interval '1 hour' - make_interval(secs => i) FROM generate_series(1, ${ROWS}) i`);
+    const state = mkdtempSync(join(tmpdir(), 'opsctl-state-'));
+    const env = { DATABASE_URL: db.url, OPSCTL_STATE_DIR: state, OPSCTL_LOCK_TIMEOUT: '60s' };
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    await holder.query('SELECT pg_advisory_lock(4242)');
+    await installGate(db.client, 'purchase_executions', 2);
+    const run = cli(['reap', '--older-than', '10m', '--apply', '--max', '0', '--batch-size', String(BATCH), '-o', 'json'], env);
+    try {
+      await eventually('opsctl waiting at the gate in batch 3', async () => (await opsctlBackends(db.client, db.name)).some((b) => b.wait_event === 'advisory'));
+      // The journal turns into a directory: the next append fails (EISDIR), whoever runs the test.
+      rmSync(join(state, 'audit.jsonl'));
+      mkdirSync(join(state, 'audit.jsonl'));
+    } finally {
+      await holder.end();
+    }
+    const r = await run;
+    await removeGate(db.client, 'purchase_executions');
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/^opsctl: cannot append to the audit journal \(EISDIR\)[^\n]*\n$/);
+    const failed = (await db.client.query(`SELECT count(*)::int AS n FROM purchase_executions WHERE status = 'failed'`)).rows[0].n;
+    const items = r.json().items;
+    // reap without an audit table runs each batch as one statement: committed when the append failed.
+    expect(failed).toBe(3 * BATCH);
+    expect(items.filter((i: any) => /its journal line could not be written$/.test(i.detail ?? ''))).toHaveLength(BATCH);
+    expect(items.filter((i: any) => i.outcome === 'reaped')).toHaveLength(3 * BATCH);
   });
 });
