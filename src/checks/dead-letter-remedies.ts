@@ -112,6 +112,7 @@ export function retryRemedy(cfg: PropagationsConfig, opts: RetryOptions): Remedy
     schema: cfg.schema,
     labels: { applied: 'retried', lost: 'not-dead-anymore' },
     audit: { audit: opts.audit, actor: opts.actor },
+    image: { table: cfg.table, schema: cfg.schema, key: cfg.columns.id, columns: [cfg.columns.failedAt, cfg.columns.attempts, cfg.columns.nextAttemptAt] },
     plan: (db, limit) => planDeadLetters(db, cfg, opts.filter, !opts.includeUnknownKinds, limit),
     applyBatch: (tx, batch) =>
       lockThenClassify(tx, batch, {
@@ -162,6 +163,8 @@ export function purgeRemedy(cfg: PropagationsConfig, opts: PurgeOptions): Remedy
     schema: cfg.schema,
     labels: { applied: 'purged', lost: 'not-dead-anymore' },
     audit: { audit: opts.audit, actor: opts.actor },
+    // The whole row a purge deletes: a revert re-inserts it.
+    image: { table: cfg.table, schema: cfg.schema, key: cfg.columns.id, columns: 'row' },
     plan: (db, limit) => planDeadLetters(db, cfg, filter, false, limit),
     applyBatch: (tx, batch) =>
       lockThenClassify(tx, batch, {

@@ -47,6 +47,7 @@ export function deadWorkerRescueRemedy(q: ResolvedQueue, cfg: WorkersConfig, opt
     schema: q.schema,
     labels: { applied: 'rescued', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
+    image: { table: q.preset.table, schema: q.schema, key: 'id', columns: q.preset.writes.rescue },
     async plan(db, limit) {
       const params: unknown[] = [];
       // The preset's own running-job query with a vanishing age threshold: every running job,

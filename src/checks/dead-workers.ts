@@ -190,6 +190,7 @@ export function deadWorkerReapRemedy(cfg: WorkersConfig, opts: DeadWorkerReapOpt
     schema: r.schema,
     labels: { applied: 'reaped', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
+    image: { table: r.table, schema: r.schema, key: r.key, columns: [r.status, r.updatedAt, r.finishedAt, r.error].filter((c): c is string => Boolean(c)) },
     async plan(db, limit) {
       const rows = await db.query<{ id: string; worker: string; status: string; age_seconds: number | null; silent_seconds: number }>(
         `SELECT r.${n.key}::text AS id, r.${n.worker}::text AS worker, r.${n.runStatus}::text AS status,

@@ -142,6 +142,7 @@ export function retryRemedy(q: ResolvedQueue, opts: RetryOptions): Remedy<Planne
     schema: q.schema,
     labels: { applied: 'retried', lost: 'not-discarded-anymore' },
     audit: { audit: opts.audit, actor: opts.actor },
+    image: { table: q.preset.table, schema: q.schema, key: 'id', columns: q.preset.writes.retry },
     async plan(db, limit) {
       const params: unknown[] = [];
       const wanted = opts.filter.errorClass;

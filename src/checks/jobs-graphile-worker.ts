@@ -67,6 +67,8 @@ export const graphileWorkerPreset: QueuePreset = {
   reasonInAuditOnly: true,
   idPattern: /^\d{1,19}$/,
   idType: 'bigint',
+  // The rescue also frees the job's named queue (its own lock row, not imaged: a revert does not take a dead worker's queue lock again).
+  writes: { retry: ['run_at', 'max_attempts', 'updated_at'], rescue: ['locked_at', 'locked_by', 'run_at'] },
 
   stuckSql(schema, f, params, limit) {
     const where = ['j.locked_at IS NOT NULL', olderThan('j.locked_at', f.thresholdMs ?? 4 * 3_600_000, params), ...filterPredicates(COLS, f, params)];
@@ -140,6 +142,7 @@ export const graphileWorkerPreset: QueuePreset = {
                  AND NOT EXISTS (SELECT 1 FROM ${n.jobs} j WHERE j.job_queue_id = q.id AND j.locked_at IS NOT NULL AND j.locked_by IS NOT DISTINCT FROM q.locked_by)
                ORDER BY q.locked_at, q.id${limitClause(limit)}`;
     },
+    writes: ['locked_at', 'locked_by'],
     releaseSql: (schema) => `
       WITH input AS (SELECT * FROM unnest($1::text[], $2::text[]) AS u(id, token))
       UPDATE ${names(schema).queues} q SET locked_at = NULL, locked_by = NULL

@@ -46,6 +46,7 @@ export const obanPreset: QueuePreset = {
   reasonInAuditOnly: true,
   idPattern: /^\d{1,19}$/,
   idType: 'bigint',
+  writes: { retry: ['state', 'max_attempts', 'scheduled_at', 'completed_at', 'cancelled_at', 'discarded_at'], rescue: ['state', 'discarded_at'] },
 
   stuckSql(schema, f, params, limit) {
     // attempted_at holds UTC: compared as a timestamptz against now().

@@ -56,6 +56,8 @@ export const pgBossPreset: QueuePreset = {
   rescueEffect: "failed by timeout as pg-boss's supervisor does: retry when retries remain, else failed (and its dead letter queue)",
   idPattern: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
   idType: 'uuid',
+  // The rescue deletes and re-inserts the job (failJobs): the columns it changes are imaged; a dead-letter copy it inserts is not.
+  writes: { retry: ['state', 'retry_limit', 'completed_on'], rescue: ['state', 'start_after', 'completed_on', 'output'] },
   normalizeId: (id) => id.toLowerCase(),
   // A job's name is its queue, and pg-boss does not record the worker.
   namedQueues: false,

@@ -52,6 +52,7 @@ export const riverPreset: QueuePreset = {
     "state → retryable (attempts left; scheduled by River's default retry policy, (errors + 1)^4 s ±10%) or discarded, an error entry appended and metadata river:rescue_count + 1 (River's rescuer)",
   idPattern: /^\d{1,19}$/,
   idType: 'bigint',
+  writes: { retry: ['state', 'finalized_at', 'scheduled_at', 'max_attempts'], rescue: ['state', 'finalized_at', 'scheduled_at', 'errors', 'metadata'] },
 
   stuckSql(schema, f, params, limit) {
     const where = ["j.state = 'running'", olderThan('j.attempted_at', f.thresholdMs ?? 3_600_000, params), ...filterPredicates(COLS, f, params)];

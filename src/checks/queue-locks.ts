@@ -54,6 +54,7 @@ export function queueLockRemedy(q: ResolvedQueue, opts: QueueLockOptions): Remed
     schema: q.schema,
     labels: { applied: 'released', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
+    image: { table: ql.table, schema: q.schema, key: 'id', columns: ql.writes },
     async plan(db, limit) {
       const rows = await findStaleQueueLocks(db, q, opts.thresholdMs, limit);
       tokens.clear();

@@ -100,6 +100,8 @@ export interface QueuePreset {
   rescueSql(schema: string | null): string;
   /** $1 ids, $2 tokens (text[]): retries rows still discarded with the same token; returns (id, state). */
   retrySql(schema: string | null, includeCancelled: boolean): string;
+  /** The columns of `table` (keyed by `id`) retrySql and rescueSql write: their before/after images (engine/images.ts). */
+  writes: { retry: string[]; rescue: string[] };
   /** Locks the queue keeps outside its jobs (graphile-worker's named queues); see queue-locks.ts. */
   queueLocks?: QueueLockSql;
   /** Where the queue moves old failures (pg-boss's archive); discardedSql reads it with f.includeArchived. */
@@ -112,6 +114,8 @@ export interface QueueLockSql {
   staleSql(schema: string | null, thresholdMs: number | null, params: unknown[], limit: number): string;
   /** $1 ids, $2 tokens (text[]): frees the locks still as planned; returns (id). */
   releaseSql(schema: string | null): string;
+  /** The columns of `table` (keyed by `id`) releaseSql writes. */
+  writes: string[];
 }
 
 /** A table the queue moves finished jobs to (pg-boss's archive): its failures are listed (JobFilter.includeArchived), never retried. */

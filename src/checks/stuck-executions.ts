@@ -5,6 +5,7 @@ import { casThenClassify, endCas, lockThenClassify, type CasFirst } from '../eng
 import { formatDuration } from '../config/durations.js';
 import { qualifiedName, quoteIdent } from '../database/identifiers.js';
 import { usageError } from '../errors.js';
+import { imageSql, type Image, type RemedyImage } from '../engine/images.js';
 
 /**
  * The statuses a listing or reap acts on: `requested` (the --status flag) or the configured
@@ -57,6 +58,11 @@ function names(cfg: ExecutionsConfig) {
   };
 }
 
+/** The columns a reap writes (its before/after images, engine/images.ts). */
+export function reapImage(cfg: ExecutionsConfig): RemedyImage {
+  return { table: cfg.table, schema: cfg.schema, key: cfg.key, columns: [cfg.status, cfg.error, cfg.updatedAt, ...(cfg.transitionedAt ? [cfg.transitionedAt] : [])] };
+}
+
 /**
  * A reap batch's SQL: the SET and the compare-and-set recheck (only rows still in a stuck status
  * and still older than the threshold, re-evaluated on the newest row version), and the CAS-first
@@ -72,7 +78,13 @@ export function reapStatements(cfg: ExecutionsConfig): { set: string; recheck: s
   const set = `${n.status} = $2, ${n.error} = replace($3::text, '{status}', t.${n.status}::text),
                       ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}`;
   const recheck = `t.${n.status} = ANY($4::text[]) AND t.${n.updatedAt} < now() - make_interval(secs => $5::float8)`;
-  return { set, recheck, cas: `UPDATE ${n.table} t SET ${set} WHERE t.${n.key} = ANY($1) AND ${recheck} RETURNING t.${n.key}::text AS id, old.${n.status}::text AS status` };
+  // The images of what it replaced (old.*) and of what the row holds after it (RETURNING: after BEFORE triggers).
+  const cols = reapImage(cfg).columns;
+  return {
+    set,
+    recheck,
+    cas: `UPDATE ${n.table} t SET ${set} WHERE t.${n.key} = ANY($1) AND ${recheck} RETURNING t.${n.key}::text AS id, old.${n.status}::text AS status, ${imageSql('old', cols)} AS before, ${imageSql('t', cols)} AS after`,
+  };
 }
 
 /** The values of reapStatements' $1–$5 for a batch of keys. */
@@ -278,6 +290,7 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
   // The batch's SQL and its reason template ({status} filled in by the server): the same for every batch.
   const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
   const { set, recheck, cas: casSql } = reapStatements(cfg);
+  const imageCols = reapImage(cfg).columns;
   const params = (ids: string[]) => reapParams(cfg, ids, template, opts);
   // Asked once, on the first batch: which way a batch is applied depends on it.
   let serverVersion: Promise<number> | undefined;
@@ -287,6 +300,9 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
     schema: cfg.schema,
     labels: { applied: 'reaped', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
+    image: reapImage(cfg),
+    // Its before/after come from its own statement (the locked rows, or RETURNING's old.*, and RETURNING).
+    suppliesImages: true,
     // The compare-and-set is one statement (whichever way, see applyBatch; the others only read
     // or set the session's lock_timeout).
     oneStatement: true,
@@ -308,28 +324,31 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
       added: (r) => reasonOf(r.status).json,
     },
     async applyBatch(tx, batch) {
-      const guard: CasFirst<PlannedReap, string, string> = {
+      type Change = { status: string; before: Image; after: Image };
+      const guard: CasFirst<PlannedReap, string, Change> = {
         // One statement per batch: lock what can be locked without waiting, then the
         // compare-and-set on the locked rows.
         async lockAndApply(t, ids) {
-          const rows = await t.queryRaw<{ id: string; status: string; updated: boolean }>(
+          // The locked row is the one the UPDATE replaces (locked: nobody else writes it first):
+          // its image is the before-image; RETURNING's is the after-image.
+          const rows = await t.queryRaw<{ id: string; status: string; updated: boolean; before: Image; after: Image }>(
             `WITH locked AS (
-               SELECT ${n.key} AS k, ${n.status}::text AS status FROM ${n.table} WHERE ${n.key} = ANY($1) FOR UPDATE SKIP LOCKED
+               SELECT l.${n.key} AS k, l.${n.status}::text AS status, ${imageSql('l', imageCols)} AS before FROM ${n.table} l WHERE l.${n.key} = ANY($1) FOR UPDATE SKIP LOCKED
              ), upd AS (
                UPDATE ${n.table} t SET ${set}
                 WHERE t.${n.key} = ANY(ARRAY(SELECT k FROM locked)) AND ${recheck}
-            RETURNING t.${n.key} AS k
+            RETURNING t.${n.key} AS k, ${imageSql('t', imageCols)} AS after
              )
-             SELECT locked.k::text AS id, locked.status, upd.k IS NOT NULL AS updated FROM locked LEFT JOIN upd ON upd.k = locked.k`,
+             SELECT locked.k::text AS id, locked.status, upd.k IS NOT NULL AS updated, locked.before, upd.after FROM locked LEFT JOIN upd ON upd.k = locked.k`,
             params(ids),
           );
-          return { locked: new Map(rows.map((r) => [r.id, r.status])), changed: new Map(rows.filter((r) => r.updated).map((r) => [r.id, r.status])) };
+          return { locked: new Map(rows.map((r) => [r.id, r.status])), changed: new Map(rows.filter((r) => r.updated).map((r) => [r.id, { status: r.status, before: r.before, after: r.after }])) };
         },
         // The compare-and-set alone (CAS-first, see casThenClassify): the status it replaced
         // is RETURNING's old.* (PostgreSQL 18).
         async cas(t, ids) {
-          const rows = await t.queryRaw<{ id: string; status: string }>(casSql, params(ids));
-          return new Map(rows.map((r) => [r.id, r.status]));
+          const rows = await t.queryRaw<{ id: string; status: string; before: Image; after: Image }>(casSql, params(ids));
+          return new Map(rows.map((r) => [r.id, { status: r.status, before: r.before, after: r.after }]));
         },
         async current(t, ids) {
           const rows = await t.queryRaw<{ id: string; status: string }>(`SELECT ${n.key}::text AS id, ${n.status}::text AS status FROM ${n.table} WHERE ${n.key} = ANY($1)`, [ids]);
@@ -337,15 +356,17 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
         },
         lockTimeoutMs: opts.casLockTimeoutMs,
         existsSql: `SELECT ${n.key}::text AS id FROM ${n.table} WHERE ${n.key} = ANY($1)`,
-        // No audit table: no entry built (at a million rows, a million objects for nothing).
-        applied: (b, fromStatus) => ({
-          audit: opts.audit.table ? {
+        // Every applied row is recorded (the audit table, else the local journal), with its images.
+        applied: (b, c) => ({
+          audit: {
             kind: 'execution.reaped',
             resourceType: cfg.table,
             resourceId: b.id,
-            summary: reasonFor(fromStatus),
-            metadata: { execution_id: b.id, from_status: fromStatus, to_status: cfg.failedStatus, threshold, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
-          } : undefined,
+            summary: reasonFor(c.status),
+            metadata: { execution_id: b.id, from_status: c.status, to_status: cfg.failedStatus, threshold, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
+            before: c.before,
+            after: c.after,
+          },
         }),
         lost: (_b, status) => `changed since the plan (now ${status}): the worker wins`,
         skipped: 'locked by another transaction; left alone',

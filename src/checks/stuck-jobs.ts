@@ -107,6 +107,7 @@ export function rescueRemedy(q: ResolvedQueue, opts: RescueOptions): Remedy<Plan
     schema: q.schema,
     labels: { applied: 'rescued', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
+    image: { table: q.preset.table, schema: q.schema, key: 'id', columns: q.preset.writes.rescue },
     async plan(db, limit) {
       const rows = await findStuckJobs(db, q, opts.filter, limit);
       tokens.clear();

@@ -10,6 +10,20 @@ export interface AuditEntry {
   summary: string;
   metadata: Record<string, unknown>;
   teamId?: string | null;
+  /**
+   * What the change overwrote (images.ts): the columns it wrote with their old values, the
+   * whole row a purge deleted, an AWS group's tags (`{tags}`); null: there was nothing (a create).
+   * Stored as metadata.before.
+   */
+  before?: Record<string, unknown> | null;
+  /** The same columns as the row holds them after the write (after its BEFORE triggers); null: deleted. Stored as metadata.after. */
+  after?: Record<string, unknown> | null;
+}
+
+/** The metadata an entry is stored with: its own, plus its before/after images when it has them. */
+export function storedMetadata(e: AuditEntry): Record<string, unknown> {
+  if (e.before === undefined && e.after === undefined) return e.metadata;
+  return { ...e.metadata, ...(e.before !== undefined ? { before: e.before } : {}), ...(e.after !== undefined ? { after: e.after } : {}) };
 }
 
 /**
@@ -30,13 +44,14 @@ export async function writeAudit(tx: Database, audit: Config['audit'], actor: st
         entries.map((e) => {
           // An id the column cannot hold (a group name in a uuid column): NULL there, kept in metadata.
           const fits = !shape || shape.fits(e.resourceId);
+          const metadata = storedMetadata(e);
           return {
             actor,
             kind: e.kind,
             resource_type: e.resourceType,
             resource_id: fits ? e.resourceId : null,
             summary: e.summary,
-            metadata: fits ? e.metadata : { ...e.metadata, resource_id: e.resourceId },
+            metadata: fits ? metadata : { ...metadata, resource_id: e.resourceId },
             team_id: e.teamId ?? null,
           };
         }),
