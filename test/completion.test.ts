@@ -37,7 +37,7 @@ const need = (shell: string) => {
 
 describe('opsctl completion', () => {
   it('bash: commands, subcommands, flags and fixed values', () => {
-    expect(complete(['opsctl', 're'])).toEqual(['reap']);
+    expect(complete(['opsctl', 're'])).toEqual(['reap', 'revert']);
     expect(complete(['opsctl', 'propagations', 're'])).toEqual(['retry']);
     expect(complete(['opsctl', 'jobs', ''])).toEqual(['discarded', 'rescue', 'retry', 'show', 'stuck']);
     expect(complete(['opsctl', 'propagations', 'retry', '--err'])).toEqual(['--error-class']);

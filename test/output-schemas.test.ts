@@ -20,6 +20,7 @@ const remediation = load('remediation-report');
 const checkReport = load('check-report');
 const show = load('show');
 const planSchema = load('plan');
+const runsSchema = load('runs');
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let emu: SchedulerEmulator;
@@ -204,6 +205,27 @@ describe('check fits check-report.schema.json', () => {
   });
 });
 
+describe('runs, runs show and revert fit runs.schema.json and remediation-report.schema.json', () => {
+  it('after a reap: the run listed, shown with its before/after, and its revert planned and applied', async () => {
+    await seed();
+    const reap = await run(['reap', '--older-than', '10m', '--apply', '--yes', '-o', 'json']);
+    expect(reap.code, reap.stderr).toBe(0);
+    const runId = reap.json().summary.runId;
+    const list = await checkBoth(runsSchema, ['runs']);
+    expect(list.items.map((r: any) => r.runId)).toContain(runId);
+    rejects(runsSchema, list, (d) => delete d.items[0].recorded, /"recorded" is required/);
+    const one = await checkBoth(runsSchema, ['runs', 'show', runId]);
+    expect(one.items.length).toBeGreaterThan(0);
+    expect(one.items[0].before).toBeTypeOf('object');
+    const plan = await checkBoth(remediation, ['revert', runId]);
+    expect(plan.mode).toBe('plan');
+    const apply = await run(['revert', runId, '--apply', '--yes', '-o', 'json']);
+    expect(apply.code, apply.stderr).toBe(0);
+    expectValid(remediation, apply.json(), '#', 'revert --apply -o json');
+    expect(apply.json().summary.outcomes.applied.count).toBeGreaterThan(0);
+  });
+});
+
 describe('show fits show.schema.json', () => {
   it('executions show ID after a reap: the item and its audit row (json, ndjson)', async () => {
     const id = (await q("INSERT INTO purchase_executions (status, updated_at) VALUES ('running', now() - interval '2 hours') RETURNING id::text")).rows[0].id as string;
@@ -275,7 +297,7 @@ describe('the validator rejects what a schema does not allow (one mutated real d
   });
 
   it('every schema in docs/schemas is one of those validated here, and ships in the package', () => {
-    expect(readdirSync(SCHEMAS).filter((f) => f.endsWith('.json')).sort()).toEqual(['check-report.schema.json', 'listing.schema.json', 'plan.schema.json', 'remediation-report.schema.json', 'show.schema.json']);
+    expect(readdirSync(SCHEMAS).filter((f) => f.endsWith('.json')).sort()).toEqual(['check-report.schema.json', 'listing.schema.json', 'plan.schema.json', 'remediation-report.schema.json', 'runs.schema.json', 'show.schema.json']);
     const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8'));
     expect(pkg.files).toContain('docs/schemas');
   });

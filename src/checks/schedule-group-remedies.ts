@@ -148,7 +148,7 @@ async function tagged(p: GroupPlan, changes: TagChange[], audit: (detail: string
   }
 }
 
-async function tagAndVerify(api: SchedulerApi, o: WriteOptions, name: string, arn: string, current: Tags, changes: TagChange[]): Promise<string> {
+async function tagAndVerify(api: SchedulerApi, o: WriteOptions, name: string, arn: string, current: Tags, changes: TagChange[], seen: { after?: Tags } = {}): Promise<string> {
   const upserts = changes.filter((c) => c.to !== null);
   const removals = changes.filter((c) => c.to === null);
   let written = false;
@@ -162,6 +162,7 @@ async function tagAndVerify(api: SchedulerApi, o: WriteOptions, name: string, ar
     // Read back: verify what AWS holds, not what we sent.
     const after = await readTags(api, arn);
     if (after === null) throw new Error(`${name} disappeared while it was being tagged`);
+    seen.after = after;
     const want = applyChanges(current, changes);
     const wrong = changes.filter((c) => (c.to === null ? c.key in after : after[c.key] !== want[c.key]));
     if (wrong.length) throw new Error(`read-back after tagging ${name} does not show ${describeChanges(wrong)}`);
@@ -178,8 +179,19 @@ function errorDetail(e: unknown): string {
 }
 
 /** The audit entry of an applied tag change or create: what, where, why (--reason) and who. */
-function groupAudit(o: WriteOptions, api: SchedulerApi, kind: 'adopted' | 'reconciled' | 'created', p: GroupPlan, arn: string | null, changes: TagChange[], detail: string): AuditEntry {
+function groupAudit(
+  o: WriteOptions,
+  api: SchedulerApi,
+  kind: 'adopted' | 'reconciled' | 'created',
+  p: GroupPlan,
+  arn: string | null,
+  changes: TagChange[],
+  detail: string,
+  images: { before: Tags | null; after: Tags | null } | null = null,
+): AuditEntry {
   return {
+    // The group's whole tag set before the write (null: it did not exist) and as read back after it.
+    ...(images ? { before: images.before === null ? null : { tags: images.before }, after: images.after === null ? null : { tags: images.after } } : {}),
     kind: `schedule_group.${kind}`,
     resourceType: 'schedule_group',
     resourceId: p.name,
@@ -263,8 +275,9 @@ export function adoptRemedy(o: WriteOptions & { names: string[]; allUnowned: boo
         if (c.class === 'foreign' && !o.force) return { id: p.id, outcome: 'refused', detail: `owned by someone else now (${c.reasons.join(', ')})` };
         const arn = now.group.Arn as string;
         const changes = adoptChanges(cfg, p.name, now.tags);
-        const audit = (d: string) => groupAudit(o, api, 'adopted', p, arn, changes, d);
-        const detail = await tagged(p, changes, audit, () => tagAndVerify(api, o, p.name, arn, now.tags, changes));
+        const seen: { after?: Tags } = {};
+        const audit = (d: string) => groupAudit(o, api, 'adopted', p, arn, changes, d, { before: now.tags, after: seen.after ?? applyChanges(now.tags, changes) });
+        const detail = await tagged(p, changes, audit, () => tagAndVerify(api, o, p.name, arn, now.tags, changes, seen));
         if (typeof detail !== 'string') return detail;
         return { id: p.id, outcome: 'applied', detail, audit: audit(detail) };
       });
@@ -327,7 +340,9 @@ export function reconcileRemedy(o: WriteOptions & { names: string[]; createMissi
         const changes = reconcileChanges(cfg, p.name, now.tags);
         if (changes.length === 0) return { id: p.id, outcome: 'lost', detail: 'in sync since the plan' };
         const arn = now.group.Arn as string;
-        const detail = await tagged(p, changes, (d) => groupAudit(o, api, 'reconciled', p, arn, changes, d), () => tagAndVerify(api, o, p.name, arn, now.tags, changes));
+        const seen: { after?: Tags } = {};
+        const images = () => ({ before: now.tags, after: seen.after ?? applyChanges(now.tags, changes) });
+        const detail = await tagged(p, changes, (d) => groupAudit(o, api, 'reconciled', p, arn, changes, d, images()), () => tagAndVerify(api, o, p.name, arn, now.tags, changes, seen));
         if (typeof detail !== 'string') return detail;
         // The final State is read back from AWS, not assumed. The tags are verified by now: a
         // fatal error on this read stops the run but leaves the change applied and audited.
@@ -340,7 +355,7 @@ export function reconcileRemedy(o: WriteOptions & { names: string[]; createMissi
           fatal = e;
         }
         const shown = `${detail}${state && state !== 'ACTIVE' ? ` (state ${state})` : ''}`;
-        return { id: p.id, outcome: 'applied', detail: shown, audit: groupAudit(o, api, 'reconciled', p, arn, changes, shown), ...(fatal ? { fatal } : {}) };
+        return { id: p.id, outcome: 'applied', detail: shown, audit: groupAudit(o, api, 'reconciled', p, arn, changes, shown, images()), ...(fatal ? { fatal } : {}) };
       });
     },
   };
@@ -394,10 +409,10 @@ async function createGroup(api: SchedulerApi, o: WriteOptions, p: GroupPlan): Pr
     // Created in AWS: a fatal error on the read-back leaves it audited, not dropped.
     if (!isFatalAwsError(e)) throw e;
     const detail = `created, not verified: ${(e as Error).message}`;
-    return { id: p.id, outcome: 'errored', detail, fatal: e, audit: groupAudit(o, api, 'created', p, null, changes, detail) };
+    return { id: p.id, outcome: 'errored', detail, fatal: e, audit: groupAudit(o, api, 'created', p, null, changes, detail, { before: null, after: tags }) };
   }
   const missing = Object.entries(tags).filter(([k, v]) => after?.[k] !== v);
   if (missing.length) return { id: p.id, outcome: 'errored', detail: `created, but read-back lacks ${missing.map(([k]) => k).join(', ')}` };
   const detail = `${p.action === 'recreate' ? 're-created after the deletion completed' : 'created'} (state ${g?.State ?? 'unknown'}) with ${Object.keys(tags).length} tags`;
-  return { id: p.id, outcome: 'applied', label: 'created', detail, audit: groupAudit(o, api, 'created', p, g?.Arn ?? null, changes, detail) };
+  return { id: p.id, outcome: 'applied', label: 'created', detail, audit: groupAudit(o, api, 'created', p, g?.Arn ?? null, changes, detail, { before: null, after: after ?? tags }) };
 }

@@ -69,23 +69,29 @@ export async function prepareGroupWrite(ctx: CommandContext, api: SchedulerApi, 
   };
   const remedy = s.kind === 'adopt' ? adoptRemedy({ ...common, names: s.names, allUnowned: s.allUnowned }) : reconcileRemedy({ ...common, names: s.names, createMissing: s.createMissing });
   // Every AWS change is audited: in the audit table when one is configured, else in the local journal.
-  let audit: ((entries: AuditEntry[]) => Promise<void>) | undefined;
-  if (run.apply) {
-    const { db } = run;
-    if (db) {
-      const { auditShape, writeAudit } = await import('../engine/audit.js');
-      // AWS changes cannot be rolled back: whether the table can record them is settled from the
-      // catalog now, before the first AWS call (refused with nothing changed, else how ids fit).
-      const shape = await auditShape(db, s.config.audit);
-      audit = (entries) => db.transaction((tx) => writeAudit(tx, s.config.audit, s.config.actor, entries, shape));
-    } else {
-      const { journalPath, openJournal } = await import('../engine/local-state.js');
-      const append = await openJournal(journalPath(ctx.io.env));
-      audit = (entries) => append(s.config.actor, entries);
-    }
-  }
+  const audit = run.apply ? await groupAuditSink(ctx, api, s.config, run.db) : undefined;
   const host = schedulerHost(api, { lock: schedulerLock(ctx, api, run.db, run.wait), audit });
   return { remedy, host };
+}
+
+/**
+ * Where a run's AWS changes are recorded: the audit table (its session `db`; whether it can take
+ * them is settled from the catalog first, before any AWS call), else the local journal, each
+ * line naming the region and the target. Either refuses here, with nothing changed.
+ */
+export async function groupAuditSink(ctx: CommandContext, api: SchedulerApi, config: Pick<Config, 'actor' | 'audit'>, db: Database | null): Promise<(entries: AuditEntry[]) => Promise<void>> {
+  if (db) {
+    const { auditShape, writeAudit } = await import('../engine/audit.js');
+    // AWS changes cannot be rolled back: whether the table can record them is settled from the
+    // catalog now, before the first AWS call (refused with nothing changed, else how ids fit).
+    const shape = await auditShape(db, config.audit);
+    return (entries) => db.transaction((tx) => writeAudit(tx, config.audit, config.actor, entries, shape));
+  }
+  const { journalPath, openJournal } = await import('../engine/local-state.js');
+  const append = await openJournal(journalPath(ctx.io.env));
+  // Each line names the account's region (and endpoint) and the target it was made on.
+  const target = { kind: 'aws' as const, name: ctx.targetName, region: api.region, endpoint: api.endpoint ?? null };
+  return (entries) => append(config.actor, entries, target);
 }
 
 /**
@@ -104,7 +110,7 @@ export function settleNamed(names: string[], report: RemediationReport<GroupPlan
  * the local state directory, plus a PostgreSQL advisory lock when the audit goes to the
  * database, so runs on other hosts sharing that database are kept apart too.
  */
-function schedulerLock(ctx: CommandContext, api: SchedulerApi, db: Database | null, wait: boolean) {
+export function schedulerLock(ctx: CommandContext, api: SchedulerApi, db: Database | null, wait: boolean) {
   return async () => {
     const { getGroup, accountOf } = await import('../aws/scheduler-gateway.js');
     const { translateAwsError } = await import('../aws/scheduler-api.js');

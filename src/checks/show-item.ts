@@ -20,6 +20,8 @@ export interface AuditRecord {
   resourceId: string | null;
   summary: string;
   metadata: unknown;
+  /** Where the change was made (local-state.ts JournalTarget); lines written before it have none. */
+  target?: unknown;
 }
 
 /** At most this many audit rows are shown per item, the newest. */

@@ -79,6 +79,9 @@ Exit codes: 0 ok, 1 findings or some items failed, 2 usage/config error, 3 a dep
         try {
           const { assertFleetCapable, commandPath, targetKind } = await import('../targets/fleet.js');
           assertFleetCapable(command, globals);
+          const path = commandPath(command);
+          const reason = (command.opts() as { reason?: unknown }).reason;
+          ctx.invocation = { argv, command: path, reason: typeof reason === 'string' ? reason : null };
           const fleet = Boolean(globals.target?.length || globals.allTargets || globals.shard !== undefined);
           const dispatch = async (c: CommandContext): Promise<number> => {
             if (!fleet || commandPath(command) === 'apply') return action(c, ...args);

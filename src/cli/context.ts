@@ -24,6 +24,14 @@ export interface Io {
   plan?: import('../plans/plan-mode.js').PlanMode;
 }
 
+/** How opsctl was invoked: what a run record keeps of it. */
+export interface Invocation {
+  argv: string[];
+  /** "reap", "propagations retry" */
+  command: string;
+  reason: string | null;
+}
+
 /** Flags every command understands (program-level options). */
 export interface GlobalOptions {
   config?: string;
@@ -84,6 +92,21 @@ export class CommandContext {
   ) {}
 
   private loaded?: Config;
+
+  /** How opsctl was invoked (set by the program): the command line, the command's path, its --reason. */
+  invocation: Invocation = { argv: [], command: '', reason: null };
+  /** The run of this invocation: one id for every apply it makes (a fleet's targets share their parent's). */
+  runState: { id?: string } = {};
+  /** The config's target this context works on (a fleet run's TargetContext); null: the config's own. */
+  get targetName(): string | null {
+    return null;
+  }
+
+  /** The command line as a run record keeps it: secrets masked. */
+  commandLine(): string {
+    const quote = (a: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+    return maskSecrets(['opsctl', ...this.invocation.argv].map(quote).join(' '), [...this.secrets(), ...this.invocation.argv.flatMap(passwordsIn)]);
+  }
   /** The config file the effective config came from (null: defaults only); set by config(). */
   configFile: string | null = null;
 

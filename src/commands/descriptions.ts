@@ -12,6 +12,8 @@ export const DESCRIPTIONS: Record<string, string> = {
   'workers': 'Workers with a stale heartbeat and the rows they still hold (workers.*)',
   'locks': 'Expired lock rows and advisory locks held by idle sessions (read-only)',
   'apply': 'Apply a reviewed plan written by a dry run with --plan-out: exactly its items, each re-checked',
+  'runs': 'Every --apply as a run: list them, show one with the before and after of each change (read-only)',
+  'revert': 'Put back what a run changed, where nothing changed since (dry run unless --apply)',
   'check': 'Run every check read-only (for CI cron): stuck executions, dead letters, stalled propagations, schedule groups, stuck/discarded jobs',
   'demo': 'See opsctl work in a minute: a throwaway PostgreSQL and Scheduler emulator with realistic trouble',
   'config': 'Inspect the effective configuration',

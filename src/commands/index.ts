@@ -15,6 +15,8 @@ const LOADERS: Array<[string, () => Promise<Register>]> = [
   ['workers', async () => (await import('./workers.js')).registerWorkerCommands],
   ['locks', async () => (await import('./locks.js')).registerLockCommands],
   ['apply', async () => (await import('./apply.js')).registerApplyCommand],
+  ['runs', async () => (await import('./runs.js')).registerRunAndRevertCommands],
+  ['revert', async () => (await import('./runs.js')).registerRunAndRevertCommands],
   ['check', async () => (await import('./check.js')).registerCheckCommand],
   ['demo', async () => (await import('./demo.js')).registerDemoCommand],
   ['config', async () => (await import('./config.js')).registerConfigCommands],

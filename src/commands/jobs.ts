@@ -382,6 +382,10 @@ export async function runRescue(ctx: CommandContext, o: JobRescueOptions): Promi
         locks = await remediate(db, queueLockRemedy(q, { thresholdMs, reason: o.reason, actor: config.actor, audit: config.audit }), {
           ...opts,
           asks: hooks.asks,
+          // The same run as the jobs' rescue: one id, one journal.
+          runId: hooks.runId,
+          run: hooks.run,
+          journalPath: hooks.journalPath,
           confirm: (plan) => (Number(report.summary.planned ?? 0) > 0 ? Promise.resolve(true) : hooks.confirm!(plan as never)),
         });
         const warning = [report.warning, locks.warning].filter(Boolean).join(' ');

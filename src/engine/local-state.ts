@@ -1,7 +1,7 @@
 import { appendFile, mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
-import type { AuditEntry } from './audit.js';
+import { storedMetadata, type AuditEntry } from './audit.js';
 import { dependencyError } from '../errors.js';
 import { delay } from './concurrency.js';
 
@@ -17,21 +17,46 @@ export function stateDir(env: NodeJS.ProcessEnv): string {
 }
 
 export const journalPath = (env: NodeJS.ProcessEnv) => join(stateDir(env), 'audit.jsonl');
+/** Run records (one line per run, written at its end) beside the journal: runs.jsonl. */
+export const runRecordsPath = (journal: string) => join(journal, '..', 'runs.jsonl');
 
 const fsReason = (e: unknown) => (e as { code?: string }).code ?? (e as Error).message;
 
+/**
+ * What a journal line says about where its change was made, so that `runs` and `revert` read
+ * only the lines of the target they work on: a database by its system identifier and name
+ * (the target's name from the config beside them), an AWS account+region.
+ */
+export interface JournalTarget {
+  kind: 'postgres' | 'aws';
+  /** The config's target name (--target), null: the config's own. */
+  name: string | null;
+  /** postgres: pg_control_system().system_identifier (null when not readable) and current_database(). */
+  system?: string | null;
+  database?: string;
+  /** aws: the region, and the endpoint when not AWS's own. */
+  region?: string;
+  endpoint?: string | null;
+}
+
+/** Appends entries (one write per call) with the target they were made on. */
+export type JournalAppend = (actor: string, entries: AuditEntry[], target?: JournalTarget | null) => Promise<void>;
+
 /** Checked before any change: a journal that cannot be written must stop the run while nothing is changed yet. */
-export async function openJournal(path: string): Promise<(actor: string, entries: AuditEntry[]) => Promise<void>> {
+export async function openJournal(path: string): Promise<JournalAppend> {
   try {
     await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
     await (await open(path, 'a', 0o600)).close();
   } catch (e) {
-    throw dependencyError(`cannot write the audit journal ${path} (${fsReason(e)}): set OPSCTL_STATE_DIR to a writable directory, or configure audit.table.`, e);
+    throw dependencyError(`cannot write the audit journal ${path} (${fsReason(e)}): set OPSCTL_STATE_DIR to a writable directory, or configure audit.table. Nothing was changed.`, e);
   }
-  return async (actor, entries) => {
+  return async (actor, entries, target) => {
+    if (entries.length === 0) return;
     const at = new Date().toISOString();
     // One append per batch: lines of one batch are never interleaved with another writer's.
-    const lines = entries.map((e) => JSON.stringify({ at, actor, kind: e.kind, resourceType: e.resourceType, resourceId: e.resourceId, summary: e.summary, metadata: e.metadata })).join('\n');
+    const lines = entries
+      .map((e) => JSON.stringify({ at, actor, kind: e.kind, resourceType: e.resourceType, resourceId: e.resourceId, summary: e.summary, metadata: storedMetadata(e), ...(target ? { target } : {}) }))
+      .join('\n');
     await appendFile(path, `${lines}\n`, { mode: 0o600 });
   };
 }

@@ -1,7 +1,7 @@
 import type { Database } from '../database/database.js';
 import { isConnectionError } from '../database/database.js';
 import { acquireTableLock } from './advisory-lock.js';
-import { ExitCode, usageError, OpsctlError } from '../errors.js';
+import { ExitCode, dependencyError, usageError, OpsctlError } from '../errors.js';
 import { displayName } from '../database/identifiers.js';
 import { writeAudit, type AuditEntry } from './audit.js';
 import type { Config } from '../config/config.js';
@@ -9,7 +9,8 @@ import { BatchSizer } from './batch-sizer.js';
 import { newRunId } from './run-id.js';
 import { PlanSpool } from './plan-spool.js';
 import { itemLines, OutcomeTails } from './item-lines.js';
-import type { RemedyImage } from './images.js';
+import { imageRef, readImages, type Image, type RemedyImage } from './images.js';
+import { journalPath, openJournal, runRecordsPath, type JournalAppend, type JournalTarget } from './local-state.js';
 
 /**
  * The one remediation engine: dry run vs apply, the --max cap, the advisory lock, batches in
@@ -163,6 +164,19 @@ export interface RemedyHost<C> {
    * audit row exists iff the change committed). A host without one has no audit destination.
    */
   writeAudit?(target: C, destination: AuditDestination | null, entries: AuditEntry[]): Promise<void>;
+  /** Reads images (images.ts) inside a batch; only a database host has it. */
+  readImages?(t: C, image: RemedyImage, ids: string[], lock: boolean): Promise<Map<string, Image>>;
+  /** Where the changes are made, for journal lines (a database: its system identifier and name). */
+  identity?(): Promise<Omit<JournalTarget, 'name'>>;
+}
+
+/** The database's identity for journal lines: its system identifier (when the role may read it) and its name. */
+export async function databaseIdentity(db: Database): Promise<Omit<JournalTarget, 'name'>> {
+  const rows = await db.query<{ system: string | null; database: string }>(
+    `SELECT current_database() AS database,
+            CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END AS system`,
+  );
+  return { kind: 'postgres', system: rows[0]?.system ?? null, database: rows[0]?.database ?? '' };
 }
 
 export function databaseHost(db: Database, table: string, schema: string | null): RemedyHost<Database> {
@@ -181,6 +195,8 @@ export function databaseHost(db: Database, table: string, schema: string | null)
     writeAudit: async (tx, d, entries) => {
       if (d) await writeAudit(tx, d.audit, d.actor, entries);
     },
+    readImages: (tx, image, ids, lock) => readImages(tx, image, ids, { lock }),
+    identity: () => databaseIdentity(db),
   };
 }
 
@@ -205,6 +221,15 @@ export interface RemediationOptions<P extends PlannedItem> {
   shouldStop?: () => boolean;
   /** Told once the run starts to change things (the lock held, the plan confirmed): its id, on every audit entry and in the summary. */
   onRunStart?: (runId: string) => void;
+  /** The run's id (called once, when the run starts): a fleet's targets share one. Default: a new one. */
+  runId?: () => string;
+  /** What the run record says about the run (command line, target, --reason). */
+  run?: RunInfo;
+  /**
+   * The local journal (local-state.ts): where a database remedy with no audit table records its
+   * changes, and where every run's record goes. Default: journalPath(process.env).
+   */
+  journalPath?: string;
   onProgress?: (done: number, total: number) => void;
   /**
    * A reviewed plan's items (`opsctl apply FILE`): the engine's plan source is these items
@@ -232,6 +257,26 @@ export interface GivenPlan<P extends PlannedItem, C> {
 
 /** Told a dry run's plan with the read-only session it was made on (its before-images and the target's identity are read there). */
 export type PlanCapture<P extends PlannedItem, C> = (target: C, remedy: Remedy<P, C>, items: P[], limit: number) => Promise<void>;
+/** What a run record says about its run, besides its id, actor, times and counts. */
+export interface RunInfo {
+  /** The command: "reap", "propagations retry". */
+  command: string;
+  /** The command line as given, secrets masked. */
+  commandLine: string;
+  /** The config's target name (--target), null: the config's own. */
+  target: string | null;
+  reason: string | null;
+  /** Set on a revert: the run it reverts. */
+  revertOf?: string;
+  /** Who runs it (config actor), for a remedy with no audit destination of its own (AWS). */
+  actor?: string;
+}
+
+/** The kind and resource type of a run record (the journal's; see recordRun). */
+export const RUN_KIND = 'opsctl.run';
+export const RUN_RESOURCE = 'opsctl_run';
+/** A journal line saying a batch whose entries were journaled was rolled back after all. */
+export const ROLLED_BACK_KIND = 'opsctl.rolled_back';
 
 /** A planned item with its outcome: `outcome` is the label (the remedy's word), `outcomeClass` the engine's class. */
 export type ReportedItem<P> = P & { outcome: string; outcomeClass: ResultClass; detail?: string };
@@ -269,10 +314,67 @@ function errorText(e: unknown): string {
 /** An audit entry of a run carries the run's id (metadata.runId): what `runs` and `revert` find a run by. */
 const ofRun = (e: AuditEntry, runId: string | undefined): AuditEntry => (runId ? { ...e, metadata: { ...e.metadata, runId } } : e);
 
-async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, tx: C, batch: P[], runId?: string): Promise<ItemOutcome[]> {
+/** What every batch of a run records with: the run's id, the journal (no audit table), the target's identity. */
+interface RunRecording {
+  runId?: string;
+  /** Set when a database remedy's entries go to the journal (no audit table). */
+  journal: JournalAppend | null;
+  target: JournalTarget | null;
+  actor: string;
+  /** Ids journaled by the attempt in flight: a rollback marker names them when it fails. */
+  journaled?: string[];
+}
+
+/**
+ * The entry of an applied item as it is recorded: the run's id, and with a remedy that has an
+ * image, where it belongs (metadata.image: table, key, the item's key value) and its before/after.
+ */
+function recorded(e: AuditEntry, id: string, runId: string | undefined, image: RemedyImage | undefined, images: { before: Map<string, Image>; after: Map<string, Image> } | null): AuditEntry {
+  const out = ofRun(e, runId);
+  if (!image) return out;
+  const withImages = images ? { ...out, before: images.before.get(id) ?? null, after: image.columns === 'row' ? null : (images.after.get(id) ?? null) } : out;
+  return { ...withImages, metadata: { ...withImages.metadata, image: { ...imageRef(image), id } } };
+}
+
+/**
+ * The journal could not be appended to: the run stops there. `outcomes`: the batch's change had
+ * committed already (a one-statement batch), so its items are reported applied, each saying its
+ * journal line is missing; null: the batch's transaction is rolled back by the throw.
+ */
+class JournalFailed extends Error {
+  constructor(
+    readonly error: OpsctlError,
+    readonly outcomes: ItemOutcome[] | null,
+  ) {
+    super(error.message);
+  }
+}
+
+async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, tx: C, batch: P[], rec: RunRecording, committed = false): Promise<ItemOutcome[]> {
+  // The engine's own images: read under the row lock (FOR UPDATE SKIP LOCKED) in this batch's
+  // transaction, so the before-image is the row the remedy's write replaces; a row another
+  // transaction holds is left out here as the remedy's own SKIP LOCKED leaves it out.
+  const image = remedy.image;
+  const capture = image && !remedy.suppliesImages && host.readImages ? host.readImages.bind(host) : null;
+  const before = capture && image ? await capture(tx, image, batch.map((p) => p.id), true) : null;
   const result = await remedy.applyBatch(tx, batch);
-  const entries = result.filter((r) => r.outcome === 'applied' && r.audit).map((r) => ofRun(r.audit as AuditEntry, runId));
-  if (entries.length && host.writeAudit) await host.writeAudit(tx, remedy.audit ?? null, entries);
+  const applied = result.filter((r) => r.outcome === 'applied' && r.audit);
+  // After-images as the rows hold them now: after the write and the table's BEFORE triggers.
+  const after = capture && image && image.columns !== 'row' && applied.length ? await capture(tx, image, applied.map((r) => r.id), false) : new Map<string, Image>();
+  const entries = applied.map((r) => recorded(r.audit as AuditEntry, r.id, rec.runId, image, before ? { before, after } : null));
+  if (entries.length) {
+    if (rec.journal) {
+      // Appended before COMMIT: a batch that is then rolled back leaves lines whose revert finds
+      // the rows changed-since (and a rollback marker, see applyOneBatch).
+      try {
+        await rec.journal(rec.actor, entries, rec.target);
+      } catch (e) {
+        const f = dependencyError(`cannot append to the audit journal (${(e as { code?: string }).code ?? (e as Error).message}): ${committed ? `${entries.length} change(s) were made but not recorded` : 'the batch was rolled back'}.`, e);
+        throw new JournalFailed(f, committed ? result : null);
+      }
+      rec.journaled = applied.map((r) => r.id);
+    } else if (host.writeAudit) await host.writeAudit(tx, remedy.audit ?? null, entries);
+  }
   return result;
 }
 
@@ -287,6 +389,7 @@ type BatchResult<P> = { outcomes: ItemOutcome[]; fatal?: { error: unknown; items
  * (returned as `fatal`, with no item left in doubt) or when the audit itself cannot be written.
  */
 async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[], runId?: string): Promise<BatchResult<P>> {
+  // (An AWS remedy records its own before/after: the group's tags as read at write time.)
   const outcomes = await host.batch((t) => remedy.applyBatch(t, batch));
   let fatal: BatchResult<P>['fatal'];
   for (const o of outcomes) {
@@ -314,11 +417,36 @@ async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remed
  * error (connection, privilege, schema, timeout) is returned with the items it left in doubt;
  * `outcomes` then covers the others (applied before it, or not attempted after it).
  */
-async function applyOneBatch<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[], runId?: string): Promise<BatchResult<P>> {
+async function applyOneBatch<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[], rec: RunRecording): Promise<BatchResult<P>> {
   const audited = Boolean(host.writeAudit && remedy.audit?.audit.table);
-  const unit = remedy.oneStatement && !audited && host.statement ? host.statement.bind(host) : host.batch.bind(host);
-  const attempt = (items: P[]): Promise<BatchResult<P>> =>
-    host.rolledBack ? unit((tx) => applyAudited(host, remedy, tx, items, runId)).then((outcomes) => ({ outcomes })) : applySettled(host, remedy, items, runId);
+  // One statement, its own transaction: committed when it returns (what the journal then records).
+  const statement = Boolean(remedy.oneStatement && !audited && host.statement);
+  const unit = statement && host.statement ? host.statement.bind(host) : host.batch.bind(host);
+  const attempt = async (items: P[]): Promise<BatchResult<P>> => {
+    if (!host.rolledBack) return applySettled(host, remedy, items, rec.runId);
+    rec.journaled = undefined;
+    try {
+      return { outcomes: await unit((tx) => applyAudited(host, remedy, tx, items, rec, statement)) };
+    } catch (e) {
+      if (e instanceof JournalFailed) {
+        // Made and committed (one statement): reported as applied, each saying so; the run stops.
+        if (e.outcomes) {
+          for (const o of e.outcomes) if (o.outcome === 'applied') o.detail = `${o.detail ? `${o.detail}; ` : ''}its journal line could not be written`;
+          return { outcomes: e.outcomes, fatal: { error: e.error, items: [] } };
+        }
+        return { outcomes: [], fatal: { error: e.error, items } };
+      }
+      // Journaled before a COMMIT that did not happen: a marker says those lines were rolled
+      // back (`runs` leaves them out). A lost connection leaves the COMMIT in doubt: no marker.
+      const ids = rec.journaled as string[] | undefined;
+      rec.journaled = undefined;
+      if (ids?.length && rec.journal && host.rolledBack(e)) {
+        const marker: AuditEntry = { kind: ROLLED_BACK_KIND, resourceType: RUN_RESOURCE, resourceId: rec.runId ?? '', summary: `${ids.length} journaled change(s) were rolled back`, metadata: { runId: rec.runId, ids } };
+        await rec.journal(rec.actor, [marker], rec.target).catch(() => {});
+      }
+      throw e;
+    }
+  };
   try {
     return await attempt(batch);
   } catch (e) {
@@ -728,6 +856,15 @@ async function runEngine<P extends PlannedItem, C>(
 
   const planLane = opts.planLane;
   if (planLane && opts.max > 0) throw new Error('a streamed plan cannot be checked against --max before the first write');
+  // Where the changes are recorded, settled before anything is locked or written: a database
+  // remedy with no audit table records them in the local journal, and a journal that cannot be
+  // written refuses the run here (exit 3, nothing changed). Every run's record goes there too.
+  const destination = remedy.audit ?? null;
+  const jpath = opts.journalPath ?? journalPath(process.env);
+  const journal = destination && !destination.audit.table && host.rolledBack ? await openJournal(jpath) : null;
+  const identity = host.identity ? await host.identity().catch(() => null) : null;
+  const target: JournalTarget | null = identity ? { ...identity, name: opts.run?.target ?? null } : null;
+  const actor = destination?.actor ?? opts.run?.actor ?? 'unknown';
   const asks = Boolean(opts.asks && opts.confirm && !planLane);
   let lock: { release(): Promise<void> } = { release: async () => {} };
   let source: PlanSource<P>;
@@ -776,8 +913,10 @@ async function runEngine<P extends PlannedItem, C>(
   }
   const allActionable = source.actionable === source.count && !source.items;
   // The run: every apply that goes ahead (a cancelled one changes nothing and is no run).
-  const runId = cancelled ? undefined : newRunId();
+  const runId = cancelled ? undefined : (opts.runId?.() ?? newRunId());
+  const startedAt = new Date().toISOString();
   if (runId) opts.onRunStart?.(runId);
+  const rec: RunRecording = { runId, journal, target, actor };
 
   let batches = 0;
   let longestBatchMs = 0;
@@ -862,7 +1001,7 @@ async function runEngine<P extends PlannedItem, C>(
   const run = async ([segment, lines]: [P[], string[]], lane: RemedyHost<C>) => {
     const batch = allActionable ? segment : segment.filter(isActionable);
     const started = performance.now();
-    const r: BatchResult<P> = batch.length ? await applyOneBatch(lane, remedy, batch, runId) : { outcomes: [] };
+    const r: BatchResult<P> = batch.length ? await applyOneBatch(lane, remedy, batch, { ...rec }) : { outcomes: [] };
     return { segment, batch, lines, r, ms: performance.now() - started, lane };
   };
 
@@ -961,9 +1100,47 @@ async function runEngine<P extends PlannedItem, C>(
       await prefetch;
       await Promise.all(lanes.map((l) => remedy.finish?.(l.target).catch(() => {})));
       await source.close();
+      // The run's record: also of a run stopped by a failure or Ctrl-C (a killed process leaves
+      // none: `runs` then builds the run from its entries).
+      if (runId) await recordRun();
       await lock.release();
     }
   };
+
+  async function recordRun(): Promise<void> {
+    // Beside the journal, in a file of their own (runs.jsonl): the journal holds changes only.
+    const j = await openJournal(runRecordsPath(jpath)).catch(() => null);
+    if (!j || !runId) return;
+    const outcomes = tally.outcomes(['applied', 'lost', 'skipped', 'refused', 'errored']);
+    const counts = Object.fromEntries(Object.entries(outcomes).map(([c, v]) => [c, v?.count ?? 0]));
+    const exitCode = fatal ? fatal.exitCode : interrupted ? ExitCode.INTERRUPTED : aborted ? ExitCode.DEPENDENCY : tally.errored > 0 ? ExitCode.FINDINGS : ExitCode.OK;
+    const info = opts.run;
+    const entry: AuditEntry = {
+      kind: RUN_KIND,
+      resourceType: RUN_RESOURCE,
+      resourceId: runId,
+      summary: `${info?.command ?? remedy.action} on ${where}: ${Object.entries(outcomes).map(([, v]) => `${v?.count ?? 0} ${v?.label}`).join(', ')}`,
+      metadata: {
+        runId,
+        command: info?.command ?? remedy.action,
+        commandLine: info?.commandLine ?? null,
+        target: info?.target ?? null,
+        reason: info?.reason ?? null,
+        actor,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        planned: source.actionable,
+        outcomes: counts,
+        labels: Object.fromEntries(Object.entries(outcomes).map(([c, v]) => [c, v?.label])),
+        exitCode,
+        ...(aborted ? { aborted } : {}),
+        ...(info?.revertOf ? { revertOf: info.revertOf } : {}),
+        ...(remedy.image ? { image: imageRef(remedy.image) } : {}),
+        recordedIn: destination?.audit.table ? 'audit' : journal ? 'journal' : 'target',
+      },
+    };
+    await j(actor, [entry], target).catch(() => {});
+  }
 
   return report(
     'apply',

@@ -44,6 +44,8 @@ export interface Presentation<P extends PlannedItem> {
   after?: (report: RemediationReport<P>) => void;
   /** Set by the remedies that plan every target before one question (--max-total): their words for it. */
   overTargets?: RemedyWords;
+  /** What the run record adds (a revert: the run it reverts). */
+  run?: { revertOf?: string };
 }
 
 const CLASS_TONES: Record<ResultClass, Tone> = {
@@ -107,6 +109,25 @@ function ofPlan<T>(ctx: CommandContext, r: CommandResult<T>): CommandResult<T> {
   return { ...r, headline: `Plan ${m.file} (opsctl ${m.plan.args.join(' ')}): ${r.headline ?? ''}`, summary: () => ({ ...r.summary(), plan }) };
 }
 
+/** The hooks that make an apply a run (engine RunInfo): its shared id, its record, where the journal is, its start line. */
+export type RunHooks = Pick<RemediationOptions<PlannedItem>, 'runId' | 'run' | 'journalPath' | 'onRunStart'>;
+
+export async function runHooks(ctx: CommandContext, command: string, extra: { revertOf?: string } = {}): Promise<RunHooks> {
+  const { newRunId } = await import('../engine/run-id.js');
+  const { journalPath } = await import('../engine/local-state.js');
+  const config = await ctx.config();
+  return {
+    // One id for every apply of this invocation (a fleet's targets, rescue's queue locks).
+    runId: () => (ctx.runState.id ??= newRunId()),
+    run: { command: ctx.invocation.command || command, commandLine: ctx.commandLine(), target: ctx.targetName, reason: ctx.invocation.reason, actor: config.actor, ...extra },
+    journalPath: journalPath(ctx.io.env),
+    // On a terminal only, like progress: piped stderr stays empty; the end is in the report (summary.runId).
+    onRunStart: (id) => {
+      if (ctx.io.stderr.isTTY) ctx.say(`opsctl: run ${id} started`);
+    },
+  };
+}
+
 /** Declined at the prompt (or no answer in time): no table, one sentence, exit 5. */
 function declined(ctx: CommandContext, summary: Record<string, unknown>): number | null {
   if (!summary.cancelled || !ctx.asksPerson) return null;
@@ -118,13 +139,14 @@ function declined(ctx: CommandContext, summary: Record<string, unknown>): number
 export async function presentRemediation<P extends PlannedItem>(
   ctx: CommandContext,
   p: Presentation<P>,
-  run: (hooks: Pick<RemediationOptions<P>, 'confirm' | 'onProgress' | 'asks' | 'shouldStop' | 'capture' | 'given'>) => Promise<RemediationReport<P>>,
+  run: (hooks: Pick<RemediationOptions<P>, 'confirm' | 'onProgress' | 'asks' | 'shouldStop' | 'capture' | 'given'> & RunHooks) => Promise<RemediationReport<P>>,
 ): Promise<number> {
   const h = hooks(ctx, p);
+  const rh = await runHooks(ctx, p.command, p.run);
   const untrap = ctx.trapInterrupts();
   let report: RemediationReport<P>;
   try {
-    report = await run({ confirm: (plan) => h.ask(plan, plan.filter(actionable).length), asks: h.asks, shouldStop: h.shouldStop, onProgress: h.onProgress, capture: h.capture, given: h.given });
+    report = await run({ confirm: (plan) => h.ask(plan, plan.filter(actionable).length), asks: h.asks, shouldStop: h.shouldStop, onProgress: h.onProgress, capture: h.capture, given: h.given, ...rh });
   } finally {
     untrap();
   }
@@ -139,9 +161,10 @@ export async function presentRemediation<P extends PlannedItem>(
 export async function presentStreamedRemediation<P extends PlannedItem>(
   ctx: CommandContext,
   p: Presentation<P>,
-  run: (hooks: Pick<StreamedRemediationOptions, 'confirm' | 'onProgress' | 'asks' | 'shouldStop' | 'capture' | 'given'>) => Promise<StreamedRemediationReport<P>>,
+  run: (hooks: Pick<StreamedRemediationOptions, 'confirm' | 'onProgress' | 'asks' | 'shouldStop' | 'capture' | 'given'> & RunHooks) => Promise<StreamedRemediationReport<P>>,
 ): Promise<number> {
   const h = hooks(ctx, p);
+  const rh = await runHooks(ctx, p.command, p.run);
   const untrap = ctx.trapInterrupts();
   let untrapped = false;
   const release = () => {
@@ -150,7 +173,7 @@ export async function presentStreamedRemediation<P extends PlannedItem>(
   };
   let report: StreamedRemediationReport<P>;
   try {
-    report = await run({ confirm: (count, first) => h.ask(first as P[], count), asks: h.asks, shouldStop: h.shouldStop, onProgress: h.onProgress, capture: h.capture, given: h.given });
+    report = await run({ confirm: (count, first) => h.ask(first as P[], count), asks: h.asks, shouldStop: h.shouldStop, onProgress: h.onProgress, capture: h.capture, given: h.given, ...rh });
   } catch (e) {
     release();
     throw e;

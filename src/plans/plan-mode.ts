@@ -38,8 +38,8 @@ export const CHANGED_SINCE_PLAN = 'changed since the plan was written';
 
 const isActionable = (p: PlannedItem) => !p.refusal && !p.settled;
 
-/** A database remedy declares the image of what it writes; an AWS one (adopt, reconcile) does not. */
-const isDatabaseRemedy = (remedy: Remedy<PlannedItem, unknown>): boolean => remedy.image !== undefined;
+/** A database session (a remedy over PostgreSQL), or a Scheduler client (adopt, reconcile). */
+const isDatabase = (target: unknown): target is Database => typeof (target as { readOnly?: unknown })?.readOnly === 'function';
 
 /** The identity of the database a session is on: the cluster's system identifier and the database's name. */
 export async function databaseIdentity(db: Database): Promise<PlanIdentity> {
@@ -65,8 +65,8 @@ export async function awsIdentity(api: SchedulerApi, arns: Array<string | null |
 }
 
 /** The identity of the target a remedy runs on (its session or client). */
-export async function targetIdentity(remedy: Remedy<PlannedItem, unknown>, target: unknown, items: PlannedItem[] = []): Promise<PlanIdentity> {
-  if (isDatabaseRemedy(remedy)) return databaseIdentity(target as Database);
+export async function targetIdentity(target: unknown, items: PlannedItem[] = []): Promise<PlanIdentity> {
+  if (isDatabase(target)) return databaseIdentity(target);
   return awsIdentity(target as SchedulerApi, items.map((p) => (p as { arn?: string | null }).arn));
 }
 
@@ -83,14 +83,17 @@ export function planCapture(ctx: CommandContext, out: PlanOut): PlanCapture<Plan
   return async (target, remedy, items, limit?: number) => {
     const actionable = items.filter(isActionable);
     if (limit !== undefined && limit > 0 && actionable.length >= limit) out.overMax = true;
-    let images: Map<string, unknown>;
-    if (isDatabaseRemedy(remedy)) {
-      const { readImages } = await import('../engine/images.js');
-      images = await readImages(target as Database, remedy.image!, actionable.map((p) => p.id));
+    let images = new Map<string, unknown>();
+    if (isDatabase(target)) {
+      // A remedy over several tables (revert) declares no one image: its own guard is the check.
+      if (remedy.image) {
+        const { readImages } = await import('../engine/images.js');
+        images = await readImages(target, remedy.image, actionable.map((p) => p.id));
+      }
     } else {
       images = await groupImages(target as SchedulerApi, actionable);
     }
-    const identity = await targetIdentity(remedy, target, items);
+    const identity = await targetIdentity(target, items);
     const { maskSecrets } = await import('../output/masking.js');
     const secrets = ctx.secrets();
     const name = ctx.boundTarget()?.name ?? '';
@@ -170,15 +173,16 @@ export function givenPlanFor(ctx: CommandContext, given: PlanGiven): GivenPlan<P
       if (!withImage.length) return [];
       let now: Map<string, unknown>;
       const held: ItemOutcome[] = [];
-      if (isDatabaseRemedy(remedy)) {
+      if (isDatabase(tx)) {
+        if (!remedy.image) return [];
         const { readImages } = await import('../engine/images.js');
         // Under the row lock, in the batch's transaction: what the write will replace.
-        now = await readImages(tx as Database, remedy.image!, withImage.map((p) => p.id), { lock: true });
+        now = await readImages(tx, remedy.image, withImage.map((p) => p.id), { lock: true });
         // Left out: deleted (the remedy reports it gone), or held by another transaction — then
         // it cannot be compared with its image, so it is not written: skipped, as a locked row is.
         const missing = withImage.filter((p) => !now.has(p.id));
         if (missing.length) {
-          const exists = await readImages(tx as Database, remedy.image!, missing.map((p) => p.id));
+          const exists = await readImages(tx, remedy.image, missing.map((p) => p.id));
           for (const p of missing) if (exists.has(p.id)) held.push({ id: p.id, outcome: 'skipped', detail: LOCKED_SINCE_PLAN });
         }
       } else {

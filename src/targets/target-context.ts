@@ -54,6 +54,13 @@ export class TargetContext extends CommandContext {
     private readonly runOptions: TargetRunOptions = {},
   ) {
     super(parent.io, oneTargetGlobals(parent.globals, Boolean(runOptions.confirmed)), targetDeps(parent, unit.target, res, targetSecrets));
+    // One run over every target: the same invocation, the same run id.
+    this.invocation = parent.invocation;
+    this.runState = parent.runState;
+  }
+
+  override get targetName(): string | null {
+    return this.unit.target.name;
   }
 
   override async config(): Promise<Config> {

@@ -282,6 +282,10 @@ describe('propagations retry', () => {
       previous_attempts: 10,
       reason: 'INC-9 fixed',
       runId: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
+      // What the retry overwrote and what the row holds after it (issue #28), and where that is.
+      before: { failed_at: expect.any(String), attempts: 10, next_attempt_at: expect.any(String) },
+      after: { failed_at: null, attempts: 0, next_attempt_at: expect.any(String) },
+      image: { table: 'pending_propagations', schema: null, key: 'id', columns: ['failed_at', 'attempts', 'next_attempt_at'], id: audit.rows[0].resource_id },
     });
 
     const again = await cli(['propagations', 'retry', '--kind', 'tier_elevation', '--since', '30m', '--apply', '-o', 'json'], env);
