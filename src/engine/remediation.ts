@@ -257,6 +257,7 @@ export interface GivenPlan<P extends PlannedItem, C> {
 
 /** Told a dry run's plan with the read-only session it was made on (its before-images and the target's identity are read there). */
 export type PlanCapture<P extends PlannedItem, C> = (target: C, remedy: Remedy<P, C>, items: P[], limit: number) => Promise<void>;
+
 /** What a run record says about its run, besides its id, actor, times and counts. */
 export interface RunInfo {
   /** The command: "reap", "propagations retry". */
