@@ -210,7 +210,7 @@ export async function runWrite(ctx: CommandContext, o: WriteOptions): Promise<nu
         emptyMessage: kind === 'adopt' ? 'Nothing to adopt: no unowned group matches.' : 'Nothing to reconcile: no drifted group matches.',
         dryRunNotes: () => [`Dry run: nothing was changed. Re-run with --apply to ${kind}.`],
         overMax: `More than --max ${max} groups`,
-        notesAfter: () => (namedFailed.length ? [namedNote()] : []),
+        notesAfter: () => (namedFailed.length ? [`Some named groups were refused or do not exist: exit 1 (${namedFailed.join(', ')}).`] : []),
         // The note in the summary too: over targets it is each target's (summary.byTarget).
         summary: (report) => ({ ...report.summary, ...summarizeApi(api), ...(warnings.length ? { warnings } : {}), ...(namedFailed.length ? { note: namedNote() } : {}) }),
         overTargets: { verb: Verb, noun: 'schedule group(s)', applied: remedy.labels.applied },
