@@ -10,6 +10,19 @@ export interface AuditEntry {
   summary: string;
   metadata: Record<string, unknown>;
   teamId?: string | null;
+  /**
+   * The changed columns (configured names) as they were before the change, and as the row holds
+   * them after it (a BEFORE trigger's value wins): stored as metadata.before / metadata.after
+   * (an undo, issue 28, reads them back). Absent: not recorded.
+   */
+  before?: Record<string, unknown> | null;
+  after?: Record<string, unknown> | null;
+}
+
+/** An entry's metadata as stored: its own keys, then `before` and `after` when the entry has them. */
+export function storedMetadata(e: AuditEntry): Record<string, unknown> {
+  if (e.before === undefined && e.after === undefined) return e.metadata;
+  return { ...e.metadata, ...(e.before !== undefined ? { before: e.before } : {}), ...(e.after !== undefined ? { after: e.after } : {}) };
 }
 
 /**
@@ -30,13 +43,14 @@ export async function writeAudit(tx: Database, audit: Config['audit'], actor: st
         entries.map((e) => {
           // An id the column cannot hold (a group name in a uuid column): NULL there, kept in metadata.
           const fits = !shape || shape.fits(e.resourceId);
+          const metadata = storedMetadata(e);
           return {
             actor,
             kind: e.kind,
             resource_type: e.resourceType,
             resource_id: fits ? e.resourceId : null,
             summary: e.summary,
-            metadata: fits ? e.metadata : { ...e.metadata, resource_id: e.resourceId },
+            metadata: fits ? metadata : { ...metadata, resource_id: e.resourceId },
             team_id: e.teamId ?? null,
           };
         }),

@@ -1,7 +1,7 @@
 import { appendFile, mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
-import type { AuditEntry } from './audit.js';
+import { storedMetadata, type AuditEntry } from './audit.js';
 import { dependencyError } from '../errors.js';
 import { delay } from './concurrency.js';
 
@@ -31,7 +31,7 @@ export async function openJournal(path: string): Promise<(actor: string, entries
   return async (actor, entries) => {
     const at = new Date().toISOString();
     // One append per batch: lines of one batch are never interleaved with another writer's.
-    const lines = entries.map((e) => JSON.stringify({ at, actor, kind: e.kind, resourceType: e.resourceType, resourceId: e.resourceId, summary: e.summary, metadata: e.metadata })).join('\n');
+    const lines = entries.map((e) => JSON.stringify({ at, actor, kind: e.kind, resourceType: e.resourceType, resourceId: e.resourceId, summary: e.summary, metadata: storedMetadata(e) })).join('\n');
     await appendFile(path, `${lines}\n`, { mode: 0o600 });
   };
 }

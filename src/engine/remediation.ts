@@ -87,7 +87,14 @@ export interface Remedy<P extends PlannedItem, C = Database> {
    * Applies one batch (inside one short transaction for databases); an outcome for every item,
    * an applied one with its audit entry. It never writes the audit itself: the engine does.
    */
-  applyBatch(target: C, batch: P[]): Promise<ItemOutcome[]>;
+  applyBatch(target: C, batch: P[], context?: BatchContext): Promise<ItemOutcome[]>;
+  /**
+   * applyBatch writes the audit rows of its applied items itself, in its own statement (the
+   * engine then writes none, and a oneStatement remedy's batch stays one statement with an
+   * audit table too): each row exactly as writeAudit would write the item's entry, with
+   * context.runId in metadata.runId (as ofRun adds it) and context.actor as its actor.
+   */
+  auditsItself?: boolean;
   /**
    * The plan as NDJSON text, one planned item a line, as the server writes it (read-only, like
    * plan): what streamRemediation spools instead of holding the plan. Every item it lists is
@@ -115,6 +122,14 @@ export interface Remedy<P extends PlannedItem, C = Database> {
    * left on its session for the next one (reap's lowered lock_timeout, see casThenClassify).
    */
   finish?(target: C): Promise<void>;
+}
+
+/** What the engine tells applyBatch about the run (for a remedy that writes its own audit rows). */
+export interface BatchContext {
+  /** The run's id (metadata.runId of every audit entry), when the run has one. */
+  runId?: string;
+  /** Who the audit rows name (the remedy's audit destination's actor). */
+  actor?: string;
 }
 
 /** How the engine reaches a target: locking, read-only scope, the unit of one batch, fatal errors. */
@@ -223,7 +238,9 @@ function errorText(e: unknown): string {
 const ofRun = (e: AuditEntry, runId: string | undefined): AuditEntry => (runId ? { ...e, metadata: { ...e.metadata, runId } } : e);
 
 async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, tx: C, batch: P[], runId?: string): Promise<ItemOutcome[]> {
-  const result = await remedy.applyBatch(tx, batch);
+  const result = await remedy.applyBatch(tx, batch, { runId, actor: remedy.audit?.actor });
+  // Written by the batch's own statement.
+  if (remedy.auditsItself) return result;
   const entries = result.filter((r) => r.outcome === 'applied' && r.audit).map((r) => ofRun(r.audit as AuditEntry, runId));
   if (entries.length && host.writeAudit) await host.writeAudit(tx, remedy.audit ?? null, entries);
   return result;
@@ -240,7 +257,7 @@ type BatchResult<P> = { outcomes: ItemOutcome[]; fatal?: { error: unknown; items
  * (returned as `fatal`, with no item left in doubt) or when the audit itself cannot be written.
  */
 async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[], runId?: string): Promise<BatchResult<P>> {
-  const outcomes = await host.batch((t) => remedy.applyBatch(t, batch));
+  const outcomes = await host.batch((t) => remedy.applyBatch(t, batch, { runId, actor: remedy.audit?.actor }));
   let fatal: BatchResult<P>['fatal'];
   for (const o of outcomes) {
     if (o.fatal === undefined) continue;
@@ -269,7 +286,8 @@ async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remed
  */
 async function applyOneBatch<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[], runId?: string): Promise<BatchResult<P>> {
   const audited = Boolean(host.writeAudit && remedy.audit?.audit.table);
-  const unit = remedy.oneStatement && !audited && host.statement ? host.statement.bind(host) : host.batch.bind(host);
+  // One statement with no audit for the engine to write: no BEGIN/COMMIT around it.
+  const unit = remedy.oneStatement && (!audited || remedy.auditsItself) && host.statement ? host.statement.bind(host) : host.batch.bind(host);
   const attempt = (items: P[]): Promise<BatchResult<P>> =>
     host.rolledBack ? unit((tx) => applyAudited(host, remedy, tx, items, runId)).then((outcomes) => ({ outcomes })) : applySettled(host, remedy, items, runId);
   try {
