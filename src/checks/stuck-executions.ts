@@ -128,7 +128,7 @@ export function reapStatements(cfg: ExecutionsConfig, o: ReapStatementOptions = 
   const skipLocked = `WITH locked AS MATERIALIZED (
        SELECT t.${n.key} AS k, ${lockedCols.map((c) => `t.${c}`).join(', ')} FROM ${n.table} t
         WHERE t.${n.key} = ANY($1) AND ${recheck} FOR UPDATE SKIP LOCKED
-     ), ${audit ? `upd AS (${skipUpd})${audit} SELECT id, status FROM upd` : `upd AS (${skipUpd}) SELECT id, status FROM upd`}`;
+     ), ${audit ? `upd AS (${skipUpd})${audit} SELECT id, status FROM upd` : `upd AS (${skipUpd}) SELECT * FROM upd`}`;
   const recheckSql = `SELECT t.${n.key}::text AS id, t.${n.status}::text AS status, (${recheckOf('$2', '$3')}) AS eligible FROM ${n.table} t WHERE t.${n.key} = ANY($1)`;
   return { set, recheck, cas: wrap(cas), skipLocked, recheckSql };
 }
