@@ -470,13 +470,19 @@ const DATABASE_KEYS = ['url', 'applicationName', 'statementTimeout', 'lockTimeou
 const CLASSES = new Set(['owned', 'partial', 'unowned', 'foreign', 'drifted', 'deleting', 'missing', 'ignored']);
 
 /**
- * The environment layer's sections (actor, database, check), checked by hand, without zod: true
+ * The environment layer's sections (actor, database, check) and a file's audit section, checked by hand, without zod: true
  * only when each passes the very rules of its schema above (then zod would pass it too). Any
  * other layer, or a value these rules do not pass, goes to zod (the same sentence as ever).
  * What every database command's start-up validates: zod is no longer loaded for it.
  */
-function plainEnvironmentLayer(merged: Plain, keys: string[], checkThresholds?: Record<string, number>): boolean {
-  if (!keys.every((k) => k === 'actor' || k === 'database' || k === 'check')) return false;
+function plainLayer(merged: Plain, keys: string[], checkThresholds?: Record<string, number>): boolean {
+  if (!keys.every((k) => k === 'actor' || k === 'database' || k === 'check' || k === 'audit')) return false;
+  if (keys.includes('audit')) {
+    const a = merged.audit;
+    const isIdent = (v: unknown) => typeof v === 'string' && v.length >= 1 && Buffer.byteLength(v, 'utf8') <= 63 && !v.includes('\u0000');
+    if (!isPlain(a) || Object.keys(a).some((k) => k !== 'table' && k !== 'schema')) return false;
+    if ((a.table !== null && !isIdent(a.table)) || (a.schema !== null && !isIdent(a.schema))) return false;
+  }
   if (keys.includes('actor') && !isPlainText(merged.actor, 200)) return false;
   if (keys.includes('database')) {
     const d = merged.database;
@@ -510,7 +516,7 @@ function validateLayer(merged: Plain, keys: string[], source: string, checkThres
     validateConfig(merged, source, checkThresholds); // an unknown top-level key: it throws
     return;
   }
-  if (plainEnvironmentLayer(merged, keys, checkThresholds)) return;
+  if (plainLayer(merged, keys, checkThresholds)) return;
   const shape = Object.fromEntries(keys.map((k) => [k, sections[k]()]));
   const parsed = z.object(shape).safeParse(Object.fromEntries(keys.map((k) => [k, merged[k]])), { jitless: true });
   const thresholds = (merged.check as { thresholds?: object } | undefined)?.thresholds;
