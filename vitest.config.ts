@@ -17,6 +17,7 @@ const SERVERLESS = [
   'test/checks/tag-diff.test.ts',
   'test/concurrency.test.ts',
   'test/config.test.ts',
+  'test/config-lazy-zod.test.ts',
   'test/durations.test.ts',
   'test/e2e/container-image.e2e.test.ts',
   'test/e2e/demo.e2e.test.ts',

@@ -1,12 +1,13 @@
 // Where reap's time goes: the same reap (default --older-than 10d of the bench's sized table:
 // 100,000 rows; 10m: all of them) four ways, each on a fresh copy of the seeded database —
 //   1. the one bulk UPDATE (the bench's baseline),
-//   2. the SQL alone: reap's own compare-and-set statement (reapStatements, from dist/) in
-//      8,500-row batches in plan order, sent back to back from one session (no plan read, no report),
+//   2. the SQL alone: reap's own compare-and-set statement (reapStatements, from dist/: the
+//      CAS-first UPDATE on 18, the skip-locked CTE before, as reap picks them) in 8,500-row
+//      batches in plan order, sent back to back from one session (no plan read, no report),
 //   3. the same in key order (what the order of the batches costs the server),
 //   4. opsctl reap --apply --max 0 --yes -o json.
 // (2)/(1) is what batching costs the server; (4)/(2) is what opsctl adds around the SQL.
-// Usage: npm run build && node bench/reap-sql-alone.mjs [--rows 1000000] [--batch 8500] [--older-than 10d]
+// Usage: npm run build && node bench/reap-sql-alone.mjs [--rows 1000000] [--batch 8500] [--older-than 10d] [--major 14|18]
 import { spawnSync } from 'node:child_process';
 import { startPostgres, seedSized, bulkReapSql } from './lib/postgres.mjs';
 
@@ -15,15 +16,17 @@ const rows = Number(arg('rows', 1_000_000));
 const batch = Number(arg('batch', 8500));
 // 10d: a tenth of the sized table; 50d a hundredth; 10m all of it.
 const olderThan = arg('older-than', '10d');
+const major = Number(arg('major', 18));
 const { parseDuration } = await import(new URL('../dist/config/durations.js', import.meta.url).href);
 const threshold = parseDuration(olderThan) / 1000;
-// The statement reap sends per batch on PostgreSQL 18 (CAS-first), from opsctl itself.
+// The statement reap sends per batch (CAS-first on 18, skip-locked before), from opsctl itself.
 const { reapStatements, reapParams } = await import(new URL('../dist/checks/stuck-executions.js', import.meta.url).href);
 const { defaultConfig } = await import(new URL('../dist/config/config.js', import.meta.url).href);
 const cfg = defaultConfig().executions;
-const cas = reapStatements(cfg).cas;
+const statements = reapStatements(cfg);
+const cas = major >= 18 ? statements.cas : statements.skipLocked;
 
-const pgs = await startPostgres();
+const pgs = await startPostgres(major);
 try {
   await seedSized(pgs, 'sized', rows);
   const onCopy = (fn) => pgs.onCopy('sized', fn);

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ROOT, fmtInt, fmtMiB, fmtMs, log } from './lib/util.mjs';
 import { PG_FLAGS, PG_MAJORS, startPostgres } from './lib/postgres.mjs';
-import { benchListing, benchMemory, benchReap, benchScheduleGroups, benchStartup } from './lib/benchmarks.mjs';
+import { benchListing, benchMemory, benchReap, benchReapAudit, benchScheduleGroups, benchStartup } from './lib/benchmarks.mjs';
 
-const ALL = ['startup', 'listing', 'memory', 'reap', 'schedule-groups', 'fleet'];
+const ALL = ['startup', 'listing', 'memory', 'reap', 'reap-audit', 'schedule-groups', 'fleet'];
 const USAGE = `usage: node bench/run.mjs [--only ${ALL.join(',')}] [--majors 14,18] [--runs N] [--warmup N] [--rows N] [--groups N] [--latency MS] [--out FILE]
 
   --only      benchmarks to run, comma-separated (default: all)
@@ -127,6 +127,7 @@ function printDetails(results) {
     if (r.id === 'listing-small' && 'sameIdsInOrder' in n) lines.push('', `listing: psql and opsctl printed the same ids in the same order: ${n.sameIdsInOrder ? 'yes' : 'NO'}`);
     if (r.id === 'listing-medium' && n.explainAnalyze) lines.push('EXPLAIN ANALYZE of the listing query (medium size):', ...n.explainAnalyze.split('\n').map((l) => `  ${l}`));
     if (/^reap-(small|medium|large)$/.test(r.id)) lines.push(`${r.id}: ${fmtInt(n.rows)} rows; rows/s psql ${fmtInt(n.rowsPerSecond.psql)}, opsctl ${fmtInt(n.rowsPerSecond.opsctl)}; batches ${n.batches.join('/')}; batch sizes: ${n.batchSizes[0]}`);
+    if (/^reap-audit-/.test(r.id)) lines.push(`${r.id}: batches ${r.notes.batches.join('/')}; longest batch ${r.notes.longestBatchMs.join('/')} ms`);
     if (r.id === 'reap-longest-batch') lines.push(`reap: longestBatchMs per run: ${n.longestBatchMsPerRun.join(', ')}`);
     if (r.id === 'memory') lines.push('', `memory: opsctl peak RSS by rows listed: ${Object.entries(n.curveKiB).map(([k, v]) => `${fmtInt(Number(k))} → ${fmtMiB(v)}`).join(', ')}`);
     if (r.id === 'schedule-groups' && n.concurrencySweep) {
@@ -151,7 +152,7 @@ async function main() {
   const ctx = { ...opts, workDir, pg: null };
   const results = [];
   const started = performance.now();
-  const needPg = opts.only.some((b) => ['listing', 'reap', 'memory'].includes(b));
+  const needPg = opts.only.some((b) => ['listing', 'reap', 'reap-audit', 'memory'].includes(b));
   const run = async (name, fn) => {
     if (!opts.only.includes(name)) return;
     const t0 = performance.now();
@@ -191,6 +192,7 @@ async function main() {
       await run('listing', (c) => benchListing(c));
       await run('memory', (c) => benchMemory(c));
       await run('reap', (c) => benchReap(c));
+      await run('reap-audit', (c) => benchReapAudit(c));
       await run('fleet', async (c) => (await import('./lib/fleet.mjs')).benchFleet(c));
       await stopPg();
       if (major !== null) for (const r of results.slice(from)) Object.assign(r, { postgresMajor: major, benchmark: `[pg${major}] ${r.benchmark}` });

@@ -3,7 +3,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, ROOT, check, countLines, fmtInt, lastLine, log, rounds, summarize, timeAsync, timeSync } from './util.mjs';
-import { PSQL, bulkReapSql, seedSized } from './postgres.mjs';
+import { PSQL, bulkReapAuditSql, bulkReapSql, seedSized } from './postgres.mjs';
 
 const NODE = process.execPath;
 
@@ -201,6 +201,15 @@ export async function ensureSizedData(ctx) {
 }
 
 /** psql running opsctl's own COPY, with the same two settings, in a READ ONLY transaction. */
+/**
+ * psql's own `\\copy` of the same rows as CSV (the same columns and order, no JSON): printed
+ * beside the listing for information, the cheapest way psql has to write them out.
+ */
+function psqlCsvArgs(url, copySql, seconds) {
+  const inner = copySql.replace(/^COPY \(SELECT row_to_json\(r\) FROM \(/, '').replace(/\) r\)\s+TO STDOUT[\s\S]*$/, '').replace(/\s+/g, ' ');
+  return [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'BEGIN READ ONLY', '-c', "SET LOCAL opsctl.stuck_statuses = '{approved,running}'", '-c', `SET LOCAL opsctl.stuck_threshold_seconds = '${seconds}'`, '-c', `\\copy (${inner}) to stdout csv`, '-c', 'ROLLBACK'];
+}
+
 function psqlCopyArgs(url, copySql, seconds) {
   return [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'BEGIN READ ONLY', '-c', "SET LOCAL opsctl.stuck_statuses = '{approved,running}'", '-c', `SET LOCAL opsctl.stuck_threshold_seconds = '${seconds}'`, '-c', copySql, '-c', 'ROLLBACK'];
 }
@@ -226,6 +235,7 @@ export async function benchListing(ctx) {
     const psqlOut = join(workDir, `listing-${z.key}-psql.ndjson`);
     const opsOut = join(workDir, `listing-${z.key}-opsctl.ndjson`);
     const kib = { psql: [], opsctl: [] };
+    const csvOut = join(workDir, `listing-${z.key}-psql.csv`);
     const n = runsFor(z, runs);
     log(`listing: ${fmtInt(z.rows)} rows (--older-than ${z.olderThan}); ${n} runs each after ${warmup} warm-up`);
     let sameBytes = true;
@@ -241,6 +251,16 @@ export async function benchListing(ctx) {
             const lines = await countLines(psqlOut);
             check(lines === z.rows, `psql printed ${lines} rows, expected ${z.rows}`);
             if (i >= 0) kib.psql.push(r.kib);
+            return { value: r.ms };
+          },
+        },
+        {
+          key: 'csv',
+          run: async () => {
+            const r = await timed(PSQL, psqlCsvArgs(pg.url('sized'), copySql, z.seconds), { env: childEnv(), stdoutFile: csvOut, cwd: workDir, rssFile: join(workDir, 'psql.time') });
+            check(r.status === 0, `psql \\copy exited ${r.status}: ${r.stderr}`);
+            const lines = await countLines(csvOut);
+            check(lines === z.rows, `psql \\copy printed ${lines} rows, expected ${z.rows}`);
             return { value: r.ms };
           },
         },
@@ -270,6 +290,14 @@ export async function benchListing(ctx) {
         opsctl: { label: `opsctl executions stuck --limit 0 -o ndjson --older-than ${z.olderThan}`, samples: samples.opsctl },
         target: 1.3,
         notes: { rows: z.rows, tableRows: ctx.rows, ...(z.key === 'small' ? { sameIdsInOrder: sameBytes } : {}), ...(z.key === 'medium' ? { explainAnalyze: plan } : {}) },
+      }),
+      row({
+        id: `listing-${z.key}-csv`,
+        benchmark: `listing: ${fmtInt(z.rows)} rows, psql \\copy CSV (info)`,
+        unit: 'ms',
+        baseline: { label: "psql -c '<opsctl's COPY … TO STDOUT>' (row_to_json)", samples: samples.psql },
+        opsctl: { label: 'psql \\copy (the same SELECT, columns not JSON) to stdout csv', samples: samples.csv },
+        target: null,
       }),
       row({
         id: `listing-${z.key}-rss`,
@@ -443,6 +471,87 @@ export async function benchReap(ctx) {
     met: lb.max <= 1000,
     notes: { longestBatchMsPerRun: longest },
   });
+  return results;
+}
+
+/**
+ * Reap with an audit table (the reference audit_log): opsctl's batches each insert their audit
+ * rows in their own statement; the baseline is the same work by hand, one UPDATE … RETURNING whose
+ * CTE inserts the audit rows (bulkReapAuditSql). At the medium size (a tenth of --rows: 100k of
+ * 1M by default), and the small one.
+ */
+export async function benchReapAudit(ctx) {
+  const { runs, warmup, pg, workDir } = ctx;
+  check(existsSync('/usr/bin/time'), 'reap-audit: /usr/bin/time (GNU time) is missing: apt-get install time');
+  await ensureSizedData(ctx);
+  const cfgFile = join(workDir, 'audit-config.json');
+  writeFileSync(cfgFile, JSON.stringify({ audit: { table: 'audit_log' } }));
+  const withCopy = (z, fn) =>
+    pg.onCopy('sized', async (db) => {
+      const out = await fn(db);
+      const [{ left, failed, audited }] = await pg.sql(
+        db,
+        `SELECT count(*) FILTER (WHERE status IN ('approved','running') AND updated_at < now() - make_interval(secs => ${z.seconds}))::int AS left,
+                count(*) FILTER (WHERE status = 'failed' AND error LIKE 'reaped after ${z.olderThan} in %')::int AS failed,
+                (SELECT count(*) FROM audit_log WHERE kind = 'execution.reaped' AND metadata ? 'before' AND metadata ? 'after')::int AS audited
+           FROM purchase_executions`,
+      );
+      check(left === 0 && failed === z.rows && audited === z.rows, `after the run ${left} rows are still stuck, ${failed} were reaped, ${audited} audited (expected 0, ${z.rows}, ${z.rows})`);
+      return out;
+    });
+  const results = [];
+  for (const z of sizes(ctx.rows).slice(0, 2)) {
+    const sql = bulkReapAuditSql(z.olderThan, z.seconds);
+    const summaries = [];
+    log(`reap-audit: ${fmtInt(z.rows)} rows (--older-than ${z.olderThan}) with audit.table audit_log; ${runs} runs each after ${warmup} warm-up, a fresh database copy per run`);
+    const { samples } = await rounds({
+      runs,
+      warmup,
+      contenders: [
+        {
+          key: 'psql',
+          run: () =>
+            withCopy(z, async (db) => {
+              const out = join(workDir, 'reap-audit-psql.out');
+              const r = await timed(PSQL, [pg.url(db), '-X', '-Atc', sql], { env: childEnv(), stdoutFile: out, cwd: workDir, rssFile: join(workDir, 'psql.time') });
+              check(r.status === 0, `psql UPDATE … INSERT exited ${r.status}: ${r.stderr}`);
+              const tag = readFileSync(out, 'utf8').trim();
+              check(tag === `INSERT 0 ${z.rows}`, `psql said "${tag}", expected "INSERT 0 ${z.rows}"`);
+              return { value: r.ms };
+            }),
+        },
+        {
+          key: 'opsctl',
+          run: (i) =>
+            withCopy(z, async (db) => {
+              const out = join(workDir, 'reap-audit-opsctl.json');
+              const r = await timed(NODE, [BIN, '--config', cfgFile, 'reap', '--apply', '--max', '0', '--yes', '-o', 'json', '--older-than', z.olderThan], {
+                env: childEnv({ DATABASE_URL: pg.url(db), OPSCTL_STATEMENT_TIMEOUT: '10m' }),
+                stdoutFile: out,
+                cwd: workDir,
+                rssFile: join(workDir, 'opsctl.time'),
+              });
+              check(r.status === 0, `opsctl reap (audit) exited ${r.status}: ${r.stderr}`);
+              const report = JSON.parse(readFileSync(out, 'utf8'));
+              check(report.summary.reaped === z.rows, `opsctl reaped ${report.summary.reaped}, expected ${z.rows}`);
+              if (i >= 0) summaries.push(report.summary);
+              return { value: r.ms };
+            }),
+        },
+      ],
+    });
+    results.push(
+      row({
+        id: `reap-audit-${z.key}`,
+        benchmark: `reap-audit: ${fmtInt(z.rows)} rows, time`,
+        unit: 'ms',
+        baseline: { label: 'psql -c "WITH upd AS (UPDATE … RETURNING …) INSERT INTO audit_log … FROM upd" (one statement)', samples: samples.psql },
+        opsctl: { label: `opsctl --config {audit.table: audit_log} reap --apply --max 0 --yes -o json --older-than ${z.olderThan}`, samples: samples.opsctl },
+        target: 1.5,
+        notes: { rows: z.rows, batches: summaries.map((s) => s.batches), batchSizes: summaries.map((s) => s.batchSizes), longestBatchMs: summaries.map((s) => s.longestBatchMs) },
+      }),
+    );
+  }
   return results;
 }
 

@@ -55,8 +55,9 @@ export async function startPostgres(major = 18) {
 }
 
 async function referenceSchema() {
-  const { PURCHASE_EXECUTIONS_SQL } = await import(new URL('../../dist/reference/schema.js', import.meta.url).href);
-  return PURCHASE_EXECUTIONS_SQL;
+  // With the reference audit_log (empty): the reap-audit benchmark writes its rows there.
+  const { PURCHASE_EXECUTIONS_SQL, AUDIT_LOG_SQL } = await import(new URL('../../dist/reference/schema.js', import.meta.url).href);
+  return PURCHASE_EXECUTIONS_SQL + AUDIT_LOG_SQL;
 }
 
 /** Creates `db` with the reference purchase_executions table, fills it with one INSERT … SELECT. */
@@ -113,6 +114,30 @@ export async function seedSized(pgs, db, rows) {
  */
 export function bulkReapSql(olderThan, seconds) {
   return `UPDATE purchase_executions SET status = 'failed', error = 'reaped after ${olderThan} in ' || status || ' state — executor did not complete', updated_at = now(), transitioned_at = now() WHERE status IN ('approved','running') AND updated_at < now() - make_interval(secs => ${seconds})`;
+}
+
+/**
+ * The reap-audit benchmark's baseline: the same reap written by hand as one statement, an
+ * `UPDATE … RETURNING` whose CTE inserts one reference audit_log row per changed row, with what
+ * opsctl's rows carry (summary, metadata with the from/to status, threshold, age, run id and the
+ * before/after images). The old values come from a self-join (no RETURNING old.* before 18), so
+ * the statement is the same on every major.
+ */
+export function bulkReapAuditSql(olderThan, seconds) {
+  const reason = (s) => `'reaped after ${olderThan} in ' || ${s} || ' state — executor did not complete'`;
+  const image = (a) => `jsonb_build_object('status', ${a}.status, 'error', ${a}.error, 'updated_at', ${a}.updated_at, 'transitioned_at', ${a}.transitioned_at)`;
+  return `WITH upd AS (
+    UPDATE purchase_executions t SET status = 'failed', error = ${reason('o.status')}, updated_at = now(), transitioned_at = now()
+      FROM (SELECT id, status, error, updated_at, transitioned_at FROM purchase_executions
+             WHERE status IN ('approved','running') AND updated_at < now() - make_interval(secs => ${seconds})) o
+     WHERE t.id = o.id
+    RETURNING t.id::text AS id, o.status AS from_status, floor(extract(epoch FROM now() - o.updated_at))::bigint AS age, ${image('o')} AS before, ${image('t')} AS after
+  )
+  INSERT INTO audit_log (actor, kind, resource_type, resource_id, summary, metadata, team_id, created_at)
+  SELECT 'bench', 'execution.reaped', 'purchase_executions', id, ${reason('from_status')},
+         jsonb_build_object('execution_id', id, 'from_status', from_status, 'to_status', 'failed', 'threshold', '${olderThan}', 'age_seconds', age,
+                            'reason', NULL, 'runId', 'bench-run', 'before', before, 'after', after), NULL, now()
+    FROM upd`;
 }
 
 export const PSQL = '/usr/bin/psql';

@@ -1,11 +1,11 @@
 import { textArrayParam, type Database } from '../database/database.js';
 import type { Config, ExecutionsConfig } from '../config/config.js';
 import type { Remedy } from '../engine/remediation.js';
-import { casThenClassify, endCas, lockThenClassify, type CasFirst } from '../engine/guarded-batch.js';
+import { imageRef, type RemedyImage } from '../engine/images.js';
+import { casThenClassify, endCas, skipLockedCasThenClassify, type CasFirst, type SkipLockedCas } from '../engine/guarded-batch.js';
 import { formatDuration } from '../config/durations.js';
 import { qualifiedName, quoteIdent } from '../database/identifiers.js';
 import { usageError } from '../errors.js';
-import { imageSql, type Image, type RemedyImage } from '../engine/images.js';
 
 /**
  * The statuses a listing or reap acts on: `requested` (the --status flag) or the configured
@@ -63,33 +63,124 @@ export function reapImage(cfg: ExecutionsConfig): RemedyImage {
   return { table: cfg.table, schema: cfg.schema, key: cfg.key, columns: [cfg.status, cfg.error, cfg.updatedAt, ...(cfg.transitionedAt ? [cfg.transitionedAt] : [])] };
 }
 
+/** A SQL string literal. */
+const literal = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+/**
+ * The columns a reap changes, as `jsonb_build_object('<configured name>', <alias>.<column>, …)`:
+ * the before and after images of an audit entry (to_jsonb of each value).
+ */
+function imageSql(cfg: ExecutionsConfig, alias: string): string {
+  const cols = [cfg.status, cfg.error, cfg.updatedAt, ...(cfg.transitionedAt ? [cfg.transitionedAt] : [])];
+  return `jsonb_build_object(${cols.map((c) => `${literal(c)}, ${alias}.${quoteIdent(c)}`).join(', ')})`;
+}
+
+export interface ReapStatementOptions {
+  /** Return each changed row's before and after images (jsonb) beside its id and old status. */
+  images?: boolean;
+  /**
+   * The audit table (qualified): the statement inserts each changed row's audit entry itself
+   * (a CTE), exactly as writeAudit writes it. Params $6–$10: see reapAuditParams.
+   */
+  auditTable?: string | null;
+  /**
+   * The audit table's resource_id and metadata types (format_type, no typmod), read from the
+   * catalog: the values go in with an explicit cast to each (the type's input function, as
+   * jsonb_populate_record converts them, and each column's own length check on assignment).
+   * Absent: through jsonb_populate_record, ~12 µs a row more on the server.
+   */
+  auditTypes?: { resourceId: string; metadata: string } | null;
+}
+
 /**
  * A reap batch's SQL: the SET and the compare-and-set recheck (only rows still in a stuck status
- * and still older than the threshold, re-evaluated on the newest row version), and the CAS-first
- * statement built from them (PostgreSQL 18: the status it replaced is RETURNING's old.*). Rows
- * are found by key (= ANY of the keys, an index scan): joined to a CTE instead, the planner
- * hashes it against a scan of the whole table, once per batch (50 ms at 100k rows). Exported for
- * bench/reap-sql-alone.mjs, which times this very statement without opsctl around it.
+ * and still older than the threshold, re-evaluated on the newest row version), and the two
+ * one-statement forms built from them:
+ *   - `skipLocked` (every supported major): the rows whose recheck holds are locked FOR UPDATE
+ *     SKIP LOCKED (the lock step re-evaluates the recheck on the newest row version) and changed
+ *     by the same statement; a row a live worker holds is skipped, never waited on. The status it
+ *     replaced is the locked row's.
+ *   - `cas` (PostgreSQL 18: RETURNING old.*): the compare-and-set alone, which waits (bounded, see
+ *     casThenClassify) on a held row.
+ * Rows are found by key (= ANY of the keys, an index scan): joined to a CTE instead, the planner
+ * hashes it against a scan of the whole table, once per batch (50 ms at 100k rows). With an audit
+ * table the statement also inserts the audit rows (a CTE reading the changed rows), so a batch is
+ * one statement either way. `recheckSql` ($1 keys, $2 statuses, $3 seconds) tells, for the rows a
+ * batch did not change, which still match. Exported for bench/reap-sql-alone.mjs, which times
+ * these very statements without opsctl around them.
  * $1 keys, $2 the failed status, $3 the reason template ({status} filled in by the server),
  * $4 the stuck statuses, $5 the threshold in seconds: see reapParams.
  */
-export function reapStatements(cfg: ExecutionsConfig): { set: string; recheck: string; cas: string } {
+export function reapStatements(cfg: ExecutionsConfig, o: ReapStatementOptions = {}): { set: string; recheck: string; cas: string; skipLocked: string; recheckSql: string } {
   const n = names(cfg);
   const set = `${n.status} = $2, ${n.error} = replace($3::text, '{status}', t.${n.status}::text),
                       ${n.updatedAt} = now()${n.transitionedAt ? `, ${n.transitionedAt} = now()` : ''}`;
-  const recheck = `t.${n.status} = ANY($4::text[]) AND t.${n.updatedAt} < now() - make_interval(secs => $5::float8)`;
-  // The images of what it replaced (old.*) and of what the row holds after it (RETURNING: after BEFORE triggers).
-  const cols = reapImage(cfg).columns;
-  return {
-    set,
-    recheck,
-    cas: `UPDATE ${n.table} t SET ${set} WHERE t.${n.key} = ANY($1) AND ${recheck} RETURNING t.${n.key}::text AS id, old.${n.status}::text AS status, ${imageSql('old', cols)} AS before, ${imageSql('t', cols)} AS after`,
-  };
+  const recheckOf = (statuses: string, secs: string) => `t.${n.status} = ANY(${statuses}::text[]) AND t.${n.updatedAt} < now() - make_interval(secs => ${secs}::float8)`;
+  const recheck = recheckOf('$4', '$5');
+  const images = Boolean(o.images || o.auditTable);
+  // The audit rows: the fields writeAudit sends, through the same jsonb_populate_record(set)
+  // (each cast to the table's own column types), with the same metadata keys.
+  const direct = o.auditTypes;
+  const metadataSql = `$10::jsonb || jsonb_build_object('execution_id', upd.id, 'from_status', upd.status, 'age_seconds', p.age, 'before', upd.before, 'after', upd.after,
+                                                 'image', ($10::jsonb -> 'image') || jsonb_build_object('id', upd.id))`;
+  const audit = o.auditTable && direct
+    ? `, audit AS (
+       INSERT INTO ${o.auditTable} (actor, kind, resource_type, resource_id, summary, metadata, team_id, created_at)
+       SELECT $8::jsonb ->> 'actor', $8::jsonb ->> 'kind', $8::jsonb ->> 'resource_type', upd.id::${direct.resourceId}, $9::jsonb ->> upd.status,
+              (${metadataSql})::${direct.metadata}, NULL, now()
+         FROM upd JOIN unnest($6::text[], $7::bigint[]) AS p(id, age) ON p.id = upd.id
+     )`
+    : o.auditTable
+    ? `, audit AS (
+       INSERT INTO ${o.auditTable} (actor, kind, resource_type, resource_id, summary, metadata, team_id, created_at)
+       SELECT e.actor, e.kind, e.resource_type, e.resource_id, e.summary, e.metadata, e.team_id, now()
+         FROM upd JOIN unnest($6::text[], $7::bigint[]) AS p(id, age) ON p.id = upd.id,
+              jsonb_populate_record(NULL::${o.auditTable}, $8::jsonb || jsonb_build_object(
+                'resource_id', upd.id, 'summary', $9::jsonb -> upd.status,
+                'metadata', ${metadataSql})) AS e
+     )`
+    : '';
+  const wrap = (upd: string) => (audit ? `WITH upd AS (${upd})${audit} SELECT id, status FROM upd` : upd);
+  const cas = `UPDATE ${n.table} t SET ${set} WHERE t.${n.key} = ANY($1) AND ${recheck}
+    RETURNING t.${n.key}::text AS id, old.${n.status}::text AS status${images ? `, ${imageSql(cfg, 'old')} AS before, ${imageSql(cfg, 'new')} AS after` : ''}`;
+  const lockedCols = [n.status, n.error, n.updatedAt, ...(n.transitionedAt ? [n.transitionedAt] : [])];
+  const skipUpd = `UPDATE ${n.table} t SET ${set}
+      FROM locked l
+     WHERE t.${n.key} = ANY(ARRAY(SELECT l2.k FROM locked l2)) AND t.${n.key} = l.k
+    RETURNING t.${n.key}::text AS id, l.${n.status}::text AS status${images ? `, ${imageSql(cfg, 'l')} AS before, ${imageSql(cfg, 't')} AS after` : ''}`;
+  // The rows by key (the primary key's index), the recheck a filter on them: written as is, the
+  // planner scanned the whole stuck range by the updated_at index for every batch (10,600 heap
+  // pages and 91,500 rows filtered out for an 8,500-row batch at 100k of 1M rows).
+  // `+ interval '0'` changes no value and keeps that index out.
+  const lockRecheck = `t.${n.status} = ANY($4::text[]) AND t.${n.updatedAt} + interval '0' < now() - make_interval(secs => $5::float8)`;
+  const skipLocked = `WITH locked AS MATERIALIZED (
+       SELECT t.${n.key} AS k, ${lockedCols.map((c) => `t.${c}`).join(', ')} FROM ${n.table} t
+        WHERE t.${n.key} = ANY($1) AND ${lockRecheck} FOR UPDATE SKIP LOCKED
+     ), ${audit ? `upd AS (${skipUpd})${audit} SELECT id, status FROM upd` : `upd AS (${skipUpd}) SELECT * FROM upd`}`;
+  const recheckSql = `SELECT t.${n.key}::text AS id, t.${n.status}::text AS status, (${recheckOf('$2', '$3')}) AS eligible FROM ${n.table} t WHERE t.${n.key} = ANY($1)`;
+  return { set, recheck, cas: wrap(cas), skipLocked, recheckSql };
 }
 
 /** The values of reapStatements' $1–$5 for a batch of keys. */
 export function reapParams(cfg: ExecutionsConfig, ids: string[], reasonTemplate: string, q: Pick<StuckQuery, 'statuses' | 'thresholdMs'>): unknown[] {
   return [textArrayParam(ids), cfg.failedStatus, reasonTemplate, q.statuses, q.thresholdMs / 1000];
+}
+
+/** The audit entry's constant parts, as reapStatements' $8–$10 take them (JSON text). */
+export interface ReapAuditConstants {
+  /** $8: the row's fields that are the same for every entry (actor, kind, resource_type, team_id). */
+  row: string;
+  /** $9: the summary by the status the row had. */
+  summaries: string;
+  /** $10: metadata keys the same for every entry (to_status, threshold, reason, runId). */
+  metadata: string;
+}
+
+/** The values of reapStatements' $6–$10 for a batch (with an audit table). */
+export function reapAuditParams(batch: Array<{ id: string; ageSeconds: number }>, ids: string[], k: ReapAuditConstants): unknown[] {
+  const ages = new Array<number>(batch.length);
+  for (let i = 0; i < batch.length; i++) ages[i] = (batch[i] as { ageSeconds: number }).ageSeconds;
+  return [textArrayParam(ids), `{${ages.join(',')}}`, k.row, k.summaries, k.metadata];
 }
 
 /** Fails with a sentence naming the config key when the table or a column is missing, or a time column is not a timestamp. */
@@ -270,11 +361,26 @@ export interface ReapOptions extends StuckQuery {
   audit: Config['audit'];
   /** How long a batch's compare-and-set may wait on a held row before it is re-run skipping it (default CAS_LOCK_TIMEOUT_MS). */
   casLockTimeoutMs?: number;
+  /**
+   * With an audit table: false has the engine write the audit entries (writeAudit, in a
+   * transaction around the batch) instead of the batch's own statement. The rows are the same
+   * either way (a test compares them); default true.
+   */
+  auditInStatement?: boolean;
+}
+
+/** What a reap batch's statement returns for a row it changed. */
+interface ReapChange {
+  id: string;
+  /** The status it replaced. */
+  status: string;
+  /** The changed columns before and after (with an audit table). */
+  before?: Record<string, unknown>;
+  after?: Record<string, unknown>;
 }
 
 /** Reap: move stuck rows to the failed status with a compare-and-set that re-checks status and age. */
 export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<PlannedReap> {
-  const n = names(cfg);
   const threshold = formatDuration(opts.thresholdMs);
   const reasonFor = (status: string) => reapReason(cfg.reasonTemplate, { threshold, status, reason: opts.reason, actor: opts.actor });
   // A plan line's reason depends on its status alone: its text and its JSON, once per status.
@@ -289,23 +395,60 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
   };
   // The batch's SQL and its reason template ({status} filled in by the server): the same for every batch.
   const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
-  const { set, recheck, cas: casSql } = reapStatements(cfg);
-  const imageCols = reapImage(cfg).columns;
+  const auditTable = opts.audit.table ? qualifiedName(opts.audit.table, opts.audit.schema) : null;
+  const auditsItself = Boolean(auditTable && opts.auditInStatement !== false);
+  // Built on the first batch, with what the server says (its version; the audit table's types).
+  let statements: Promise<{ major: number; sql: ReturnType<typeof reapStatements> }> | undefined;
+  const prepare = (tx: Database) =>
+    (statements ??= tx
+      .queryRaw<{ v: number; rid: string | null; md: string | null }>(
+        `SELECT current_setting('server_version_num')::int AS v,
+                (SELECT format_type(a.atttypid, NULL) FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = 'resource_id' AND a.attnum > 0 AND NOT a.attisdropped) AS rid,
+                (SELECT format_type(a.atttypid, NULL) FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = 'metadata' AND a.attnum > 0 AND NOT a.attisdropped) AS md`,
+        [auditsItself ? auditTable : null],
+      )
+      .then(([r]) => ({
+        major: r?.v ?? 0,
+        sql: reapStatements(cfg, {
+          // Always: the entry goes to the audit table or, without one, the journal (runs, revert).
+          images: true,
+          auditTable: auditsItself ? auditTable : null,
+          // Types known (the table exists): cast to them; otherwise jsonb_populate_record says what is wrong, as writeAudit's would.
+          auditTypes: r?.rid && r?.md ? { resourceId: r.rid, metadata: r.md } : null,
+        }),
+      })));
   const params = (ids: string[]) => reapParams(cfg, ids, template, opts);
-  // Asked once, on the first batch: which way a batch is applied depends on it.
-  let serverVersion: Promise<number> | undefined;
+  // The audit entry's parts that are the same for every row (as writeAudit's entry has them), by run.
+  const auditConstants = new Map<string, ReapAuditConstants>();
+  const constantsFor = (runId: string | undefined, actor: string): ReapAuditConstants => {
+    const key = `${runId ?? ''}\n${actor}`;
+    let k = auditConstants.get(key);
+    if (!k) {
+      const summaries: Record<string, string> = {};
+      for (const st of opts.statuses) summaries[st] = reasonFor(st);
+      k = {
+        row: JSON.stringify({ actor, kind: 'execution.reaped', resource_type: cfg.table, team_id: null }),
+        summaries: JSON.stringify(summaries),
+        // `image` as the engine records it (remediation.ts `recorded`); the statement adds the row's id to it.
+        metadata: JSON.stringify({ to_status: cfg.failedStatus, threshold, reason: opts.reason ?? null, ...(runId ? { runId } : {}), image: imageRef(reapImage(cfg)) }),
+      };
+      auditConstants.set(key, k);
+    }
+    return k;
+  };
   return {
     action: 'reap',
     table: cfg.table,
     schema: cfg.schema,
     labels: { applied: 'reaped', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
+    // The compare-and-set is one statement (whichever way, see applyBatch; the others only read
+    // or set the session's lock_timeout), and with an audit table it inserts the audit rows too.
+    oneStatement: true,
+    auditsItself,
     image: reapImage(cfg),
     // Its before/after come from its own statement (the locked rows, or RETURNING's old.*, and RETURNING).
     suppliesImages: true,
-    // The compare-and-set is one statement (whichever way, see applyBatch; the others only read
-    // or set the session's lock_timeout).
-    oneStatement: true,
     finish: endCas,
     async plan(db, limit) {
       const rows = await findStuck(db, cfg, { ...opts, limit });
@@ -323,61 +466,58 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
       // What parse added: the reason.
       added: (r) => reasonOf(r.status).json,
     },
-    async applyBatch(tx, batch) {
-      type Change = { status: string; before: Image; after: Image };
-      const guard: CasFirst<PlannedReap, string, Change> = {
-        // One statement per batch: lock what can be locked without waiting, then the
-        // compare-and-set on the locked rows.
-        async lockAndApply(t, ids) {
-          // The locked row is the one the UPDATE replaces (locked: nobody else writes it first):
-          // its image is the before-image; RETURNING's is the after-image.
-          const rows = await t.queryRaw<{ id: string; status: string; updated: boolean; before: Image; after: Image }>(
-            `WITH locked AS (
-               SELECT l.${n.key} AS k, l.${n.status}::text AS status, ${imageSql('l', imageCols)} AS before FROM ${n.table} l WHERE l.${n.key} = ANY($1) FOR UPDATE SKIP LOCKED
-             ), upd AS (
-               UPDATE ${n.table} t SET ${set}
-                WHERE t.${n.key} = ANY(ARRAY(SELECT k FROM locked)) AND ${recheck}
-            RETURNING t.${n.key} AS k, ${imageSql('t', imageCols)} AS after
-             )
-             SELECT locked.k::text AS id, locked.status, upd.k IS NOT NULL AS updated, locked.before, upd.after FROM locked LEFT JOIN upd ON upd.k = locked.k`,
-            params(ids),
-          );
-          return { locked: new Map(rows.map((r) => [r.id, r.status])), changed: new Map(rows.filter((r) => r.updated).map((r) => [r.id, { status: r.status, before: r.before, after: r.after }])) };
-        },
-        // The compare-and-set alone (CAS-first, see casThenClassify): the status it replaced
-        // is RETURNING's old.* (PostgreSQL 18).
-        async cas(t, ids) {
-          const rows = await t.queryRaw<{ id: string; status: string; before: Image; after: Image }>(casSql, params(ids));
-          return new Map(rows.map((r) => [r.id, { status: r.status, before: r.before, after: r.after }]));
-        },
-        async current(t, ids) {
-          const rows = await t.queryRaw<{ id: string; status: string }>(`SELECT ${n.key}::text AS id, ${n.status}::text AS status FROM ${n.table} WHERE ${n.key} = ANY($1)`, [ids]);
-          return new Map(rows.map((r) => [r.id, r.status]));
-        },
-        lockTimeoutMs: opts.casLockTimeoutMs,
-        existsSql: `SELECT ${n.key}::text AS id FROM ${n.table} WHERE ${n.key} = ANY($1)`,
-        // Every applied row is recorded (the audit table, else the local journal), with its images.
-        applied: (b, c) => ({
-          audit: {
+    async applyBatch(tx, batch, context) {
+      const { major, sql } = await prepare(tx);
+      const { cas: casSql, skipLocked: skipLockedSql, recheckSql } = sql;
+      const withAudit = auditsItself ? (ids: string[], b: PlannedReap[]) => [...params(ids), ...reapAuditParams(b, ids, constantsFor(context?.runId, context?.actor ?? opts.actor))] : params;
+      const changes = (rows: ReapChange[]) => new Map(rows.map((r) => [r.id, r]));
+      const words = {
+        // Every applied row is recorded (the audit table, else the journal) with its images;
+        // written by the statement itself: no entry built here.
+        applied: (b: PlannedReap, c: ReapChange) => ({
+          audit: !auditsItself ? {
             kind: 'execution.reaped',
             resourceType: cfg.table,
             resourceId: b.id,
             summary: reasonFor(c.status),
             metadata: { execution_id: b.id, from_status: c.status, to_status: cfg.failedStatus, threshold, age_seconds: b.ageSeconds, reason: opts.reason ?? null },
-            before: c.before,
-            after: c.after,
-          },
+            before: c.before ?? null,
+            after: c.after ?? null,
+          } : undefined,
         }),
-        lost: (_b, status) => `changed since the plan (now ${status}): the worker wins`,
+        lost: (_b: PlannedReap, status: string) => `changed since the plan (now ${status}): the worker wins`,
         skipped: 'locked by another transaction; left alone',
         gone: 'row no longer exists',
       };
-      // CAS-first needs the batch to be its own statement (no audit table: the engine runs it
-      // without BEGIN/COMMIT, see Remedy.oneStatement) and RETURNING old.* (server 18 or later).
-      if (!opts.audit.table && (await (serverVersion ??= tx.queryRaw<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`).then((r) => r[0]?.v ?? 0))) >= 180000) {
+      const skipLocked: SkipLockedCas<PlannedReap, string, ReapChange> = {
+        ...words,
+        // One statement: lock what can be locked without waiting among the rows that still match,
+        // and compare-and-set them (with an audit table, their audit rows inserted by it too).
+        casSkipLocked: async (t, ids, b) => changes(await t.queryRaw<ReapChange & Record<string, unknown>>(skipLockedSql, withAudit(ids, b))),
+        async recheck(t, ids) {
+          const rows = await t.queryRaw<{ id: string; status: string; eligible: boolean }>(recheckSql, [textArrayParam(ids), opts.statuses, opts.thresholdMs / 1000]);
+          return new Map(rows.map((r) => [r.id, { row: r.status, eligible: r.eligible }]));
+        },
+      };
+      // CAS-first needs RETURNING old.* (server 18 or later) and the batch to be its own
+      // statement (no BEGIN/COMMIT: see Remedy.oneStatement, auditsItself).
+      const casFirst = !auditTable || auditsItself;
+      if (casFirst && major >= 180000) {
+        const guard: CasFirst<PlannedReap, string, ReapChange> = {
+          ...words,
+          // The compare-and-set alone (CAS-first, see casThenClassify): the status it replaced
+          // is RETURNING's old.* (PostgreSQL 18).
+          cas: async (t, ids, b) => changes(await t.queryRaw<ReapChange & Record<string, unknown>>(casSql, withAudit(ids, b))),
+          async current(t, ids) {
+            const rows = await t.queryRaw<{ id: string; status: string }>(recheckSql, [textArrayParam(ids), opts.statuses, opts.thresholdMs / 1000]);
+            return new Map(rows.map((r) => [r.id, r.status]));
+          },
+          lockTimeoutMs: opts.casLockTimeoutMs,
+          fallback: (t, b) => skipLockedCasThenClassify(t, b, skipLocked),
+        };
         return casThenClassify(tx, batch, guard);
       }
-      return lockThenClassify(tx, batch, guard);
+      return skipLockedCasThenClassify(tx, batch, skipLocked);
     },
   };
 }

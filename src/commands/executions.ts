@@ -78,7 +78,7 @@ export async function runStuck(ctx: CommandContext, o: StuckOptions): Promise<nu
   // time opsctl otherwise spends idle: the COPY reader and the output stream are ready before
   // the first row instead of being built after it.
   setImmediate(() => {
-    import('pg-copy-streams').catch(() => {});
+    import('../database/require-package.js').then((m) => m.requirePackage('pg-copy-streams')).catch(() => {});
     void ctx.io.stdout;
   });
   return ctx.withDatabase(async (db) => {
@@ -153,7 +153,7 @@ export async function runReap(ctx: CommandContext, o: ReapOptions): Promise<numb
     const planSession = pipelined ? ctx.openDatabase().catch(() => undefined) : Promise.resolve(undefined);
     let extra: Database[] = [];
     try {
-      await import('pg-copy-streams'); // the plan's COPY needs it: loaded before the flag changes
+      (await import('../database/require-package.js')).requirePackage('pg-copy-streams'); // the plan's COPY needs it: loaded before the flag changes
       (await import('node:v8')).setFlagsFromString('--optimize-for-size');
       await db.readOnly((ro) => assertExecutionsSchema(ro, cfg));
       // Further sessions for --connections, opened before anything is planned or locked. If one

@@ -1,7 +1,8 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { userInfo } from 'node:os';
-import { z } from 'zod';
+import { loadZod, z } from './zod.js';
+import type { z as Z } from 'zod';
 import { parseDuration } from './durations.js';
 import { MAX_COUNT, usageError } from '../errors.js';
 import { maskConnectionString } from '../output/masking.js';
@@ -258,7 +259,7 @@ export const configSchema = lazy(() =>
   z.object(Object.fromEntries(Object.entries(sections).map(([k, schema]) => [k, schema()])) as Shape).strict(),
 );
 
-export type Config = z.infer<ReturnType<typeof configSchema>>;
+export type Config = Z.infer<ReturnType<typeof configSchema>>;
 export type ExecutionsConfig = Config['executions'];
 export type PropagationsConfig = Config['propagations'];
 export type ScheduleGroupsConfig = Config['scheduleGroups'];
@@ -429,6 +430,7 @@ function formatPath(path: PropertyKey[]): string {
 }
 
 export function validateConfig(raw: unknown, source: string, checkThresholds?: Record<string, number>): Config {
+  loadZod();
   // jitless: zod otherwise compiles a fast path (new Function) per object schema on first use,
   // ~25 ms that a config parsed once per process never earns back.
   const parsed = configSchema().safeParse(raw, { jitless: true });
@@ -453,6 +455,55 @@ export function validateConfig(raw: unknown, source: string, checkThresholds?: R
   throw usageError(`${source}: ${key || '(top level)'}: ${what}${more}.`);
 }
 
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const isPlainText = (v: unknown, max: number) => typeof v === 'string' && v.length >= 1 && v.length <= max && !CONTROL.test(v);
+const isDuration = (v: unknown) => {
+  if (typeof v !== 'string') return false;
+  try {
+    parseDuration(v, 'value');
+    return true;
+  } catch {
+    return false;
+  }
+};
+const DATABASE_KEYS = ['url', 'applicationName', 'statementTimeout', 'lockTimeout', 'connectTimeout'];
+const CLASSES = new Set(['owned', 'partial', 'unowned', 'foreign', 'drifted', 'deleting', 'missing', 'ignored']);
+
+/**
+ * The environment layer's sections (actor, database, check) and a file's audit section, checked by hand, without zod: true
+ * only when each passes the very rules of its schema above (then zod would pass it too). Any
+ * other layer, or a value these rules do not pass, goes to zod (the same sentence as ever).
+ * What every database command's start-up validates: zod is no longer loaded for it.
+ */
+function plainLayer(merged: Plain, keys: string[], checkThresholds?: Record<string, number>): boolean {
+  if (!keys.every((k) => k === 'actor' || k === 'database' || k === 'check' || k === 'audit')) return false;
+  if (keys.includes('audit')) {
+    const a = merged.audit;
+    const isIdent = (v: unknown) => typeof v === 'string' && v.length >= 1 && Buffer.byteLength(v, 'utf8') <= 63 && !v.includes('\u0000');
+    if (!isPlain(a) || Object.keys(a).some((k) => k !== 'table' && k !== 'schema')) return false;
+    if ((a.table !== null && !isIdent(a.table)) || (a.schema !== null && !isIdent(a.schema))) return false;
+  }
+  if (keys.includes('actor') && !isPlainText(merged.actor, 200)) return false;
+  if (keys.includes('database')) {
+    const d = merged.database;
+    if (!isPlain(d) || Object.keys(d).some((k) => !DATABASE_KEYS.includes(k)) || DATABASE_KEYS.some((k) => !(k in d))) return false;
+    if (d.url !== null && typeof d.url !== 'string') return false;
+    if (!isPlainText(d.applicationName, 63) || !isDuration(d.statementTimeout) || !isDuration(d.lockTimeout) || !isDuration(d.connectTimeout)) return false;
+  }
+  if (keys.includes('check')) {
+    const c = merged.check;
+    if (!isPlain(c) || Object.keys(c).some((k) => k !== 'thresholds' && k !== 'scheduleGroupClasses')) return false;
+    const { thresholds, scheduleGroupClasses } = c;
+    if (!isPlain(thresholds) || !Array.isArray(scheduleGroupClasses)) return false;
+    for (const [k, v] of Object.entries(thresholds)) {
+      if (!Number.isSafeInteger(v) || (v as number) <= 0) return false;
+      if (checkThresholds && !(k in checkThresholds)) return false;
+    }
+    if (!scheduleGroupClasses.every((s) => typeof s === 'string' && CLASSES.has(s))) return false;
+  }
+  return true;
+}
+
 /**
  * Checks the config after one layer (file, environment, command line) was merged in, as if the
  * whole of it were validated: a section the layer did not set is the built-in default (valid:
@@ -465,6 +516,7 @@ function validateLayer(merged: Plain, keys: string[], source: string, checkThres
     validateConfig(merged, source, checkThresholds); // an unknown top-level key: it throws
     return;
   }
+  if (plainLayer(merged, keys, checkThresholds)) return;
   const shape = Object.fromEntries(keys.map((k) => [k, sections[k]()]));
   const parsed = z.object(shape).safeParse(Object.fromEntries(keys.map((k) => [k, merged[k]])), { jitless: true });
   const thresholds = (merged.check as { thresholds?: object } | undefined)?.thresholds;

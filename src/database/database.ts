@@ -1,4 +1,5 @@
 import type { Client, ClientConfig, QueryResultRow } from 'pg';
+import { requirePackage } from './require-package.js';
 import type { Config } from '../config/config.js';
 import { parseDuration } from '../config/durations.js';
 import { dependencyError, usageError, ExitCode, OpsctlError } from '../errors.js';
@@ -145,7 +146,7 @@ export function loadPg(): Promise<typeof import('pg').default> {
     const stub = g.navigator === undefined && !Object.prototype.hasOwnProperty.call(globalThis, 'navigator');
     if (stub) Object.defineProperty(globalThis, 'navigator', { value: { userAgent: 'Node.js' }, configurable: true, writable: true });
     try {
-      return (await import('pg')).default;
+      return requirePackage<typeof import('pg').default>('pg');
     } finally {
       if (stub) delete g.navigator;
     }
@@ -296,7 +297,7 @@ export class Database {
    */
   async *copyOut(sql: string, done?: { rows: number }): AsyncGenerator<Buffer> {
     // Loaded here, like pg: only listings that stream need it.
-    const { to } = (await import('pg-copy-streams')).default;
+    const { to } = requirePackage<typeof import('pg-copy-streams')>('pg-copy-streams');
     const stream = this.client.query(to(sql));
     try {
       // destroyOnReturn false: an early stop drains below instead of destroying mid-COPY.

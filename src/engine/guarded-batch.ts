@@ -56,16 +56,52 @@ export async function lockThenClassify<P extends PlannedItem, R, C>(tx: Database
  */
 export const CAS_LOCK_TIMEOUT_MS = 100;
 
-export interface CasFirst<P extends PlannedItem, R, C> extends GuardedBatch<P, R, C> {
+/**
+ * Skip-locked compare-and-set, one statement on every supported major (14–18): the rows of the
+ * batch whose recheck holds on their newest row version are locked FOR UPDATE SKIP LOCKED and
+ * changed by the same statement (a CTE), which returns what it changed with the values it
+ * replaced. A row a live worker holds is skipped, never waited on. Only when some planned rows
+ * were not changed is a second, read-only statement sent to say why:
+ *   still there and still matching the recheck → skipped (another transaction held it);
+ *   still there, no longer matching → lost (it changed since the plan; the worker wins);
+ *   gone → lost.
+ * The same classification lockThenClassify makes, with the recheck inside the lock step: a row
+ * that no longer matches is never locked (no heap write for it), and no separate lock statement.
+ */
+export interface SkipLockedCas<P extends PlannedItem, R, C> extends Pick<GuardedBatch<P, R, C>, 'applied' | 'lost' | 'skipped' | 'gone'> {
+  /** The one statement: id → change of the rows it locked and changed. */
+  casSkipLocked(tx: Database, ids: string[], batch: P[]): Promise<Map<string, C>>;
+  /** The rows of `ids` that exist now (id → the row, and whether the recheck still holds on it). */
+  recheck(tx: Database, ids: string[]): Promise<Map<string, { row: R; eligible: boolean }>>;
+}
+
+export async function skipLockedCasThenClassify<P extends PlannedItem, R, C>(tx: Database, batch: P[], g: SkipLockedCas<P, R, C>): Promise<ItemOutcome[]> {
+  const ids = batch.map((b) => b.id);
+  const changed = await g.casSkipLocked(tx, ids, batch);
+  const rest = changed.size === ids.length ? [] : ids.filter((id) => !changed.has(id));
+  const now = rest.length ? await g.recheck(tx, rest) : null;
+  return batch.map((b): ItemOutcome => {
+    const c = changed.get(b.id);
+    if (c !== undefined) return { id: b.id, outcome: 'applied', ...g.applied(b, c, undefined) };
+    const row = now?.get(b.id);
+    if (row === undefined) return { id: b.id, outcome: 'lost', detail: g.gone };
+    if (row.eligible) return { id: b.id, outcome: 'skipped', detail: g.skipped };
+    return { id: b.id, outcome: 'lost', detail: g.lost(b, row.row) };
+  });
+}
+
+export interface CasFirst<P extends PlannedItem, R, C> extends Pick<GuardedBatch<P, R, C>, 'applied' | 'lost' | 'gone'> {
   /**
    * One statement, no lock step: the compare-and-set on `ids` (its WHERE re-evaluated by the
    * server against any row version committed meanwhile), id → change of the rows it changed.
    */
-  cas(tx: Database, ids: string[]): Promise<Map<string, C>>;
+  cas(tx: Database, ids: string[], batch: P[]): Promise<Map<string, C>>;
   /** The rows of `ids` that exist, as they are now (id → row): why the others were left alone. */
   current(tx: Database, ids: string[]): Promise<Map<string, R>>;
   /** The wait allowed on a held row (default CAS_LOCK_TIMEOUT_MS). */
   lockTimeoutMs?: number;
+  /** The batch again, skipping held rows, after the wait ran out (lockThenClassify or skipLockedCasThenClassify). */
+  fallback(tx: Database, batch: P[]): Promise<ItemOutcome[]>;
 }
 
 /**
@@ -82,7 +118,7 @@ const lowered = new WeakSet<Database>();
  * → lost (it changed since the plan); gone → lost.
  * Cheaper than locking first (the FOR UPDATE lock is a heap write of its own plus a second
  * key lookup). On lock_not_available the statement changed nothing (it is one statement), and
- * the batch is re-run by lockThenClassify under the session's own lock_timeout: a row a live
+ * the batch is re-run by g.fallback under the session's own lock_timeout: a row a live
  * worker still holds is skipped, as it always was. Only outside a transaction block: the
  * timeout would otherwise abort the whole transaction.
  * The lowered lock_timeout stays on the session for the next batch (see `lowered`): call endCas
@@ -101,14 +137,14 @@ export async function casThenClassify<P extends PlannedItem, R, C>(tx: Database,
   }
   let changed: Map<string, C> | null = null;
   try {
-    changed = await g.cas(tx, ids);
+    changed = await g.cas(tx, ids, batch);
   } catch (e) {
     // Any other error: the session stays lowered for what follows (the rows one by one, or the end).
     if ((e as { code?: string })?.code !== '55P03') throw e;
   }
   if (!changed) {
     await endCas(tx);
-    return lockThenClassify(tx, batch, g);
+    return g.fallback(tx, batch);
   }
   const done = changed;
   const rest = ids.filter((id) => !done.has(id));

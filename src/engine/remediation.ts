@@ -110,7 +110,14 @@ export interface Remedy<P extends PlannedItem, C = Database> {
    * Applies one batch (inside one short transaction for databases); an outcome for every item,
    * an applied one with its audit entry. It never writes the audit itself: the engine does.
    */
-  applyBatch(target: C, batch: P[]): Promise<ItemOutcome[]>;
+  applyBatch(target: C, batch: P[], context?: BatchContext): Promise<ItemOutcome[]>;
+  /**
+   * applyBatch writes the audit rows of its applied items itself, in its own statement (the
+   * engine then writes none, and a oneStatement remedy's batch stays one statement with an
+   * audit table too): each row exactly as writeAudit would write the item's entry, with
+   * context.runId in metadata.runId (as ofRun adds it) and context.actor as its actor.
+   */
+  auditsItself?: boolean;
   /**
    * The plan as NDJSON text, one planned item a line, as the server writes it (read-only, like
    * plan): what streamRemediation spools instead of holding the plan. Every item it lists is
@@ -138,6 +145,14 @@ export interface Remedy<P extends PlannedItem, C = Database> {
    * left on its session for the next one (reap's lowered lock_timeout, see casThenClassify).
    */
   finish?(target: C): Promise<void>;
+}
+
+/** What the engine tells applyBatch about the run (for a remedy that writes its own audit rows). */
+export interface BatchContext {
+  /** The run's id (metadata.runId of every audit entry), when the run has one. */
+  runId?: string;
+  /** Who the audit rows name (the remedy's audit destination's actor). */
+  actor?: string;
 }
 
 /** How the engine reaches a target: locking, read-only scope, the unit of one batch, fatal errors. */
@@ -358,7 +373,9 @@ async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remed
   const image = remedy.image;
   const capture = image && !remedy.suppliesImages && host.readImages ? host.readImages.bind(host) : null;
   const before = capture && image ? await capture(tx, image, batch.map((p) => p.id), true) : null;
-  const result = await remedy.applyBatch(tx, batch);
+  const result = await remedy.applyBatch(tx, batch, { runId: rec.runId, actor: rec.actor });
+  // Written by the batch's own statement (into the audit table).
+  if (remedy.auditsItself) return result;
   const applied = result.filter((r) => r.outcome === 'applied' && r.audit);
   // After-images as the rows hold them now: after the write and the table's BEFORE triggers.
   const after = capture && image && image.columns !== 'row' && applied.length ? await capture(tx, image, applied.map((r) => r.id), false) : new Map<string, Image>();
@@ -391,7 +408,7 @@ type BatchResult<P> = { outcomes: ItemOutcome[]; fatal?: { error: unknown; items
  */
 async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[], runId?: string): Promise<BatchResult<P>> {
   // (An AWS remedy records its own before/after: the group's tags as read at write time.)
-  const outcomes = await host.batch((t) => remedy.applyBatch(t, batch));
+  const outcomes = await host.batch((t) => remedy.applyBatch(t, batch, { runId, actor: remedy.audit?.actor }));
   let fatal: BatchResult<P>['fatal'];
   for (const o of outcomes) {
     if (o.fatal === undefined) continue;
@@ -421,7 +438,8 @@ async function applySettled<P extends PlannedItem, C>(host: RemedyHost<C>, remed
 async function applyOneBatch<P extends PlannedItem, C>(host: RemedyHost<C>, remedy: Remedy<P, C>, batch: P[], rec: RunRecording): Promise<BatchResult<P>> {
   const audited = Boolean(host.writeAudit && remedy.audit?.audit.table);
   // One statement, its own transaction: committed when it returns (what the journal then records).
-  const statement = Boolean(remedy.oneStatement && !audited && host.statement);
+  // (A remedy that writes its audit rows in its statement needs no BEGIN/COMMIT either.)
+  const statement = Boolean(remedy.oneStatement && (!audited || remedy.auditsItself) && host.statement);
   const unit = statement && host.statement ? host.statement.bind(host) : host.batch.bind(host);
   const attempt = async (items: P[]): Promise<BatchResult<P>> => {
     if (!host.rolledBack) return applySettled(host, remedy, items, rec.runId);
@@ -640,11 +658,11 @@ function itemsSource<P extends PlannedItem>(plan: P[]): { source: PlanSource<P>;
 function recheckedRemedy<P extends PlannedItem, C>(remedy: Remedy<P, C>, given: GivenPlan<P, C>): Remedy<P, C> {
   const r = Object.create(remedy) as Remedy<P, C>;
   r.oneStatement = false;
-  r.applyBatch = async (tx, batch) => {
+  r.applyBatch = async (tx, batch, context) => {
     const changed = await given.recheck(tx, remedy, batch);
     const left = new Set(changed.map((o) => o.id));
     const rest = batch.filter((p) => !left.has(p.id));
-    return [...changed, ...(rest.length ? await remedy.applyBatch(tx, rest) : [])];
+    return [...changed, ...(rest.length ? await remedy.applyBatch(tx, rest, context) : [])];
   };
   return r;
 }

@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import { loadZod, z } from '../config/zod.js';
+import type { z as Z } from 'zod';
 
 /**
  * The shape of one `targets.NAME` entry in the config. Kept apart from src/targets.ts (which
@@ -12,7 +13,14 @@ import { z } from 'zod';
  */
 export function lazy<T>(build: () => T): () => T {
   let built: T | undefined;
-  return () => (built ??= build());
+  return () => {
+    if (built === undefined) {
+      // The schema's builder uses zod: required here, on first use (config/zod.ts).
+      loadZod();
+      built = build();
+    }
+    return built;
+  };
 }
 
 /** Target names end up in globs, shell variables and Prometheus labels: keep them plain. */
@@ -110,6 +118,6 @@ export const targetsSchema = lazy(() =>
   z.record(z.string().regex(TARGET_NAME, 'target names are letters, digits, "_", "." and "-" (at most 63)'), targetSchema()),
 );
 
-export type TargetEntry = z.infer<ReturnType<typeof targetSchema>>;
-export type TargetDatabase = z.infer<ReturnType<typeof targetDatabaseSchema>>;
-export type TargetAws = z.infer<ReturnType<typeof targetAwsSchema>>;
+export type TargetEntry = Z.infer<ReturnType<typeof targetSchema>>;
+export type TargetDatabase = Z.infer<ReturnType<typeof targetDatabaseSchema>>;
+export type TargetAws = Z.infer<ReturnType<typeof targetAwsSchema>>;

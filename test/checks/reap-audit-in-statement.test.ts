@@ -1,0 +1,151 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { freshDatabase } from '../support/db.js';
+import { Database } from '../../src/database/database.js';
+import { defaultConfig } from '../../src/config/config.js';
+import { reapRemedy } from '../../src/checks/stuck-executions.js';
+import { databaseHost, streamRemediation } from '../../src/engine/remediation.js';
+
+/**
+ * Reap with an audit table writes its audit rows in the batch's own statement (Remedy.auditsItself).
+ * Those rows must be exactly what the engine's writeAudit writes for the same items: both paths
+ * run here on two databases holding the same rows, and their audit rows (but for id and
+ * created_at) and execution rows are compared column by column, metadata key by key.
+ */
+type Db = Awaited<ReturnType<typeof freshDatabase>>;
+let a: Db;
+let b: Db;
+
+const ROWS = 40;
+/** The same rows in both databases: fixed ids, statuses, errors, ages; a BEFORE trigger after the touch trigger pins the new times. */
+async function seed(db: Db, base: string) {
+  await db.client.query(`
+    INSERT INTO purchase_executions (id, status, error, updated_at, created_at, transitioned_at)
+    SELECT ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid,
+           (ARRAY['approved','running'])[1 + i % 2],
+           CASE WHEN i % 3 = 0 THEN 'previous error ' || i END,
+           timestamptz '${base}' - interval '1 hour' - make_interval(mins => i),
+           timestamptz '${base}' - interval '2 days',
+           CASE WHEN i % 4 = 0 THEN timestamptz '2025-06-01 12:00:00.123456+00' + make_interval(secs => i) END
+      FROM generate_series(1, ${ROWS}) i;
+    INSERT INTO purchase_executions (id, status, updated_at, created_at) VALUES ('00000000-0000-4000-8000-999999999999', 'running', timestamptz '${base}', timestamptz '${base}');
+    CREATE FUNCTION pin_times() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN NEW.updated_at := timestamptz '2030-01-01 00:00:00.5+00'; NEW.transitioned_at := timestamptz '2030-01-02 03:04:05+00'; RETURN NEW; END $$;
+    CREATE TRIGGER zz_pin_times BEFORE UPDATE ON purchase_executions FOR EACH ROW EXECUTE FUNCTION pin_times();
+  `);
+}
+const id = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+
+beforeAll(async () => {
+  a = await freshDatabase('reap_audit_a');
+  b = await freshDatabase('reap_audit_b');
+  // The same instant in both (now() would differ between them).
+  const base = new Date().toISOString();
+  await seed(a, base);
+  await seed(b, base);
+});
+afterAll(async () => {
+  await a?.drop();
+  await b?.drop();
+});
+
+/** A reap --apply of every stuck row through the streamed engine; row 7 held by another transaction, row 12 finished by its worker after the plan. */
+async function reap(db: Db, auditInStatement: boolean) {
+  const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+  const sent: string[] = [];
+  const queryRaw = conn.queryRaw.bind(conn);
+  conn.queryRaw = ((sql: string, params?: unknown[]) => {
+    sent.push(sql);
+    return queryRaw(sql, params);
+  }) as typeof conn.queryRaw;
+  const holder = new pg.Client({ connectionString: db.url });
+  await holder.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [id(7)]);
+    const cfg = defaultConfig();
+    const remedy = reapRemedy(cfg.executions, {
+      thresholdMs: 600_000,
+      statuses: ['approved', 'running'],
+      limit: 0,
+      reason: "operator's note",
+      actor: 'alice',
+      audit: { table: 'audit_log', schema: null },
+      casLockTimeoutMs: 20,
+      auditInStatement,
+    });
+    expect(Boolean(remedy.auditsItself)).toBe(auditInStatement);
+    const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
+      apply: true,
+      max: 0,
+      batchSize: 9,
+      wait: false,
+      confirm: async () => {
+        await db.client.query("UPDATE purchase_executions SET status = 'completed' WHERE id = $1", [id(12)]);
+        return true;
+      },
+    });
+    const items = [];
+    for await (const i of report.items) items.push(i);
+    return { items, summary: report.summary, sent };
+  } finally {
+    await holder.query('ROLLBACK');
+    await holder.end();
+    await conn.close();
+  }
+}
+
+describe('reap with an audit table: audit rows written by the batch statement', () => {
+  it('are identical, column by column and metadata key by key, to what writeAudit writes for the same items; so are the execution rows', async () => {
+    const inStatement = await reap(a, true);
+    const byEngine = await reap(b, false);
+
+    for (const run of [inStatement, byEngine]) {
+      expect(run.summary).toMatchObject({ planned: ROWS, reaped: ROWS - 2, 'skipped-locked': 1, 'race-lost': 1, errored: 0 });
+      expect(run.items.find((i) => i.id === id(7))).toMatchObject({ outcome: 'skipped-locked' });
+      expect(run.items.find((i) => i.id === id(12))).toMatchObject({ outcome: 'race-lost', detail: 'changed since the plan (now completed): the worker wins' });
+    }
+    // One statement a batch: no BEGIN/COMMIT and no INSERT of its own; the engine's path inserts.
+    expect(inStatement.sent.some((q) => /^\s*INSERT INTO/i.test(q))).toBe(false);
+    expect(byEngine.sent.some((q) => /^\s*INSERT INTO/i.test(q))).toBe(true);
+
+    const executions = async (db: Db) =>
+      (await db.client.query('SELECT id::text, status, error, updated_at, created_at, transitioned_at FROM purchase_executions ORDER BY id')).rows;
+    expect(await executions(a)).toEqual(await executions(b));
+
+    const audit = async (db: Db, run: typeof inStatement) => {
+      const rows = (await db.client.query('SELECT team_id, user_id, actor, kind, resource_type, resource_id, summary, metadata FROM audit_log ORDER BY resource_id')).rows;
+      const ages = new Map(run.items.map((i) => [i.id, i.ageSeconds]));
+      return rows.map((r) => {
+        // The run's own: its id, and each row's age as its plan had it (two plans, seconds apart).
+        expect(r.metadata.runId).toBe(run.summary.runId);
+        expect(r.metadata.age_seconds).toBe(ages.get(r.resource_id));
+        const { runId, age_seconds, ...metadata } = r.metadata;
+        return { ...r, metadata };
+      });
+    };
+    const fromStatement = await audit(a, inStatement);
+    const fromEngine = await audit(b, byEngine);
+    expect(fromStatement).toHaveLength(ROWS - 2);
+    expect(fromStatement).toEqual(fromEngine);
+    // Key by key, in the stored order (jsonb's).
+    expect(fromStatement.map((r) => Object.keys(r.metadata))).toEqual(fromEngine.map((r) => Object.keys(r.metadata)));
+
+    // The images: the row before (to_jsonb of the old values), the row after (the trigger's values win).
+    const row3 = fromStatement.find((r) => r.resource_id === id(3))!;
+    const row4 = fromStatement.find((r) => r.resource_id === id(4))!;
+    expect(row3).toMatchObject({ actor: 'alice', kind: 'execution.reaped', resource_type: 'purchase_executions', team_id: null, user_id: null });
+    expect(row3.summary).toBe("reaped after 10m in running state — executor did not complete (operator: operator's note)");
+    expect(row3.metadata).toMatchObject({ execution_id: id(3), from_status: 'running', to_status: 'failed', threshold: '10m', reason: "operator's note" });
+    expect(Object.keys(row3.metadata.before).sort()).toEqual(['error', 'status', 'transitioned_at', 'updated_at']);
+    expect(row3.metadata.before).toMatchObject({ status: 'running', error: 'previous error 3', transitioned_at: null });
+    expect(row4.metadata.before.error).toBeNull();
+    expect(new Date(row4.metadata.before.transitioned_at).toISOString()).toBe('2025-06-01T12:00:04.123Z');
+    expect(row4.metadata.before.transitioned_at).toMatch(/\.123456/);
+    expect(row3.metadata.after).toMatchObject({ status: 'failed', error: "reaped after 10m in running state — executor did not complete (operator: operator's note)" });
+    expect(new Date(row3.metadata.after.updated_at).toISOString()).toBe('2030-01-01T00:00:00.500Z');
+    expect(new Date(row3.metadata.after.transitioned_at).toISOString()).toBe('2030-01-02T03:04:05.000Z');
+    const [{ before }] = (await a.client.query(`SELECT to_jsonb(timestamptz '2025-06-01 12:00:04.123456+00') #>> '{}' AS before`)).rows;
+    expect(row4.metadata.before.transitioned_at).toBe(before);
+  });
+});
