@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { tmpdir } from 'node:os';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 describe('config: zod only when a layer needs it', () => {
@@ -26,5 +26,6 @@ describe('config: zod only when a layer needs it', () => {
     expect(() => loadConfig({ env: { OPSCTL_LOCK_TIMEOUT: 'soon' }, cwd: tmpdir() })).toThrow(/environment: database\.lockTimeout: "soon" is not a duration/);
     expect(() => loadConfig({ env: { OPSCTL_ACTOR: 'a\nb' }, cwd: tmpdir() })).toThrow(/environment: actor: must not contain control characters/);
     expect(zod.z).toBeDefined();
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -87,7 +87,13 @@ describe('the start-up code cache', () => {
     expect(listed.stderr).toBe('opsctl: code cache used\n');
     // The checkout's installed packages (the copy's node_modules links to them).
     expect(listed.packages.get('pg')).toBe(join(ROOT, 'node_modules/pg'));
-    expect(listed.packages.get('zod')).toBe(join(ROOT, 'node_modules/zod'));
+    // The environment layer is checked without zod (config/zod.ts): a listing does not load it.
+    expect(listed.packages.has('zod')).toBe(false);
+    // A config file with a section the hand check leaves to zod loads it, from node_modules.
+    writeFileSync(join(copy, 'zod.config.json'), JSON.stringify({ executions: { stuckStatuses: ['approved', 'running'] } }));
+    const configured = traced(['--config', join(copy, 'zod.config.json'), 'executions', 'stuck', '--older-than', '1m', '-o', 'json'], { DATABASE_URL: db.url });
+    expect(configured.status, configured.stderr).toBe(0);
+    expect(configured.packages.get('zod')).toBe(join(ROOT, 'node_modules/zod'));
     const reap = traced(['reap', '--older-than', '1m', '-o', 'json'], { DATABASE_URL: db.url });
     expect(reap.status, reap.stderr).toBe(0);
     expect(reap.packages.get('pg-copy-streams')).toBe(join(ROOT, 'node_modules/pg-copy-streams'));
