@@ -68,14 +68,19 @@ export async function runRunsList(ctx: CommandContext, o: { limit: number }): Pr
   const { listRuns } = await import('../engine/runs.js');
   return openRuns(ctx, async (source, journal, _db, notes) => {
     const runs = await listRuns(source, journal, o.limit);
+    const { formatDuration } = await import('../config/durations.js');
+    const now = Date.now();
+    // At 80 columns the run id (never cut) leaves little room: the age stays, the start time and
+    // the actor give way first (-o wide shows them).
     const columns: Column<RunListing>[] = [
       { header: 'run', value: (r) => r.runId },
-      { header: 'started', value: (r) => r.startedAt.replace(/\.\d{3}Z$/, 'Z') },
-      { header: 'actor', value: (r) => r.actor },
-      { header: 'command', value: (r) => (r.revertOf ? `${r.command ?? 'revert'} of ${r.revertOf}` : r.command) },
+      { header: 'started', value: (r) => r.startedAt.replace(/\.\d{3}Z$/, 'Z'), wideOnly: true },
+      { header: 'age', value: (r) => formatDuration(Math.max(0, Math.floor((now - Date.parse(r.startedAt)) / 1000)) * 1000) },
+      { header: 'actor', value: (r) => r.actor, shrink: true, wideOnly: true },
+      { header: 'command', value: (r) => (r.revertOf ? `${r.command ?? 'revert'} of ${r.revertOf}` : r.command), shrink: true },
       { header: 'target', value: (r) => r.target ?? '', wideOnly: true },
       { header: 'reason', value: (r) => r.reason ?? '', shrink: true },
-      { header: 'outcomes', value: (r) => outcomesText(r.outcomes, r.labels) + (r.recorded ? '' : ' (no record: from its entries)') },
+      { header: 'outcomes', value: (r) => outcomesText(r.outcomes, r.labels) + (r.recorded ? '' : ' (no record: from its entries)'), shrink: true },
     ];
     const where = source.kind === 'audit' ? `audit table ${source.audit.table}` : `journal ${source.path}`;
     return ctx.emit({
@@ -104,6 +109,34 @@ interface RunItem {
 
 const compact = (v: unknown) => (v === undefined ? '' : JSON.stringify(v));
 
+/** An image's keys in the order of the remedy's columns (jsonb keeps its own order: shortest key first). */
+function inImageOrder(image: unknown, e: RunEntry): unknown {
+  const columns = (e.metadata.image as { columns?: unknown } | undefined)?.columns;
+  if (!isRecord(image) || !Array.isArray(columns)) return image;
+  const ordered: Record<string, unknown> = {};
+  for (const c of columns) if (typeof c === 'string' && c in image) ordered[c] = image[c];
+  return Object.assign(ordered, image);
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const shortValue = (v: unknown) => (v === undefined ? '(none)' : typeof v === 'string' ? v : JSON.stringify(v));
+
+/**
+ * What a change did, for a person: only the keys whose values differ, `key: before → after`
+ * (one level into a nested object, as an adopt's `tags`). The images themselves are the json
+ * output's, and the table's with -o wide.
+ */
+export function changesText(before: unknown, after: unknown, prefix = ''): string {
+  if (isRecord(before) && after === null) return 'deleted (the whole row is its before-image)';
+  if (before === null && isRecord(after)) return 'created';
+  if (!isRecord(before) || !isRecord(after)) return '';
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])];
+  return keys
+    .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
+    .map((k) => (!prefix && isRecord(before[k]) && isRecord(after[k]) ? changesText(before[k], after[k], `${k}.`) : `${prefix}${k}: ${shortValue(before[k])} → ${shortValue(after[k])}`))
+    .join('; ');
+}
+
 export async function runRunsShow(ctx: CommandContext, runId: string): Promise<number> {
   const { parseFormat } = await import('../output/output.js');
   parseFormat(ctx.globals.output);
@@ -115,13 +148,14 @@ export async function runRunsShow(ctx: CommandContext, runId: string): Promise<n
       if (ctx.targetName) return ctx.emit({ command: 'runs show', mode: 'read', items: [], columns: [], emptyMessage: `Run ${id} made no change here.`, summary: () => ({ runId: id, items: 0 }) });
       throw new OpsctlError(`no run ${id} is recorded for this target (${source.kind === 'audit' ? `audit table ${source.audit.table}` : `journal ${source.path}`}): see opsctl runs.`, ExitCode.FINDINGS);
     }
-    const rows: RunItem[] = items.map((e: RunEntry) => ({ id: itemKey(e), kind: e.kind, resourceType: e.resourceType, at: e.at, summary: e.summary, before: e.metadata.before, after: e.metadata.after }));
+    const rows: RunItem[] = items.map((e: RunEntry) => ({ id: itemKey(e), kind: e.kind, resourceType: e.resourceType, at: e.at, summary: e.summary, before: inImageOrder(e.metadata.before, e), after: inImageOrder(e.metadata.after, e) }));
     const columns: Column<RunItem>[] = [
       { header: 'id', value: (r) => r.id },
-      { header: 'kind', value: (r) => r.kind },
+      { header: 'kind', value: (r) => r.kind, wideOnly: true },
       { header: 'at', value: (r) => r.at, wideOnly: true },
-      { header: 'before', value: (r) => compact(r.before), shrink: true },
-      { header: 'after', value: (r) => compact(r.after), shrink: true },
+      { header: 'changed', value: (r) => changesText(r.before, r.after), shrink: true },
+      { header: 'before', value: (r) => compact(r.before), shrink: true, wideOnly: true },
+      { header: 'after', value: (r) => compact(r.after), shrink: true, wideOnly: true },
     ];
     return ctx.emit({
       command: 'runs show',
@@ -130,7 +164,7 @@ export async function runRunsShow(ctx: CommandContext, runId: string): Promise<n
       columns,
       headline: `Run ${id}: ${run.revertOf ? `revert of ${run.revertOf}` : (run.command ?? 'unknown command')}, by ${run.actor ?? 'unknown'}, started ${run.startedAt}${run.reason ? ` (reason: ${run.reason})` : ''}`,
       emptyMessage: 'The run changed nothing.',
-      notes: () => [...notes, ...(run.recorded ? [] : ['No run record (the process was killed?): built from its entries.']), ...(run.commandLine ? [`Command line: ${run.commandLine}`] : [])],
+      notes: () => [...notes, ...(run.recorded ? [] : ['No run record (the process was killed?): built from its entries.'])],
       summary: () => ({ ...run }),
     });
   });

@@ -53,10 +53,12 @@ const short = (v: unknown) => {
   return s.length > 40 ? `${s.slice(0, 39)}…` : s;
 };
 
-function describeChange(before: Image | null, after: Image | null): string {
+function describeChange(before: Image | null, after: Image | null, columns: ImageRef['columns']): string {
   if (!after) return 'row re-inserted';
   if (!before) return 'row deleted (inserted by the run)';
-  const cols = Object.keys(before).filter((k) => !sameJson(before[k], after[k]));
+  // In the remedy's column order (status first), not jsonb's (shortest key first).
+  const keys = Array.isArray(columns) ? [...columns.filter((c) => c in before), ...Object.keys(before).filter((k) => !columns.includes(k))] : Object.keys(before);
+  const cols = keys.filter((k) => !sameJson(before[k], after[k]));
   return cols.length ? cols.map((c) => `${c}: ${short(after[c])} → ${short(before[c])}`).join('; ') : 'nothing differs';
 }
 
@@ -78,7 +80,7 @@ export function revertItems(entries: RunEntry[], earlier: RunEntry[] = []): Reve
       plan.refusal = 'no before-image was recorded for this change: nothing to put back';
       return { plan, entry, image: image ?? { table: entry.resourceType, schema: null, key: '', columns: [], id: key }, before, after, revertedTo: [] };
     }
-    plan.change = describeChange(before, after);
+    plan.change = describeChange(before, after, image.columns);
     if (image.columns !== 'row' && (!before || !after)) plan.refusal = 'its before- or after-image is missing: nothing to compare against';
     return { plan, entry, image, before, after, revertedTo: revertedTo.get(key) ?? [] };
   });
