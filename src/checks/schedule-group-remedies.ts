@@ -17,8 +17,11 @@ import type { GroupRecord } from './schedule-groups.js';
  * `gone`, one that became foreign is refused. Each applied change carries its audit entry.
  */
 
-/** Where audit entries go: the database audit table when configured, else the local journal. */
-export type AuditSink = (entries: AuditEntry[]) => Promise<void>;
+/**
+ * Where audit entries go: the database audit table when configured, else the local journal.
+ * `table`: set when it writes into the audit table (the run's record then goes there too).
+ */
+export type AuditSink = ((entries: AuditEntry[]) => Promise<void>) & { table?: boolean };
 
 /**
  * The engine's view of Scheduler: no transaction; every write is re-checked per group instead.
@@ -43,6 +46,12 @@ export function schedulerHost(api: SchedulerApi, extra: { lock?: RemedyHost<Sche
       } catch (e) {
         throw dependencyError(`${entries.length} change(s) were made in AWS but their audit could not be recorded: ${(e as Error).message}`, e);
       }
+    },
+    // The run's record: into the audit table when the changes go there (else runs.jsonl).
+    recordRun: async (_destination, entry) => {
+      if (!extra.audit?.table) return false;
+      await extra.audit([entry]);
+      return true;
     },
   };
 }

@@ -3,8 +3,7 @@ import type { Config } from '../config/config.js';
 import type { Database } from '../database/database.js';
 import type { SchedulerApi } from '../aws/scheduler-api.js';
 import type { RemediationReport, Remedy, RemedyHost } from '../engine/remediation.js';
-import type { GroupPlan } from './schedule-group-remedies.js';
-import type { AuditEntry } from '../engine/audit.js';
+import type { AuditSink, GroupPlan } from './schedule-group-remedies.js';
 import { ExitCode } from '../errors.js';
 
 /**
@@ -79,13 +78,15 @@ export async function prepareGroupWrite(ctx: CommandContext, api: SchedulerApi, 
  * them is settled from the catalog first, before any AWS call), else the local journal, each
  * line naming the region and the target. Either refuses here, with nothing changed.
  */
-export async function groupAuditSink(ctx: CommandContext, api: SchedulerApi, config: Pick<Config, 'actor' | 'audit'>, db: Database | null): Promise<(entries: AuditEntry[]) => Promise<void>> {
+export async function groupAuditSink(ctx: CommandContext, api: SchedulerApi, config: Pick<Config, 'actor' | 'audit'>, db: Database | null): Promise<AuditSink> {
   if (db) {
     const { auditShape, writeAudit } = await import('../engine/audit.js');
     // AWS changes cannot be rolled back: whether the table can record them is settled from the
     // catalog now, before the first AWS call (refused with nothing changed, else how ids fit).
     const shape = await auditShape(db, config.audit);
-    return (entries) => db.transaction((tx) => writeAudit(tx, config.audit, config.actor, entries, shape));
+    const sink: AuditSink = (entries) => db.transaction((tx) => writeAudit(tx, config.audit, config.actor, entries, shape));
+    sink.table = true;
+    return sink;
   }
   const { journalPath, openJournal } = await import('../engine/local-state.js');
   const append = await openJournal(journalPath(ctx.io.env));

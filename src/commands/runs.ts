@@ -258,8 +258,9 @@ Examples:
 
 Every --apply is a run: its id (a UUIDv7, sortable by start) is in the report (summary runId)
 and on every audit entry it writes (metadata.runId). Runs are read from the audit table
-(audit.table), else from the local journal ($OPSCTL_STATE_DIR/audit.jsonl, with the run
-records beside it in runs.jsonl). Read-only.
+(audit.table: the run records, kind opsctl.run, and the entries), else from the local journal
+($OPSCTL_STATE_DIR/audit.jsonl, with the run records beside it in runs.jsonl, where a record
+also goes when the audit table refused it). Read-only.
 Exit status: 0 listed, 2 bad flags or config, 3 the database or the journal unreachable, 4 an internal error (a bug in opsctl).
 `;
 

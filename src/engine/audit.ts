@@ -81,6 +81,28 @@ const WRITTEN: Record<string, { category: string; what: string } | null> = {
 const MAX_ID = 64;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** How a resource_id column of this type takes an id: text up to its length (varchar(n)/char(n): atttypmod is n + 4), a uuid column a UUID. */
+function idFits(rid: { category: string; type: string; typmod: number }): { maxLen: number; fits: (id: string) => boolean } {
+  const maxLen = rid.category === 'S' && rid.typmod > 4 ? rid.typmod - 4 : Infinity;
+  return { maxLen, fits: (id: string) => (rid.category === 'S' ? id.length <= maxLen : rid.type === 'uuid' && UUID.test(id)) };
+}
+
+/**
+ * How the audit table's resource_id takes an id, read from the catalog (one query, no other
+ * check): for a run record, written at the end of a run whose changes the table already took.
+ * A missing column or table is left to the INSERT to refuse.
+ */
+export async function auditIdShape(db: Database, audit: Config['audit']): Promise<AuditShape> {
+  const rows = await db.query<{ category: string; type: string; typmod: number }>(
+    `SELECT t.typcategory AS category, format_type(a.atttypid, NULL) AS type, a.atttypmod AS typmod
+       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+      WHERE a.attrelid = to_regclass($1) AND a.attname = 'resource_id' AND NOT a.attisdropped`,
+    [qualifiedName(audit.table as string, audit.schema)],
+  );
+  const rid = rows[0];
+  return { fits: rid ? idFits(rid).fits : () => true };
+}
+
 /**
  * Before the first change of a run whose changes cannot be rolled back (AWS): can every audit
  * entry it makes be recorded in audit.table? Read from the catalog: the table, the columns
@@ -112,10 +134,8 @@ export async function auditShape(db: Database, audit: Config['audit']): Promise<
   if (denied.length) {
     throw dependencyError(`PostgreSQL does not allow ${db.target}'s user to INSERT into the audit table ${name} (${denied.join(', ')}): grant it, or unset audit.table to use the local journal. ${nothing}`);
   }
-  // varchar(n)/char(n): atttypmod is n + 4.
   const rid = byName.get('resource_id')!;
-  const maxLen = rid.category === 'S' && rid.typmod > 4 ? rid.typmod - 4 : Infinity;
-  const fits = (id: string) => (rid.category === 'S' ? id.length <= maxLen : rid.type === 'uuid' && UUID.test(id));
+  const { maxLen, fits } = idFits(rid);
   // Left NULL by opsctl: team_id (no tenant), resource_id when an id does not fit (a schedule
   // group name is up to 64 characters); the columns it does not name get their defaults.
   const empty = [

@@ -3,7 +3,7 @@ import { isConnectionError } from '../database/database.js';
 import { acquireTableLock } from './advisory-lock.js';
 import { ExitCode, dependencyError, usageError, OpsctlError } from '../errors.js';
 import { displayName } from '../database/identifiers.js';
-import { writeAudit, type AuditEntry } from './audit.js';
+import { auditIdShape, writeAudit, type AuditEntry } from './audit.js';
 import type { Config } from '../config/config.js';
 import { BatchSizer } from './batch-sizer.js';
 import { newRunId } from './run-id.js';
@@ -179,6 +179,12 @@ export interface RemedyHost<C> {
    * audit row exists iff the change committed). A host without one has no audit destination.
    */
   writeAudit?(target: C, destination: AuditDestination | null, entries: AuditEntry[]): Promise<void>;
+  /**
+   * Writes the run's record (kind opsctl.run) into the audit table, in a short transaction of
+   * its own after the last batch: true once written; false when there is no audit table (the
+   * record then goes to runs.jsonl). A failure throws, and the engine falls back to runs.jsonl.
+   */
+  recordRun?(destination: AuditDestination | null, entry: AuditEntry): Promise<boolean>;
   /** Reads images (images.ts) inside a batch; only a database host has it. */
   readImages?(t: C, image: RemedyImage, ids: string[], lock: boolean): Promise<Map<string, Image>>;
   /** Where the changes are made, for journal lines (a database: its system identifier and name). */
@@ -209,6 +215,13 @@ export function databaseHost(db: Database, table: string, schema: string | null)
     rolledBack: (e) => !isConnectionError(e),
     writeAudit: async (tx, d, entries) => {
       if (d) await writeAudit(tx, d.audit, d.actor, entries);
+    },
+    // The run id (a UUID) goes in resource_id when the column takes it (uuid, or text long
+    // enough), else NULL with metadata.resource_id, as writeAudit does for any id; team_id NULL.
+    recordRun: async (d, entry) => {
+      if (!d?.audit.table) return false;
+      await db.transaction(async (tx) => writeAudit(tx, d.audit, d.actor, [entry], await auditIdShape(tx, d.audit)));
+      return true;
     },
     readImages: (tx, image, ids, lock) => readImages(tx, image, ids, { lock }),
     identity: () => databaseIdentity(db),
@@ -288,7 +301,7 @@ export interface RunInfo {
   actor?: string;
 }
 
-/** The kind and resource type of a run record (the journal's; see recordRun). */
+/** The kind and resource type of a run record (in the audit table, else runs.jsonl; see recordRun). */
 export const RUN_KIND = 'opsctl.run';
 export const RUN_RESOURCE = 'opsctl_run';
 /** A journal line saying a batch whose entries were journaled was rolled back after all. */
@@ -1127,9 +1140,7 @@ async function runEngine<P extends PlannedItem, C>(
   };
 
   async function recordRun(): Promise<void> {
-    // Beside the journal, in a file of their own (runs.jsonl): the journal holds changes only.
-    const j = await openJournal(runRecordsPath(jpath)).catch(() => null);
-    if (!j || !runId) return;
+    if (!runId) return;
     const outcomes = tally.outcomes(['applied', 'lost', 'skipped', 'refused', 'errored']);
     const counts = Object.fromEntries(Object.entries(outcomes).map(([c, v]) => [c, v?.count ?? 0]));
     const exitCode = fatal ? fatal.exitCode : interrupted ? ExitCode.INTERRUPTED : aborted ? ExitCode.DEPENDENCY : tally.errored > 0 ? ExitCode.FINDINGS : ExitCode.OK;
@@ -1158,7 +1169,17 @@ async function runEngine<P extends PlannedItem, C>(
         recordedIn: destination?.audit.table ? 'audit' : journal ? 'journal' : 'target',
       },
     };
-    await j(actor, [entry], target).catch(() => {});
+    // In the audit table when one is configured (its own short transaction: `runs` on any host
+    // reads it there); without one, or when that insert fails (the connection gone, a privilege),
+    // beside the journal in a file of their own (runs.jsonl: the journal holds changes only).
+    // Whatever becomes of it, the run's exit code stays the run's. A run that failed as a whole
+    // (a fatal error before anything was applied: exit 3, no report) leaves the database exactly
+    // as it was, its audit table too: its record goes to runs.jsonl.
+    const failedWhole = fatal !== undefined && !applied;
+    const inTable = host.recordRun && !failedWhole ? await host.recordRun(destination, entry).catch(() => false) : false;
+    if (inTable) return;
+    const j = await openJournal(runRecordsPath(jpath)).catch(() => null);
+    await j?.(actor, [entry], target).catch(() => {});
   }
 
   return report(

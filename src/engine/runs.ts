@@ -9,11 +9,12 @@ import { runIdTime } from './run-id.js';
 
 /**
  * Runs as they were recorded: every --apply is a run (its id a UUIDv7, on every audit entry it
- * wrote as metadata.runId), with a record written at its end (kind opsctl.run) in the local
- * journal. `runs` lists them, `runs show` lists a run's items with their before/after images,
- * `revert` reads them back. The entries come from the audit table when one is configured, else
- * from the journal (only its lines of the target worked on); a run whose record is missing (its
- * process was killed) is built from its entries.
+ * wrote as metadata.runId), with a record written at its end (kind opsctl.run): in the audit
+ * table when one is configured (so any host sharing it lists the run whole), else (or when that
+ * insert failed) in runs.jsonl beside the local journal. `runs` lists them, `runs show` lists a
+ * run's items with their before/after images, `revert` reads them back. The entries come from
+ * the audit table when one is configured, else from the journal (only its lines of the target
+ * worked on); a run whose record is missing (its process was killed) is built from its entries.
  */
 
 /** One recorded change (or a run record), as read from the audit table or a journal line. */
@@ -103,16 +104,19 @@ export function itemKey(e: RunEntry): string {
   return image?.id ?? (e.metadata.name as string | undefined) ?? e.resourceId ?? '';
 }
 
-/** The audit table's entries of one run (items only), oldest first. */
+type AuditRow = { at: Date; actor: string | null; kind: string; resource_type: string; resource_id: string | null; summary: string; metadata: Record<string, unknown> };
+const entryOf = (r: AuditRow): RunEntry => ({ at: iso(r.at), actor: r.actor, kind: r.kind, resourceType: r.resource_type, resourceId: r.resource_id, summary: r.summary, metadata: r.metadata });
+
+/** The audit table's entries of one run (its items, and its record when it is there), oldest first. */
 export async function auditEntries(db: Database, audit: Config['audit'], runId: string): Promise<RunEntry[]> {
-  const rows = await db.query<{ at: Date; actor: string | null; kind: string; resource_type: string; resource_id: string | null; summary: string; metadata: Record<string, unknown> }>(
+  const rows = await db.query<AuditRow>(
     `SELECT created_at AS at, actor, kind, resource_type, resource_id::text AS resource_id, summary, metadata
        FROM ${qualifiedName(audit.table as string, audit.schema)}
       WHERE metadata ? 'runId' AND metadata->>'runId' = $1
       ORDER BY created_at, id`,
     [runId],
   );
-  return rows.map((r) => ({ at: iso(r.at), actor: r.actor, kind: r.kind, resourceType: r.resource_type, resourceId: r.resource_id, summary: r.summary, metadata: r.metadata }));
+  return rows.map(entryOf);
 }
 
 interface Partial {
@@ -166,8 +170,10 @@ function listing(p: Partial): RunListing {
 }
 
 /**
- * Runs newest first (their ids sort by start), at most `limit` (0: all). From the audit table:
- * its entries grouped by run, with the journal's run records of the same target beside them.
+ * Runs newest first (their ids sort by start), at most `limit` (0: all). From the audit table,
+ * in two queries whatever the number of runs: its item entries grouped by run, and its run
+ * records (kind opsctl.run: a run made on any host, also one that changed nothing); with the
+ * journal's run records of the same target beside them (a record the table could not take).
  */
 export async function listRuns(source: RunSource, journal: { path: string; targets: Array<JournalTarget | null> }, limit: number): Promise<RunListing[]> {
   const parts = new Map<string, Partial>();
@@ -176,13 +182,24 @@ export async function listRuns(source: RunSource, journal: { path: string; targe
       `SELECT metadata->>'runId' AS run_id, kind, min(created_at) AS first_at, max(created_at) AS last_at, min(actor) AS actor, count(*)::int AS n,
               min(metadata->>'reason') AS reason, min(metadata->>'revertOf') AS revert_of
          FROM ${qualifiedName(source.audit.table as string, source.audit.schema)}
-        WHERE metadata ? 'runId'
+        WHERE metadata ? 'runId' AND kind <> $1
         GROUP BY 1, 2`,
+      [RUN_KIND],
     );
     for (const r of rows) fold(parts, r.run_id, iso(r.first_at), r.actor, r.kind, r.n, r.reason, r.revert_of, null);
-    // The journal's records of these runs (the same host): their command line, counts and end.
+    const recorded = await source.db.query<AuditRow>(
+      `SELECT created_at AS at, actor, kind, resource_type, resource_id::text AS resource_id, summary, metadata
+         FROM ${qualifiedName(source.audit.table as string, source.audit.schema)}
+        WHERE kind = $1 AND metadata ? 'runId'`,
+      [RUN_KIND],
+    );
+    // The journal's records (this host's; a record the table could not take, or one written
+    // before records went to the table): their command line, counts and end. The table's win.
     const records = (await journalEntries(journal.path, journal.targets).catch(() => [])).filter((e) => e.kind === RUN_KIND);
-    for (const e of records) fold(parts, e.metadata.runId as string, e.at, e.actor, e.kind, 0, null, null, e);
+    // A table several targets share: of a fleet run's records, the one naming this target wins.
+    const here = journal.targets[0]?.name ?? null;
+    const table = recorded.map(entryOf).sort((x, y) => Number(x.metadata.target === here) - Number(y.metadata.target === here));
+    for (const e of [...records, ...table]) fold(parts, e.metadata.runId as string, e.at, e.actor, e.kind, 0, null, null, e);
   } else {
     for (const e of await journalEntries(source.path, journal.targets)) {
       fold(parts, e.metadata.runId as string, e.at, e.actor, e.kind, 1, (e.metadata.reason as string | null) ?? null, (e.metadata.revertOf as string | null) ?? null, e.kind === RUN_KIND ? e : null);
@@ -198,8 +215,12 @@ export async function readRun(source: RunSource, journal: { path: string; target
     if (source.kind === 'journal') throw e;
     return [] as RunEntry[];
   });
-  const items = source.kind === 'audit' ? await auditEntries(source.db, source.audit, runId) : fromJournal.filter((e) => e.kind !== RUN_KIND);
-  const record = fromJournal.find((e) => e.kind === RUN_KIND) ?? null;
+  const entries = source.kind === 'audit' ? await auditEntries(source.db, source.audit, runId) : fromJournal;
+  const items = entries.filter((e) => e.kind !== RUN_KIND);
+  // The audit table's record (any host), else the journal's (this host's).
+  const here = journal.targets[0]?.name ?? null;
+  const inTable = source.kind === 'audit' ? entries.filter((e) => e.kind === RUN_KIND) : [];
+  const record = inTable.find((e) => e.metadata.target === here) ?? inTable[0] ?? fromJournal.find((e) => e.kind === RUN_KIND) ?? null;
   if (!record && items.length === 0) return { run: null, items: [] };
   const parts = new Map<string, Partial>();
   for (const e of items) fold(parts, runId, e.at, e.actor, e.kind, 1, (e.metadata.reason as string | null) ?? null, (e.metadata.revertOf as string | null) ?? null, null);
@@ -210,14 +231,14 @@ export async function readRun(source: RunSource, journal: { path: string; target
 /** The entries of earlier reverts of `runId` (their after-images tell a row a revert already put back). */
 export async function revertsOf(source: RunSource, journal: { path: string; targets: Array<JournalTarget | null> }, runId: string): Promise<RunEntry[]> {
   if (source.kind === 'audit') {
-    const rows = await source.db.query<{ at: Date; actor: string | null; kind: string; resource_type: string; resource_id: string | null; summary: string; metadata: Record<string, unknown> }>(
+    const rows = await source.db.query<AuditRow>(
       `SELECT created_at AS at, actor, kind, resource_type, resource_id::text AS resource_id, summary, metadata
          FROM ${qualifiedName(source.audit.table as string, source.audit.schema)}
         WHERE metadata ? 'revertOf' AND metadata->>'revertOf' = $1 AND kind <> $2
         ORDER BY created_at, id`,
       [runId, RUN_KIND],
     );
-    return rows.map((r) => ({ at: iso(r.at), actor: r.actor, kind: r.kind, resourceType: r.resource_type, resourceId: r.resource_id, summary: r.summary, metadata: r.metadata }));
+    return rows.map(entryOf);
   }
   return (await journalEntries(source.path, journal.targets)).filter((e) => e.kind !== RUN_KIND && e.metadata.revertOf === runId);
 }

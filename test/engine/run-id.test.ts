@@ -35,7 +35,7 @@ describe('an --apply is a run', () => {
     expect(r.code).toBe(0);
     const runId = r.json().summary.runId as string;
     expect(runId).toMatch(UUID_V7);
-    const { rows } = await db.client.query("SELECT metadata->>'runId' AS run FROM audit_log");
+    const { rows } = await db.client.query("SELECT metadata->>'runId' AS run FROM audit_log WHERE kind <> 'opsctl.run'");
     expect(rows.map((x) => x.run)).toEqual([runId, runId, runId]);
     const again = await cli(['--config', f, 'reap', '--older-than', '10m', '--apply', '--yes', '-o', 'json'], { DATABASE_URL: db.url });
     expect(again.json().summary.runId).not.toBe(runId);

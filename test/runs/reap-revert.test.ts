@@ -84,11 +84,20 @@ for (const mode of ['audit table', 'journal only'] as const) {
           expect(l.metadata.after.status).toBe('failed');
         }
       }
-      // The run record, beside the journal.
-      const records = readFileSync(join(state, 'runs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-      expect(records).toHaveLength(1);
-      expect(records[0]).toMatchObject({ kind: 'opsctl.run', resourceId: runId, metadata: { runId, command: 'reap', reason: 'INC-28', actor: 'test-operator', outcomes: { applied: 6 }, exitCode: 0 } });
-      expect(records[0].metadata.commandLine).toContain('reap --older-than 10m --apply');
+      // The run record: in the audit table when there is one (no runs.jsonl then), else beside the journal.
+      if (mode === 'audit table') {
+        const rows = (await q(`SELECT kind, resource_type, resource_id::text AS resource_id, team_id, actor, metadata FROM audit_log WHERE kind = 'opsctl.run'`)).rows;
+        expect(rows).toHaveLength(1);
+        expect(rows[0]).toMatchObject({ kind: 'opsctl.run', resource_type: 'opsctl_run', resource_id: runId, team_id: null, actor: 'test-operator' });
+        expect(rows[0].metadata).toMatchObject({ runId, command: 'reap', reason: 'INC-28', actor: 'test-operator', outcomes: { applied: 6, lost: 0, skipped: 0, refused: 0, errored: 0 }, exitCode: 0 });
+        expect(rows[0].metadata.commandLine).toContain('reap --older-than 10m --apply');
+        expect(existsSync(join(state, 'runs.jsonl'))).toBe(false);
+      } else {
+        const records = readFileSync(join(state, 'runs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+        expect(records).toHaveLength(1);
+        expect(records[0]).toMatchObject({ kind: 'opsctl.run', resourceId: runId, metadata: { runId, command: 'reap', reason: 'INC-28', actor: 'test-operator', outcomes: { applied: 6 }, exitCode: 0 } });
+        expect(records[0].metadata.commandLine).toContain('reap --older-than 10m --apply');
+      }
 
       // runs: the list and one run, in json and as a table.
       const list = await cli(['--config', cfg, 'runs', '-o', 'json'], env);
