@@ -1175,8 +1175,11 @@ async function runEngine<P extends PlannedItem, C>(
     // Whatever becomes of it, the run's exit code stays the run's. A run that failed as a whole
     // (a fatal error before anything was applied: exit 3, no report) leaves the database exactly
     // as it was, its audit table too: its record goes to runs.jsonl.
+    // A run that had nothing to do (a cron reap finding nothing, every minute) would only fill the
+    // audit table with empty records: it stays on this host.
     const failedWhole = fatal !== undefined && !applied;
-    const inTable = host.recordRun && !failedWhole ? await host.recordRun(destination, entry).catch(() => false) : false;
+    const nothingToDo = source.actionable === 0;
+    const inTable = host.recordRun && !failedWhole && !nothingToDo ? await host.recordRun(destination, entry).catch(() => false) : false;
     if (inTable) return;
     const j = await openJournal(runRecordsPath(jpath)).catch(() => null);
     await j?.(actor, [entry], target).catch(() => {});

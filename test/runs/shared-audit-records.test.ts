@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshDatabase } from '../support/db.js';
@@ -19,6 +19,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await db?.drop();
+  rmSync(dir, { recursive: true, force: true });
 });
 beforeEach(async () => {
   await q('TRUNCATE purchase_executions, audit_log');
@@ -33,6 +34,18 @@ const stuck = async (n: number): Promise<string[]> =>
   (await q(`INSERT INTO purchase_executions (status, updated_at) SELECT 'running', now() - interval '2 hours' FROM generate_series(1, ${n}) RETURNING id::text`)).rows.map((r) => r.id as string);
 
 describe('run records in the audit table', () => {
+  it('a run with nothing to do (a cron reap finding nothing) adds no row to the audit table: its record stays on the host', async () => {
+    const cfg = config('empty.json');
+    const state = mkdtempSync(join(dir, 'host-cron-'));
+    const reap = await cli(['--config', cfg, 'reap', '--older-than', '10m', '--apply', '-o', 'json'], { DATABASE_URL: db.url, OPSCTL_STATE_DIR: state });
+    expect(reap.code, reap.stderr).toBe(0);
+    const runId = reap.json().summary.runId as string;
+    expect(runId).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await q('SELECT count(*)::int AS n FROM audit_log')).rows[0].n).toBe(0);
+    const local = readFileSync(join(state, 'runs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(local.map((r) => r.metadata.runId)).toEqual([runId]);
+  });
+
   it("a run made on host A is listed by host B with its command, reason and counts; a run where every item was race-lost too", async () => {
     const cfg = config('shared.json');
     const hostA = { DATABASE_URL: db.url, OPSCTL_STATE_DIR: mkdtempSync(join(dir, 'host-a-')) };
