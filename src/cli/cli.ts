@@ -6,9 +6,9 @@ import { escapeControl } from '../output/terminal-text.js';
 import { COMMAND_INDEX } from '../commands/index.js';
 import { withValues } from './completion-values.js';
 import type { Registrar } from '../commands/registrar.js';
+import { VERSION } from './version.js';
 
-export const VERSION = '0.1.0';
-
+export { VERSION };
 
 /**
  * Builds the program. Only the modules of the commands in `load` are imported (the one being

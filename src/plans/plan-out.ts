@@ -67,7 +67,7 @@ export async function runPlanOut(ctx: CommandContext, command: Command, file: st
     return code || ExitCode.USAGE;
   }
   const config = await ctx.config();
-  const { VERSION } = await import('../cli/cli.js');
+  const { VERSION } = await import('../cli/version.js');
   const { maskSecrets } = await import('../output/masking.js');
   const secrets = ctx.secrets();
   const targets = [...out.targets.values()].sort((a, b) => (a.name ?? '').localeCompare(b.name ?? ''));
