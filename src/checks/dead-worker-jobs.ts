@@ -4,6 +4,7 @@ import type { JobFilter, ResolvedQueue, StuckJobRow } from './jobs-presets.js';
 import type { PlannedRescue } from './stuck-jobs.js';
 import { presetRescue, toStuck } from './stuck-jobs.js';
 import { lockThenClassify } from '../engine/guarded-batch.js';
+import { tokenPlanState } from '../engine/plan-state.js';
 import { usageError } from '../errors.js';
 import { formatDuration } from '../config/durations.js';
 import { holderVerdict, lockHolders, staleHeartbeat, workerNames } from './dead-workers.js';
@@ -48,13 +49,7 @@ export function deadWorkerRescueRemedy(q: ResolvedQueue, cfg: WorkersConfig, opt
     labels: { applied: 'rescued', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
     image: { table: q.preset.table, schema: q.schema, key: 'id', columns: q.preset.writes.rescue },
-    planState: {
-      get: (id) => tokens.get(id),
-      restore(items, saved) {
-        tokens.clear();
-        for (const p of items) tokens.set(p.id, saved.get(p.id) ?? '');
-      },
-    },
+    planState: tokenPlanState(tokens),
     async plan(db, limit) {
       const params: unknown[] = [];
       // The preset's own running-job query with a vanishing age threshold: every running job,

@@ -4,6 +4,7 @@ import type { Remedy } from '../engine/remediation.js';
 import type { DiscardedJobRow, JobFilter, ResolvedQueue } from './jobs-presets.js';
 import { BoundedTally, errorClass } from './error-classes.js';
 import { lockThenClassify } from '../engine/guarded-batch.js';
+import { tokenPlanState } from '../engine/plan-state.js';
 import { lockJobsAndApply } from './jobs-presets.js';
 
 /** A job the queue gave up on: River discarded, graphile-worker permanently failed, pg-boss failed (and cancelled, if included). */
@@ -143,13 +144,7 @@ export function retryRemedy(q: ResolvedQueue, opts: RetryOptions): Remedy<Planne
     labels: { applied: 'retried', lost: 'not-discarded-anymore' },
     audit: { audit: opts.audit, actor: opts.actor },
     image: { table: q.preset.table, schema: q.schema, key: 'id', columns: q.preset.writes.retry },
-    planState: {
-      get: (id) => tokens.get(id),
-      restore(items, saved) {
-        tokens.clear();
-        for (const p of items) tokens.set(p.id, saved.get(p.id) ?? '');
-      },
-    },
+    planState: tokenPlanState(tokens),
     async plan(db, limit) {
       const params: unknown[] = [];
       const wanted = opts.filter.errorClass;

@@ -167,23 +167,7 @@ export interface JournalRecord {
 
 /** The journal lines of one resource, newest first; none when there is no journal yet. Lines that do not parse are skipped. */
 export async function journalHistory(path: string, resourceType: string, id: string): Promise<JournalRecord[]> {
-  const { readFile } = await import('node:fs/promises');
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return [];
-    throw new OpsctlError(`cannot read the audit journal ${path} (${(e as { code?: string }).code ?? (e as Error).message}).`, ExitCode.DEPENDENCY, e);
-  }
-  const out: JournalRecord[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.includes(id)) continue;
-    try {
-      const j = JSON.parse(line) as JournalRecord;
-      if (j.resourceType === resourceType && j.resourceId === id) out.push(j);
-    } catch {
-      // a torn line (a write cut short): not this item's history
-    }
-  }
-  return out.reverse();
+  const { readJournalLines } = await import('../engine/local-state.js');
+  const lines = await readJournalLines(path, { contains: id, keep: (j): j is JournalRecord => j.resourceType === resourceType && j.resourceId === id });
+  return lines.reverse();
 }

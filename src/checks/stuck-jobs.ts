@@ -4,6 +4,7 @@ import type { RemediationReport, Remedy } from '../engine/remediation.js';
 import type { ResolvedQueue, StuckFilter, StuckJobRow } from './jobs-presets.js';
 import { formatDuration } from '../config/durations.js';
 import { lockThenClassify } from '../engine/guarded-batch.js';
+import { tokenPlanState } from '../engine/plan-state.js';
 import { lockJobsAndApply } from './jobs-presets.js';
 
 /** A job in the queue's running state past the threshold (the queue's own rule by default). */
@@ -108,17 +109,7 @@ export function rescueRemedy(q: ResolvedQueue, opts: RescueOptions): Remedy<Plan
     labels: { applied: 'rescued', lost: 'race-lost' },
     audit: { audit: opts.audit, actor: opts.actor },
     image: { table: q.preset.table, schema: q.schema, key: 'id', columns: q.preset.writes.rescue },
-    planState: {
-      get: (id) => tokens.get(id),
-      restore(items, saved) {
-        tokens.clear();
-        byId.clear();
-        for (const p of items) {
-          tokens.set(p.id, saved.get(p.id) ?? '');
-          byId.set(p.id, p);
-        }
-      },
-    },
+    planState: tokenPlanState(tokens, byId),
     async plan(db, limit) {
       const rows = await findStuckJobs(db, q, opts.filter, limit);
       tokens.clear();

@@ -23,6 +23,32 @@ export const runRecordsPath = (journal: string) => join(journal, '..', 'runs.jso
 const fsReason = (e: unknown) => (e as { code?: string }).code ?? (e as Error).message;
 
 /**
+ * The journal's lines that `keep` accepts, in the order written; none when there is no journal
+ * yet. `contains` skips, before parsing, a line that does not hold it; a line that does not
+ * parse (a write cut short) is skipped.
+ */
+export async function readJournalLines<T>(path: string, select: { contains?: string; keep: (j: any) => j is T }): Promise<T[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return [];
+    throw dependencyError(`cannot read the audit journal ${path} (${fsReason(e)}).`, e);
+  }
+  const out: T[] = [];
+  for (const line of text.split('\n')) {
+    if (select.contains !== undefined && !line.includes(select.contains)) continue;
+    try {
+      const j: unknown = JSON.parse(line);
+      if (select.keep(j)) out.push(j);
+    } catch {
+      // a torn line (a write cut short)
+    }
+  }
+  return out;
+}
+
+/**
  * What a journal line says about where its change was made, so that `runs` and `revert` read
  * only the lines of the target they work on: a database by its system identifier and name
  * (the target's name from the config beside them), an AWS account+region.

@@ -78,6 +78,12 @@ export const NOT_ATTEMPTED = 'not attempted: the run stopped early';
  * A remedy over some target C (a Database session, a Scheduler API client). For database
  * remedies `table`/`schema` name what the advisory lock is keyed by.
  */
+/** Remedy.planState: a token per item, read (`get`) and handed back (`restore`); plan-state.ts tokenPlanState builds one over a Map. */
+export interface PlanState<P extends PlannedItem> {
+  get(id: string): string | undefined;
+  restore(items: P[], tokens: Map<string, string>): void;
+}
+
 export interface Remedy<P extends PlannedItem, C = Database> {
   /** A verb for messages: "reap", "retry", "purge", "adopt". */
   action: string;
@@ -103,7 +109,7 @@ export interface Remedy<P extends PlannedItem, C = Database> {
    * item, kept out of the report): a reviewed plan's file records it with each item, and hands
    * it back (`restore`) before its items are applied, as plan() would have left it.
    */
-  planState?: { get(id: string): string | undefined; restore(items: P[], tokens: Map<string, string>): void };
+  planState?: PlanState<P>;
   /** Read-only (inside a READ ONLY transaction for databases). `limit` 0 means no limit. */
   plan(target: C, limit: number): Promise<P[]>;
   /**

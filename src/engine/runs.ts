@@ -1,9 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import type { Database } from '../database/database.js';
 import type { Config } from '../config/config.js';
 import { qualifiedName } from '../database/identifiers.js';
-import { ExitCode, OpsctlError } from '../errors.js';
-import { runRecordsPath, type JournalTarget } from './local-state.js';
+import { readJournalLines, runRecordsPath, type JournalTarget } from './local-state.js';
 import { ROLLED_BACK_KIND, RUN_KIND } from './remediation.js';
 import { runIdTime } from './run-id.js';
 
@@ -68,24 +66,10 @@ export function sameTarget(line: JournalTarget | undefined, want: JournalTarget 
 
 /** Every parsable line of the journal (none when there is none yet). */
 export async function readJournal(path: string): Promise<RunEntry[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return [];
-    throw new OpsctlError(`cannot read the audit journal ${path} (${(e as { code?: string }).code ?? (e as Error).message}).`, ExitCode.DEPENDENCY, e);
-  }
-  const out: RunEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.includes('runId')) continue;
-    try {
-      const j = JSON.parse(line) as RunEntry;
-      if (j && typeof j.metadata === 'object' && j.metadata && typeof j.metadata.runId === 'string') out.push(j);
-    } catch {
-      // a torn line (a write cut short)
-    }
-  }
-  return out;
+  return readJournalLines(path, {
+    contains: 'runId',
+    keep: (j): j is RunEntry => j && typeof j.metadata === 'object' && j.metadata && typeof j.metadata.runId === 'string',
+  });
 }
 
 /** Journal entries of `targets` (any of them), with rolled-back batches taken out. */

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import pg from 'pg';
 import { freshDatabase, tableChecksum } from '../support/db.js';
-import { BIN, cli } from '../support/cli.js';
+import { cli } from '../support/cli.js';
+import { spawnOnTty } from '../support/tty.js';
 import { eventually, installGate, opsctlBackends, removeGate } from '../support/reliability.js';
 
 /**
@@ -11,42 +11,8 @@ import { eventually, installGate, opsctlBackends, removeGate } from '../support/
  * question change nothing (exit 5), Ctrl-C and Ctrl-D at the prompt change nothing (exit 130),
  * and Ctrl-C during the apply finishes the batch in flight, reports what was applied (exit 130).
  */
-interface Tty {
-  child: ChildProcessWithoutNullStreams;
-  output: () => string;
-  /** Resolves when the output matches. */
-  seen: (re: RegExp) => Promise<void>;
-  done: Promise<number>;
-}
-
-function onTty(args: string[], env: NodeJS.ProcessEnv): Tty {
-  const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const child = spawn('script', ['-qefc', cmd, '/dev/null'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm-256color', COLUMNS: '120', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const waiters: Array<{ re: RegExp; resolve: () => void }> = [];
-  child.stdout.setEncoding('utf8').on('data', (d) => {
-    output += d;
-    for (const w of waiters.splice(0)) (w.re.test(output) ? w.resolve() : waiters.push(w));
-  });
-  // A guard, not synchronisation: a run that never ends must not outlive the test.
-  const guard = setTimeout(() => child.kill('SIGKILL'), 40_000);
-  const done = new Promise<number>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      resolve(code ?? -1);
-    });
-  });
-  return {
-    child,
-    output: () => output,
-    seen: (re) => (re.test(output) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ re, resolve }))),
-    done,
-  };
-}
+/** 120 columns, and a guard: a run that never ends must not outlive the test. */
+const onTty = (args: string[], env: NodeJS.ProcessEnv) => spawnOnTty(args, { COLUMNS: '120', ...env }, { timeoutMs: 40_000 });
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 const env = () => ({ DATABASE_URL: db.url });
@@ -82,7 +48,7 @@ describe('--apply on a terminal', () => {
       const other = await cli(['reap', '--apply', '--yes', '--max', '0', '-o', 'json'], env());
       expect(other.code).toBe(0);
       expect(other.json().summary).toMatchObject({ reaped: STUCK });
-      t.child.stdin.write('y\r');
+      t.type('y\r');
       expect(await t.done).toBe(0);
       // Every listed row was re-checked at write time: the other run had them.
       expect(t.output()).toMatch(/race-lost/);
@@ -96,7 +62,7 @@ describe('--apply on a terminal', () => {
     const t = onTty(['reap', '--apply', '--max', '0'], env());
     await t.seen(/\[y\/N\]/);
     const atPrompt = t.output().length;
-    t.child.stdin.write('n\r');
+    t.type('n\r');
     expect(await t.done).toBe(5);
     const after = t.output().slice(atPrompt);
     expect(after).toContain('Cancelled; nothing was changed.');
@@ -112,7 +78,7 @@ describe('--apply on a terminal', () => {
       const before = await tableChecksum(db.client, 'purchase_executions');
       const t = onTty(['reap', '--apply', '--max', '0'], env());
       await t.seen(/\[y\/N\]/);
-      t.child.stdin.write(key);
+      t.type(key);
       expect(await t.done).toBe(130);
       expect(t.output()).toMatch(/Interrupted at the prompt; nothing was changed\./);
       expect(t.output()).not.toMatch(/unexpected error/);
@@ -138,9 +104,9 @@ describe('--apply on a terminal', () => {
     try {
       const t = onTty(['reap', '--apply', '--max', '0', '--batch-size', '5'], { ...env(), OPSCTL_LOCK_TIMEOUT: '60s' });
       await t.seen(/\[y\/N\]/);
-      t.child.stdin.write('y\r');
+      t.type('y\r');
       await eventually('opsctl waiting at the gate in batch 3', async () => (await opsctlBackends(db.client, db.name)).find((b) => b.wait_event === 'advisory'));
-      t.child.stdin.write('\u0003');
+      t.type('\u0003');
       await t.seen(/stopping after the batch in flight/);
       await holder.query('SELECT pg_advisory_unlock(4242)');
       expect(await t.done).toBe(130);

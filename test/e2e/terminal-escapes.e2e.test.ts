@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import parsePrometheus from 'parse-prometheus-text-format';
 import { freshDatabase } from '../support/db.js';
-import { BIN, cliProcess } from '../support/cli.js';
+import { cliProcess } from '../support/cli.js';
+import { runOnTty } from '../support/tty.js';
 
 /**
  * Values from the database reach a terminal: a last_error or a kind holding escape sequences
@@ -29,16 +29,7 @@ afterAll(async () => {
 });
 
 /** The CLI on a pseudo-terminal (util-linux `script`), so it colours its output. */
-function onTty(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-    const child = spawn('script', ['-qefc', cmd, '/dev/null'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm-256color', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (output += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, output }));
-  });
-}
+const onTty = (args: string[], env: NodeJS.ProcessEnv) => runOnTty(args, env, { stdin: 'ignore' });
 
 describe('control characters from the database', () => {
   it('a table shows them escaped in its cells, headline and sections', async () => {

@@ -1,40 +1,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { freshDatabase, tableChecksum } from '../support/db.js';
-import { BIN } from '../support/cli.js';
+import { runOnTty } from '../support/tty.js';
 
 /**
  * The CLI on a real terminal: util-linux `script` gives it a pseudo-TTY, so isTTY, the
  * confirmation prompt, colour and progress behave exactly as for a person at a shell.
  */
-function onTty(args: string[], env: NodeJS.ProcessEnv, answer?: { when: RegExp; type: string }): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-    const child = spawn('script', ['-qefc', cmd, '/dev/null'], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm-256color', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let output = '';
-    let answered = false;
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      output += d;
-      if (answer && !answered && answer.when.test(output)) {
-        answered = true;
-        child.stdin.write(answer.type);
-      }
-    });
-    // A guard, not synchronisation: a prompt that never comes must not leave the child holding the table's lock.
-    const guard = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`no exit within 20 s; output so far: ${output}`));
-    }, 20_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code: code ?? -1, output });
-    });
-  });
-}
+// A guard, not synchronisation: a prompt that never comes must not leave the child holding the table's lock.
+const onTty = (args: string[], env: NodeJS.ProcessEnv, answer?: { when: RegExp; type: string }) => runOnTty(args, env, { answer, timeoutMs: 20_000 });
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 const env = () => ({ DATABASE_URL: db.url });

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshDatabase } from '../support/db.js';
-import { BIN, cliProcess } from '../support/cli.js';
+import { cliProcess } from '../support/cli.js';
+import { runOnTty } from '../support/tty.js';
 
 /**
  * Tables fitted to the terminal (issue 27): on a TTY of 80 columns no line is wider than 80,
@@ -12,19 +12,10 @@ import { BIN, cliProcess } from '../support/cli.js';
  * every value whole.
  */
 
-/** The CLI on a pseudo-terminal (util-linux `script`) sized `cols` columns by stty inside it. */
-function onTty(args: string[], env: NodeJS.ProcessEnv, cols?: number): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-    const child = spawn('script', ['-qefc', cols ? `stty cols ${cols}; ${cmd}` : cmd, '/dev/null'], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm-256color', NO_COLOR: '1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, output: output.replace(/\r\n/g, '\n') }));
-  });
+/** The CLI on a pseudo-terminal (util-linux `script`) sized `cols` columns by stty inside it, without colour; lines end in \n. */
+async function onTty(args: string[], env: NodeJS.ProcessEnv, cols?: number): Promise<{ code: number; output: string }> {
+  const r = await runOnTty(args, { NO_COLOR: '1', ...env }, { columns: cols, stdin: 'ignore' });
+  return { code: r.code, output: r.output.replace(/\r\n/g, '\n') };
 }
 
 /** Terminal columns of a line: CJK counts 2 (the only wide characters these values hold). */

@@ -1,31 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshDatabase } from '../support/db.js';
-import { BIN, cli } from '../support/cli.js';
+import { cli } from '../support/cli.js';
+import { runOnTty } from '../support/tty.js';
 
 // Issue #28: on a terminal the run's id is printed when it starts (stderr, like progress); piped,
 // stderr stays empty and the id is in the report (summary runId).
 
-function onTty(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-    const child = spawn('script', ['-qefc', cmd, '/dev/null'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm-256color', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (output += d));
-    const guard = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`no exit within 20 s; output so far: ${output}`));
-    }, 20_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code: code ?? -1, output });
-    });
-  });
-}
+const onTty = (args: string[], env: NodeJS.ProcessEnv) => runOnTty(args, env, { timeoutMs: 20_000 });
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 beforeAll(async () => {
