@@ -9,6 +9,9 @@
 // (2)/(1) is what batching costs the server; (4)/(2) is what opsctl adds around the SQL.
 // Usage: npm run build && node bench/reap-sql-alone.mjs [--rows 1000000] [--batch 8500] [--older-than 10d] [--major 14|18]
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startPostgres, seedSized, bulkReapSql } from './lib/postgres.mjs';
 
 const arg = (name, dflt) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };
@@ -26,6 +29,8 @@ const cfg = defaultConfig().executions;
 const statements = reapStatements(cfg);
 const cas = major >= 18 ? statements.cas : statements.skipLocked;
 
+// opsctl's journal (one line a reaped row) in a directory of its own, removed at the end.
+const stateDir = mkdtempSync(join(tmpdir(), 'opsctl-bench-state-'));
 const pgs = await startPostgres(major);
 try {
   await seedSized(pgs, 'sized', rows);
@@ -50,7 +55,7 @@ try {
   const opsctl = () => onCopy(async (db) => {
     const t0 = performance.now();
     const r = spawnSync(process.execPath, ['bin/opsctl.cjs', 'reap', '--apply', '--max', '0', '--yes', '-o', 'json', '--older-than', olderThan], {
-      env: { ...process.env, DATABASE_URL: pgs.url(db), OPSCTL_STATEMENT_TIMEOUT: '10m', NO_COLOR: '1' },
+      env: { ...process.env, DATABASE_URL: pgs.url(db), OPSCTL_STATEMENT_TIMEOUT: '10m', NO_COLOR: '1', OPSCTL_STATE_DIR: stateDir },
       maxBuffer: 1 << 30,
     });
     const ms = performance.now() - t0;
@@ -73,4 +78,5 @@ try {
   console.log(`opsctl reap            ${o.toFixed(0).padStart(6)} ms  ${(o / b).toFixed(2)}× the bulk UPDATE, ${(o / s).toFixed(2)}× the SQL alone`);
 } finally {
   await pgs.stop();
+  rmSync(stateDir, { recursive: true, force: true });
 }

@@ -149,6 +149,9 @@ async function main() {
   const info = machine();
   log(`opsctl bench: ${opts.only.join(', ')}; runs ${opts.runs} (+${opts.warmup} warm-up), rows ${fmtInt(opts.rows)}; ${info.cpuModel}, ${info.cores} cores, ${info.memoryGiB} GiB, node ${info.node}`);
   const workDir = mkdtempSync(join(tmpdir(), 'opsctl-bench-'));
+  // opsctl's journal and run records (a reap without an audit table journals every row: ~1 kB a
+  // row) in the work directory, removed with it, never the real ~/.local/state/opsctl.
+  process.env.XDG_STATE_HOME = join(workDir, 'state');
   const ctx = { ...opts, workDir, pg: null };
   const results = [];
   const started = performance.now();

@@ -2,6 +2,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stateFiles } from './support/global-setup.js';
 
 /**
  * A test run leaves the temp directory as it found it. Runs after every other test (its own
@@ -44,5 +45,12 @@ describe('the temp directory', () => {
       .filter((n) => !before.has(n) && n !== basename(run) && OURS.test(n) && !NOT_TESTS.test(n) && ours(dir, n, run))
       .sort();
     expect(left, `left in ${dir} by the run`).toEqual([]);
+  });
+});
+
+describe("opsctl's real state directory", () => {
+  it('is as the run found it: every journal line, run record and lock file went to the run\'s own (XDG_STATE_HOME)', () => {
+    const { dir, files } = inject('stateBefore');
+    expect(stateFiles(dir), `written in ${dir} by the run`).toBe(files);
   });
 });

@@ -9,11 +9,11 @@ import { BIN, cliProcess } from '../support/cli.js';
 // Each demo gets a private TMPDIR (reachable by the postgres user): "nothing left behind" is
 // checked there, where no other test or process writes; the binaries' cache stays shared.
 let scratch: string;
-const demoEnv = () => ({ PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: scratch, OPSCTL_EMBEDDED_PG_CACHE: tmpdir() });
+const demoEnv = () => ({ PATH: process.env.PATH, HOME: process.env.HOME, XDG_STATE_HOME: process.env.XDG_STATE_HOME, TMPDIR: scratch, OPSCTL_EMBEDDED_PG_CACHE: tmpdir() });
 /** A bash in another directory, with nothing of opsctl on its PATH: what the reader's other shell is. */
 function shellRun(script: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', script], { cwd: tmpdir(), env: { PATH: `${dirname(process.execPath)}:/usr/bin:/bin`, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', ['-c', script], { cwd: tmpdir(), env: { PATH: `${dirname(process.execPath)}:/usr/bin:/bin`, HOME: process.env.HOME, XDG_STATE_HOME: process.env.XDG_STATE_HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -49,7 +49,7 @@ const shardCount = (text: string) => {
 let shims: ReturnType<typeof imageShims> | undefined;
 function sh(script: string, env: NodeJS.ProcessEnv, cwd: string): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', script], { env: { HOME: process.env.HOME, ...env, ...shims!.env }, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('/bin/sh', ['-c', script], { env: { HOME: process.env.HOME, XDG_STATE_HOME: process.env.XDG_STATE_HOME, ...env, ...shims!.env }, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
     child.on('error', reject);

@@ -21,7 +21,7 @@ interface Run {
 
 function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   // npm keeps the whole environment (registry, proxy and CA settings); opsctl gets a bare one.
-  const base = cmd === 'npm' ? process.env : { PATH: process.env.PATH, HOME: process.env.HOME };
+  const base = cmd === 'npm' ? process.env : { PATH: process.env.PATH, HOME: process.env.HOME, XDG_STATE_HOME: process.env.XDG_STATE_HOME };
   return runProcess(cmd, args, { cwd: opts.cwd, env: { ...base, ...opts.env } });
 }
 

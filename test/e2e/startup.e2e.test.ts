@@ -34,7 +34,7 @@ afterAll(async () => {
 
 const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
   spawnSync(process.execPath, [join(copy, 'bin/opsctl.cjs'), ...args], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, OPSCTL_DEBUG_CODE_CACHE: '1', ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_STATE_HOME: process.env.XDG_STATE_HOME, OPSCTL_DEBUG_CODE_CACHE: '1', ...env },
     encoding: 'utf8',
   });
 const cacheFile = () => join(copy, 'dist/opsctl.cjs.cache');
@@ -42,7 +42,7 @@ const cacheState = (stderr: string) => /opsctl: code cache (.*)/.exec(stderr)?.[
 /** `run` with trace-loads.cjs preloaded: the packages loaded (name → directory), Node's modules, and stderr without the trace. */
 function traced(args: string[], env: NodeJS.ProcessEnv = {}) {
   const r = spawnSync(process.execPath, ['--require', join(copy, 'trace-loads.cjs'), join(copy, 'bin/opsctl.cjs'), ...args], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, OPSCTL_DEBUG_CODE_CACHE: '1', ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_STATE_HOME: process.env.XDG_STATE_HOME, OPSCTL_DEBUG_CODE_CACHE: '1', ...env },
     encoding: 'utf8',
   });
   const line = /^loaded: (.*)$/m.exec(r.stderr);

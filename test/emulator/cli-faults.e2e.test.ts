@@ -22,7 +22,7 @@ afterEach(() => {
 function startCli(args: string[]): Promise<{ child: ChildProcess; endpoint: string; stderr: () => string; stdout: () => string }> {
   const child = spawn(process.execPath, [BIN, 'emulator', 'scheduler', '--port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_STATE_HOME: process.env.XDG_STATE_HOME },
   });
   children.push(child);
   let out = '';

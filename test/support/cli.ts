@@ -38,7 +38,7 @@ export const BIN = fileURLToPath(new URL('../../bin/opsctl.cjs', import.meta.url
 export function cliProcess(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?: string } = {}): Promise<CliResult & { signal: NodeJS.Signals | null }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_STATE_HOME: process.env.XDG_STATE_HOME, ...env },
       cwd: opts.cwd ?? process.cwd(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });

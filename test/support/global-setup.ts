@@ -1,5 +1,5 @@
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createRequire } from 'node:module';
@@ -12,6 +12,8 @@ declare module 'vitest' {
     pgMajor: number;
     /** For the leftovers project: the real temp directory, what it held before the run, the run's own. */
     tmpBefore: { dir: string; entries: string[]; run: string };
+    /** For the leftovers project: opsctl's real state directory (~/.local/state/opsctl) and its files before the run. */
+    stateBefore: { dir: string; files: string | null };
   }
 }
 
@@ -23,11 +25,30 @@ declare module 'vitest' {
 interface RunState {
   realTmp: string;
   before: Set<string>;
+  stateBefore: string | null;
   dir: string;
   users: number;
 }
 const KEY = Symbol.for('opsctl.test.run');
 const state = globalThis as unknown as { [KEY]?: RunState };
+
+/** Where opsctl keeps its state when nothing says otherwise (src/engine/local-state.ts). */
+export const REAL_STATE = join(homedir(), '.local', 'state', 'opsctl');
+
+/** A directory's files with their sizes and modification times, or null when it does not exist. */
+export function stateFiles(dir: string): string | null {
+  try {
+    return readdirSync(dir)
+      .sort()
+      .map((n) => {
+        const st = statSync(join(dir, n));
+        return `${n} ${st.size} ${st.mtimeMs}`;
+      })
+      .join('\n');
+  } catch {
+    return null;
+  }
+}
 
 /**
  * One temp directory per test run, set as TMPDIR before the test workers start, so every
@@ -42,10 +63,14 @@ function runTmpdir(): () => void {
   if (!run) {
     const realTmp = tmpdir();
     const before = new Set(readdirSync(realTmp));
+    const stateBefore = stateFiles(REAL_STATE);
     const dir = mkdtempSync(join(realTmp, 'opsctl-test-run-'));
     chmodSync(dir, 0o1777);
     process.env.TMPDIR = dir;
-    run = state[KEY] = { realTmp, before, dir, users: 0 };
+    // opsctl's local state (its journal of changes, runs.jsonl, lock files) in the run's own
+    // directory too, never the real ~/.local/state/opsctl (test/tmp-leftovers.last-test.ts).
+    process.env.XDG_STATE_HOME = join(dir, 'state');
+    run = state[KEY] = { realTmp, before, stateBefore, dir, users: 0 };
   }
   run.users += 1;
   const r = run;
@@ -55,6 +80,7 @@ function runTmpdir(): () => void {
     rmSync(r.dir, { recursive: true, force: true });
     delete state[KEY];
     process.env.TMPDIR = r.realTmp;
+    delete process.env.XDG_STATE_HOME;
   };
 }
 
@@ -83,6 +109,7 @@ export default async function setup(project: TestProject) {
   if (project.name === LEFTOVERS_PROJECT) {
     const r = state[KEY]!;
     project.provide('tmpBefore', { dir: r.realTmp, entries: [...r.before], run: r.dir });
+    project.provide('stateBefore', { dir: REAL_STATE, files: r.stateBefore });
     return removeTmp;
   }
   const pg = (await import('pg')).default;

@@ -29,7 +29,7 @@ export interface Tty {
 export function spawnOnTty(args: string[], env: NodeJS.ProcessEnv, opts: TtyOptions & { timeoutMs?: number } = {}): Tty {
   const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const child = spawn('script', ['-qefc', opts.columns ? `stty cols ${opts.columns}; ${cmd}` : cmd, '/dev/null'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm-256color', ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_STATE_HOME: process.env.XDG_STATE_HOME, TERM: 'xterm-256color', ...env },
     stdio: [opts.stdin ?? 'pipe', 'pipe', 'pipe'],
   });
   let output = '';
