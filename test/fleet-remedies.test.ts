@@ -140,7 +140,7 @@ describe('opsctl reap over targets', () => {
         }
       });
       stdout.resume();
-      return { io: { stdin, stderr, stdout, env: { PATH: process.env.PATH, ...env() }, cwd: process.cwd() }, text: () => err, prompts: () => prompts };
+      return { io: { stdin, stderr, stdout, env: { PATH: process.env.PATH, XDG_STATE_HOME: process.env.XDG_STATE_HOME, ...env() }, cwd: process.cwd() }, text: () => err, prompts: () => prompts };
     };
     const no = tty('n');
     // Declined: exit 5, nothing changed (issue 27).
@@ -378,7 +378,7 @@ describe('adopt schedule-group over targets keeps the single-target guarantees',
     let text = '';
     stdout.on('data', (d) => (text += d));
     const waiting = runCli(['--config', f, 'adopt', 'schedule-group', '--all-unowned', '--all-targets', '--apply', '--wait', '--reason', 'INC-11', '-o', 'json'], {
-      stdout, stderr: err, stdin: Readable.from([]), env: { PATH: process.env.PATH, ...e() }, cwd: process.cwd(),
+      stdout, stderr: err, stdin: Readable.from([]), env: { PATH: process.env.PATH, XDG_STATE_HOME: process.env.XDG_STATE_HOME, ...e() }, cwd: process.cwd(),
     });
     await eventually('the eu-west-1 unit waits for the lock', async () => /waiting for another opsctl run working on schedule groups of account 210987654321 in eu-west-1/.test(stderr));
     expect(west.callCounts().TagResource ?? 0).toBe(0);

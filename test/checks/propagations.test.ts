@@ -582,7 +582,7 @@ describe('propagations purge', () => {
       stdout,
       stderr,
       stdin,
-      env: { PATH: process.env.PATH, ...env },
+      env: { PATH: process.env.PATH, XDG_STATE_HOME: process.env.XDG_STATE_HOME, ...env },
       cwd: process.cwd(),
     });
     expect(code).toBe(0);

@@ -287,7 +287,7 @@ describe('6. --reason in the audit of every change, and the account+region lock'
     let stdout = '';
     out.on('data', (d) => (stdout += d));
     const waiting = runCli(['--config', sgConfig(), 'adopt', 'schedule-group', 'u1', '--apply', '--wait', '-o', 'json'], {
-      stdout: out, stderr: err, stdin: Readable.from([]), env: { PATH: process.env.PATH, ...env }, cwd: process.cwd(),
+      stdout: out, stderr: err, stdin: Readable.from([]), env: { PATH: process.env.PATH, XDG_STATE_HOME: process.env.XDG_STATE_HOME, ...env }, cwd: process.cwd(),
     });
     await eventually('the second adopter waits', async () => /waiting for another opsctl run/.test(stderr));
     expect(calls('TagResource')).toBe(0);

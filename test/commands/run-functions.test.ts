@@ -39,7 +39,7 @@ function context(env: NodeJS.ProcessEnv, config: Record<string, unknown>, deps: 
   let stderr = '';
   out.on('data', (d) => (stdout += d));
   err.on('data', (d) => (stderr += d));
-  const ctx = new CommandContext({ stdout: out, stderr: err, stdin: Readable.from([]), env: { PATH: process.env.PATH, ...env }, cwd: dir }, { output, config: file }, createDeps(deps));
+  const ctx = new CommandContext({ stdout: out, stderr: err, stdin: Readable.from([]), env: { PATH: process.env.PATH, XDG_STATE_HOME: process.env.XDG_STATE_HOME, ...env }, cwd: dir }, { output, config: file }, createDeps(deps));
   return { ctx, stdout: () => stdout, stderr: () => stderr };
 }
 

@@ -47,7 +47,7 @@ describe('a big table', () => {
     // 20,000 of them are enough to tell (1.6 MB of table); in-process, to see the writes.
     const out = new Collect();
     const err = new Collect();
-    const code = await runCli(['executions', 'stuck', '--limit', '20000'], { stdout: out, stderr: err, stdin: Readable.from([]), env: { PATH: process.env.PATH, ...env() }, cwd: process.cwd() });
+    const code = await runCli(['executions', 'stuck', '--limit', '20000'], { stdout: out, stderr: err, stdin: Readable.from([]), env: { PATH: process.env.PATH, XDG_STATE_HOME: process.env.XDG_STATE_HOME, ...env() }, cwd: process.cwd() });
     expect(err.text).toBe('');
     expect(code).toBe(0);
     const sizes = out.chunks.map((c) => c.length);
@@ -65,7 +65,7 @@ describe('a table that cannot be printed after --apply', () => {
     const full = new Writable({ write: (_c, _e, cb) => cb(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })) });
     full.on('error', () => {});
     const err = new Collect();
-    const code = await runCli(['reap', '--apply', '--max', '0'], { stdout: full, stderr: err, stdin: Readable.from([]), env: { PATH: process.env.PATH, ...env() }, cwd: process.cwd() });
+    const code = await runCli(['reap', '--apply', '--max', '0'], { stdout: full, stderr: err, stdin: Readable.from([]), env: { PATH: process.env.PATH, XDG_STATE_HOME: process.env.XDG_STATE_HOME, ...env() }, cwd: process.cwd() });
     expect((await db.client.query("SELECT count(*)::int AS n FROM purchase_executions WHERE status = 'failed'")).rows[0].n).toBe(3000);
     expect(code).toBe(0);
     expect(err.text).toBe('opsctl: reap --apply did its work, but the table could not be printed: no space left on device.\n');

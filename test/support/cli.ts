@@ -25,7 +25,8 @@ export async function cli(args: string[], env: NodeJS.ProcessEnv = {}, opts: { c
     stdout: out.stream,
     stderr: err.stream,
     stdin: Readable.from([]),
-    env: { PATH: process.env.PATH, ...env },
+    // opsctl's state in the run's own directory (test/support/global-setup.ts), never the real home's.
+    env: { PATH: process.env.PATH, XDG_STATE_HOME: process.env.XDG_STATE_HOME, ...env },
     cwd: opts.cwd ?? process.cwd(),
   });
   const stdout = out.text();

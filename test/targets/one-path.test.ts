@@ -66,7 +66,7 @@ function terminal(answer: string) {
     }
   });
   stdout.resume();
-  return { io: { stdin, stderr, stdout, env: { PATH: process.env.PATH, ...env() }, cwd: process.cwd() }, text: () => text, questions: () => questions };
+  return { io: { stdin, stderr, stdout, env: { PATH: process.env.PATH, XDG_STATE_HOME: process.env.XDG_STATE_HOME, ...env() }, cwd: process.cwd() }, text: () => text, questions: () => questions };
 }
 
 describe('reap over targets goes through the same path as a listing', () => {
