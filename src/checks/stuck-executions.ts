@@ -2,6 +2,7 @@ import { textArrayParam, type Database } from '../database/database.js';
 import type { Config, ExecutionsConfig } from '../config/config.js';
 import type { Remedy } from '../engine/remediation.js';
 import { imageRef, type RemedyImage } from '../engine/images.js';
+import type { BatchLineHead, JournalTarget } from '../engine/local-state.js';
 import { casThenClassify, endCas, skipLockedCasThenClassify, type CasFirst, type SkipLockedCas } from '../engine/guarded-batch.js';
 import { formatDuration } from '../config/durations.js';
 import { qualifiedName, quoteIdent } from '../database/identifiers.js';
@@ -71,8 +72,13 @@ const literal = (s: string) => `'${s.replaceAll("'", "''")}'`;
  * the before and after images of an audit entry (to_jsonb of each value).
  */
 function imageSql(cfg: ExecutionsConfig, alias: string): string {
-  const cols = [cfg.status, cfg.error, cfg.updatedAt, ...(cfg.transitionedAt ? [cfg.transitionedAt] : [])];
+  const cols = reapImage(cfg).columns as string[];
   return `jsonb_build_object(${cols.map((c) => `${literal(c)}, ${alias}.${quoteIdent(c)}`).join(', ')})`;
+}
+
+/** The same values as a JSON array in reapImage's column order (a batch journal line's image: a fifth of the server's time of an object). */
+function imageArraySql(cfg: ExecutionsConfig, alias: string): string {
+  return `json_build_array(${(reapImage(cfg).columns as string[]).map((c) => `${alias}.${quoteIdent(c)}`).join(', ')})`;
 }
 
 export interface ReapStatementOptions {
@@ -90,6 +96,13 @@ export interface ReapStatementOptions {
    * Absent: through jsonb_populate_record, ~12 µs a row more on the server.
    */
   auditTypes?: { resourceId: string; metadata: string } | null;
+  /**
+   * No audit table: the statement also builds the batch's journal line (one more row, id NULL,
+   * whose `journal` column holds it): a batch line (local-state.ts BatchLine) whose rows expand
+   * to exactly the lines the engine would write for the entries. Params $6 keys, $7 ages, $8 the
+   * line's text up to its rows: see reapJournalParams.
+   */
+  journal?: boolean;
 }
 
 /**
@@ -140,14 +153,24 @@ export function reapStatements(cfg: ExecutionsConfig, o: ReapStatementOptions = 
                 'metadata', ${metadataSql})) AS e
      )`
     : '';
-  const wrap = (upd: string) => (audit ? `WITH upd AS (${upd})${audit} SELECT id, status FROM upd` : upd);
+  // The batch's journal line: $8 its text up to the rows, then one array a row (see BatchLine:
+  // [key, status it replaced, before, after, age]). Its images are arrays: one jsonb object a row
+  // per field cost 23 µs a row on the server, the arrays ~3.
+  const journal = !audit && o.journal
+    ? ` SELECT id, status, NULL::text AS journal FROM upd
+       UNION ALL
+       SELECT NULL, NULL, $8::text || string_agg(json_build_array(upd.id, upd.status, upd.before, upd.after, p.age)::text, ',') || ']}'
+         FROM upd JOIN unnest($6::text[], $7::bigint[]) AS p(id, age) ON p.id = upd.id`
+    : '';
+  const image = (alias: string) => (journal ? imageArraySql(cfg, alias) : imageSql(cfg, alias));
+  const wrap = (upd: string) => (audit ? `WITH upd AS (${upd})${audit} SELECT id, status FROM upd` : journal ? `WITH upd AS (${upd})${journal}` : upd);
   const cas = `UPDATE ${n.table} t SET ${set} WHERE t.${n.key} = ANY($1) AND ${recheck}
-    RETURNING t.${n.key}::text AS id, old.${n.status}::text AS status${images ? `, ${imageSql(cfg, 'old')} AS before, ${imageSql(cfg, 'new')} AS after` : ''}`;
+    RETURNING t.${n.key}::text AS id, old.${n.status}::text AS status${images ? `, ${image('old')} AS before, ${image('new')} AS after` : ''}`;
   const lockedCols = [n.status, n.error, n.updatedAt, ...(n.transitionedAt ? [n.transitionedAt] : [])];
   const skipUpd = `UPDATE ${n.table} t SET ${set}
       FROM locked l
      WHERE t.${n.key} = ANY(ARRAY(SELECT l2.k FROM locked l2)) AND t.${n.key} = l.k
-    RETURNING t.${n.key}::text AS id, l.${n.status}::text AS status${images ? `, ${imageSql(cfg, 'l')} AS before, ${imageSql(cfg, 't')} AS after` : ''}`;
+    RETURNING t.${n.key}::text AS id, l.${n.status}::text AS status${images ? `, ${image('l')} AS before, ${image('t')} AS after` : ''}`;
   // The rows by key (the primary key's index), the recheck a filter on them: written as is, the
   // planner scanned the whole stuck range by the updated_at index for every batch (10,600 heap
   // pages and 91,500 rows filtered out for an 8,500-row batch at 100k of 1M rows).
@@ -156,7 +179,7 @@ export function reapStatements(cfg: ExecutionsConfig, o: ReapStatementOptions = 
   const skipLocked = `WITH locked AS MATERIALIZED (
        SELECT t.${n.key} AS k, ${lockedCols.map((c) => `t.${c}`).join(', ')} FROM ${n.table} t
         WHERE t.${n.key} = ANY($1) AND ${lockRecheck} FOR UPDATE SKIP LOCKED
-     ), ${audit ? `upd AS (${skipUpd})${audit} SELECT id, status FROM upd` : `upd AS (${skipUpd}) SELECT * FROM upd`}`;
+     ), ${audit ? `upd AS (${skipUpd})${audit} SELECT id, status FROM upd` : journal ? `upd AS (${skipUpd})${journal}` : `upd AS (${skipUpd}) SELECT * FROM upd`}`;
   const recheckSql = `SELECT t.${n.key}::text AS id, t.${n.status}::text AS status, (${recheckOf('$2', '$3')}) AS eligible FROM ${n.table} t WHERE t.${n.key} = ANY($1)`;
   return { set, recheck, cas: wrap(cas), skipLocked, recheckSql };
 }
@@ -176,7 +199,25 @@ export interface ReapAuditConstants {
   metadata: string;
 }
 
-/** The values of reapStatements' $6–$10 for a batch (with an audit table). */
+/**
+ * reapStatements' $6–$8 when the statement builds the batch's journal line: the keys, their
+ * ages, and the line's text up to its rows (BatchLine: what is the same for every row, with
+ * `each` saying where a row holds execution_id, from_status and age_seconds).
+ */
+export function reapJournalParams(batch: Array<{ id: string; ageSeconds: number }>, ids: string[], head: string): unknown[] {
+  const ages = new Array<number>(batch.length);
+  for (let i = 0; i < batch.length; i++) ages[i] = (batch[i] as { ageSeconds: number }).ageSeconds;
+  return [textArrayParam(ids), `{${ages.join(',')}}`, head];
+}
+
+/** The text of a reap batch's journal line up to its rows (BatchLine), for reapJournalParams. */
+export function reapJournalHead(k: ReapAuditConstants, line: { at: string; actor: string; kind: string; resourceType: string; target: unknown }): string {
+  const { target, ...rest } = line;
+  const head: BatchLineHead = { ...rest, ...(target ? { target: target as JournalTarget } : {}), summaries: JSON.parse(k.summaries), metadata: JSON.parse(k.metadata), each: { execution_id: 0, from_status: 1, age_seconds: 4 } };
+  return `${JSON.stringify(head).slice(0, -1)},"rows":[`;
+}
+
+/** The values of reapStatements' $6–$10 for a batch (with an audit table, or building journal lines). */
 export function reapAuditParams(batch: Array<{ id: string; ageSeconds: number }>, ids: string[], k: ReapAuditConstants): unknown[] {
   const ages = new Array<number>(batch.length);
   for (let i = 0; i < batch.length; i++) ages[i] = (batch[i] as { ageSeconds: number }).ageSeconds;
@@ -367,6 +408,12 @@ export interface ReapOptions extends StuckQuery {
    * either way (a test compares them); default true.
    */
   auditInStatement?: boolean;
+  /**
+   * With no audit table: false has the engine build the journal lines from the entries the
+   * batch returns instead of the server building them (Remedy.journalsItself). The lines are
+   * the same either way (a test compares them); default true.
+   */
+  journalInStatement?: boolean;
 }
 
 /** What a reap batch's statement returns for a row it changed. */
@@ -378,6 +425,9 @@ interface ReapChange {
   before?: Record<string, unknown>;
   after?: Record<string, unknown>;
 }
+
+/** A row of a statement that builds the journal: a change, or (id null) the batch's journal lines. */
+type ReapRow = ReapChange & { journal?: string | null };
 
 /** Reap: move stuck rows to the failed status with a compare-and-set that re-checks status and age. */
 export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<PlannedReap> {
@@ -397,8 +447,9 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
   const template = reapReason(cfg.reasonTemplate, { threshold, status: '{status}', reason: opts.reason, actor: opts.actor });
   const auditTable = opts.audit.table ? qualifiedName(opts.audit.table, opts.audit.schema) : null;
   const auditsItself = Boolean(auditTable && opts.auditInStatement !== false);
+  const journalsItself = !auditTable && opts.journalInStatement !== false;
   // Built on the first batch, with what the server says (its version; the audit table's types).
-  let statements: Promise<{ major: number; sql: ReturnType<typeof reapStatements> }> | undefined;
+  let statements: Promise<{ major: number; sql: ReturnType<typeof reapStatements>; journaled: ReturnType<typeof reapStatements> | null }> | undefined;
   const prepare = (tx: Database) =>
     (statements ??= tx
       .queryRaw<{ v: number; rid: string | null; md: string | null }>(
@@ -416,6 +467,7 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
           // Types known (the table exists): cast to them; otherwise jsonb_populate_record says what is wrong, as writeAudit's would.
           auditTypes: r?.rid && r?.md ? { resourceId: r.rid, metadata: r.md } : null,
         }),
+        journaled: journalsItself ? reapStatements(cfg, { images: true, journal: true }) : null,
       })));
   const params = (ids: string[]) => reapParams(cfg, ids, template, opts);
   // The audit entry's parts that are the same for every row (as writeAudit's entry has them), by run.
@@ -446,6 +498,7 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
     // or set the session's lock_timeout), and with an audit table it inserts the audit rows too.
     oneStatement: true,
     auditsItself,
+    journalsItself,
     image: reapImage(cfg),
     // Its before/after come from its own statement (the locked rows, or RETURNING's old.*, and RETURNING).
     suppliesImages: true,
@@ -467,15 +520,30 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
       added: (r) => reasonOf(r.status).json,
     },
     async applyBatch(tx, batch, context) {
-      const { major, sql } = await prepare(tx);
-      const { cas: casSql, skipLocked: skipLockedSql, recheckSql } = sql;
-      const withAudit = auditsItself ? (ids: string[], b: PlannedReap[]) => [...params(ids), ...reapAuditParams(b, ids, constantsFor(context?.runId, context?.actor ?? opts.actor))] : params;
-      const changes = (rows: ReapChange[]) => new Map(rows.map((r) => [r.id, r]));
+      const { major, sql, journaled } = await prepare(tx);
+      // The server builds the journal lines when the engine asks for them (journalsItself).
+      const journal = journaled && context?.journal ? context.journal : null;
+      const { cas: casSql, skipLocked: skipLockedSql, recheckSql } = journal && journaled ? journaled : sql;
+      const actor = context?.actor ?? opts.actor;
+      let head: string | undefined;
+      const withAudit = auditsItself
+        ? (ids: string[], b: PlannedReap[]) => [...params(ids), ...reapAuditParams(b, ids, constantsFor(context?.runId, actor))]
+        : journal
+        ? (ids: string[], b: PlannedReap[]) => [...params(ids), ...reapJournalParams(b, ids, (head ??= reapJournalHead(constantsFor(context?.runId, actor), { at: journal.at, actor, kind: 'execution.reaped', resourceType: cfg.table, target: journal.target })))]
+        : params;
+      const changes = (rows: ReapRow[]) => {
+        const out = new Map<string, ReapChange>();
+        for (const r of rows) {
+          if (r.id !== null) out.set(r.id, r);
+          else if (journal && r.journal) journal.text = journal.text ? `${journal.text}\n${r.journal}` : r.journal;
+        }
+        return out;
+      };
       const words = {
         // Every applied row is recorded (the audit table, else the journal) with its images;
         // written by the statement itself: no entry built here.
         applied: (b: PlannedReap, c: ReapChange) => ({
-          audit: !auditsItself ? {
+          audit: !auditsItself && !journal ? {
             kind: 'execution.reaped',
             resourceType: cfg.table,
             resourceId: b.id,
@@ -493,7 +561,7 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
         ...words,
         // One statement: lock what can be locked without waiting among the rows that still match,
         // and compare-and-set them (with an audit table, their audit rows inserted by it too).
-        casSkipLocked: async (t, ids, b) => changes(await t.queryRaw<ReapChange & Record<string, unknown>>(skipLockedSql, withAudit(ids, b))),
+        casSkipLocked: async (t, ids, b) => changes(await t.queryRaw<ReapRow & Record<string, unknown>>(skipLockedSql, withAudit(ids, b))),
         async recheck(t, ids) {
           const rows = await t.queryRaw<{ id: string; status: string; eligible: boolean }>(recheckSql, [textArrayParam(ids), opts.statuses, opts.thresholdMs / 1000]);
           return new Map(rows.map((r) => [r.id, { row: r.status, eligible: r.eligible }]));
@@ -507,7 +575,7 @@ export function reapRemedy(cfg: ExecutionsConfig, opts: ReapOptions): Remedy<Pla
           ...words,
           // The compare-and-set alone (CAS-first, see casThenClassify): the status it replaced
           // is RETURNING's old.* (PostgreSQL 18).
-          cas: async (t, ids, b) => changes(await t.queryRaw<ReapChange & Record<string, unknown>>(casSql, withAudit(ids, b))),
+          cas: async (t, ids, b) => changes(await t.queryRaw<ReapRow & Record<string, unknown>>(casSql, withAudit(ids, b))),
           async current(t, ids) {
             const rows = await t.queryRaw<{ id: string; status: string }>(recheckSql, [textArrayParam(ids), opts.statuses, opts.thresholdMs / 1000]);
             return new Map(rows.map((r) => [r.id, r.status]));

@@ -23,6 +23,48 @@ export const runRecordsPath = (journal: string) => join(journal, '..', 'runs.jso
 const fsReason = (e: unknown) => (e as { code?: string }).code ?? (e as Error).message;
 
 /**
+ * A batch line: the journal line of a whole batch, written by the server for a remedy that
+ * journals itself (reap with no audit table): what is the same for every row once, then a
+ * short array per row. Read back (readJournalLines) it is the lines journalLine would have
+ * written, one per row:
+ *   resourceId = row[0], summary = summaries[row[1]],
+ *   metadata = { ...metadata, [k]: row[each[k]] for k in each, image: { ...metadata.image, id: row[0] },
+ *                before: image.columns zipped with row[2], after: the same with row[3] }.
+ */
+export interface BatchLineHead {
+  at: string;
+  actor: string;
+  kind: string;
+  resourceType: string;
+  target?: JournalTarget;
+  summaries: Record<string, string>;
+  metadata: Record<string, unknown> & { image: { columns: string[] } };
+  each: Record<string, number>;
+}
+type BatchLine = BatchLineHead & { rows: unknown[][] };
+
+const isBatchLine = (j: any): j is BatchLine => j !== null && typeof j === 'object' && Array.isArray(j.rows) && j.each && j.metadata?.image;
+
+const zip = (columns: string[], values: unknown): Record<string, unknown> | null => {
+  if (!Array.isArray(values)) return null;
+  const o: Record<string, unknown> = {};
+  columns.forEach((c, i) => (o[c] = values[i]));
+  return o;
+};
+
+/** A batch line's rows as the lines journalLine writes (the same keys, in its order). */
+function expandBatchLine(b: BatchLine): Record<string, unknown>[] {
+  const { image, ...common } = b.metadata;
+  return b.rows.map((r) => {
+    const id = r[0] as string;
+    const metadata: Record<string, unknown> = {};
+    for (const [k, i] of Object.entries(b.each)) metadata[k] = r[i];
+    Object.assign(metadata, common, { image: { ...image, id }, before: zip(image.columns, r[2]), after: zip(image.columns, r[3]) });
+    return { at: b.at, actor: b.actor, kind: b.kind, resourceType: b.resourceType, resourceId: id, summary: b.summaries[r[1] as string], metadata, ...(b.target ? { target: b.target } : {}) };
+  });
+}
+
+/**
  * The journal's lines that `keep` accepts, in the order written; none when there is no journal
  * yet. `contains` skips, before parsing, a line that does not hold it; a line that does not
  * parse (a write cut short) is skipped.
@@ -40,7 +82,9 @@ export async function readJournalLines<T>(path: string, select: { contains?: str
     if (select.contains !== undefined && !line.includes(select.contains)) continue;
     try {
       const j: unknown = JSON.parse(line);
-      if (select.keep(j)) out.push(j);
+      if (isBatchLine(j)) {
+        for (const e of expandBatchLine(j)) if (select.keep(e)) out.push(e);
+      } else if (select.keep(j)) out.push(j);
     } catch {
       // a torn line (a write cut short)
     }
@@ -65,8 +109,19 @@ export interface JournalTarget {
   endpoint?: string | null;
 }
 
-/** Appends entries (one write per call) with the target they were made on. */
-export type JournalAppend = (actor: string, entries: AuditEntry[], target?: JournalTarget | null) => Promise<void>;
+/**
+ * Appends entries (one write per call) with the target they were made on. `lines`: appends
+ * lines already built as journalLine builds them (by the server, see Remedy.journalsItself),
+ * one write.
+ */
+export type JournalAppend = ((actor: string, entries: AuditEntry[], target?: JournalTarget | null) => Promise<void>) & {
+  lines(text: string): Promise<void>;
+};
+
+/** One journal line's object: what `runs`, `revert` and `show` read back. */
+export function journalLine(at: string, actor: string, e: AuditEntry, target: JournalTarget | null | undefined): Record<string, unknown> {
+  return { at, actor, kind: e.kind, resourceType: e.resourceType, resourceId: e.resourceId, summary: e.summary, metadata: storedMetadata(e), ...(target ? { target } : {}) };
+}
 
 /** Checked before any change: a journal that cannot be written must stop the run while nothing is changed yet. */
 export async function openJournal(path: string): Promise<JournalAppend> {
@@ -76,15 +131,16 @@ export async function openJournal(path: string): Promise<JournalAppend> {
   } catch (e) {
     throw dependencyError(`cannot write the audit journal ${path} (${fsReason(e)}): set OPSCTL_STATE_DIR to a writable directory, or configure audit.table. Nothing was changed.`, e);
   }
-  return async (actor, entries, target) => {
+  // One append per batch: lines of one batch are never interleaved with another writer's.
+  const lines = async (text: string) => {
+    if (text) await appendFile(path, text.endsWith('\n') ? text : `${text}\n`, { mode: 0o600 });
+  };
+  const append = async (actor: string, entries: AuditEntry[], target?: JournalTarget | null) => {
     if (entries.length === 0) return;
     const at = new Date().toISOString();
-    // One append per batch: lines of one batch are never interleaved with another writer's.
-    const lines = entries
-      .map((e) => JSON.stringify({ at, actor, kind: e.kind, resourceType: e.resourceType, resourceId: e.resourceId, summary: e.summary, metadata: storedMetadata(e), ...(target ? { target } : {}) }))
-      .join('\n');
-    await appendFile(path, `${lines}\n`, { mode: 0o600 });
+    await lines(entries.map((e) => JSON.stringify(journalLine(at, actor, e, target))).join('\n'));
   };
+  return Object.assign(append, { lines });
 }
 
 interface LockOwner {

@@ -125,6 +125,14 @@ export interface Remedy<P extends PlannedItem, C = Database> {
    */
   auditsItself?: boolean;
   /**
+   * With no audit table, applyBatch builds its applied items' journal lines itself when the
+   * context asks (BatchContext.journal): the server writes each line from the row it changed,
+   * exactly the object journalLine gives for the entry the engine would otherwise record, and
+   * the batch hands the text back in context.journal.text. No context.journal: it returns the
+   * entries as any remedy does.
+   */
+  journalsItself?: boolean;
+  /**
    * The plan as NDJSON text, one planned item a line, as the server writes it (read-only, like
    * plan): what streamRemediation spools instead of holding the plan. Every item it lists is
    * actionable (no refusal, nothing settled).
@@ -159,6 +167,11 @@ export interface BatchContext {
   runId?: string;
   /** Who the audit rows name (the remedy's audit destination's actor). */
   actor?: string;
+  /**
+   * For a remedy that journalsItself: the lines' time and target; applyBatch sets `text` to
+   * the lines of its applied items (newline-separated, as the journal stores them).
+   */
+  journal?: { at: string; target: JournalTarget | null; text: string };
 }
 
 /** How the engine reaches a target: locking, read-only scope, the unit of one batch, fatal errors. */
@@ -392,27 +405,44 @@ async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remed
   const image = remedy.image;
   const capture = image && !remedy.suppliesImages && host.readImages ? host.readImages.bind(host) : null;
   const before = capture && image ? await capture(tx, image, batch.map((p) => p.id), true) : null;
-  const result = await remedy.applyBatch(tx, batch, { runId: rec.runId, actor: rec.actor });
+  // Lines the server builds (no per-row entry in this process: a large reap's journal was
+  // most of its time, parsing the images and writing them out again).
+  const own = rec.journal && remedy.journalsItself ? { at: new Date().toISOString(), target: rec.target, text: '' } : undefined;
+  const result = await remedy.applyBatch(tx, batch, { runId: rec.runId, actor: rec.actor, ...(own ? { journal: own } : {}) });
   // Written by the batch's own statement (into the audit table).
   if (remedy.auditsItself) return result;
+  if (own && rec.journal) {
+    const ids = result.filter((r) => r.outcome === 'applied').map((r) => r.id);
+    await appendJournal(ids.length, committed, result, () => (rec.journal as JournalAppend).lines(own.text));
+    rec.journaled = ids;
+    return result;
+  }
   const applied = result.filter((r) => r.outcome === 'applied' && r.audit);
   // After-images as the rows hold them now: after the write and the table's BEFORE triggers.
   const after = capture && image && image.columns !== 'row' && applied.length ? await capture(tx, image, applied.map((r) => r.id), false) : new Map<string, Image>();
   const entries = applied.map((r) => recorded(r.audit as AuditEntry, r.id, rec.runId, image, before ? { before, after } : null));
   if (entries.length) {
     if (rec.journal) {
-      // Appended before COMMIT: a batch that is then rolled back leaves lines whose revert finds
-      // the rows changed-since (and a rollback marker, see applyOneBatch).
-      try {
-        await rec.journal(rec.actor, entries, rec.target);
-      } catch (e) {
-        const f = dependencyError(`cannot append to the audit journal (${(e as { code?: string }).code ?? (e as Error).message}): ${committed ? `${entries.length} change(s) were made but not recorded` : 'the batch was rolled back'}.`, e);
-        throw new JournalFailed(f, committed ? result : null);
-      }
+      const journal = rec.journal;
+      await appendJournal(entries.length, committed, result, () => journal(rec.actor, entries, rec.target));
       rec.journaled = applied.map((r) => r.id);
     } else if (host.writeAudit) await host.writeAudit(tx, remedy.audit ?? null, entries);
   }
   return result;
+}
+
+/**
+ * Appended before COMMIT (or just after a one-statement batch committed): a batch that is then
+ * rolled back leaves lines whose revert finds the rows changed-since (and a rollback marker, see
+ * applyOneBatch). A journal that cannot be written stops the run.
+ */
+async function appendJournal(count: number, committed: boolean, result: ItemOutcome[], append: () => Promise<void>): Promise<void> {
+  try {
+    await append();
+  } catch (e) {
+    const f = dependencyError(`cannot append to the audit journal (${(e as { code?: string }).code ?? (e as Error).message}): ${committed ? `${count} change(s) were made but not recorded` : 'the batch was rolled back'}.`, e);
+    throw new JournalFailed(f, committed ? result : null);
+  }
 }
 
 /** Whether an outcome is a change that reached the target (applied, or written and then errored by a fatal error). */
