@@ -125,11 +125,11 @@ export interface Remedy<P extends PlannedItem, C = Database> {
    */
   auditsItself?: boolean;
   /**
-   * With no audit table, applyBatch builds its applied items' journal lines itself when the
-   * context asks (BatchContext.journal): the server writes each line from the row it changed,
-   * exactly the object journalLine gives for the entry the engine would otherwise record, and
-   * the batch hands the text back in context.journal.text. No context.journal: it returns the
-   * entries as any remedy does.
+   * With no audit table, applyBatch builds its applied items' journal text itself when the
+   * context asks (BatchContext.journal): the server writes the batch's line (local-state.ts
+   * BatchLine), whose rows read back as exactly the lines journalLine gives for the entries the
+   * engine would otherwise record, and the batch hands the text back in context.journal.text.
+   * No context.journal: it returns the entries as any remedy does.
    */
   journalsItself?: boolean;
   /**
@@ -169,7 +169,7 @@ export interface BatchContext {
   actor?: string;
   /**
    * For a remedy that journalsItself: the lines' time and target; applyBatch sets `text` to
-   * the lines of its applied items (newline-separated, as the journal stores them).
+   * the journal text of its applied items (whole lines, newline-separated, as appended).
    */
   journal?: { at: string; target: JournalTarget | null; text: string };
 }
