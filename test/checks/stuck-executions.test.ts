@@ -594,7 +594,7 @@ describe('reap', () => {
       expect(items.map((i) => i.id)).toEqual(plan);
       expect(items[22]).toMatchObject({ outcome: 'skipped-locked' });
       const kinds = sent
-        .map((q) => (/set_config\('lock_timeout'/.test(q) ? 'lower' : /^RESET lock_timeout/.test(q) ? 'reset' : /^UPDATE/.test(q) ? 'cas' : /FOR UPDATE SKIP LOCKED/.test(q) ? 'lock' : null))
+        .map((q) => (/set_config\('lock_timeout'/.test(q) ? 'lower' : /^RESET lock_timeout/.test(q) ? 'reset' : /^(WITH upd AS \()?UPDATE/.test(q) ? 'cas' : /FOR UPDATE SKIP LOCKED/.test(q) ? 'lock' : null))
         .filter(Boolean);
       // Batches 1–4 under one lowering; batch 5's CAS times out, its re-run locks under the
       // configured value; batches 6–10 under a second lowering; the session's own value at the end.
