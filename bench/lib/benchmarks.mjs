@@ -396,6 +396,11 @@ export async function benchReap(ctx) {
               const report = JSON.parse(readFileSync(out, 'utf8'));
               const s = report.summary;
               check(s.reaped === z.rows && report.items.length === z.rows, `opsctl reaped ${s.reaped} of ${report.items.length} planned, expected ${z.rows}`);
+              // Its journal (no audit table): written, then removed, so that hundreds of MB of
+              // it are not flushed to disk under the runs that follow.
+              const state = join(process.env.XDG_STATE_HOME, 'opsctl');
+              check(existsSync(join(state, 'audit.jsonl')) && statSync(join(state, 'audit.jsonl')).size > 0, 'opsctl reap wrote no journal');
+              rmSync(state, { recursive: true, force: true });
               if (i >= 0) {
                 (key === 'opsctl' ? summaries : summaries2).push(s);
                 kib[key].push(r.kib);
