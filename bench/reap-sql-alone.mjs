@@ -54,7 +54,7 @@ try {
     const ids = planned.map((r) => r.id);
     reaped = ids.length;
     const head = reapJournalHead(
-      { row: '', summaries: JSON.stringify({ approved: `reaped after ${olderThan} in approved state`, running: `reaped after ${olderThan} in running state` }), metadata: JSON.stringify({ to_status: 'failed', threshold: olderThan, reason: null, image: { table: cfg.table, schema: null, key: 'id', columns: ['status', 'error', 'updated_at', 'transitioned_at'] } }) },
+      { summaries: JSON.stringify({ approved: `reaped after ${olderThan} in approved state`, running: `reaped after ${olderThan} in running state` }), metadata: JSON.stringify({ to_status: 'failed', threshold: olderThan, reason: null, image: { table: cfg.table, schema: null, key: 'id', columns: ['status', 'error', 'updated_at', 'transitioned_at'] } }) },
       { at: new Date().toISOString(), actor: 'bench', kind: 'execution.reaped', resourceType: cfg.table, target: { kind: 'postgres', name: null, database: db } },
     );
     let bytes = 0;
