@@ -5,6 +5,7 @@ import { ExitCode, OpsctlError, usageError } from '../errors.js';
 import { propagationNames } from './propagations-table.js';
 import { errorClass } from './error-classes.js';
 import type { ResolvedQueue } from './jobs-presets.js';
+import type { JournalTarget } from '../engine/local-state.js';
 
 /**
  * One item whole (`… show ID`): its row as the database has it (row_to_json) and its audit
@@ -165,9 +166,17 @@ export interface JournalRecord {
   metadata: unknown;
 }
 
-/** The journal lines of one resource, newest first; none when there is no journal yet. Lines that do not parse are skipped. */
-export async function journalHistory(path: string, resourceType: string, id: string): Promise<JournalRecord[]> {
+/**
+ * The journal lines of one resource, newest first; none when there is no journal yet. Lines that
+ * do not parse are skipped. `target`: only lines made there (a database by system identifier and
+ * name: another database's row with the same key is another row).
+ */
+export async function journalHistory(path: string, resourceType: string, id: string, target?: JournalTarget | null): Promise<JournalRecord[]> {
   const { readJournalLines } = await import('../engine/local-state.js');
-  const lines = await readJournalLines(path, { contains: id, keep: (j): j is JournalRecord => j.resourceType === resourceType && j.resourceId === id });
+  const { sameTarget } = await import('../engine/runs.js');
+  const lines = await readJournalLines(path, {
+    contains: id,
+    keep: (j): j is JournalRecord => j.resourceType === resourceType && j.resourceId === id && (target === undefined || sameTarget(j.target, target)),
+  });
   return lines.reverse();
 }

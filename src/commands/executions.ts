@@ -224,7 +224,7 @@ export async function runShowExecution(ctx: CommandContext, id: string): Promise
   const cfg = config.executions;
   const { showExecution } = await import('../checks/show-item.js');
   const { emitShow, readWithAudit, rowFields } = await import('./show-output.js');
-  const { item, audit } = await readWithAudit(ctx, cfg.table, (ro) => showExecution(ro, cfg, id));
+  const { item, audit, journal } = await readWithAudit(ctx, cfg.table, (ro) => showExecution(ro, cfg, id));
   return emitShow(ctx, {
     command: 'executions show',
     headline: `Execution ${item.id} in ${item.table}`,
@@ -234,6 +234,7 @@ export async function runShowExecution(ctx: CommandContext, id: string): Promise
     ],
     item: { ...item },
     audit,
+    journal,
   });
 }
 

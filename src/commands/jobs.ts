@@ -461,7 +461,7 @@ export async function runShowJob(ctx: CommandContext, id: string): Promise<numbe
   const q = resolveQueue(config);
   const { showJob } = await import('../checks/show-item.js');
   const { emitShow, readWithAudit, rowFields } = await import('./show-output.js');
-  const { item, audit } = await readWithAudit(ctx, q.preset.table, async (ro) => {
+  const { item, audit, journal } = await readWithAudit(ctx, q.preset.table, async (ro) => {
     await assertQueueSchema(ro, q);
     return showJob(ro, q, id);
   });
@@ -471,6 +471,7 @@ export async function runShowJob(ctx: CommandContext, id: string): Promise<numbe
     fields: rowFields(item.row, {}),
     item: { ...item },
     audit,
+    journal,
   });
 }
 

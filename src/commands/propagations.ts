@@ -370,7 +370,7 @@ export async function runShowPropagation(ctx: CommandContext, id: string): Promi
   const cfg = config.propagations;
   const { showPropagation } = await import('../checks/show-item.js');
   const { emitShow, readWithAudit, rowFields } = await import('./show-output.js');
-  const { item, audit } = await readWithAudit(ctx, cfg.table, (ro) => showPropagation(ro, cfg, id));
+  const { item, audit, journal } = await readWithAudit(ctx, cfg.table, (ro) => showPropagation(ro, cfg, id));
   const c = cfg.columns;
   const roles: Record<string, string> = { [c.id]: 'id', [c.kind]: 'kind', [c.attempts]: 'attempts', [c.lastError]: 'lastError', [c.appliedAt]: 'appliedAt', [c.failedAt]: 'failedAt' };
   return emitShow(ctx, {
@@ -379,6 +379,7 @@ export async function runShowPropagation(ctx: CommandContext, id: string): Promi
     fields: [{ field: 'state', value: item.state }, { field: 'error class', value: item.errorClass }, ...rowFields(item.row, roles)],
     item: { ...item },
     audit,
+    journal,
   });
 }
 

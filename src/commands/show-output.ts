@@ -67,8 +67,9 @@ export async function emitShow(ctx: CommandContext, r: ShowResult): Promise<numb
   const notes = [...(r.notes ?? [])];
   if (r.audit === undefined) {
     if (!r.journal) notes.push('No audit history: audit.table is not configured.');
+    else if (r.journal.length === 0) notes.push('No audit history: audit.table is not configured, and no line of the local journal names this item.');
   } else if (r.audit.length === 0) notes.push('Audit history: none (no audit row names this item).');
-  if (r.journal && r.journal.length === 0) notes.push('Local journal: no line names this item.');
+  if (r.audit !== undefined && r.journal && r.journal.length === 0) notes.push('Local journal: no line names this item.');
   return ctx.emit<Field>({
     command: r.command,
     mode: 'read',
@@ -88,14 +89,26 @@ function bigintText(_k: string, v: unknown): unknown {
   return typeof v === 'bigint' ? v.toString() : v;
 }
 
-/** One item (found by `find`) and its audit history, read in one READ ONLY transaction. */
-export async function readWithAudit<I extends { id: string }>(ctx: CommandContext, table: string, find: (ro: Database) => Promise<I>): Promise<{ item: I; audit: AuditRecord[] | undefined }> {
+/**
+ * One item (found by `find`) and its audit history, read in one READ ONLY transaction. With no
+ * audit table, its history is the local journal's lines of this database instead.
+ */
+export async function readWithAudit<I extends { id: string }>(
+  ctx: CommandContext,
+  table: string,
+  find: (ro: Database) => Promise<I>,
+): Promise<{ item: I; audit: AuditRecord[] | undefined; journal?: JournalRecord[] }> {
   const config = await ctx.config();
-  const { auditHistory } = await import('../checks/show-item.js');
+  const { auditHistory, journalHistory } = await import('../checks/show-item.js');
   return ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       const item = await find(ro);
-      return { item, audit: await auditHistory(ro, config.audit, table, item.id) };
+      const audit = await auditHistory(ro, config.audit, table, item.id);
+      if (audit !== undefined) return { item, audit };
+      const { journalPath } = await import('../engine/local-state.js');
+      const { databaseIdentity } = await import('../engine/remediation.js');
+      const where = await databaseIdentity(ro);
+      return { item, audit, journal: await journalHistory(journalPath(ctx.io.env), table, item.id, { ...where, name: ctx.targetName }) };
     }),
   );
 }

@@ -89,6 +89,33 @@ describe('executions show', () => {
     expect((await cli(['--config', plain, 'executions', 'show', id, '-o', 'json'], env)).json().item.error).toBe(error);
   });
 
+  it('with no audit table: the local journal lines of this database that name the row (a reap\'s batch line read back)', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'opsctl-show-state-'));
+    const e = { ...env, OPSCTL_STATE_DIR: state };
+    const id = (await db.client.query("INSERT INTO purchase_executions (status, updated_at) VALUES ('approved', now() - interval '3 hours') RETURNING id::text")).rows[0].id as string;
+    const none = await cli(['--config', plain, 'executions', 'show', id], e);
+    expect(none.stdout).toContain('No audit history: audit.table is not configured, and no line of the local journal names this item.');
+    // Another database's line for the same key is another row's: left out.
+    const [{ system }] = (await db.client.query('SELECT system_identifier::text AS system FROM pg_control_system()')).rows;
+    writeFileSync(
+      join(state, 'audit.jsonl'),
+      `${JSON.stringify({ at: '2026-01-01T00:00:00.000Z', actor: 'elsewhere', kind: 'execution.reaped', resourceType: 'purchase_executions', resourceId: id, summary: 'another database', metadata: {}, target: { kind: 'postgres', name: null, system, database: 'some_other_db' } })}\n`,
+    );
+    const reap = await cli(['--config', plain, 'reap', '--older-than', '2h', '--apply', '--yes', '--max', '0', '-o', 'json'], e);
+    expect(reap.code).toBe(0);
+    expect(reap.json().items.map((i: { id: string }) => i.id)).toContain(id);
+    const table = await cli(['--config', plain, 'executions', 'show', id], e);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toContain('Local journal (newest first)');
+    expect(table.stdout).toContain('execution.reaped');
+    expect(table.stdout).not.toContain('another database');
+    expect(table.stdout).not.toContain('audit.table is not configured');
+    const json = (await cli(['--config', plain, 'executions', 'show', id, '-o', 'json'], e)).json();
+    expect(json.journal).toHaveLength(1);
+    expect(json.journal[0]).toMatchObject({ kind: 'execution.reaped', resourceId: id, summary: expect.stringContaining('reaped after 2h in approved state'), target: { kind: 'postgres', database: db.name } });
+    expect(json.journal[0].metadata).toMatchObject({ from_status: 'approved', to_status: 'failed', before: { status: 'approved' }, after: { status: 'failed' }, image: { id } });
+  });
+
   it('the full error is not cut in the table', async () => {
     const id = (await db.client.query("INSERT INTO purchase_executions (status, error) VALUES ('failed', $1) RETURNING id::text", [LONG_ERROR])).rows[0].id as string;
     const r = await cli(['--config', plain, 'executions', 'show', id], env);
