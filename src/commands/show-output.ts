@@ -53,13 +53,14 @@ export async function emitShow(ctx: CommandContext, r: ShowResult): Promise<numb
     { header: 'at', value: (a) => a.createdAt },
     { header: 'kind', value: (a) => a.kind },
     { header: 'actor', value: (a) => a.actor },
-    { header: 'summary', value: (a) => a.summary },
+    // Free text: cut to the terminal's width (a pipe, -o wide and json keep it whole).
+    { header: 'summary', value: (a) => a.summary, shrink: true },
   ];
   const journal: Column<JournalRecord>[] = [
     { header: 'at', value: (j) => j.at },
     { header: 'kind', value: (j) => j.kind },
     { header: 'actor', value: (j) => j.actor },
-    { header: 'summary', value: (j) => j.summary },
+    { header: 'summary', value: (j) => j.summary, shrink: true },
   ];
   const sections: Section[] = [];
   if (r.audit?.length) sections.push({ title: 'Audit history (newest first)', columns: history, rows: r.audit });

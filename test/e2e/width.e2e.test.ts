@@ -169,3 +169,20 @@ describe('-o wide is an output format like table', () => {
     expect(config.stdout).toContain('# source:');
   });
 });
+
+// Last: it reaps the uuid rows the tests above list.
+describe('executions show on an 80-column terminal', () => {
+  it('its history (here the local journal: no audit table) fits, the summary cut with "…"; piped it is whole', async () => {
+    const e = { ...uuidReapEnv(), OPSCTL_STATE_DIR: join(dir, 'state') };
+    const reap = await cliProcess(['reap', '--apply', '--yes', '--max', '0', '-o', 'json'], e);
+    expect(reap.code).toBe(0);
+    const r = await onTty(['executions', 'show', uuids[0] as string], e, 80);
+    expect(r.code).toBe(0);
+    const history = r.output.slice(r.output.indexOf('Local journal (newest first)'));
+    expect(history).toContain('execution.reaped');
+    expect(history).toContain('…');
+    expect(widest(history)).toBeLessThanOrEqual(80);
+    const piped = await cliProcess(['executions', 'show', uuids[0] as string], e);
+    expect(piped.stdout).toContain('the worker pool was drained before the settlement finished; the worker pool');
+  });
+});
