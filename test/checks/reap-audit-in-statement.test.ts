@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { freshDatabase } from '../support/db.js';
+import { ROWS, id, twinDatabases, type Db } from '../support/reap-twins.js';
 import { Database } from '../../src/database/database.js';
 import { defaultConfig } from '../../src/config/config.js';
 import { reapRemedy } from '../../src/checks/stuck-executions.js';
@@ -12,37 +12,11 @@ import { databaseHost, streamRemediation } from '../../src/engine/remediation.js
  * run here on two databases holding the same rows, and their audit rows (but for id and
  * created_at) and execution rows are compared column by column, metadata key by key.
  */
-type Db = Awaited<ReturnType<typeof freshDatabase>>;
 let a: Db;
 let b: Db;
 
-const ROWS = 40;
-/** The same rows in both databases: fixed ids, statuses, errors, ages; a BEFORE trigger after the touch trigger pins the new times. */
-async function seed(db: Db, base: string) {
-  await db.client.query(`
-    INSERT INTO purchase_executions (id, status, error, updated_at, created_at, transitioned_at)
-    SELECT ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid,
-           (ARRAY['approved','running'])[1 + i % 2],
-           CASE WHEN i % 3 = 0 THEN 'previous error ' || i END,
-           timestamptz '${base}' - interval '1 hour' - make_interval(mins => i),
-           timestamptz '${base}' - interval '2 days',
-           CASE WHEN i % 4 = 0 THEN timestamptz '2025-06-01 12:00:00.123456+00' + make_interval(secs => i) END
-      FROM generate_series(1, ${ROWS}) i;
-    INSERT INTO purchase_executions (id, status, updated_at, created_at) VALUES ('00000000-0000-4000-8000-999999999999', 'running', timestamptz '${base}', timestamptz '${base}');
-    CREATE FUNCTION pin_times() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN NEW.updated_at := timestamptz '2030-01-01 00:00:00.5+00'; NEW.transitioned_at := timestamptz '2030-01-02 03:04:05+00'; RETURN NEW; END $$;
-    CREATE TRIGGER zz_pin_times BEFORE UPDATE ON purchase_executions FOR EACH ROW EXECUTE FUNCTION pin_times();
-  `);
-}
-const id = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
-
 beforeAll(async () => {
-  a = await freshDatabase('reap_audit_a');
-  b = await freshDatabase('reap_audit_b');
-  // The same instant in both (now() would differ between them).
-  const base = new Date().toISOString();
-  await seed(a, base);
-  await seed(b, base);
+  [a, b] = await twinDatabases('reap_audit');
 });
 afterAll(async () => {
   await a?.drop();

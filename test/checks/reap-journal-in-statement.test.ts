@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freshDatabase } from '../support/db.js';
+import { ROWS, id, twinDatabases, type Db } from '../support/reap-twins.js';
 import { Database } from '../../src/database/database.js';
 import { defaultConfig } from '../../src/config/config.js';
 import { reapRemedy } from '../../src/checks/stuck-executions.js';
@@ -17,37 +17,11 @@ import { readJournalLines } from '../../src/engine/local-state.js';
  * rows, and their journal lines (but for the time of writing and the target's database name) and
  * execution rows are compared field by field.
  */
-type Db = Awaited<ReturnType<typeof freshDatabase>>;
 let a: Db;
 let b: Db;
 
-const ROWS = 40;
-/** The same rows in both databases: fixed ids, statuses, errors, ages; a BEFORE trigger after the touch trigger pins the new times. */
-async function seed(db: Db, base: string) {
-  await db.client.query(`
-    INSERT INTO purchase_executions (id, status, error, updated_at, created_at, transitioned_at)
-    SELECT ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid,
-           (ARRAY['approved','running'])[1 + i % 2],
-           CASE WHEN i % 3 = 0 THEN 'previous error ' || i END,
-           timestamptz '${base}' - interval '1 hour' - make_interval(mins => i),
-           timestamptz '${base}' - interval '2 days',
-           CASE WHEN i % 4 = 0 THEN timestamptz '2025-06-01 12:00:00.123456+00' + make_interval(secs => i) END
-      FROM generate_series(1, ${ROWS}) i;
-    INSERT INTO purchase_executions (id, status, updated_at, created_at) VALUES ('00000000-0000-4000-8000-999999999999', 'running', timestamptz '${base}', timestamptz '${base}');
-    CREATE FUNCTION pin_times() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN NEW.updated_at := timestamptz '2030-01-01 00:00:00.5+00'; NEW.transitioned_at := timestamptz '2030-01-02 03:04:05+00'; RETURN NEW; END $$;
-    CREATE TRIGGER zz_pin_times BEFORE UPDATE ON purchase_executions FOR EACH ROW EXECUTE FUNCTION pin_times();
-  `);
-}
-const id = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
-
 beforeAll(async () => {
-  a = await freshDatabase('reap_journal_a');
-  b = await freshDatabase('reap_journal_b');
-  // The same instant in both (now() would differ between them).
-  const base = new Date().toISOString();
-  await seed(a, base);
-  await seed(b, base);
+  [a, b] = await twinDatabases('reap_journal');
 });
 afterAll(async () => {
   await a?.drop();
