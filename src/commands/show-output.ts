@@ -101,15 +101,17 @@ export async function readWithAudit<I extends { id: string }>(
 ): Promise<{ item: I; audit: AuditRecord[] | undefined; journal?: JournalRecord[] }> {
   const config = await ctx.config();
   const { auditHistory, journalHistory } = await import('../checks/show-item.js');
-  return ctx.withDatabase((db) =>
+  const { databaseIdentity } = await import('../engine/remediation.js');
+  const read = await ctx.withDatabase((db) =>
     db.readOnly(async (ro) => {
       const item = await find(ro);
       const audit = await auditHistory(ro, config.audit, table, item.id);
-      if (audit !== undefined) return { item, audit };
-      const { journalPath } = await import('../engine/local-state.js');
-      const { databaseIdentity } = await import('../engine/remediation.js');
-      const where = await databaseIdentity(ro);
-      return { item, audit, journal: await journalHistory(journalPath(ctx.io.env), table, item.id, { ...where, name: ctx.targetName }) };
+      return { item, audit, where: audit === undefined ? await databaseIdentity(ro) : null };
     }),
   );
+  const { item, audit, where } = read;
+  if (!where) return { item, audit };
+  // Read once the transaction is over: the journal is a local file.
+  const { journalPath } = await import('../engine/local-state.js');
+  return { item, audit, journal: await journalHistory(journalPath(ctx.io.env), table, item.id, { ...where, name: ctx.targetName }) };
 }

@@ -111,15 +111,14 @@ export interface JournalTarget {
 
 /**
  * Appends entries (one write per call) with the target they were made on. `lines`: appends
- * lines already built as journalLine builds them (by the server, see Remedy.journalsItself),
- * one write.
+ * whole lines already built (a batch line by the server, see Remedy.journalsItself), one write.
  */
 export type JournalAppend = ((actor: string, entries: AuditEntry[], target?: JournalTarget | null) => Promise<void>) & {
   lines(text: string): Promise<void>;
 };
 
 /** One journal line's object: what `runs`, `revert` and `show` read back. */
-export function journalLine(at: string, actor: string, e: AuditEntry, target: JournalTarget | null | undefined): Record<string, unknown> {
+function journalLine(at: string, actor: string, e: AuditEntry, target: JournalTarget | null | undefined): Record<string, unknown> {
   return { at, actor, kind: e.kind, resourceType: e.resourceType, resourceId: e.resourceId, summary: e.summary, metadata: storedMetadata(e), ...(target ? { target } : {}) };
 }
 

@@ -407,13 +407,14 @@ async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remed
   const before = capture && image ? await capture(tx, image, batch.map((p) => p.id), true) : null;
   // Lines the server builds (no per-row entry in this process: a large reap's journal was
   // most of its time, parsing the images and writing them out again).
-  const own = rec.journal && remedy.journalsItself ? { at: new Date().toISOString(), target: rec.target, text: '' } : undefined;
+  const journal = rec.journal;
+  const own = journal && remedy.journalsItself ? { at: new Date().toISOString(), target: rec.target, text: '' } : undefined;
   const result = await remedy.applyBatch(tx, batch, { runId: rec.runId, actor: rec.actor, ...(own ? { journal: own } : {}) });
   // Written by the batch's own statement (into the audit table).
   if (remedy.auditsItself) return result;
-  if (own && rec.journal) {
+  if (own && journal) {
     const ids = result.filter((r) => r.outcome === 'applied').map((r) => r.id);
-    await appendJournal(ids.length, committed, result, () => (rec.journal as JournalAppend).lines(own.text));
+    await appendJournal(ids.length, committed, result, () => journal.lines(own.text));
     rec.journaled = ids;
     return result;
   }
@@ -422,8 +423,7 @@ async function applyAudited<P extends PlannedItem, C>(host: RemedyHost<C>, remed
   const after = capture && image && image.columns !== 'row' && applied.length ? await capture(tx, image, applied.map((r) => r.id), false) : new Map<string, Image>();
   const entries = applied.map((r) => recorded(r.audit as AuditEntry, r.id, rec.runId, image, before ? { before, after } : null));
   if (entries.length) {
-    if (rec.journal) {
-      const journal = rec.journal;
+    if (journal) {
       await appendJournal(entries.length, committed, result, () => journal(rec.actor, entries, rec.target));
       rec.journaled = applied.map((r) => r.id);
     } else if (host.writeAudit) await host.writeAudit(tx, remedy.audit ?? null, entries);

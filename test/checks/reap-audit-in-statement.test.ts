@@ -1,10 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
-import { ROWS, id, twinDatabases, type Db } from '../support/reap-twins.js';
-import { Database } from '../../src/database/database.js';
-import { defaultConfig } from '../../src/config/config.js';
-import { reapRemedy } from '../../src/checks/stuck-executions.js';
-import { databaseHost, streamRemediation } from '../../src/engine/remediation.js';
+import { ROWS, id, reapTwin, twinDatabases, type Db } from '../support/reap-twins.js';
 
 /**
  * Reap with an audit table writes its audit rows in the batch's own statement (Remedy.auditsItself).
@@ -23,51 +18,10 @@ afterAll(async () => {
   await b?.drop();
 });
 
-/** A reap --apply of every stuck row through the streamed engine; row 7 held by another transaction, row 12 finished by its worker after the plan. */
 async function reap(db: Db, auditInStatement: boolean) {
-  const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
-  const sent: string[] = [];
-  const queryRaw = conn.queryRaw.bind(conn);
-  conn.queryRaw = ((sql: string, params?: unknown[]) => {
-    // The run's record (kind opsctl.run, its own transaction after the last batch) is not a batch's.
-    if (!JSON.stringify(params ?? []).includes('opsctl.run')) sent.push(sql);
-    return queryRaw(sql, params);
-  }) as typeof conn.queryRaw;
-  const holder = new pg.Client({ connectionString: db.url });
-  await holder.connect();
-  try {
-    await holder.query('BEGIN');
-    await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [id(7)]);
-    const cfg = defaultConfig();
-    const remedy = reapRemedy(cfg.executions, {
-      thresholdMs: 600_000,
-      statuses: ['approved', 'running'],
-      limit: 0,
-      reason: "operator's note",
-      actor: 'alice',
-      audit: { table: 'audit_log', schema: null },
-      casLockTimeoutMs: 20,
-      auditInStatement,
-    });
-    expect(Boolean(remedy.auditsItself)).toBe(auditInStatement);
-    const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
-      apply: true,
-      max: 0,
-      batchSize: 9,
-      wait: false,
-      confirm: async () => {
-        await db.client.query("UPDATE purchase_executions SET status = 'completed' WHERE id = $1", [id(12)]);
-        return true;
-      },
-    });
-    const items = [];
-    for await (const i of report.items) items.push(i);
-    return { items, summary: report.summary, sent };
-  } finally {
-    await holder.query('ROLLBACK');
-    await holder.end();
-    await conn.close();
-  }
+  const run = await reapTwin(db, { audit: { table: 'audit_log', schema: null }, auditInStatement });
+  expect(Boolean(run.remedy.auditsItself)).toBe(auditInStatement);
+  return run;
 }
 
 describe('reap with an audit table: audit rows written by the batch statement', () => {

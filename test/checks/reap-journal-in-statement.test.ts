@@ -2,12 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
-import { ROWS, id, twinDatabases, type Db } from '../support/reap-twins.js';
-import { Database } from '../../src/database/database.js';
-import { defaultConfig } from '../../src/config/config.js';
-import { reapRemedy } from '../../src/checks/stuck-executions.js';
-import { databaseHost, streamRemediation } from '../../src/engine/remediation.js';
+import { ROWS, id, reapTwin, twinDatabases, type Db } from '../support/reap-twins.js';
 import { readJournalLines } from '../../src/engine/local-state.js';
 
 /**
@@ -28,55 +23,14 @@ afterAll(async () => {
   await b?.drop();
 });
 
-/** A reap --apply of every stuck row through the streamed engine; row 7 held by another transaction, row 12 finished by its worker after the plan. */
 async function reap(db: Db, journalInStatement: boolean, dir: string) {
-  const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
-  const sent: string[] = [];
-  const queryRaw = conn.queryRaw.bind(conn);
-  conn.queryRaw = ((sql: string, params?: unknown[]) => {
-    sent.push(sql);
-    return queryRaw(sql, params);
-  }) as typeof conn.queryRaw;
-  const holder = new pg.Client({ connectionString: db.url });
-  await holder.connect();
-  try {
-    await holder.query('BEGIN');
-    await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [id(7)]);
-    const cfg = defaultConfig();
-    const remedy = reapRemedy(cfg.executions, {
-      thresholdMs: 600_000,
-      statuses: ['approved', 'running'],
-      limit: 0,
-      reason: "operator's note",
-      actor: 'alice',
-      audit: { table: null, schema: null },
-      casLockTimeoutMs: 20,
-      journalInStatement,
-    });
-    expect(Boolean(remedy.journalsItself)).toBe(journalInStatement);
-    const journalPath = join(dir, 'audit.jsonl');
-    const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
-      apply: true,
-      max: 0,
-      batchSize: 9,
-      wait: false,
-      journalPath,
-      confirm: async () => {
-        await db.client.query("UPDATE purchase_executions SET status = 'completed' WHERE id = $1", [id(12)]);
-        return true;
-      },
-    });
-    const items = [];
-    for await (const i of report.items) items.push(i);
-    const raw = readFileSync(journalPath, 'utf8').split('\n').filter(Boolean);
-    // As runs, revert and show read them back.
-    const lines = await readJournalLines(journalPath, { keep: (j): j is any => true });
-    return { items, summary: report.summary, sent, raw, lines };
-  } finally {
-    await holder.query('ROLLBACK');
-    await holder.end();
-    await conn.close();
-  }
+  const journalPath = join(dir, 'audit.jsonl');
+  const run = await reapTwin(db, { audit: { table: null, schema: null }, journalInStatement }, journalPath);
+  expect(Boolean(run.remedy.journalsItself)).toBe(journalInStatement);
+  const raw = readFileSync(journalPath, 'utf8').split('\n').filter(Boolean);
+  // As runs, revert and show read them back.
+  const lines = await readJournalLines(journalPath, { keep: (j): j is any => true });
+  return { ...run, raw, lines };
 }
 
 describe('reap with no audit table: journal lines built by the batch statement', () => {

@@ -1,4 +1,9 @@
+import pg from 'pg';
 import { freshDatabase } from './db.js';
+import { Database } from '../../src/database/database.js';
+import { defaultConfig } from '../../src/config/config.js';
+import { reapRemedy, type ReapOptions } from '../../src/checks/stuck-executions.js';
+import { databaseHost, streamRemediation } from '../../src/engine/remediation.js';
 
 /**
  * Two databases holding the same stuck executions, for tests that run two paths of reap (one
@@ -38,4 +43,53 @@ export async function twinDatabases(name: string): Promise<[Db, Db]> {
   await seed(a, base);
   await seed(b, base);
   return [a, b];
+}
+
+/**
+ * A reap --apply of every stuck row through the streamed engine, in batches of 9: row 7 held
+ * by another transaction throughout, row 12 finished by its worker after the plan (at the
+ * confirm). `sent`: the SQL the reap sent on its session, but for the run's record.
+ */
+export async function reapTwin(db: Db, options: Pick<ReapOptions, 'audit' | 'auditInStatement' | 'journalInStatement'>, journalPath?: string) {
+  const conn = await Database.connect({ settings: { ...defaultConfig().database, url: db.url }, env: {} });
+  const sent: string[] = [];
+  const queryRaw = conn.queryRaw.bind(conn);
+  conn.queryRaw = ((sql: string, params?: unknown[]) => {
+    // The run's record (kind opsctl.run, its own transaction after the last batch) is not a batch's.
+    if (!JSON.stringify(params ?? []).includes('opsctl.run')) sent.push(sql);
+    return queryRaw(sql, params);
+  }) as typeof conn.queryRaw;
+  const holder = new pg.Client({ connectionString: db.url });
+  await holder.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM purchase_executions WHERE id = $1 FOR UPDATE', [id(7)]);
+    const remedy = reapRemedy(defaultConfig().executions, {
+      thresholdMs: 600_000,
+      statuses: ['approved', 'running'],
+      limit: 0,
+      reason: "operator's note",
+      actor: 'alice',
+      casLockTimeoutMs: 20,
+      ...options,
+    });
+    const report = await streamRemediation(databaseHost(conn, remedy.table, remedy.schema), remedy, {
+      apply: true,
+      max: 0,
+      batchSize: 9,
+      wait: false,
+      ...(journalPath ? { journalPath } : {}),
+      confirm: async () => {
+        await db.client.query("UPDATE purchase_executions SET status = 'completed' WHERE id = $1", [id(12)]);
+        return true;
+      },
+    });
+    const items = [];
+    for await (const i of report.items) items.push(i);
+    return { remedy, items, summary: report.summary, sent };
+  } finally {
+    await holder.query('ROLLBACK');
+    await holder.end();
+    await conn.close();
+  }
 }
